@@ -1,0 +1,38 @@
+"""Read one section of params.yaml (DVC's parameter file)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common.errors import UserError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+def load_params(section: str | None = None, path: str | Path = DEFAULT_PARAMS) -> Any:
+    """The whole params file, or one top-level section of it; a missing file or section is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} not found: run from the repository root or pass --params PATH")
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML ({exc}); fix the file") from exc
+    if section is None:
+        return params
+    if section not in params:
+        raise UserError(f"{path} has no '{section}' section; add it (see the README's params table)")
+    return params[section]
+
+
+def require(mapping: dict, key: str, section: str, kind: type | tuple[type, ...] | None = None) -> Any:
+    """mapping[key], with a UserError naming `section.key` when it is missing or of the wrong type."""
+    if key not in mapping:
+        raise UserError(f"params.yaml: '{section}.{key}' is missing; add it")
+    value = mapping[key]
+    if kind is not None and not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise UserError(f"params.yaml: '{section}.{key}' must be {names}, got {value!r}")
+    return value

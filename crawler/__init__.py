@@ -1,0 +1,1 @@
+"""Scrapy project that crawls ZOL mobile-phone reviews with their images (see ZOL-SITE.md)."""

@@ -1,0 +1,1 @@
+"""Project commands: `scrapy crawl` with an exit status that reflects the crawl."""

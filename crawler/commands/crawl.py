@@ -1,0 +1,30 @@
+"""`scrapy crawl` that exits non-zero when the spider wrote no reviews (3) or was interrupted (4), so DVC stops."""
+from __future__ import annotations
+
+from scrapy import signals
+from scrapy.commands.crawl import Command as ScrapyCrawlCommand
+from scrapy.exceptions import UsageError
+
+EXIT_NO_REVIEWS = 3
+EXIT_INTERRUPTED = 4
+
+
+class Command(ScrapyCrawlCommand):
+    def run(self, args, opts) -> None:
+        if len(args) != 1:
+            raise UsageError("running 'scrapy crawl' needs exactly one spider name")
+        crawler = self._create_crawler(args[0])
+        outcome: dict[str, str] = {}
+
+        def on_closed(spider, reason: str) -> None:
+            outcome["reason"] = reason
+
+        crawler.signals.connect(on_closed, signal=signals.spider_closed)
+        self.crawler_process.crawl(crawler, **opts.spargs)
+        self.crawler_process.start()
+        if self.crawler_process.bootstrap_failed:
+            self.exitcode = 1
+        elif crawler.spider is not None and getattr(crawler.spider, "reviews_written", None) == 0:
+            self.exitcode = EXIT_NO_REVIEWS
+        elif outcome.get("reason") not in (None, "finished"):
+            self.exitcode = EXIT_INTERRUPTED

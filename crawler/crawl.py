@@ -1,0 +1,136 @@
+"""DVC stage `crawl`: run `scrapy crawl zol` with params.yaml's `crawl` section and rewrite `<out>/` whole.
+
+With `mirror` set (a folder or http://127.0.0.1:PORT) the crawl reads the offline mirror and politeness is switched
+off (there is no server to be polite to); with `mirror: ""` it crawls the live site politely.
+The crawl writes into a staging folder beside `<out>` that replaces `<out>` only when the crawl succeeded, so stale
+reviews or images never survive and a failed crawl leaves the previous output alone.
+Exit status: 0 ok, 2 bad params, 3 the crawl yielded no reviews, 4 interrupted, other = scrapy failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from crawler.contract import REVIEWS_FILE, STATS_FILE
+from common.errors import UserError, cli_entry
+from common.params import load_params, require
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR_SPEED_SETTINGS = ("AUTOTHROTTLE_ENABLED=0", "DOWNLOAD_DELAY=0",
+                         "CONCURRENT_REQUESTS=32", "CONCURRENT_REQUESTS_PER_DOMAIN=16")
+
+
+def spider_arguments(params: dict, crawl_date: str) -> dict[str, str]:
+    """The spider's -a arguments from the `crawl` params (validated)."""
+    args = {}
+    for key in ("list_pages", "review_pages", "max_products"):
+        value = require(params, key, "crawl", int)
+        if value < 0:
+            raise UserError(f"params.yaml: 'crawl.{key}' must be >= 0, got {value}")
+        args[key] = str(value)
+    products = params.get("products") or ""
+    if isinstance(products, (list, tuple)):
+        products = ",".join(str(p) for p in products)
+    products = str(products).replace(" ", "")
+    if products and not all(p.isdigit() for p in products.split(",")):
+        raise UserError(f"params.yaml: 'crawl.products' must be comma-separated product ids, got {products!r}")
+    if products:
+        args["products"] = products
+    if crawl_date:
+        args["crawl_date"] = crawl_date
+    return args
+
+
+def resolve_crawl_date(params: dict, mirror: str) -> str:
+    """`crawl.crawl_date`, else the mirror's manifest date (its yearless dates were written for it), else ''."""
+    crawl_date = str(params.get("crawl_date") or "")
+    if not crawl_date and mirror and not mirror.startswith("http"):
+        manifest = Path(mirror) / "manifest.json"
+        if manifest.is_file():
+            crawl_date = json.loads(manifest.read_text(encoding="utf-8")).get("crawl_date") or ""
+    return crawl_date
+
+
+def scrapy_command(args: dict[str, str], staging: Path, mirror: str, jobdir: str | None) -> list[str]:
+    command = [sys.executable, "-m", "scrapy", "crawl", "zol"]
+    for key, value in args.items():
+        command += ["-a", f"{key}={value}"]
+    settings = [f"ZOL_OUT={staging}", f"ZOL_MIRROR={mirror}"]
+    if mirror:
+        settings += MIRROR_SPEED_SETTINGS
+    if jobdir:
+        settings.append(f"JOBDIR={jobdir}")
+    for setting in settings:
+        command += ["-s", setting]
+    return command
+
+
+def replace_output(staging: Path, out: Path) -> None:
+    """Swap the finished staging folder in for `out` (the old one, stale images included, goes)."""
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def summary_line(stats: dict, seconds: float) -> str:
+    pages = sum(stats.get("pages", {}).values())
+    failures = sum(stats.get("page_failures", {}).values()) + sum(stats.get("parse_failures", {}).values())
+    layout = sum(stats.get("layout_errors", {}).values())
+    images = stats.get("images", {})
+    return (f"crawl: {pages} pages -> {stats.get('reviews', 0)} reviews, images {images.get('ok', 0)} ok / "
+            f"{images.get('failed', 0)} failed, {failures} page/parse failures, {layout} layout errors, "
+            f"{stats.get('retries', {}).get('count', 0)} retries, {seconds:.1f}s")
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crawler.crawl", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml", help="parameter file (section `crawl`)")
+    parser.add_argument("--jobdir", default=None, help="Scrapy JOBDIR: a killed crawl resumes from here")
+    opts = parser.parse_args(argv)
+
+    params = load_params("crawl", opts.params)
+    mirror = str(params.get("mirror") or "").strip()
+    if mirror and not mirror.startswith(("http://", "https://")):
+        if not Path(mirror).is_dir():
+            raise UserError(f"crawl.mirror {mirror} is not a folder: generate it (dvc repro sample, or "
+                            f"python -m crawler.mirror --out {mirror}) or set crawl.mirror to \"\" for the live site")
+        mirror = str(Path(mirror).resolve())
+    out = Path(require(params, "out", "crawl", str)).resolve()
+    args = spider_arguments(params, resolve_crawl_date(params, mirror))
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+
+    started = time.monotonic()
+    env = {**os.environ, "ZOL_MIRROR": mirror, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    command = scrapy_command(args, staging, mirror, opts.jobdir)
+    print(f"crawl: {'mirror ' + mirror if mirror else 'the live site (polite: expect hours)'} -> {out}", flush=True)
+    returncode = subprocess.call(command, cwd=REPO, env=env)
+    stats_path = staging / STATS_FILE
+    stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
+    if returncode != 0:
+        reason = {3: "the crawl yielded no reviews (layout drift or an empty mirror)",
+                  4: "the crawl was interrupted"}.get(returncode, "scrapy failed")
+        print(f"error: {reason}; {out} left unchanged, this run's output is in {staging}", file=sys.stderr)
+        return returncode
+    if not (staging / REVIEWS_FILE).is_file():
+        print(f"error: scrapy ended without writing {staging / REVIEWS_FILE}", file=sys.stderr)
+        return 1
+    replace_output(staging, out)
+    print(summary_line(stats, time.monotonic() - started))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The item the `zol` spider yields: exactly the fields of the raw contract (crawler.contract.RAW_FIELDS)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ReviewItem:
+    review_id: str
+    product_id: str
+    product_name: str | None = None
+    brand: str | None = None
+    url: str | None = None
+    author: str | None = None
+    published: str | None = None
+    title: str | None = None
+    pros: str | None = None
+    cons: str | None = None
+    summary: str | None = None
+    body: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    overall_score: float | None = None
+    image_urls: list[str] = field(default_factory=list)
+    images: list[dict[str, Any]] = field(default_factory=list)
+    likes: int | None = None
+    replies: int | None = None
+    source: str = "zol"
+    crawled_at: str | None = None

@@ -1,0 +1,166 @@
+"""Generate an offline mirror of ZOL's phone reviews that the `zol` spider can crawl without a network.
+
+    python -m crawler.mirror --out data/sample_site --products 12 --reviews-per-product 25 --seed 7
+
+Layout: `<out>/<host>/<path>` with the path exactly as in the URL (percent-encoding kept), GBK pages,
+original-size JPEGs, and `<out>/manifest.json`: the ground truth the tests compare a crawl against.
+The same arguments always give the same bytes; the folder is rewritten whole (built beside it, then swapped).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from crawler.aspects import canonical_aspect
+from crawler.mirror_images import render_photo
+from crawler.mirror_pages import (ajax_reviews, long_review_page, product_page, ranking_page,
+                                  review_list_page)
+from crawler.mirror_plan import CRAWL_DATE, EDGE_CASES, Product, Review, plan_site
+from crawler.urls import ajax_review_url, long_review_url, product_url, ranking_url, review_list_url
+
+PRODUCTS_PER_RANKING_PAGE = 10
+EMBEDDED_REVIEWS = 20   # review.shtml embeds pages 1-2
+AJAX_PAGE_SIZE = 10
+MANIFEST = "manifest.json"
+
+
+def _site_path(url: str) -> str:
+    """`https://host/path` -> `host/path` (the mirror's file for that URL)."""
+    return url.split("://", 1)[1]
+
+
+def _review_entry(review: Review) -> dict:
+    return {
+        "review_id": review.review_id,
+        "product_id": review.product_id,
+        "long": review.long,
+        "aid": review.aid,
+        "scores": {canonical_aspect(label) or label: score for label, score in review.scores},
+        "overall_score": review.overall,
+        "n_images": len(review.images),
+        "image_urls": [image.url for image in review.images],
+        "published": review.published.isoformat(),
+    }
+
+
+def build_manifest(site: list[Product], seed: int) -> dict:
+    positions = {place: name for name, place in EDGE_CASES.items()}
+    edge_cases = {}
+    for p_index, product in enumerate(site):
+        for r_index, review in enumerate(product.reviews):
+            if (p_index, r_index) in positions:
+                edge_cases[positions[(p_index, r_index)]] = review.review_id
+    return {
+        "seed": seed,
+        "crawl_date": CRAWL_DATE.isoformat(),
+        "products": [{"product_id": p.product_id, "name": p.name, "brand": p.brand} for p in site],
+        "reviews": [_review_entry(r) for p in site for r in p.reviews],
+        "edge_cases": edge_cases,
+    }
+
+
+def _product_files(product: Product) -> dict[str, bytes]:
+    """Every page and image of one product, keyed by site path."""
+    files = {
+        _site_path(product_url(product.product_id)): product_page(product).encode("gbk"),
+        _site_path(review_list_url(product.product_id)):
+            review_list_page(product, product.reviews[:EMBEDDED_REVIEWS]).encode("gbk"),
+    }
+    rest = product.reviews[EMBEDDED_REVIEWS:]
+    for start in range(0, len(rest), AJAX_PAGE_SIZE):
+        page = 3 + start // AJAX_PAGE_SIZE
+        is_end = start + AJAX_PAGE_SIZE >= len(rest)
+        files[_site_path(ajax_review_url(product.product_id, page))] = ajax_reviews(
+            rest[start:start + AJAX_PAGE_SIZE], page, is_end).encode("ascii")
+    for review in product.reviews:
+        if review.long:
+            files[_site_path(long_review_url(product.product_id, review.aid))] = long_review_page(product, review).encode("gbk")
+        for image in review.images:
+            files[image.site_path] = render_photo(image.camera, image.appearance, image.seed)
+    return files
+
+
+def _write_tree(root: Path, files: dict[str, bytes]) -> None:
+    for rel in sorted(files):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(files[rel])
+
+
+def _swap_in(built: Path, out: Path) -> None:
+    """Replace `out` by `built` with renames only, so readers never see a half-written mirror."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder; remove it or choose another --out")
+    if out.exists():
+        old = built.with_name(built.name + ".old")
+        os.replace(out, old)
+        os.replace(built, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(built, out)
+
+
+def generate_mirror(out_dir: str | Path, products: int, reviews_per_product: int, seed: int,
+                    progress: bool = False) -> dict:
+    """Write the mirror to `out_dir` (replacing it) and return its manifest."""
+    if products < 1 or reviews_per_product < 1:
+        raise ValueError(f"need at least 1 product and 1 review per product, got {products} and {reviews_per_product}")
+    out = Path(out_dir)
+    site = plan_site(products, reviews_per_product, seed)
+    manifest = build_manifest(site, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    built = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        built.chmod(0o755)
+        pages = [site[i:i + PRODUCTS_PER_RANKING_PAGE] for i in range(0, len(site), PRODUCTS_PER_RANKING_PAGE)]
+        files = {_site_path(ranking_url(n)): ranking_page(n, len(pages), chunk).encode("gbk")
+                 for n, chunk in enumerate(pages, start=1)}
+        for product in tqdm(site, desc="mirror", unit="product", disable=not progress):
+            files.update(_product_files(product))
+        files[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        _write_tree(built, files)
+        _swap_in(built, out)
+    finally:
+        if built.exists():
+            shutil.rmtree(built)
+    return manifest
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crawler.mirror", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="folder to (re)write, e.g. data/sample_site")
+    parser.add_argument("--products", type=_positive, required=True, help="number of products (10 per ranking page)")
+    parser.add_argument("--reviews-per-product", type=_positive, required=True,
+                        help="reviews of each product (product 0 gets at least 33, so the AJAX pages are used)")
+    parser.add_argument("--seed", type=int, required=True, help="random seed: same seed, same bytes")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        manifest = generate_mirror(args.out, args.products, args.reviews_per_product, args.seed, progress=True)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    reviews = manifest["reviews"]
+    print(f"mirror: {len(manifest['products'])} products, {len(reviews)} reviews "
+          f"({sum(r['long'] for r in reviews)} long, {sum(r['n_images'] > 0 for r in reviews)} with images), "
+          f"{sum(r['n_images'] for r in reviews)} images -> {args.out} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Scrapy settings of the `zol` crawler: polite by default; `crawler.crawl` switches politeness off for the mirror."""
+from __future__ import annotations
+
+import os
+
+BOT_NAME = "zol-mimn"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+USER_AGENT = "zol-mimn/0.1 (+research crawler; reproduces the Multi-ZOL data set of the MIMN paper, AAAI-19)"
+ROBOTSTXT_OBEY = True
+
+# politeness towards the live site
+CONCURRENT_REQUESTS = 8
+CONCURRENT_REQUESTS_PER_DOMAIN = 1
+DOWNLOAD_DELAY = 1.0
+DOWNLOAD_DELAY_JITTER = 0.5
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 2.0
+AUTOTHROTTLE_MAX_DELAY = 60.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+DOWNLOAD_TIMEOUT = 30
+
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+
+HTTPCACHE_ENABLED = False
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+
+DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 4 * 1024 * 1024
+
+DEFAULT_REQUEST_HEADERS = {
+    "Accept": "text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8",
+    "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5",
+}
+
+# ZOL_MIRROR: a mirror folder or http://127.0.0.1:PORT serving one ("" = the live site)
+ZOL_MIRROR = os.environ.get("ZOL_MIRROR", "")
+# ZOL_OUT: where reviews.jsonl, crawl_stats.json and images/ go
+ZOL_OUT = os.environ.get("ZOL_OUT", "data/raw/zol")
+# ZOL_CRAWLED_AT: fixes every record's crawled_at (tests, reproducible bytes); "" = the time of scraping
+ZOL_CRAWLED_AT = os.environ.get("ZOL_CRAWLED_AT", "")
+
+DOWNLOADER_MIDDLEWARES = {
+    # last in the chain: every other middleware (robots, offsite, timeout, retry, stats) sees the real URL
+    "crawler.middlewares.MirrorMiddleware": 950,
+}
+ITEM_PIPELINES = {
+    "crawler.pipelines.ReviewImagesPipeline": 100,
+    "crawler.pipelines.ReviewJsonlPipeline": 800,
+}
+FILES_STORE = os.path.join(ZOL_OUT, "images")
+FILES_URLS_FIELD = "image_urls"
+FILES_RESULT_FIELD = "images"
+FILES_EXPIRES = 3650
+MEDIA_ALLOW_REDIRECTS = True
+
+# JOBDIR resume keeps the scraped items, not Scrapy's request state (see crawler.resume)
+DUPEFILTER_CLASS = "crawler.resume.MemoryDupeFilter"
+SCHEDULER = "crawler.resume.MemoryQueueScheduler"
+
+LOG_LEVEL = os.environ.get("ZOL_LOG_LEVEL", "INFO")
+FEED_EXPORT_ENCODING = "utf-8"
+COMMANDS_MODULE = "crawler.commands"

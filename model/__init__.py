@@ -1,0 +1,1 @@
+"""MIMN (AAAI-19) in PyTorch: layers, data loading, training and evaluation."""

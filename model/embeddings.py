@@ -1,0 +1,88 @@
+"""Initial word vectors: skip-gram (SGNS) trained on the training split, a word2vec text file, or random."""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from model.vocab import PAD_ID, Vocab
+from common.errors import UserError
+
+SPECIAL = 2  # <pad>, <unk>
+
+
+@dataclass
+class WordVectors:
+    weights: torch.Tensor   # (len(vocab), dim); row 0 (<pad>) is zeros
+    found: int              # vocabulary words (not <pad>/<unk>) that got a trained/loaded vector
+
+    def coverage(self) -> float:
+        total = self.weights.shape[0] - SPECIAL
+        return self.found / total if total > 0 else 0.0
+
+
+def stable_hash(text: str) -> int:
+    """gensim seeds each word's initial vector with this; Python's hash() changes between processes."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def random_vectors(vocab_size: int, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    weights = rng.uniform(-0.25, 0.25, size=(vocab_size, dim)).astype(np.float32)
+    weights[PAD_ID] = 0.0
+    return weights
+
+
+def train_sgns(sentences: list[list[str]], dim: int, seed: int, window: int, negative: int,
+               min_count: int, epochs: int) -> dict[str, np.ndarray]:
+    from gensim.models import Word2Vec  # imported here: slow to import and needed only for sgns
+
+    sentences = [[str(t) for t in s] for s in sentences if len(s)]
+    if not sentences:
+        return {}
+    model = Word2Vec(sentences=sentences, vector_size=dim, sg=1, negative=negative, hs=0, window=window,
+                     min_count=min_count, epochs=epochs, seed=seed, workers=1, hashfxn=stable_hash)
+    return {word: model.wv[word] for word in model.wv.index_to_key}
+
+
+def read_word2vec_text(path: str | Path, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
+    """Vectors of the `wanted` words from a word2vec text file (optional 'count dim' header line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"embeddings.source: {path} not found; give a word2vec text file, 'sgns' or 'random'")
+    vectors: dict[str, np.ndarray] = {}
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line_no, line in enumerate(handle, 1):
+            parts = line.rstrip().split(" ")
+            if line_no == 1 and len(parts) == 2:
+                continue  # header
+            if len(parts) != dim + 1:
+                raise UserError(f"{path}:{line_no} has {len(parts) - 1} numbers, expected model.embed_dim={dim}; "
+                                "use vectors of that size or change model.embed_dim")
+            if parts[0] in wanted:
+                vectors[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
+    return vectors
+
+
+def build_word_vectors(vocab: Vocab, source: str, dim: int, seed: int, train_sentences: Iterable[list[str]],
+                       sgns_params: dict) -> WordVectors:
+    """Word vectors for the vocabulary; words without a trained/loaded vector keep a seeded random one."""
+    weights = random_vectors(len(vocab), dim, seed)
+    if source == "random":
+        found: dict[str, np.ndarray] = {}
+    elif source == "sgns":
+        found = train_sgns(list(train_sentences), dim, seed, window=int(sgns_params.get("window", 5)),
+                           negative=int(sgns_params.get("negative", 5)), min_count=int(sgns_params.get("min_count", 1)),
+                           epochs=int(sgns_params.get("epochs", 5)))
+    else:
+        found = read_word2vec_text(source, set(vocab.tokens[SPECIAL:]), dim)
+    hits = 0
+    for i, token in enumerate(vocab.tokens[SPECIAL:], start=SPECIAL):
+        if token in found:
+            weights[i] = found[token]
+            hits += 1
+    return WordVectors(torch.from_numpy(weights), hits)

@@ -1,0 +1,79 @@
+"""Building blocks: length masks, masked attention, and a packed Bi-LSTM encoder."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B, max_len) bool: True where position < length."""
+    return torch.arange(max_len, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim ignoring masked positions; a fully masked row gives all zeros (no NaN)."""
+    scores = scores.float().masked_fill(~mask, float("-inf"))
+    scores = scores.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    return torch.softmax(scores, dim=-1) * mask.to(scores.dtype)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over dim 1 of (B, T, D) values where mask is True; zeros when nothing is unmasked."""
+    weights = mask.to(values.dtype).unsqueeze(-1)
+    return (values * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class MemoryAttention(nn.Module):
+    """The paper's attention layer (Eqs. 16-18): h_i = tanh(w [m_i, q] + b), a = softmax(h), v = sum a_i m_i."""
+
+    def __init__(self, memory_dim: int, query_dim: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(memory_dim + query_dim, 1)
+
+    def forward(self, memory: torch.Tensor, query: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        expanded = query.unsqueeze(1).expand(-1, memory.size(1), -1)
+        scores = torch.tanh(self.score(torch.cat([memory, expanded], dim=-1))).squeeze(-1)
+        weights = masked_softmax(scores, mask).to(memory.dtype)
+        return torch.bmm(weights.unsqueeze(1), memory).squeeze(1)
+
+
+def reverse_within_lengths(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence's first `length` steps, leaving its padding at the end (an involution)."""
+    steps = torch.arange(inputs.size(1), device=inputs.device).unsqueeze(0)
+    limits = lengths.to(inputs.device).unsqueeze(1)
+    index = torch.where(steps < limits, limits - 1 - steps, steps)
+    return torch.gather(inputs, 1, index.view(*index.shape, *([1] * (inputs.dim() - 2))).expand_as(inputs))
+
+
+class BiLSTMEncoder(nn.Module):
+    """Bi-LSTM whose states never see padding; padded outputs are zeros.
+
+    The backward direction runs a second LSTM on each sequence reversed within its own length, so
+    padding only ever trails the real steps of either direction. `packed=True` also packs the
+    sequences (pack_padded_sequence); on CPU that is several times slower to train (the per-step
+    backward of packed data), and since trailing padding cannot reach earlier states the unpacked
+    run gives the same outputs (tested), so by default packing is used only on GPU.
+    """
+
+    def __init__(self, input_dim: int, hidden_dim: int, packed: bool | None = None) -> None:
+        super().__init__()
+        self.forward_lstm = nn.LSTM(input_dim, hidden_dim, batch_first=True)
+        self.backward_lstm = nn.LSTM(input_dim, hidden_dim, batch_first=True)
+        self.output_dim = 2 * hidden_dim
+        self.packed = packed   # None: packed on GPU, unpacked on CPU
+
+    def _run(self, lstm: nn.LSTM, inputs: torch.Tensor, lengths: torch.Tensor, packed: bool) -> torch.Tensor:
+        if not packed:
+            return lstm(inputs)[0]
+        # empty sequences are run with length 1 (their output is masked below)
+        sequence = pack_padded_sequence(inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(lstm(sequence)[0], batch_first=True, total_length=inputs.size(1))[0]
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = inputs.is_cuda if self.packed is None else self.packed
+        forward_states = self._run(self.forward_lstm, inputs, lengths, packed)
+        backward_states = reverse_within_lengths(
+            self._run(self.backward_lstm, reverse_within_lengths(inputs, lengths), lengths, packed), lengths)
+        outputs = torch.cat([forward_states, backward_states], dim=-1)
+        return outputs * length_mask(lengths, inputs.size(1)).unsqueeze(-1).to(outputs.dtype)

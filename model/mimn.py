@@ -1,0 +1,73 @@
+"""Multi-Interactive Memory Network (Xu, Mao & Chen, AAAI-19), with padding masked everywhere.
+
+Notation follows the paper: text memory M^T (Eqs. 1-4), aspect vector v^A (5-7), visual memory M^I
+(8-12), hop 1 aspect-guided attention (13-21), hops 2..H multi-interactive attention (22-27) combined
+by a GRU per modality (28-29), softmax over [v_text^(H), v_img^(H)] (30). Each hop and direction has
+its own attention weights; each modality's GRU cell is shared across hops (it is the recurrence).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from model.config import MIMNConfig
+from model.layers import BiLSTMEncoder, MemoryAttention, length_mask, masked_mean
+from model.vocab import PAD_ID
+
+# which queries attend to each memory in hops 2..H, per variant (the paper's Table 4)
+TEXT_QUERIES = {"mimn": ("text", "img"), "self": ("text",), "text2img": ("text",), "img2text": ("text", "img")}
+IMAGE_QUERIES = {"mimn": ("img", "text"), "self": ("img",), "text2img": ("img", "text"), "img2text": ("img",)}
+
+
+class MIMN(nn.Module):
+    def __init__(self, config: MIMNConfig, embedding_weights: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        memory_dim = 2 * config.hidden_dim
+        self.embedding = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(config.dropout)
+        self.text_encoder = BiLSTMEncoder(config.embed_dim, config.hidden_dim)
+        self.aspect_encoder = BiLSTMEncoder(config.embed_dim, config.hidden_dim)
+        self.image_encoder = BiLSTMEncoder(config.image_dim, config.hidden_dim)
+        self.text_aspect_attention = MemoryAttention(memory_dim, memory_dim)
+        self.image_aspect_attention = MemoryAttention(memory_dim, memory_dim)
+        self.text_hops = nn.ModuleList(
+            nn.ModuleDict({q: MemoryAttention(memory_dim, memory_dim) for q in TEXT_QUERIES[config.variant]})
+            for _ in range(config.hops - 1))
+        self.image_hops = nn.ModuleList(
+            nn.ModuleDict({q: MemoryAttention(memory_dim, memory_dim) for q in IMAGE_QUERIES[config.variant]})
+            for _ in range(config.hops - 1))
+        self.text_gru = nn.GRUCell(memory_dim, memory_dim)
+        self.image_gru = nn.GRUCell(memory_dim, memory_dim)
+        self.classifier = nn.Linear(2 * memory_dim, config.num_classes)
+        if embedding_weights is not None:  # set last: nothing after this re-initialises the vectors
+            self.load_embeddings(embedding_weights)
+
+    @torch.no_grad()
+    def load_embeddings(self, weights: torch.Tensor) -> None:
+        if tuple(weights.shape) != tuple(self.embedding.weight.shape):
+            raise ValueError(f"embedding weights {tuple(weights.shape)} != {tuple(self.embedding.weight.shape)}")
+        self.embedding.weight.copy_(weights)
+
+    def forward(self, text_ids: torch.Tensor, text_lengths: torch.Tensor, aspect_ids: torch.Tensor,
+                aspect_lengths: torch.Tensor, images: torch.Tensor, image_lengths: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes). Inputs are padded to the batch's longest item; lengths give the real sizes
+        (an image length of 0 masks the whole visual memory)."""
+        text_mask = length_mask(text_lengths, text_ids.size(1))
+        aspect_mask = length_mask(aspect_lengths, aspect_ids.size(1))
+        image_mask = length_mask(image_lengths, images.size(1))
+
+        text_memory = self.text_encoder(self.dropout(self.embedding(text_ids)), text_lengths)
+        aspect_states = self.aspect_encoder(self.dropout(self.embedding(aspect_ids)), aspect_lengths)
+        aspect_vector = masked_mean(aspect_states, aspect_mask)
+        image_memory = self.image_encoder(self.dropout(images), image_lengths)
+
+        v_text = self.text_aspect_attention(text_memory, aspect_vector, text_mask)
+        v_img = self.image_aspect_attention(image_memory, aspect_vector, image_mask)
+        for text_att, image_att in zip(self.text_hops, self.image_hops):
+            queries = {"text": v_text, "img": v_img}
+            text_read = torch.stack([att(text_memory, queries[q], text_mask) for q, att in text_att.items()]).mean(0)
+            image_read = torch.stack([att(image_memory, queries[q], image_mask) for q, att in image_att.items()]).mean(0)
+            v_text = self.text_gru(text_read, v_text)
+            v_img = self.image_gru(image_read, v_img)
+        return self.classifier(self.dropout(torch.cat([v_text, v_img], dim=-1)))

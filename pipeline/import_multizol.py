@@ -1,0 +1,213 @@
+"""Import the published Multi-ZOL release as raw records of our contract, so the pipeline can run on it.
+
+    python -m pipeline.import_multizol --release DIR [--out data/raw/multizol] [--format auto|txt|json]
+
+Reads `zol_{Train,Dev,Test}_jieba.txt` (4 lines per (review, aspect) pair: segmented text, a Python list of
+image names, the Chinese aspect name, the score) or `multi_jsonData/*.json` (one review per file), plus the
+images in `img/` when present. Writes `<out>/reviews.jsonl` (one record per review, all its aspect scores,
+`source: "multizol"`, `release_split` aspect -> split for the txt format, `segmented: true` for the txt
+text) and links the images into `<out>/images/`. Then set `data.raw: <out>` in params.yaml.
+
+The txt files hold a review once per scored aspect: lines with identical text and image list are one review,
+whose review_id is a hash of both. `--format auto` reads the txt files when any exist (they carry the release's
+split), else the json files. The original image URLs cannot be recovered from the file names (`:`, `/`, `.`
+all became `_`), so `image_urls` holds `img/<name>`, the name in the release.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path, PureWindowsPath
+
+from crawler.aspects import canonical_aspect
+from crawler.contract import IMAGES_DIR, RAW_FIELDS, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
+from common.errors import UserError, cli_entry
+from pipeline.io import atomic_path, write_json
+
+TXT_FILES = {"train": "zol_Train_jieba.txt", "dev": "zol_Dev_jieba.txt", "test": "zol_Test_jieba.txt"}
+JSON_DIR = "multi_jsonData"
+IMG_DIR = "img"
+UNDEFINED_IMAGE = "http_undefined"
+STATS_FILE = "import_stats.json"
+
+
+def aspect_key(name: str) -> str:
+    """The canonical key of a release aspect name (外观手感 -> appearance); an unknown name stays as-is."""
+    return canonical_aspect(name) or name.strip()
+
+
+def image_name(entry: str) -> str | None:
+    """`..\\img\\<file>` or `<file>` -> `<file>`; None for `http_undefined` and empty entries."""
+    entry = entry.strip()
+    if not entry or entry == UNDEFINED_IMAGE:
+        return None
+    name = PureWindowsPath(entry.replace("/", "\\")).name
+    return None if name in ("", ".", "..") or name == UNDEFINED_IMAGE else name
+
+
+def review_id_of(text: str, images: list[str]) -> str:
+    digest = hashlib.sha1("\n".join([text, *images]).encode("utf-8")).hexdigest()
+    return f"mz-{digest[:16]}"
+
+
+def read_txt_release(release: Path, stats: Counter) -> dict[str, dict]:
+    """review_id -> partial record from the zol_*_jieba.txt files present (one record per text + images)."""
+    reviews: dict[str, dict] = {}
+    for split, filename in TXT_FILES.items():
+        path = release / filename
+        if not path.is_file():
+            continue
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        while lines and not lines[-1].strip():
+            lines.pop()
+        if len(lines) % 4:
+            raise UserError(f"{path}: {len(lines)} lines is not a multiple of 4 (text, images, aspect, score per "
+                            f"sample); the file is truncated or not a Multi-ZOL release file")
+        for start in range(0, len(lines), 4):
+            text, images_line, aspect_name, score_line = (s.strip() for s in lines[start:start + 4])
+            try:
+                images = ast.literal_eval(images_line) if images_line else []
+                if not isinstance(images, (list, tuple)):
+                    images = [images]
+                names = [n for n in (image_name(str(i)) for i in images) if n]
+                stats["images_undefined"] += sum(1 for i in images if image_name(str(i)) is None)
+            except (ValueError, SyntaxError):
+                raise UserError(f"{path}:{start + 2}: the image list {images_line[:60]!r} is not a Python list; "
+                                f"the file is not a Multi-ZOL release file") from None
+            try:
+                score: float | str = float(score_line)
+            except ValueError:
+                score = score_line      # clean quarantines it (score_not_numeric)
+            review_id = review_id_of(text, names)
+            record = reviews.setdefault(review_id, {"review_id": review_id, "body": text, "images": names,
+                                                    "scores": {}, RELEASE_SPLIT_FIELD: {}, SEGMENTED_FIELD: True,
+                                                    "_mtime": path.stat().st_mtime})
+            key = aspect_key(aspect_name)
+            if key in record["scores"]:
+                stats["duplicate_pairs_dropped"] += 1
+                continue
+            record["scores"][key] = score
+            record[RELEASE_SPLIT_FIELD][key] = split
+            stats[f"pairs_{split}"] += 1
+    return reviews
+
+
+def read_json_release(release: Path, stats: Counter) -> dict[str, dict]:
+    """review_id -> partial record from multi_jsonData/*.json (review_id = mz-<file stem>)."""
+    reviews: dict[str, dict] = {}
+    for path in sorted((release / JSON_DIR).glob("*.json")):
+        raw = path.read_bytes()
+        try:
+            try:
+                data = json.loads(raw.decode("utf-8-sig"))
+            except UnicodeDecodeError:
+                data = json.loads(raw.decode("gbk"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            stats["json_files_unreadable"] += 1
+            print(f"warning: {path} is not readable JSON; skipped")
+            continue
+        if not isinstance(data, dict):
+            stats["json_files_unreadable"] += 1
+            print(f"warning: {path} holds no JSON object; skipped")
+            continue
+        entries = data.get("img_path") or []
+        if isinstance(entries, str):
+            entries = [entries]
+        names = [n for n in (image_name(str(e)) for e in entries) if n]
+        stats["images_undefined"] += len(entries) - len(names)
+        scores = data.get("items_score")
+        scores = {aspect_key(str(k)): v for k, v in scores.items()} if isinstance(scores, dict) else {}
+        review_id = f"mz-{path.stem}"
+        reviews[review_id] = {"review_id": review_id, "body": data.get("review_data"), "images": names,
+                              "scores": scores, RELEASE_SPLIT_FIELD: None, SEGMENTED_FIELD: False,
+                              "_mtime": path.stat().st_mtime}
+    return reviews
+
+
+def link_image(src: Path, dest: Path) -> None:
+    """Hard link `src` to `dest` (a copy across file systems), replacing an older file."""
+    if dest.exists():
+        if os.path.samefile(src, dest):
+            return
+        dest.unlink()
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def build_record(partial: dict, release: Path, out: Path, stats: Counter) -> dict:
+    """A full raw record; images present in the release are linked into `<out>/images/`."""
+    images = []
+    for name in dict.fromkeys(partial["images"]):
+        src = release / IMG_DIR / name
+        if not src.is_file():
+            stats["images_missing"] += 1
+            continue
+        link_image(src, out / IMAGES_DIR / name)
+        images.append({"url": f"{IMG_DIR}/{name}", "path": name,
+                       "checksum": hashlib.md5(src.read_bytes()).hexdigest(), "status": "linked"})
+        stats["images_linked"] += 1
+    record = dict.fromkeys(RAW_FIELDS)
+    record.update({
+        "review_id": partial["review_id"], "body": partial["body"], "scores": partial["scores"],
+        "image_urls": [f"{IMG_DIR}/{name}" for name in partial["images"]], "images": images,
+        "source": "multizol",
+        "crawled_at": datetime.fromtimestamp(int(partial["_mtime"]), timezone.utc).isoformat().replace("+00:00", "Z"),
+        RELEASE_SPLIT_FIELD: partial[RELEASE_SPLIT_FIELD], SEGMENTED_FIELD: partial[SEGMENTED_FIELD],
+    })
+    return record
+
+
+def import_release(release: str | Path, out: str | Path, fmt: str = "auto") -> dict:
+    """Write `<out>/reviews.jsonl` (sorted by review_id, atomically) and `<out>/images/`; return the counts."""
+    release, out = Path(release), Path(out)
+    if not release.is_dir():
+        raise UserError(f"{release} is not a folder: pass --release the unpacked Multi-ZOL release")
+    has_txt = any((release / f).is_file() for f in TXT_FILES.values())
+    has_json = (release / JSON_DIR).is_dir()
+    if fmt == "auto":
+        fmt = "txt" if has_txt else "json" if has_json else ""
+    if fmt == "txt" and not has_txt or fmt == "json" and not has_json or not fmt:
+        raise UserError(f"{release} holds no Multi-ZOL files ({', '.join(TXT_FILES.values())} or {JSON_DIR}/*.json); "
+                        f"pass --release the folder that holds them")
+    stats: Counter = Counter()
+    partials = read_txt_release(release, stats) if fmt == "txt" else read_json_release(release, stats)
+    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    records = [build_record(partials[rid], release, out, stats) for rid in sorted(partials)]
+    with atomic_path(out / REVIEWS_FILE) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for record in records:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    counts = {"format": fmt, "reviews": len(records), "pairs": sum(len(r["scores"]) for r in records),
+              "reviews_with_image": sum(1 for r in records if r["images"]), **dict(sorted(stats.items()))}
+    write_json(counts, out / STATS_FILE)
+    return counts
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.import_multizol", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--release", required=True, help="folder of the unpacked Multi-ZOL release")
+    parser.add_argument("--out", default="data/raw/multizol", help="raw folder to write (default: data/raw/multizol)")
+    parser.add_argument("--format", choices=("auto", "txt", "json"), default="auto",
+                        help="which files to read (auto: the txt files when present, else the json files)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    counts = import_release(args.release, args.out, args.format)
+    details = ", ".join(f"{k} {v}" for k, v in counts.items() if k not in ("format", "reviews", "pairs"))
+    print(f"import_multizol ({counts['format']}): {counts['reviews']} reviews, {counts['pairs']} pairs -> "
+          f"{Path(args.out) / REVIEWS_FILE} ({details}); {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

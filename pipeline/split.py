@@ -1,0 +1,204 @@
+"""Stage split: data/clean/pairs.parquet -> data/splits/{train,dev,test}.parquet.
+
+    python -m pipeline.split [--params params.yaml]
+
+`split.method: random` assigns whole groups (a review, or a product with `group_by: product`) to one split,
+seeded, with each split's size and label histogram as close to the ratios as a greedy assignment gets.
+`split.method: predefined` keeps the split a release put each pair in (`release_split`, Multi-ZOL).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from common.errors import UserError, cli_entry
+from pipeline.io import read_frame, write_frame, write_json
+from common.params import DEFAULT_PARAMS, load_params, require
+from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, PRESEGMENTED_METADATA_KEY, SPLITS
+
+PAIRS_PATH = Path("data/clean/pairs.parquet")   # written by pipeline.clean
+SPLITS_DIR = Path("data/splits")
+METRICS_PATH = Path("metrics/split.json")
+N_LABELS = 10
+RATIO_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    method: str
+    group_by: str
+    ratios: tuple[float, float, float]   # in SPLITS order
+    seed: int
+
+    @classmethod
+    def from_section(cls, section: dict) -> "SplitParams":
+        method = require(section, "method", "split", str)
+        if method not in ("random", "predefined"):
+            raise UserError(f"params.yaml: 'split.method' must be random or predefined, got {method!r}")
+        group_by = require(section, "group_by", "split", str)
+        if group_by not in ("review", "product"):
+            raise UserError(f"params.yaml: 'split.group_by' must be review or product, got {group_by!r}")
+        ratios = tuple(float(require(section, name, "split", (int, float))) for name in SPLITS)
+        if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > RATIO_TOLERANCE:
+            raise UserError(f"params.yaml: split.train + split.dev + split.test must be non-negative and sum to 1, "
+                            f"got {' + '.join(map(str, ratios))} = {sum(ratios)}")
+        seed = require(section, "seed", "split", int)
+        return cls(method, group_by, ratios, seed)  # type: ignore[arg-type]
+
+
+def group_keys(pairs: pd.DataFrame, group_by: str) -> pd.Series:
+    """The group of each pair: its review, or its product (a pair without product_id is its review's own group)."""
+    if group_by == "review":
+        return pairs["review_id"].astype(str)
+    return pairs["product_id"].where(pairs["product_id"].notna(), "review:" + pairs["review_id"].astype(str)).astype(str)
+
+
+def assign_groups(label_counts: np.ndarray, ratios: tuple[float, ...], seed: int) -> np.ndarray:
+    """Split index for each group (rows of `label_counts`, groups x labels).
+
+    Groups are visited in a seeded random order, larger groups first; each goes to the split where it
+    most reduces the chi-square-like distance of (split sizes, split label counts) to their targets.
+    Splits with ratio 0 get nothing; every other split gets at least one group when there are enough.
+    """
+    n_groups = len(label_counts)
+    ratios_arr = np.asarray(ratios, dtype=float)
+    active = [s for s, r in enumerate(ratios) if r > 0]
+    assignment = np.full(n_groups, -1, dtype=np.int64)
+    if n_groups == 0:
+        return assignment
+    rng = np.random.default_rng(seed)
+    sizes = label_counts.sum(axis=1)
+    order = rng.permutation(n_groups)
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    label_totals = label_counts.sum(axis=0).astype(float)
+    label_targets = np.outer(ratios_arr, label_totals)          # splits x labels
+    size_targets = ratios_arr * float(sizes.sum())
+    label_counts_now = np.zeros_like(label_targets)
+    size_now = np.zeros(len(ratios))
+    for g in order:
+        counts, size = label_counts[g], float(sizes[g])
+        present = counts > 0
+        best, best_cost = -1, np.inf
+        for s in active:
+            # increase of sum((C - T)^2 / T) when the group joins split s (labels, then size)
+            c, t = label_counts_now[s, present], label_targets[s, present]
+            cost = float(np.sum(counts[present] * (2 * (c - t) + counts[present]) / t))
+            cost += size * (2 * (size_now[s] - size_targets[s]) + size) / size_targets[s]
+            if cost < best_cost - 1e-12:
+                best, best_cost = s, cost
+        assignment[g] = best
+        label_counts_now[best] += counts
+        size_now[best] += size
+    _fill_empty_splits(assignment, sizes, active, order)
+    return assignment
+
+
+def _fill_empty_splits(assignment: np.ndarray, sizes: np.ndarray, active: list[int], order: np.ndarray) -> None:
+    """Move the smallest group of the split with most groups into any active split left empty."""
+    while True:
+        counts = {s: int((assignment == s).sum()) for s in active}
+        empty = [s for s in active if counts[s] == 0]
+        donors = [s for s in active if counts[s] > 1]
+        if not empty or not donors:
+            return
+        donor = max(donors, key=lambda s: (counts[s], -s))
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        members = np.flatnonzero(assignment == donor)
+        smallest = min(members, key=lambda g: (sizes[g], -rank[g]))
+        assignment[smallest] = empty[0]
+
+
+def split_pairs(pairs: pd.DataFrame, params: SplitParams) -> dict[str, pd.DataFrame]:
+    """The pure core: pairs -> {split name: pairs of that split, sorted by (review_id, aspect)}."""
+    if params.method == "predefined":
+        missing = pairs["release_split"].isna()
+        if missing.any():
+            first = pairs.loc[missing, "review_id"].iloc[0]
+            raise UserError(f"{PAIRS_PATH}: {int(missing.sum())} pairs have no release_split (first: review {first}); "
+                            f"split.method: predefined needs data from the Multi-ZOL importer "
+                            f"(python -m pipeline.import_multizol) - or set split.method: random")
+        unknown = sorted(set(pairs["release_split"]) - set(SPLITS))
+        if unknown:
+            raise UserError(f"{PAIRS_PATH}: release_split values {unknown} are not {'/'.join(SPLITS)}; "
+                            f"re-run python -m pipeline.import_multizol")
+        split_of_pair = pairs["release_split"].to_numpy()
+    else:
+        keys = group_keys(pairs, params.group_by)
+        uniques, group_index = np.unique(keys.to_numpy(dtype=str), return_inverse=True)
+        label_counts = np.zeros((len(uniques), N_LABELS), dtype=np.int64)
+        np.add.at(label_counts, (group_index, pairs["label"].to_numpy(dtype=np.int64)), 1)
+        assignment = assign_groups(label_counts, params.ratios, params.seed)
+        split_of_pair = np.asarray(SPLITS, dtype=object)[assignment[group_index]]
+    return {name: pairs.loc[split_of_pair == name].sort_values(PAIR_SORT_KEY, kind="stable").reset_index(drop=True)
+            for name in SPLITS}
+
+
+def label_histogram(frame: pd.DataFrame) -> dict[str, int]:
+    return {str(label): int((frame["label"] == label).sum()) for label in range(N_LABELS)}
+
+
+def split_metrics(splits: dict[str, pd.DataFrame], params: SplitParams) -> dict:
+    reviews = {name: set(frame["review_id"]) for name, frame in splits.items()}
+    products = {name: set(frame["product_id"].dropna()) for name, frame in splits.items()}
+
+    def in_several(sets: dict[str, set]) -> int:
+        seen: dict[str, int] = {}
+        for members in sets.values():
+            for m in members:
+                seen[m] = seen.get(m, 0) + 1
+        return sum(1 for n in seen.values() if n > 1)
+
+    return {
+        "method": params.method,
+        "group_by": params.group_by if params.method == "random" else None,
+        "seed": params.seed,
+        "splits": {name: {"pairs": int(len(frame)), "reviews": len(reviews[name]), "label_histogram": label_histogram(frame)}
+                   for name, frame in splits.items()},
+        "overlap": {"reviews_in_several_splits": in_several(reviews),
+                    "products_in_several_splits": in_several(products)},
+    }
+
+
+def presegmented_ids(path: Path) -> set[str]:
+    metadata = pq.read_schema(path).metadata or {}
+    raw = metadata.get(PRESEGMENTED_METADATA_KEY.encode())
+    return set(json.loads(raw)) if raw else set()
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.split", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    params = SplitParams.from_section(load_params("split", args.params))
+    pairs = read_frame(PAIRS_PATH)
+    if pairs.empty:
+        raise UserError(f"{PAIRS_PATH} holds no pairs: see data/clean/rejected.parquet and metrics/clean.json "
+                        f"for why every record was dropped")
+    splits = split_pairs(pairs, params)
+    preseg = presegmented_ids(PAIRS_PATH)
+    for name, frame in splits.items():
+        ids = sorted(preseg & set(frame["review_id"]))
+        write_frame(frame, SPLITS_DIR / f"{name}.parquet", PAIRS_SCHEMA,
+                    metadata={PRESEGMENTED_METADATA_KEY: json.dumps(ids)} if ids else None)
+    metrics = split_metrics(splits, params)
+    write_json(metrics, METRICS_PATH)
+    sizes = ", ".join(f"{n} {m['pairs']} pairs/{m['reviews']} reviews" for n, m in metrics["splits"].items())
+    print(f"split ({params.method}): {len(pairs)} pairs in -> {sizes}; "
+          f"reviews in several splits {metrics['overlap']['reviews_in_several_splits']}; "
+          f"{time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""Stage clean: text cleaning of fixed strings, every rejection reason, images, and a byte-identical re-run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from pipeline import clean
+from pipeline.clean import CleanParams, parse_score, records_to_pairs, round_half_up
+from pipeline.schema import PAIRS_SCHEMA, REJECTED_SCHEMA
+from pipeline.textnorm import clean_text, join_fields, normalise_width, remove_urls, strip_html
+
+PARAMS = CleanParams(require_image=True, min_text_chars=5, dedupe_same_text=True)
+
+
+# ---- text cleaning -------------------------------------------------------------------------------
+
+def test_strip_html_keeps_line_structure_and_decodes_entities():
+    assert strip_html("<p>拍照<b>很好</b></p><p>续航&nbsp;一般</p>") == "拍照很好\n续航\xa0一般\n"
+    assert strip_html("第一行<br/>第二行") == "第一行\n第二行"
+    assert strip_html("5 > 3 and 2 < 4") == "5 > 3 and 2 < 4"   # no tag: left alone
+
+
+def test_remove_urls_stops_at_chinese_text():
+    assert remove_urls("详见https://detail.zol.com.cn/1207/1206100/review.shtml谢谢") == "详见谢谢"
+    assert remove_urls("官网 www.mi.com，价格") == "官网 ，价格"
+    assert remove_urls("no url here: a.b") == "no url here: a.b"
+
+
+def test_normalise_width_policy():
+    assert normalise_width("ＯＰＰＯ　Ｒ１５，８＋１２８Ｇ，好评！") == "OPPO R15，8+128G，好评！"
+    assert normalise_width("很好,拍照不错!续航呢?") == "很好，拍照不错！续航呢？"
+    assert normalise_width("评分8.5,A11:快") == "评分8.5,A11:快"       # after Latin/digits: unchanged
+
+
+def test_clean_text_end_to_end():
+    raw = "  <div>外观 \t 很漂亮&amp;手感好</div>\r\n\r\n\u200b看图 http://x.cn/a.jpg \n\u3000\n屏幕ＯＫ"
+    assert clean_text(raw) == "外观 很漂亮&手感好\n看图\n屏幕OK"
+
+
+def test_join_fields_skips_empty_fields():
+    assert join_fields(["标题", None, "", "  ", "<p>正文</p>", 123]) == "标题\n正文\n123"
+
+
+@pytest.mark.parametrize("value, expected", [(9.2, (9, None)), (8.5, (9, None)), (10, (10, None)), ("6", (6, None)),
+                                             (0.2, (None, "score_out_of_range")), (11, (None, "score_out_of_range")),
+                                             ("好", (None, "score_not_numeric")), (None, (None, "score_not_numeric")),
+                                             (True, (None, "score_not_numeric")), (float("nan"), (None, "score_not_numeric"))])
+def test_parse_score(value, expected):
+    assert parse_score(value) == expected
+
+
+def test_round_half_up_is_not_bankers():
+    assert [round_half_up(x) for x in (0.5, 1.5, 2.5, 9.49, 9.5)] == [1, 2, 3, 9, 10]
+
+
+# ---- records -> pairs ----------------------------------------------------------------------------
+
+def _png(path: Path, color=(200, 30, 30)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 6), color).save(path)
+
+
+def _record(review_id: str, **overrides) -> dict:
+    record = {"review_id": review_id, "product_id": "1206100", "product_name": "OPPO R15", "brand": "OPPO",
+              "title": "很满意", "pros": "拍照清晰", "cons": "续航一般", "summary": None, "body": None,
+              "scores": {"battery": 6, "camera": 10}, "image_urls": ["https://i/a.jpg", "https://i/b.jpg"],
+              "images": [{"url": "https://i/b.jpg", "path": "full/b.jpg"}, {"url": "https://i/a.jpg", "path": "full/a.jpg"}],
+              "source": "zol"}
+    record.update(overrides)
+    return record
+
+
+@pytest.fixture()
+def raw_dir(tmp_path: Path) -> Path:
+    _png(tmp_path / "images/full/a.jpg")
+    _png(tmp_path / "images/full/b.jpg", (0, 0, 255))
+    (tmp_path / "images/full/broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    return tmp_path
+
+
+def _lines(*records) -> list[str]:
+    return [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records]
+
+
+def test_good_record_gives_one_pair_per_aspect(raw_dir):
+    pairs, rejected, metrics = records_to_pairs(_lines(_record("r1")), raw_dir, PARAMS)
+    assert rejected.empty
+    assert list(pairs["aspect"]) == ["battery", "camera"]
+    assert list(pairs["aspect_zh"]) == ["电池续航", "拍照效果"]
+    assert list(pairs["score"]) == [6, 10] and list(pairs["label"]) == [5, 9]
+    row = pairs.iloc[0]
+    assert row["text"] == "很满意\n拍照清晰\n续航一般"
+    # page order (image_urls), not the order of `images`
+    assert list(row["image_paths"]) == [f"{raw_dir.as_posix()}/images/full/a.jpg", f"{raw_dir.as_posix()}/images/full/b.jpg"]
+    assert row["n_images"] == 2 and row["release_split"] is None
+    assert metrics["pairs_out"] == 2 and metrics["reviews_out"] == 1 and metrics["records_in"] == 1
+    assert metrics["label_histogram"]["5"] == 1 and metrics["label_histogram"]["9"] == 1
+    assert metrics["pairs_by_aspect"] == {"battery": 1, "camera": 1}
+
+
+def test_every_rejection_reason(raw_dir):
+    no_image = [{"url": "https://i/x.jpg", "path": "full/missing.jpg"}, {"url": "https://i/y.jpg", "path": "full/broken.jpg"}]
+    lines = _lines(
+        "{not json",                                                              # 1 malformed_json
+        {"product_id": "1", "scores": {"camera": 8}},                             # 2 missing_field (review_id)
+        {"review_id": "r3", "title": "很满意的手机"},                               # 3 missing_field (scores)
+        _record("r4", scores={"camera": 9.2, "性价比": 8, "续航": 4, "battery": 2,   # 4 good + pair rejections
+                              "音质": 8, "screen": 0, "performance": "很好"}),
+        _record("r4"),                                                            # 5 duplicate_id
+        _record("r6", scores={}),                                                 # 6 no_score
+        _record("r7", title="<b>好</b>", pros=None, cons="", summary=None),       # 7 no_text
+        _record("r8", images=no_image, title="另一条不同的评论"),                    # 8 no_image
+        _record("r9"),                                                            # 9 duplicate_text (same product+text as r4)
+        "[1, 2]",                                                                 # 10 malformed_json (not an object)
+        "",                                                                       # blank line: not a record
+    )
+    pairs, rejected, metrics = records_to_pairs(lines, raw_dir, PARAMS)
+    assert list(zip(pairs["review_id"], pairs["aspect"], pairs["score"])) == [
+        ("r4", "battery", 4), ("r4", "camera", 9), ("r4", "price_performance", 8)]
+    aspects = [a if isinstance(a, str) else None for a in rejected["aspect"]]
+    got = list(zip(rejected["line_no"], aspects, rejected["reason"]))
+    assert got == [
+        (1, None, "malformed_json"), (2, None, "missing_field"), (3, None, "missing_field"),
+        (4, "battery", "duplicate_aspect"), (4, "performance", "score_not_numeric"),
+        (4, "screen", "score_out_of_range"), (4, "音质", "unknown_aspect"),
+        (5, None, "duplicate_id"), (6, None, "no_score"), (7, None, "no_text"), (8, None, "no_image"),
+        (9, None, "duplicate_text"), (10, None, "malformed_json")]
+    assert rejected.loc[rejected["aspect"] == "screen", "raw"].item() == "0"
+    assert json.loads(rejected.loc[rejected["line_no"] == 5, "raw"].item())["review_id"] == "r4"
+    assert metrics["records_in"] == 10 and metrics["blank_lines"] == 1
+    assert metrics["rejected_records_by_reason"] == {"duplicate_id": 1, "duplicate_text": 1, "malformed_json": 2,
+                                                     "missing_field": 2, "no_image": 1, "no_score": 1, "no_text": 1}
+    assert metrics["rejected_pairs_by_reason"] == {"duplicate_aspect": 1, "score_not_numeric": 1,
+                                                   "score_out_of_range": 1, "unknown_aspect": 1}
+    assert metrics["images"] == {"usable": 4, "missing": 1, "undecodable": 1}
+
+
+def test_text_only_reviews_kept_when_images_not_required(raw_dir):
+    params = CleanParams(require_image=False, min_text_chars=5, dedupe_same_text=False)
+    lines = _lines(_record("r1", images=[], image_urls=[]), _record("r2"))
+    pairs, rejected, metrics = records_to_pairs(lines, raw_dir, params)
+    assert rejected.empty                                        # same text, but dedupe is off
+    assert list(pairs["n_images"]) == [0, 0, 2, 2]
+    assert list(pairs.loc[0, "image_paths"]) == []
+    assert metrics["text_only_reviews_out"] == 1
+
+
+def test_same_text_without_product_is_not_a_duplicate(raw_dir):
+    lines = _lines(_record("r1", product_id=None), _record("r2", product_id=None))
+    pairs, rejected, _ = records_to_pairs(lines, raw_dir, PARAMS)
+    assert rejected.empty and pairs["review_id"].nunique() == 2
+
+
+def test_release_split_and_undecodable_line(raw_dir):
+    lines = [json.dumps(_record("r1", release_split={"battery": "dev", "camera": "test"}), ensure_ascii=False).encode(),
+             b"\xff\xfe not utf-8"]
+    pairs, rejected, _ = records_to_pairs(lines, raw_dir, PARAMS)
+    assert list(pairs["release_split"]) == ["dev", "test"]
+    assert list(rejected["reason"]) == ["malformed_json"] and "not UTF-8" in rejected.loc[0, "detail"]
+
+
+def _write_repo(tmp_path: Path, records: list) -> None:
+    raw = tmp_path / "data/raw/zol"
+    _png(raw / "images/full/a.jpg")
+    _png(raw / "images/full/b.jpg", (0, 0, 255))
+    (raw / "reviews.jsonl").write_text("\n".join(_lines(*records)) + "\n", encoding="utf-8")
+    (tmp_path / "params.yaml").write_text(
+        "data:\n  raw: data/raw/zol\nclean:\n  require_image: true\n  min_text_chars: 5\n  dedupe_same_text: true\n",
+        encoding="utf-8")
+
+
+def test_main_writes_schemas_and_identical_bytes_on_rerun(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _write_repo(tmp_path, [_record("r2"), _record("r1", title="第二条评论内容", scores={"camera": 8, "xx": 3}), "oops"])
+    assert clean.main([]) == 0
+    outputs = [clean.PAIRS_PATH, clean.REJECTED_PATH, clean.METRICS_PATH]
+    first = [p.read_bytes() for p in outputs]
+    assert clean.main([]) == 0
+    assert [p.read_bytes() for p in outputs] == first
+    pairs = pq.read_table(clean.PAIRS_PATH)
+    assert pairs.schema.remove_metadata() == PAIRS_SCHEMA
+    assert pq.read_table(clean.REJECTED_PATH).schema.remove_metadata() == REJECTED_SCHEMA
+    assert pairs.column("review_id").to_pylist() == ["r1", "r2", "r2"]          # sorted by (review_id, aspect)
+    assert pairs.column("image_paths").to_pylist()[0] == ["data/raw/zol/images/full/a.jpg", "data/raw/zol/images/full/b.jpg"]
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("clean: 3 records in -> 3 pairs of 2 reviews; rejected 2 (malformed_json 1, unknown_aspect 1)")
+
+
+def test_main_missing_input_is_a_user_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(
+        "data:\n  raw: nowhere\nclean:\n  require_image: true\n  min_text_chars: 5\n  dedupe_same_text: true\n")
+    assert clean.main([]) == 2
+    assert "nowhere/reviews.jsonl not found" in capsys.readouterr().err

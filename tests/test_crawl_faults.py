@@ -1,0 +1,148 @@
+"""Faults over a loopback server (real HTTP through Scrapy's downloader): retries, 404s, truncated and undecodable
+pages, layout drift, duplicates across pages, and a crawl killed midway then resumed with JOBDIR."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from crawl_support import (AJAX_3, AJAX_4, REPO, REVIEW_LIST, FIXTURES, RunResult, run_crawl, scrapy_command)
+
+pytestmark = pytest.mark.slow
+EMPTY_PRODUCT = "1234567"
+EMPTY_LIST = "detail.zol.com.cn/1235/1234567/review.shtml"
+LONG_404 = "t.zol.com.cn/57/1184692/evaluation_1364.html"      # review 1675433
+LONG_TRUNCATED = "t.zol.com.cn/57/1165672/evaluation_1303.html"  # review 1675216
+MISSING_IMAGE = "pro-fd.zol-img.com.cn/g5/M00/00/06/ChMkJ1nQoqaIEFV-AABlUyZCgvgAAg8lQKvcAYAAGVr853.jpg"  # 1649732's 2nd
+FIXTURE_IDS = {"1675433", "1675216", "1673139", "1675181", "1675312", "1664937", "1671190", "1673323", "1676826",
+               "1671833", "1671596", "1671812", "1677243", "1671594", "1661315", "1666561", "1671768", "1675426",
+               "1649732", "1569741", "1661065", "1655227", "1604132", "1631477", "1669464", "1620422", "1611404",
+               "1655196", "1664037"}  # 20 embedded + 10 on AJAX page 3, 1569741 on both
+
+
+def _add_empty_product(root: Path) -> None:
+    """A review list page that claims 89 ratings but lists no review (layout drift)."""
+    page = (FIXTURES / "review.shtml").read_bytes()
+    start = page.index(b'<div id="_j_comment_list" class="comments-list">')
+    end = page.index(b'<div class="view-more-comments">')
+    target = root / EMPTY_LIST
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(page[:start] + b'<div id="_j_comment_list" class="comments-list"></div></div>' + page[end:])
+
+
+@pytest.fixture
+def faulty_crawl(fixture_mirror, mirror_server, tmp_path) -> RunResult:
+    root, _ = fixture_mirror
+    _add_empty_product(root)
+    (root / MISSING_IMAGE).unlink()
+    server = mirror_server(root)
+    server.faults.script.update({
+        REVIEW_LIST: [500, "garble"],     # retried, then served with bytes that are not GBK
+        AJAX_3: [429],                    # retried
+        AJAX_4: [("sleep", 2.5)],         # outlives DOWNLOAD_TIMEOUT=1, retried
+        LONG_404: [404, 404, 404],        # not retried: the list's data stands in
+        LONG_TRUNCATED: ["truncate"],     # no article body: the list's data stands in
+    })
+    result = run_crawl(tmp_path / "out", server.url, "products=1184692," + EMPTY_PRODUCT,
+                       settings=("DOWNLOAD_TIMEOUT=1",))
+    result.server = server
+    return result
+
+
+def test_faults_are_survived_and_counted(faulty_crawl):
+    result = faulty_crawl
+    assert result.returncode == 0, result.stderr[-3000:]
+    reviews = result.reviews
+    assert [r["review_id"] for r in reviews] == sorted(FIXTURE_IDS, key=int)  # each once, sorted
+    stats = result.stats
+    assert stats["retries"]["count"] == 3
+    assert stats["http_statuses"]["500"] == 1 and stats["http_statuses"]["429"] == 1
+    assert stats["http_statuses"]["404"] == 3 + 1 + 1  # robots.txt x3, a long page, an image
+    assert stats["exceptions"] == {"scrapy.exceptions.DownloadTimeoutError": 1}
+    assert stats["page_failures"] == {"long": 1}
+    assert stats["layout_errors"] == {"long_page_without_review": 1, "review_page_without_reviews": 1}
+    assert stats["long_fallback_to_list"] == 2
+    assert stats["decode_errors"] == {"chars": 2, "pages": 1}
+    assert stats["duplicates_skipped"] == 1
+    assert stats["images"]["failed"] == 1
+    assert stats["pages"] == {"ajax": 2, "ajax_empty_last": 1, "long": 16, "review_list": 2}
+    assert result.server.faults.hits[AJAX_4] == 2 and result.server.faults.hits[REVIEW_LIST] == 2
+
+
+def test_long_page_fallbacks_keep_the_list_data(faulty_crawl):
+    by_id = {r["review_id"]: r for r in faulty_crawl.reviews}
+    failed = by_id["1675433"]  # long page 404
+    assert failed["url"] == "https://" + LONG_404
+    assert failed["body"].startswith("10月20日，华为在国内正式发布了") and failed["likes"] == 348
+    assert failed["scores"] == {"battery": 10, "camera": 10, "performance": 8, "appearance": 10,
+                                "price_performance": 8}
+    assert [i["path"] for i in failed["images"]] == [
+        "https___pro-fd.zol-img.com.cn_g5_M00_01_04_ChMkJlpVgUKIYpWFAALrGww6vpYAAj_0wHzMREAAusz526.jpg"]
+    assert by_id["1675216"]["body"].startswith("手机开箱很惊艳")  # truncated long page
+    fetched = by_id["1673139"]  # an intact long page wins over the list
+    assert fetched["body"] == "外观\n第一段\n第二段\n总结\n值得买" and fetched["overall_score"] == 8.4
+    assert len(fetched["images"]) == 2 and fetched["title"] == "长篇 990"
+    garbled = by_id["1675433"]
+    assert garbled["pros"] == "运行流畅\n外观漂亮"  # the undecodable label did not cost the text
+    image_less = by_id["1649732"]
+    assert len(image_less["image_urls"]) == 2 and len(image_less["images"]) == 1
+
+
+def test_no_reviews_at_all_exits_non_zero(fixture_mirror, mirror_server, tmp_path):
+    root, _ = fixture_mirror
+    _add_empty_product(root)
+    result = run_crawl(tmp_path / "out", mirror_server(root).url, "products=" + EMPTY_PRODUCT)
+    assert result.returncode == 3
+    assert result.stats["reviews"] == 0
+    assert result.stats["layout_errors"] == {"review_page_without_reviews": 1}
+    assert (result.out / "reviews.jsonl").read_bytes() == b""
+    assert "ERROR" in result.stderr and "no review on" in result.stderr
+
+
+def _partial_lines(jobdir: Path) -> int:
+    path = jobdir / "zol_partial_reviews.jsonl"
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+@pytest.mark.parametrize("kill_signal, first_exit", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 4)])
+def test_killed_crawl_resumes_without_loss_or_duplicates(fixture_mirror, mirror_server, tmp_path,
+                                                         kill_signal, first_exit):
+    root, _ = fixture_mirror
+    server = mirror_server(root)
+    server.delay = 0.04
+    jobdir, out = tmp_path / "job", tmp_path / "out"
+    settings = (f"JOBDIR={jobdir}", "CONCURRENT_REQUESTS=2")
+    command, env = scrapy_command(out, server.url, settings=settings)
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while _partial_lines(jobdir) < 8 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(kill_signal)
+    assert process.wait(timeout=60) == first_exit
+    scraped_before = _partial_lines(jobdir)
+    assert 8 <= scraped_before < len(FIXTURE_IDS)
+
+    server.delay = 0.0
+    resumed = run_crawl(out, server.url, settings=settings)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ids = [r["review_id"] for r in resumed.reviews]
+    assert sorted(ids, key=int) == sorted(FIXTURE_IDS, key=int)  # nothing lost, nothing twice
+    stats = resumed.stats
+    assert stats["resumed_from_jobdir"] == scraped_before
+    assert stats["reviews"] == len(FIXTURE_IDS)
+    for review in resumed.reviews:  # every image file whole, whichever run fetched it
+        for image in review["images"]:
+            data = (out / "images" / image["path"]).read_bytes()
+            assert data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9")
+
+
+def test_robots_txt_in_the_mirror_is_obeyed(fixture_mirror, tmp_path):
+    root, _ = fixture_mirror
+    (root / "detail.zol.com.cn" / "robots.txt").write_text("User-agent: *\nDisallow: /xhr4_\n", encoding="utf-8")
+    result = run_crawl(tmp_path / "out", str(root))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(result.reviews) == 20  # review.shtml only: the AJAX endpoint is disallowed
+    assert result.stats["robots_forbidden"] == 1 and result.stats["page_failures"] == {"ajax": 1}

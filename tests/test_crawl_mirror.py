@@ -1,0 +1,166 @@
+"""`scrapy crawl zol` end to end over a generated mirror, read from the folder and over loopback HTTP."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from crawl_support import REPO, run_crawl
+from crawler.mirror import generate_mirror
+
+pytestmark = pytest.mark.slow
+PRODUCTS, REVIEWS_PER_PRODUCT, SEED = 12, 2, 5
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("site") / "mirror"
+    manifest = generate_mirror(root, PRODUCTS, REVIEWS_PER_PRODUCT, SEED)
+    return root, manifest
+
+
+@pytest.fixture(scope="module")
+def folder_crawl(site, tmp_path_factory):
+    root, manifest = site
+    result = run_crawl(tmp_path_factory.mktemp("crawl") / "out", str(root), f"crawl_date={manifest['crawl_date']}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_crawl_equals_manifest(site, folder_crawl):
+    _, manifest = site
+    reviews = {r["review_id"]: r for r in folder_crawl.reviews}
+    expected = {r["review_id"]: r for r in manifest["reviews"]}
+    assert len(folder_crawl.reviews) == len(reviews)  # one line per review
+    assert set(reviews) == set(expected)
+    products = {p["product_id"]: p for p in manifest["products"]}
+    for review_id, want in expected.items():
+        got = reviews[review_id]
+        assert got["product_id"] == want["product_id"]
+        assert (got["product_name"], got["brand"]) == (products[want["product_id"]]["name"],
+                                                       products[want["product_id"]]["brand"])
+        assert got["scores"] == want["scores"], review_id
+        assert got["overall_score"] == want["overall_score"]
+        assert got["published"] == want["published"]
+        assert got["image_urls"] == want["image_urls"]
+        assert len(got["images"]) == want["n_images"]
+        assert (got["body"] is not None) == want["long"]
+        assert got["url"].endswith(f"evaluation_{want['aid']}.html" if want["long"] else f"_{review_id}_1.shtml")
+        assert got["source"] == "zol" and got["crawled_at"] == "2018-09-15T00:00:00+00:00"
+
+
+def test_images_downloaded_once_and_decodable(site, folder_crawl):
+    _, manifest = site
+    urls = {url for r in manifest["reviews"] for url in r["image_urls"]}
+    files = sorted((folder_crawl.out / "images").iterdir())
+    assert len(files) == len(urls)
+    for path in files:
+        with Image.open(path) as image:
+            image.verify()
+    for review in folder_crawl.reviews:
+        assert [i["url"] for i in review["images"]] == review["image_urls"]
+        for image in review["images"]:
+            assert (folder_crawl.out / "images" / image["path"]).is_file()
+            assert image["path"].startswith("https___pro-fd.zol-img.com.cn_g5_M00_")
+    assert folder_crawl.stats["images"] == {"urls": sum(len(r["image_urls"]) for r in manifest["reviews"]),
+                                            "ok": sum(r["n_images"] for r in manifest["reviews"]), "failed": 0,
+                                            "files": {"downloaded": len(urls)}}
+
+
+def test_stats_count_aspects_pages_and_the_unknown_label(site, folder_crawl):
+    _, manifest = site
+    stats = folder_crawl.stats
+    aspects = Counter(key for r in manifest["reviews"] for key in r["scores"])
+    assert stats["aspects"] == dict(sorted(aspects.items()))
+    assert stats["unknown_labels"] == {"信号": 1}
+    assert stats["reviews"] == len(manifest["reviews"])
+    n_long = sum(r["long"] for r in manifest["reviews"])
+    assert stats["pages"] == {"ajax": 2, "long": n_long, "ranking": 2, "review_list": PRODUCTS}
+    assert stats["page_failures"] == {} and stats["layout_errors"] == {} and stats["parse_failures"] == {}
+    assert stats["http_statuses"].get("404", 0) == 3  # the three robots.txt
+
+
+def test_loopback_http_mirror_writes_the_same_bytes(site, folder_crawl, mirror_server, tmp_path):
+    root, manifest = site
+    server = mirror_server(root)
+    result = run_crawl(tmp_path / "out", server.url, f"crawl_date={manifest['crawl_date']}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (result.out / "reviews.jsonl").read_bytes() == (folder_crawl.out / "reviews.jsonl").read_bytes()
+    assert sorted(p.name for p in (result.out / "images").iterdir()) == \
+        sorted(p.name for p in (folder_crawl.out / "images").iterdir())
+
+
+@pytest.mark.parametrize("args, expect", [
+    (("list_pages=1",), "first_ranking_page"),
+    (("max_products=3",), "three_products"),
+    (("review_pages=3",), "pages_up_to_3"),
+])
+def test_spider_arguments_limit_the_crawl(site, tmp_path, args, expect):
+    root, manifest = site
+    result = run_crawl(tmp_path / "out", str(root), f"crawl_date={manifest['crawl_date']}", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    order = [p["product_id"] for p in manifest["products"]]
+    per_product = Counter(r["product_id"] for r in result.reviews)
+    full = Counter(r["product_id"] for r in manifest["reviews"])
+    if expect == "first_ranking_page":
+        assert set(per_product) == set(order[:10]) and result.stats["pages"]["ranking"] == 1
+    elif expect == "three_products":
+        assert set(per_product) == set(order[:3])
+    else:
+        assert per_product[order[0]] == 30 and full[order[0]] > 30  # 20 embedded + page 3
+        assert result.stats["pages"]["ajax"] == 1
+
+
+def test_products_argument_skips_the_ranking(site, tmp_path):
+    root, manifest = site
+    wanted = [manifest["products"][1]["product_id"], manifest["products"][4]["product_id"]]
+    result = run_crawl(tmp_path / "out", str(root), f"crawl_date={manifest['crawl_date']}",
+                       "products=" + ",".join(wanted))
+    assert result.returncode == 0
+    assert {r["product_id"] for r in result.reviews} == set(wanted)
+    assert "ranking" not in result.stats["pages"]
+
+
+def _stage(tmp_path: Path, mirror: str, out: Path) -> subprocess.CompletedProcess:
+    params = tmp_path / "params.yaml"
+    params.write_text(f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 50\n  review_pages: 20\n"
+                      f"  products: ''\n  max_products: 2\n  crawl_date: ''\n", encoding="utf-8")
+    return subprocess.run([sys.executable, "-m", "crawler.crawl", "--params", str(params)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_stage_rewrites_output_whole_and_stops_on_no_reviews(site, tmp_path):
+    root, manifest = site
+    out = tmp_path / "raw"
+    (out / "images").mkdir(parents=True)
+    (out / "images" / "stale.jpg").write_bytes(b"old")
+    done = _stage(tmp_path, str(root), out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "crawl:" in done.stdout and " reviews, images " in done.stdout
+    reviews = [json.loads(line) for line in (out / "reviews.jsonl").read_text(encoding="utf-8").splitlines()]
+    first_two = {p["product_id"] for p in manifest["products"][:2]}
+    assert {r["product_id"] for r in reviews} == first_two
+    # the mirror's crawl date was used for the yearless dates
+    assert {r["published"] for r in reviews} == {r["published"] for r in manifest["reviews"]
+                                                 if r["product_id"] in first_two}
+    assert not (out / "images" / "stale.jpg").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "raw"]  # no staging left behind
+
+    empty = tmp_path / "empty_mirror"
+    empty.mkdir()
+    before = (out / "reviews.jsonl").read_bytes()
+    failed = _stage(tmp_path, str(empty), out)
+    assert failed.returncode == 3, failed.stderr[-2000:]
+    assert "no reviews" in failed.stderr
+    assert (out / "reviews.jsonl").read_bytes() == before  # the previous output is left alone
+
+
+def test_stage_names_a_missing_mirror(tmp_path):
+    done = _stage(tmp_path, str(tmp_path / "nowhere"), tmp_path / "raw")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: crawl.mirror ") and "nowhere" in done.stderr

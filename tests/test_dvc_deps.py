@@ -1,0 +1,95 @@
+"""dvc.yaml declares, for every stage, its own module and every project module it uses (so editing any of them
+re-runs the stage), and every param it declares exists in params.yaml."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("crawler", "pipeline", "model")
+# dotted names in strings (Scrapy loads spiders, pipelines and middlewares by name from its settings)
+DOTTED_RE = re.compile(r"""["']((?:crawler|pipeline|model)(?:\.\w+)+)""")
+
+
+def _module_file(name: str) -> Path | None:
+    parts = name.split(".")
+    for candidate in (REPO.joinpath(*parts).with_suffix(".py"), REPO.joinpath(*parts, "__init__.py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _project_imports(path: Path) -> set[str]:
+    source = path.read_text(encoding="utf-8")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    found.update(DOTTED_RE.findall(source))
+    names = set()
+    for name in found:
+        if name.split(".")[0] not in PACKAGES:
+            continue
+        while name and _module_file(name) is None:  # "crawler.pipelines.JsonLinesPipeline" -> the module
+            name = name.rpartition(".")[0]
+        if name:
+            names.add(name)
+    return names
+
+
+def _closure(root: str) -> set[Path]:
+    seen: set[str] = set()
+    todo = [root]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(_project_imports(_module_file(name)))
+    files = {_module_file(name) for name in seen}
+    return {f for f in files if f.name != "__init__.py" or f.stat().st_size > 200}
+
+
+def _stages() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+
+
+@pytest.mark.parametrize("stage", sorted(_stages()))
+def test_stage_deps_list_every_module_it_imports(stage: str) -> None:
+    spec = _stages()[stage]
+    match = re.search(r"python -m ([\w.]+)", spec["cmd"])
+    assert match, f"stage {stage} does not run a project module"
+    needed = {str(p.relative_to(REPO)) for p in _closure(match.group(1))}
+    declared = {d for d in spec["deps"] if isinstance(d, str)}
+    assert needed - declared == set(), f"{stage}: deps miss modules it imports"
+    stale = {d for d in declared if d.endswith(".py") and not (REPO / d).is_file()}
+    assert not stale, f"{stage}: deps name files that do not exist"
+
+
+@pytest.mark.parametrize("stage", sorted(_stages()))
+def test_declared_params_exist(stage: str) -> None:
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    for dotted in _stages()[stage].get("params", []):
+        node = params
+        for part in dotted.split("."):
+            assert isinstance(node, dict) and part in node, f"{stage}: param {dotted} not in params.yaml"
+            node = node[part]
+
+
+@pytest.mark.parametrize("package, forbidden", [("crawler", {"pipeline", "model"}), ("pipeline", {"model"})])
+def test_imports_follow_the_data(package: str, forbidden: set[str]) -> None:
+    """The crawler knows nothing downstream; data stages never import the model."""
+    offenders = {
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in sorted((REPO / package).rglob("*.py"))
+        for name in _project_imports(path)
+        if name.split(".")[0] in forbidden
+    }
+    assert not offenders

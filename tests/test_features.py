@@ -1,0 +1,270 @@
+"""The features stage on a handful of tiny generated images, with real ResNet-50 (random or local weights)."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from pipeline import backbone as backbone_module
+from pipeline.backbone import IMAGENET_FILE_NAME, file_backbone, load_backbone, random_backbone
+from common.errors import UserError
+from pipeline.features import (FeatureConfig, load_features, features_metadata, main, read_features,
+                               run_features)
+from pipeline.image_data import IMAGENET_MEAN, IMAGENET_STD, ImageError, Preprocessing, decode_image
+from pipeline.io import write_frame
+from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, PAIRS_SCHEMA
+
+IMAGES = "data/raw/zol/images"
+CONFIG = FeatureConfig(weights="random", image_size=64, batch_size=4, num_workers=0, device="cpu",
+                       max_image_pixels=5000, seed=0, download_timeout_s=2)
+
+
+def noisy(width: int, height: int, seed: int, mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4}.get(mode)
+    shape = (height, width, channels) if channels else (height, width)
+    return Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+
+
+def encoded(img: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, fmt, quality=90) if fmt == "JPEG" else img.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def write_splits(root: Path, reviews: dict[str, dict[str, list[str]]]) -> Path:
+    """reviews: split -> {review_id: image file names under IMAGES (or "" for an empty entry)}."""
+    splits = root / "data" / "splits"
+    for split in ("train", "dev", "test"):
+        rows = [{
+            "review_id": review_id, "product_id": "p1", "product_name": "phone", "brand": "b",
+            "aspect": "appearance", "aspect_zh": "外观", "score": 8, "label": 7, "text": "好",
+            "image_paths": [f"{IMAGES}/{name}" if name else "" for name in names],
+            "n_images": len(names), "release_split": None,
+        } for review_id, names in reviews.get(split, {}).items()]
+        write_frame(pd.DataFrame(rows, columns=PAIRS_SCHEMA.names), splits / f"{split}.parquet", PAIRS_SCHEMA)
+    return splits
+
+
+@pytest.fixture()
+def site(tmp_path: Path) -> Path:
+    """9 distinct paths: 4 usable (two of them the same bytes), corrupt, empty, truncated, too large, missing."""
+    images = tmp_path / IMAGES
+    images.mkdir(parents=True)
+    a = encoded(noisy(48, 40, 1), "JPEG")
+    (images / "a.jpg").write_bytes(a)
+    (images / "copy_of_a.jpg").write_bytes(a)
+    (images / "b.png").write_bytes(encoded(noisy(40, 40, 2, "RGBA"), "PNG"))
+    (images / "c.png").write_bytes(encoded(noisy(30, 50, 3).convert("L"), "PNG"))
+    (images / "corrupt.jpg").write_bytes(b"this is not an image")
+    (images / "empty.jpg").write_bytes(b"")
+    whole = encoded(noisy(64, 64, 4), "JPEG")
+    (images / "truncated.jpg").write_bytes(whole[: len(whole) * 6 // 10])
+    (images / "huge.png").write_bytes(encoded(noisy(100, 100, 5), "PNG"))  # 10,000 px > max_image_pixels 5,000
+    write_splits(tmp_path, {
+        "train": {"r1": ["a.jpg", "b.png", "missing.jpg"], "r2": ["copy_of_a.jpg", "corrupt.jpg"]},
+        "dev": {"r3": ["c.png", "truncated.jpg", "empty.jpg"], "r5": [""]},
+        "test": {"r4": ["huge.png", "a.jpg"], "r6": []},
+    })
+    return tmp_path
+
+
+def run(root: Path, config: FeatureConfig = CONFIG, out: str = "images.parquet", cache: str = "cache.parquet") -> dict:
+    features = root / "data" / "features"
+    return run_features(config, root / "data" / "splits", features / out, features / cache,
+                        root / "metrics" / "features.json", root=root)
+
+
+def test_one_row_per_distinct_path_with_errors_and_content_ids(site: Path):
+    metrics = run(site, replace(CONFIG, num_workers=2))
+    table = pq.read_table(site / "data/features/images.parquet")
+    assert table.schema.remove_metadata() == FEATURES_SCHEMA
+    rows = {Path(r["path"]).name: r for r in table.to_pylist()}
+    assert [Path(p).name for p in table["path"].to_pylist()] == [
+        "a.jpg", "b.png", "c.png", "copy_of_a.jpg", "corrupt.jpg", "empty.jpg", "huge.png", "missing.jpg",
+        "truncated.jpg"]
+    assert {n: r["ok"] for n, r in rows.items()} == {
+        "a.jpg": True, "b.png": True, "c.png": True, "copy_of_a.jpg": True, "corrupt.jpg": False,
+        "empty.jpg": False, "huge.png": False, "missing.jpg": False, "truncated.jpg": False}
+    assert {n: (r["error"] or "").split(":")[0] for n, r in rows.items() if not r["ok"]} == {
+        "corrupt.jpg": "unreadable", "empty.jpg": "unreadable", "huge.png": "too_large",
+        "missing.jpg": "missing", "truncated.jpg": "truncated"}
+    assert rows["huge.png"]["error"] == "too_large: 100x100 pixels > max_image_pixels 5000"
+    assert rows["a.jpg"]["image_id"] == hashlib.sha256((site / IMAGES / "a.jpg").read_bytes()).hexdigest()
+    assert rows["copy_of_a.jpg"]["image_id"] == rows["a.jpg"]["image_id"]
+    assert rows["copy_of_a.jpg"]["feature"] == rows["a.jpg"]["feature"]
+    assert rows["missing.jpg"]["image_id"] is None
+    for name, row in rows.items():
+        vector = np.asarray(row["feature"], dtype=np.float32)
+        assert vector.shape == (FEATURE_DIM,)
+        assert bool(np.any(vector != 0)) == row["ok"], name
+        assert row["ok"] == (row["error"] is None)
+        assert np.isfinite(vector).all()
+    assert metrics["images_total"] == 9 and metrics["images_ok"] == 4 and metrics["images_failed"] == 5
+    assert metrics["failed_by_error"] == {"missing": 1, "too_large": 1, "truncated": 1, "unreadable": 2}
+    assert metrics["unique_contents"] == 7            # a (twice), b, c, corrupt, empty, truncated, huge
+    assert metrics["computed"] == 3 and metrics["reused_from_cache"] == 0 and metrics["decode_failed"] == 4
+    assert metrics["empty_path_entries"] == 1
+    assert metrics["weights"] == "random:seed=0" and metrics["device"] == "cpu"
+    assert json.loads((site / "metrics/features.json").read_text()) == metrics
+    meta = features_metadata(site / "data/features/images.parquet")
+    assert meta["weights"] == "random:seed=0" and meta["precision"] == "fp32"
+    assert meta["backbone"].startswith("torchvision.models.resnet50")
+    assert json.loads(meta["preprocessing"])["resize"] == [64, 64]
+    assert meta["torch"] == torch.__version__
+
+
+def test_rerun_reuses_cache_and_one_new_image_computes_exactly_one(site: Path):
+    out = site / "data/features/images.parquet"
+    run(site)
+    first = out.read_bytes()
+    cache_first = (site / "data/features/cache.parquet").read_bytes()
+    again = run(site)
+    assert (again["computed"], again["reused_from_cache"]) == (0, 7 - 4)
+    assert out.read_bytes() == first
+    assert (site / "data/features/cache.parquet").read_bytes() == cache_first
+
+    (site / IMAGES / "d.jpg").write_bytes(encoded(noisy(32, 32, 9), "JPEG"))
+    write_splits(site, {
+        "train": {"r1": ["a.jpg", "b.png", "missing.jpg"], "r2": ["copy_of_a.jpg", "corrupt.jpg"],
+                  "r7": ["d.jpg"]},
+        "dev": {"r3": ["c.png", "truncated.jpg", "empty.jpg"]},
+        "test": {"r4": ["huge.png", "a.jpg"]},
+    })
+    before = load_features(out)
+    grown = run(site)
+    assert (grown["computed"], grown["reused_from_cache"], grown["images_total"]) == (1, 3, 10)
+    after = load_features(out)
+    assert sorted(after) == sorted(before) + [f"{IMAGES}/d.jpg"]
+    for path, vector in before.items():
+        assert np.array_equal(after[path], vector)
+
+
+def test_features_are_deterministic_without_cache(site: Path):
+    """Two cold runs (no cache) write identical bytes: the CPU feature values are deterministic."""
+    run(site, out="one.parquet", cache="cache_one.parquet")
+    run(site, replace(CONFIG, num_workers=2, batch_size=3), out="two.parquet", cache="cache_two.parquet")
+    features = site / "data/features"
+    one, two = read_features(features / "one.parquet"), read_features(features / "two.parquet")
+    assert one[0] == two[0] and np.array_equal(one[2], two[2])
+    np.testing.assert_allclose(one[1], two[1], rtol=1e-4, atol=1e-4)  # other batch size: same up to float sums
+    run(site, out="three.parquet", cache="cache_three.parquet")
+    assert (features / "one.parquet").read_bytes() == (features / "three.parquet").read_bytes()
+
+
+def test_new_weights_invalidate_the_cache(site: Path):
+    run(site)
+    other = run(site, replace(CONFIG, seed=1))
+    assert (other["computed"], other["reused_from_cache"]) == (3, 0)
+    back = run(site)
+    assert (back["computed"], back["reused_from_cache"]) == (0, 3)
+
+
+def test_lowered_max_image_pixels_refuses_cached_images(site: Path):
+    run(site)
+    # a.jpg 48x40 = 1920 px, b 1600, c 1500, truncated.jpg 64x64 = 4096 (refused before its decoding fails)
+    metrics = run(site, replace(CONFIG, max_image_pixels=1999))
+    assert metrics["computed"] == 0 and metrics["images_ok"] == 4
+    assert metrics["failed_by_error"] == {"missing": 1, "too_large": 2, "unreadable": 2}
+    metrics = run(site, replace(CONFIG, max_image_pixels=1700))  # now the cached a.jpg and its copy too
+    assert metrics["computed"] == 0 and metrics["images_ok"] == 2
+    assert metrics["failed_by_error"] == {"missing": 1, "too_large": 4, "unreadable": 2}
+
+
+def test_decompression_bombs_are_refused_from_the_header(site: Path):
+    huge = site / IMAGES / "huge.png"
+    with pytest.raises(ImageError, match="^too_large: 100x100 pixels > max_image_pixels 9999$"):
+        decode_image(huge, Preprocessing(64, 9999))
+    with pytest.raises(ImageError, match="^too_large: .*decompression bomb"):   # PIL's own refusal (> 2x)
+        decode_image(huge, Preprocessing(64, 4999))
+    assert decode_image(huge, Preprocessing(64, 10_000))[1] == (100, 100)
+
+
+def test_preprocessing_is_exact_imagenet_normalisation(tmp_path: Path):
+    prep = Preprocessing(image_size=64, max_image_pixels=10_000)
+    path = tmp_path / "red.png"
+    Image.new("RGB", (20, 30), (255, 0, 0)).save(path, "PNG")
+    array, size = decode_image(path, prep)
+    assert size == (20, 30) and array.shape == (3, 64, 64) and array.dtype == np.float32
+    expected = [(1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], -IMAGENET_MEAN[1] / IMAGENET_STD[1],
+                -IMAGENET_MEAN[2] / IMAGENET_STD[2]]
+    for channel, value in enumerate(expected):
+        np.testing.assert_allclose(array[channel], value, rtol=1e-6)
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(path, "PNG")   # fully transparent -> white
+    array, _ = decode_image(path, prep)
+    np.testing.assert_allclose(array[:, 0, 0], [(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)], rtol=1e-6)
+
+
+def test_local_pth_loads_and_names_its_hash(tmp_path: Path):
+    reference = random_backbone(3).model.state_dict()
+    checkpoint = dict(reference, **{"fc.weight": torch.zeros(1000, 2048), "fc.bias": torch.zeros(1000)})
+    path = tmp_path / "resnet50.pth"
+    torch.save(checkpoint, path)
+    loaded = load_backbone(str(path), seed=0, download_timeout_s=1)
+    assert loaded.weights == f"file:{path}:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+    state = loaded.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in reference.items())
+    assert not loaded.model.training
+
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
+    with pytest.raises(UserError, match="wrong.pth is not a torchvision ResNet-50 state dict"):
+        file_backbone(tmp_path / "wrong.pth")
+    with pytest.raises(UserError, match="nothere.pth not found"):
+        load_backbone(str(tmp_path / "nothere.pth"), seed=0, download_timeout_s=1)
+
+
+def test_imagenet_comes_from_the_hub_cache_without_network(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(backbone_module, "IMAGENET_URL", f"http://127.0.0.1:9/{IMAGENET_FILE_NAME}")
+    reference = random_backbone(5).model.state_dict()
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / IMAGENET_FILE_NAME
+    cached.parent.mkdir(parents=True)
+    torch.save(dict(reference, **{"fc.weight": torch.ones(1000, 2048), "fc.bias": torch.ones(1000)}), cached)
+    loaded = load_backbone("imagenet", seed=0, download_timeout_s=1)
+    assert loaded.weights == "imagenet:IMAGENET1K_V2"
+    assert torch.equal(loaded.model.state_dict()["conv1.weight"], reference["conv1.weight"])
+
+
+def test_auto_falls_back_to_random_loudly_when_weights_cannot_be_had(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    monkeypatch.setattr(backbone_module, "IMAGENET_URL", f"http://127.0.0.1:9/{IMAGENET_FILE_NAME}")
+    loaded = load_backbone("auto", seed=4, download_timeout_s=2)
+    assert loaded.weights == "random:seed=4"
+    assert torch.equal(loaded.model.state_dict()["conv1.weight"], random_backbone(4).model.state_dict()["conv1.weight"])
+    err = capsys.readouterr().err
+    assert "WARNING: ImageNet weights for ResNet-50 are unavailable" in err and "RANDOM weights (seed=4)" in err
+    assert "127.0.0.1:9" in err
+    with pytest.raises(UserError, match="features.weights=imagenet"):
+        load_backbone("imagenet", seed=4, download_timeout_s=2)
+
+
+def test_cli_help_bad_params_and_missing_splits(tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0 and "--params" in capsys.readouterr().out
+    params = tmp_path / "params.yaml"
+    params.write_text("features:\n  weights: random\n  image_size: 64\n  batch_size: 2\n  num_workers: 0\n"
+                      "  device: tpu\n  max_image_pixels: 100\n  seed: 0\n  download_timeout_s: 1\n")
+    assert main(["--params", str(params)]) == 2
+    assert "'features.device' must be auto, cpu or cuda" in capsys.readouterr().err
+    params.write_text(params.read_text().replace("tpu", "cpu"))
+    assert main(["--params", str(params), "--splits", str(tmp_path / "nosplits")]) == 2
+    assert "nosplits/train.parquet not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode,fmt", [("L", "PNG"), ("P", "GIF"), ("CMYK", "JPEG"), ("LA", "PNG"), ("I;16", "PNG"),
+                                      ("1", "BMP")])
+def test_every_common_mode_becomes_three_finite_channels(tmp_path: Path, mode: str, fmt: str):
+    path = tmp_path / f"image.{fmt.lower()}"
+    noisy(24, 16, 0).convert(mode).save(path, fmt)
+    array, size = decode_image(path, Preprocessing(image_size=32, max_image_pixels=10_000))
+    assert size == (24, 16) and array.shape == (3, 32, 32) and np.isfinite(array).all()

@@ -1,0 +1,135 @@
+"""Multi-ZOL importer: both release formats on a tiny fake release, then clean -> split(predefined) -> segment."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline import clean, import_multizol, segment, split
+from common.errors import UserError
+from pipeline.import_multizol import image_name, import_release, review_id_of
+
+REPO = Path(__file__).resolve().parents[1]
+IMG_A = "https___pro-fd.zol-img.com.cn_g5_M00_02_01_aaa.jpg"
+IMG_B = "https___pro-fd.zol-img.com.cn_g5_M00_02_01_bbb.jpg"
+IMG_GONE = "https___pro-fd.zol-img.com.cn_g5_M00_02_01_gone.jpg"
+TEXT_1 = "外观手感 漂亮 拍照 清晰 续航 一般"   # jieba alone would cut 外观手感 in two
+TEXT_2 = "屏幕 细腻 性价比 高"
+
+
+def _png(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), (10, 200, 10)).save(path, format="PNG")
+
+
+def _txt(*samples: tuple[str, list[str], str, str]) -> str:
+    return "".join(f"{text}\n{images!r}\n{aspect}\n{score}\n" for text, images, aspect, score in samples)
+
+
+@pytest.fixture()
+def txt_release(tmp_path: Path) -> Path:
+    release = tmp_path / "release"
+    release.mkdir()
+    _png(release / "img" / IMG_A)
+    _png(release / "img" / IMG_B)
+    (release / "zol_Train_jieba.txt").write_text(_txt(
+        (TEXT_1, [IMG_A, IMG_B], "外观手感", "10.0"),
+        (TEXT_1, [IMG_A, IMG_B], "拍照效果", "8.0"),
+        (TEXT_2, [IMG_GONE], "屏幕效果", "6.0")), encoding="utf-8")
+    (release / "zol_Dev_jieba.txt").write_text(_txt((TEXT_1, [IMG_A, IMG_B], "电池续航", "4.0")), encoding="utf-8")
+    (release / "zol_Test_jieba.txt").write_text(_txt(
+        (TEXT_2, [IMG_GONE], "性价比", "10.0"), (TEXT_1, [IMG_A, IMG_B], "音质", "2.0")) + "\n\n", encoding="utf-8")
+    return release
+
+
+@pytest.fixture()
+def json_release(tmp_path: Path) -> Path:
+    release = tmp_path / "release_json"
+    (release / "multi_jsonData").mkdir(parents=True)
+    _png(release / "img" / IMG_A)
+    files = {
+        "1001": {"review_data": "外观很漂亮，拍照清晰", "img_path": ["..\\img\\" + IMG_A, "http_undefined", "..\\img\\" + IMG_GONE],
+                 "items_score": {"外观手感": 10, "拍照效果": None}},
+        "1002": {"review_data": "屏幕不错", "img_path": "..\\img\\" + IMG_A, "items_score": None},
+    }
+    for stem, data in files.items():
+        (release / "multi_jsonData" / f"{stem}.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    (release / "multi_jsonData" / "1003.json").write_text("{broken", encoding="utf-8")
+    return release
+
+
+def _read(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "reviews.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_image_name():
+    assert image_name("..\\img\\" + IMG_A) == IMG_A
+    assert image_name("../img/" + IMG_A) == IMG_A
+    assert image_name("http_undefined") is None and image_name(" ") is None
+
+
+def test_txt_release_groups_pairs_into_reviews(txt_release, tmp_path):
+    out = tmp_path / "raw"
+    counts = import_release(txt_release, out)
+    assert counts["format"] == "txt" and counts["reviews"] == 2 and counts["pairs"] == 6
+    assert counts["images_linked"] == 2 and counts["images_missing"] == 1
+    records = {r["review_id"]: r for r in _read(out)}
+    first = records[review_id_of(TEXT_1, [IMG_A, IMG_B])]
+    assert first["scores"] == {"appearance": 10.0, "camera": 8.0, "battery": 4.0, "音质": 2.0}
+    assert first["release_split"] == {"appearance": "train", "camera": "train", "battery": "dev", "音质": "test"}
+    assert first["body"] == TEXT_1 and first["segmented"] is True and first["source"] == "multizol"
+    assert [i["path"] for i in first["images"]] == [IMG_A, IMG_B]
+    assert (out / "images" / IMG_A).samefile(txt_release / "img" / IMG_A)     # hard-linked
+    second = records[review_id_of(TEXT_2, [IMG_GONE])]
+    assert second["images"] == [] and second["image_urls"] == [f"img/{IMG_GONE}"]   # missing image: text kept
+    assert second["release_split"] == {"screen": "train", "price_performance": "test"}
+
+
+def test_json_release(json_release, tmp_path, capsys):
+    out = tmp_path / "raw"
+    counts = import_release(json_release, out)
+    assert counts["format"] == "json" and counts["reviews"] == 2
+    assert counts["images_undefined"] == 1 and counts["images_missing"] == 1 and counts["json_files_unreadable"] == 1
+    records = {r["review_id"]: r for r in _read(out)}
+    assert records["mz-1001"]["scores"] == {"appearance": 10, "camera": None}     # clean quarantines the null
+    assert [i["path"] for i in records["mz-1001"]["images"]] == [IMG_A]
+    assert records["mz-1002"]["scores"] == {} and records["mz-1002"]["release_split"] is None
+    assert "1003.json is not readable JSON" in capsys.readouterr().out
+
+
+def test_not_a_release(tmp_path):
+    with pytest.raises(UserError, match="holds no Multi-ZOL files"):
+        import_release(tmp_path, tmp_path / "out")
+    (tmp_path / "zol_Train_jieba.txt").write_text("a\n['x']\n外观手感\n")
+    with pytest.raises(UserError, match="not a multiple of 4"):
+        import_release(tmp_path, tmp_path / "out")
+
+
+def test_release_through_clean_split_segment(txt_release, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO / "data/lexicon", tmp_path / "data/lexicon")
+    assert import_multizol.main(["--release", str(txt_release), "--out", "data/raw/multizol"]) == 0
+    first = (tmp_path / "data/raw/multizol/reviews.jsonl").read_bytes()
+    assert import_multizol.main(["--release", str(txt_release), "--out", "data/raw/multizol"]) == 0
+    assert (tmp_path / "data/raw/multizol/reviews.jsonl").read_bytes() == first
+    (tmp_path / "params.yaml").write_text(
+        "data:\n  raw: data/raw/multizol\n"
+        "clean:\n  require_image: false\n  min_text_chars: 5\n  dedupe_same_text: true\n"
+        "split:\n  method: predefined\n  group_by: review\n  train: 0.8\n  dev: 0.1\n  test: 0.1\n  seed: 1\n"
+        "segment:\n  user_dict: data/lexicon/user_dict.txt\n  stopwords: data/lexicon/stopwords.txt\n"
+        "  remove_punctuation: true\n  remove_stopwords: true\n  processes: 1\n", encoding="utf-8")
+    assert clean.main([]) == 0 and split.main([]) == 0 and segment.main([]) == 0
+    metrics = json.loads(Path("metrics/split.json").read_text())
+    assert {n: m["pairs"] for n, m in metrics["splits"].items()} == {"train": 3, "dev": 1, "test": 1}
+    assert metrics["overlap"]["reviews_in_several_splits"] == 2
+    rejected = json.loads(Path("metrics/clean.json").read_text())["rejected_pairs_by_reason"]
+    assert rejected == {"unknown_aspect": 1}
+    from pipeline.io import read_frame
+    assert split.presegmented_ids(split.SPLITS_DIR / "train.parquet") == set(read_frame("data/splits/train.parquet")["review_id"])
+    train = read_frame("data/segmented/train.parquet").set_index("aspect")
+    assert list(train["aspect_tokens"]["appearance"]) == ["外观", "手感"]
+    assert list(train["tokens"]["appearance"]) == ["外观手感", "漂亮", "拍照", "清晰", "续航", "一般"]
+    assert list(train["image_paths"]["appearance"]) == [f"data/raw/multizol/images/{IMG_A}", f"data/raw/multizol/images/{IMG_B}"]
