@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from model.layers import ATTENTION_SCORES
+
 VARIANTS: tuple[str, ...] = ("mimn", "self", "text2img", "img2text")
 MAX_HOPS = 5
 
@@ -20,10 +22,13 @@ class MIMNConfig:
     hops: int = 3                 # H
     dropout: float = 0.5
     variant: str = "mimn"         # the paper's Table 4: mimn | self | text2img | img2text
+    attention_score: str = "mlp"  # mlp: u·tanh(W[m, q] + b) | linear: tanh(w·[m, q] + b), see layers.MemoryAttention
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        if self.attention_score not in ATTENTION_SCORES:
+            raise ValueError(f"attention_score must be one of {', '.join(ATTENTION_SCORES)}, got {self.attention_score!r}")
         if not 1 <= self.hops <= MAX_HOPS:
             raise ValueError(f"hops must be 1..{MAX_HOPS}, got {self.hops}")
         if not 0.0 <= self.dropout < 1.0:

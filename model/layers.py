@@ -6,6 +6,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
+ATTENTION_SCORES: tuple[str, ...] = ("mlp", "linear")
+
+
 def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(B, max_len) bool: True where position < length."""
     return torch.arange(max_len, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
@@ -25,15 +28,33 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class MemoryAttention(nn.Module):
-    """The paper's attention layer (Eqs. 16-18): h_i = tanh(w [m_i, q] + b), a = softmax(h), v = sum a_i m_i."""
+    """The paper's attention layer (Eqs. 16-18): h_i = score([m_i, q]), a = softmax(h), v = sum a_i m_i.
 
-    def __init__(self, memory_dim: int, query_dim: int) -> None:
+    score `linear` is the equation read literally, h_i = tanh(w [m_i, q] + b) with w a vector: the query's term
+    w_q q is the same at every position and tanh is monotonic, so the ranking of the positions can never depend
+    on the query (the aspect); only the sharpness can. score `mlp` (the default) reads w as an MLP,
+    h_i = u tanh(W [m_i, q] + b): the query shifts each hidden unit differently, so the aspect decides which
+    words are read. DESIGN.md calls it an "MLP score"; the README shows what each reading does on the sample.
+    """
+
+    def __init__(self, memory_dim: int, query_dim: int, score: str = "mlp") -> None:
         super().__init__()
-        self.score = nn.Linear(memory_dim + query_dim, 1)
+        if score not in ATTENTION_SCORES:
+            raise ValueError(f"attention score must be one of {', '.join(ATTENTION_SCORES)}, got {score!r}")
+        self.score_kind = score
+        if score == "linear":
+            self.score = nn.Linear(memory_dim + query_dim, 1)
+        else:
+            self.hidden = nn.Linear(memory_dim + query_dim, memory_dim)
+            self.score = nn.Linear(memory_dim, 1, bias=False)
 
     def forward(self, memory: torch.Tensor, query: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         expanded = query.unsqueeze(1).expand(-1, memory.size(1), -1)
-        scores = torch.tanh(self.score(torch.cat([memory, expanded], dim=-1))).squeeze(-1)
+        joint = torch.cat([memory, expanded], dim=-1)
+        if self.score_kind == "linear":
+            scores = torch.tanh(self.score(joint)).squeeze(-1)
+        else:
+            scores = self.score(torch.tanh(self.hidden(joint))).squeeze(-1)
         weights = masked_softmax(scores, mask).to(memory.dtype)
         return torch.bmm(weights.unsqueeze(1), memory).squeeze(1)
 

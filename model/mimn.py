@@ -29,13 +29,13 @@ class MIMN(nn.Module):
         self.text_encoder = BiLSTMEncoder(config.embed_dim, config.hidden_dim)
         self.aspect_encoder = BiLSTMEncoder(config.embed_dim, config.hidden_dim)
         self.image_encoder = BiLSTMEncoder(config.image_dim, config.hidden_dim)
-        self.text_aspect_attention = MemoryAttention(memory_dim, memory_dim)
-        self.image_aspect_attention = MemoryAttention(memory_dim, memory_dim)
+        self.text_aspect_attention = MemoryAttention(memory_dim, memory_dim, config.attention_score)
+        self.image_aspect_attention = MemoryAttention(memory_dim, memory_dim, config.attention_score)
         self.text_hops = nn.ModuleList(
-            nn.ModuleDict({q: MemoryAttention(memory_dim, memory_dim) for q in TEXT_QUERIES[config.variant]})
+            nn.ModuleDict({q: MemoryAttention(memory_dim, memory_dim, config.attention_score) for q in TEXT_QUERIES[config.variant]})
             for _ in range(config.hops - 1))
         self.image_hops = nn.ModuleList(
-            nn.ModuleDict({q: MemoryAttention(memory_dim, memory_dim) for q in IMAGE_QUERIES[config.variant]})
+            nn.ModuleDict({q: MemoryAttention(memory_dim, memory_dim, config.attention_score) for q in IMAGE_QUERIES[config.variant]})
             for _ in range(config.hops - 1))
         self.text_gru = nn.GRUCell(memory_dim, memory_dim)
         self.image_gru = nn.GRUCell(memory_dim, memory_dim)

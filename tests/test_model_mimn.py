@@ -126,8 +126,8 @@ def test_masked_softmax_ignores_masked_scores_and_zeroes_empty_rows():
     assert torch.equal(weights[1], torch.zeros(3))
 
 
-def test_attention_score_is_tanh_of_linear_on_concatenation():
-    att = MemoryAttention(2, 1)
+def test_linear_attention_score_is_tanh_of_linear_on_concatenation():
+    att = MemoryAttention(2, 1, score="linear")
     with torch.no_grad():
         att.score.weight.copy_(torch.tensor([[1.0, 0.0, 0.0]]))
         att.score.bias.zero_()
@@ -206,3 +206,20 @@ def test_packed_and_unpacked_bilstm_agree_and_match_a_per_sequence_run():
     alone = torch.cat([encoder.forward_lstm(x[1:2, :2])[0], encoder.backward_lstm(x[1:2, :2].flip(1))[0].flip(1)], -1)
     torch.testing.assert_close(unpacked[1:2, :2], alone, atol=1e-6, rtol=0)
     assert torch.equal(unpacked[1, 2:], torch.zeros(4, 8)) and torch.equal(unpacked[2], torch.zeros(6, 8))
+
+
+def test_mlp_attention_ranking_depends_on_the_query_linear_cannot():
+    """The reason `mlp` is the default: with the literal equation the query cannot change which position wins."""
+    torch.manual_seed(0)
+    memory = torch.randn(1, 6, 4)
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    queries = torch.randn(64, 4)
+
+    def winners(att: MemoryAttention) -> set[int]:
+        joint = torch.cat([memory.expand(64, -1, -1), queries.unsqueeze(1).expand(-1, 6, -1)], dim=-1)
+        with torch.no_grad():
+            scores = att.score(torch.tanh(att.hidden(joint))) if att.score_kind == "mlp" else att.score(joint)
+        return set(scores.squeeze(-1).argmax(-1).tolist())
+
+    assert len(winners(MemoryAttention(4, 4, score="linear"))) == 1
+    assert len(winners(MemoryAttention(4, 4, score="mlp"))) > 1
