@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import os
 import random
 import time
@@ -161,8 +162,12 @@ def run(params: dict) -> dict:
     model.load_state_dict(result.best_state)
     model.cpu()
     ckpt = checkpoint(model, prepared, result.best_epoch, result.best_dev, params, result.history)
+    # serialise in memory: torch.save names the zip's root folder after the file, and the temporary file's
+    # name is random, so saving to it directly would make every run's bytes differ
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
     with atomic_path(MODEL_PATH) as tmp:
-        torch.save(ckpt, tmp)
+        tmp.write_bytes(buffer.getvalue())
     write_curve(result.history, CURVE_PATH)
     metrics = {
         "best_epoch": result.best_epoch,

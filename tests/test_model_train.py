@@ -101,9 +101,11 @@ def test_two_seeded_runs_give_identical_metrics_and_weights(workdir):
         for timing in ("seconds", "train_seconds", "train_pairs_per_second"):
             metrics.pop(timing)
         runs.append((metrics, (workdir / "plots/train_curve.csv").read_text(),
-                     torch.load(workdir / "models/mimn.pt", weights_only=True)["model"]))
+                     torch.load(workdir / "models/mimn.pt", weights_only=True)["model"],
+                     (workdir / "models/mimn.pt").read_bytes()))
     assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
     assert all(torch.equal(runs[0][2][k], runs[1][2][k]) for k in runs[0][2])
+    assert runs[0][3] == runs[1][3], "the checkpoint file's bytes differ between two seeded runs"
 
 
 def test_missing_input_is_one_clear_error(workdir, capsys):
