@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from crawler.contract import REVIEWS_FILE, STATS_FILE
+from crawler.resume import partial_path
 from common.errors import UserError, cli_entry
 from common.params import load_params, require
 
@@ -64,6 +65,9 @@ def scrapy_command(args: dict[str, str], staging: Path, mirror: str, jobdir: str
     settings = [f"ZOL_OUT={staging}", f"ZOL_MIRROR={mirror}"]
     if mirror:
         settings += MIRROR_SPEED_SETTINGS
+        if args.get("crawl_date") and not os.environ.get("ZOL_CRAWLED_AT"):
+            # a mirror is a snapshot taken on its crawl date: stamping that makes a re-crawl write the same bytes
+            settings.append(f"ZOL_CRAWLED_AT={args['crawl_date']}T00:00:00+00:00")
     if jobdir:
         settings.append(f"JOBDIR={jobdir}")
     for setting in settings:
@@ -109,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(require(params, "out", "crawl", str)).resolve()
     args = spider_arguments(params, resolve_crawl_date(params, mirror))
     staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    if not opts.jobdir:  # a resumed crawl keeps the images its killed run already downloaded
+        shutil.rmtree(staging, ignore_errors=True)
 
     started = time.monotonic()
     env = {**os.environ, "ZOL_MIRROR": mirror, "PYTHONPATH": os.pathsep.join(
@@ -128,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: scrapy ended without writing {staging / REVIEWS_FILE}", file=sys.stderr)
         return 1
     replace_output(staging, out)
+    if opts.jobdir:  # finished: the next crawl with this JOBDIR starts afresh
+        partial_path(opts.jobdir).unlink(missing_ok=True)
     print(summary_line(stats, time.monotonic() - started))
     return 0
 

@@ -92,7 +92,9 @@ def prepare(model_params: dict, embedding_params: dict, train_params: dict) -> P
     for split, frame in frames.items():
         check_feature_coverage(frame, features, split_paths[split])
     train = frames["train"]
-    vocab = build_vocab(list(train["tokens"]) + list(train["aspect_tokens"]),
+    # a review's text repeats once per scored aspect: count words and train word vectors on each text once
+    review_tokens = list(train.drop_duplicates("review_id")["tokens"])
+    vocab = build_vocab(review_tokens + list(train["aspect_tokens"]),
                         [t for f in frames.values() for t in f["aspect_tokens"]],
                         min_count=int(train_params.get("min_word_count", 1)))
     try:
@@ -108,7 +110,7 @@ def prepare(model_params: dict, embedding_params: dict, train_params: dict) -> P
                                config.max_images) for s, f in frames.items() if s != "test"}
     vectors = build_word_vectors(vocab, str(embedding_params.get("source", "sgns")), config.embed_dim,
                                  int(train_params["seed"]),
-                                 list(train["tokens"]) + list(train["aspect_tokens"]), embedding_params)
+                                 review_tokens + list(train["aspect_tokens"]), embedding_params)
     counts = np.bincount(datasets["train"].targets.numpy(), minlength=labels.num_classes).tolist()
     return Prepared(vocab, labels, config, mean, std, datasets, vectors.weights, vectors.coverage(), counts)
 

@@ -202,7 +202,6 @@ def records_to_pairs(lines: Iterable[str | bytes], raw_dir: str | Path, params: 
         if review_id in seen_ids:
             reject(line_no, review_id, None, "duplicate_id", "an earlier line has this review_id", line)
             continue
-        seen_ids.add(review_id)
         scores = record["scores"] or {}
         if not scores:
             reject(line_no, review_id, None, "no_score", "scores is empty", line)
@@ -222,6 +221,9 @@ def records_to_pairs(lines: Iterable[str | bytes], raw_dir: str | Path, params: 
                 reject(line_no, review_id, None, "duplicate_text", f"same text as an earlier review of product {product_id}", line)
                 continue
             seen_texts.add((product_id, text))
+        # only a kept record makes later copies duplicates: a copy dropped above (no text, no image) must not
+        # cost the review a later, usable copy
+        seen_ids.add(review_id)
         if not image_paths:
             stats.text_only_reviews += 1
         release_split = record.get(RELEASE_SPLIT_FIELD)

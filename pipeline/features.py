@@ -252,7 +252,8 @@ def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: 
 
     model = backbone.model.to(device).eval()
     if device.type == "cpu":
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # macOS has no affinity
+        torch.set_num_threads(cores or 1)
     else:  # channels-last feeds the tensor cores; on CPU it measured no faster (bench/bench_features.py)
         torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
@@ -330,7 +331,7 @@ def write_cache(path: Path, old: pa.Table, fingerprint: str, image_ids: list[str
     write_table(merged, path)
 
 
-# ---- reading the output (used by the model's data loading) -------------------------------------
+# ---- reading the output: helpers for users and tests (model/data.py has the model's own loader) ----
 
 def read_features(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(paths, features float32 [n, 2048], ok bool [n]) of data/features/images.parquet, in file order."""

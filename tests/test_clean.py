@@ -139,6 +139,14 @@ def test_every_rejection_reason(raw_dir):
     assert metrics["images"] == {"usable": 4, "missing": 1, "undecodable": 1}
 
 
+def test_a_dropped_copy_does_not_make_a_later_usable_copy_a_duplicate(raw_dir):
+    without_images = _record("r1", images=[{"url": "https://i/x.jpg", "path": "full/missing.jpg"}])
+    pairs, rejected, _ = records_to_pairs(_lines(without_images, _record("r1"), _record("r1")), raw_dir, PARAMS)
+    assert list(rejected["reason"]) == ["no_image", "duplicate_id"]
+    assert list(rejected["line_no"]) == [1, 3]
+    assert set(pairs["review_id"]) == {"r1"} and len(pairs) == 2
+
+
 def test_text_only_reviews_kept_when_images_not_required(raw_dir):
     params = CleanParams(require_image=False, min_text_chars=5, dedupe_same_text=False)
     lines = _lines(_record("r1", images=[], image_urls=[]), _record("r2"))

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -164,3 +167,45 @@ def test_stage_names_a_missing_mirror(tmp_path):
     done = _stage(tmp_path, str(tmp_path / "nowhere"), tmp_path / "raw")
     assert done.returncode == 2
     assert done.stderr.startswith("error: crawl.mirror ") and "nowhere" in done.stderr
+
+
+def _stage_process(tmp_path: Path, mirror: str, out: Path, jobdir: Path) -> subprocess.Popen:
+    params = tmp_path / "params.yaml"
+    params.write_text(f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 50\n  review_pages: 20\n"
+                      f"  products: ''\n  max_products: 2\n  crawl_date: '2018-09-15'\n", encoding="utf-8")
+    return subprocess.Popen([sys.executable, "-m", "crawler.crawl", "--params", str(params), "--jobdir", str(jobdir)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def test_stage_resumed_with_jobdir_keeps_the_images_of_the_killed_run(site, mirror_server, tmp_path):
+    """python -m crawler.crawl --jobdir: killed midway (stage and scrapy together), run again: every review once,
+    every image file there, and a finished crawl leaves no partial state for the next one."""
+    root, manifest = site
+    server = mirror_server(root)
+    server.delay = 0.05
+    out, jobdir = tmp_path / "raw", tmp_path / "job"
+    partial = jobdir / "zol_partial_reviews.jsonl"
+    first = _stage_process(tmp_path, server.url, out, jobdir)
+    deadline = time.monotonic() + 60
+    while (not partial.exists() or partial.read_bytes().count(b"\n") < 5) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    partial_count = partial.read_bytes().count(b"\n")
+    assert 5 <= partial_count
+
+    server.delay = 0.0
+    first_two = {p["product_id"] for p in manifest["products"][:2]}
+    expected = sorted(r["review_id"] for r in manifest["reviews"] if r["product_id"] in first_two)
+    for _ in range(2):  # the resumed run, then a later crawl with the same JOBDIR
+        run = _stage_process(tmp_path, server.url, out, jobdir)
+        _, stderr = run.communicate(timeout=120)
+        assert run.returncode == 0, stderr[-3000:]
+        reviews = [json.loads(line) for line in (out / "reviews.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert sorted(r["review_id"] for r in reviews) == expected
+        for review in reviews:
+            assert len(review["images"]) == len(review["image_urls"])
+            for image in review["images"]:
+                Image.open(out / "images" / image["path"]).verify()
+        assert not partial.exists()

@@ -93,3 +93,25 @@ def test_imports_follow_the_data(package: str, forbidden: set[str]) -> None:
         if name.split(".")[0] in forbidden
     }
     assert not offenders
+
+
+# params that change no output, so that changing them must not re-run a stage
+UNTRACKED_PARAMS = {"segment.processes": "the segmentation is identical for any number of processes"}
+
+
+def _leaf_keys(node: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in node.items():
+        dotted = f"{prefix}{key}"
+        keys |= _leaf_keys(value, dotted + ".") if isinstance(value, dict) else {dotted}
+    return keys
+
+
+def test_every_param_is_declared_by_a_stage() -> None:
+    """A param that no stage declares could change an output while `dvc repro` thinks all is up to date."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    dvc_text = (REPO / "dvc.yaml").read_text(encoding="utf-8")
+    declared = {d for spec in _stages().values() for d in spec.get("params", [])}
+    interpolated = set(re.findall(r"\$\{([\w.]+)\}", dvc_text))
+    undeclared = _leaf_keys(params) - declared - interpolated - set(UNTRACKED_PARAMS)
+    assert not undeclared, f"params no stage declares: {sorted(undeclared)}"

@@ -181,6 +181,9 @@ class ZolSpider(scrapy.Spider):
 
     def _reviews(self, nodes: list[Selector], product: Product, response: Response, page: int,
                  declared: int | None) -> Iterator[Any]:
+        if not nodes and declared == 0:  # a product nobody has rated yet: no drift, nothing to read
+            self._count("pages/review_list_empty_product")
+            return
         if not nodes:
             self._layout_error("review_page_without_reviews", "no review on %s (page %d, product claims %s ratings)",
                                response.url, page, declared)
