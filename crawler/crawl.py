@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from crawler.contract import REVIEWS_FILE, STATS_FILE
@@ -51,11 +52,18 @@ def spider_arguments(params: dict, crawl_date: str) -> dict[str, str]:
 def resolve_crawl_date(params: dict, mirror: str) -> str:
     """`crawl.crawl_date`, else the mirror's manifest date (its yearless dates were written for it), else ''."""
     crawl_date = str(params.get("crawl_date") or "")
-    if not crawl_date and mirror and not mirror.startswith("http"):
-        manifest = Path(mirror) / "manifest.json"
-        if manifest.is_file():
-            crawl_date = json.loads(manifest.read_text(encoding="utf-8")).get("crawl_date") or ""
-    return crawl_date
+    if crawl_date or not mirror:
+        return crawl_date
+    try:
+        if mirror.startswith(("http://", "https://")):  # a loopback server whose root is a mirror folder
+            with urllib.request.urlopen(f"{mirror.rstrip('/')}/manifest.json", timeout=10) as answer:
+                manifest = json.loads(answer.read().decode("utf-8"))
+        else:
+            path = Path(mirror) / "manifest.json"
+            manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):  # no manifest (a hand-made mirror): dates fall back to today
+        return ""
+    return str(manifest.get("crawl_date") or "")
 
 
 def scrapy_command(args: dict[str, str], staging: Path, mirror: str, jobdir: str | None) -> list[str]:

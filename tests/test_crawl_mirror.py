@@ -209,3 +209,14 @@ def test_stage_resumed_with_jobdir_keeps_the_images_of_the_killed_run(site, mirr
             for image in review["images"]:
                 Image.open(out / "images" / image["path"]).verify()
         assert not partial.exists()
+
+
+def test_stage_over_http_mirror_dates_by_the_manifest(site, mirror_server, tmp_path):
+    root, manifest = site
+    out = tmp_path / "raw"
+    done = _stage(tmp_path, mirror_server(root).url, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    reviews = [json.loads(line) for line in (out / "reviews.jsonl").read_text(encoding="utf-8").splitlines()]
+    expected = {r["review_id"]: r["published"] for r in manifest["reviews"]}
+    assert {r["review_id"]: r["published"] for r in reviews} == {r["review_id"]: expected[r["review_id"]] for r in reviews}
+    assert {r["crawled_at"] for r in reviews} == {f"{manifest['crawl_date']}T00:00:00+00:00"}

@@ -24,7 +24,7 @@ class Command(ScrapyCrawlCommand):
         self.crawler_process.start()
         if self.crawler_process.bootstrap_failed:
             self.exitcode = 1
+        elif outcome.get("reason") not in (None, "finished"):  # first: an interrupted crawl may have written nothing yet
+            self.exitcode = EXIT_INTERRUPTED
         elif crawler.spider is not None and getattr(crawler.spider, "reviews_written", None) == 0:
             self.exitcode = EXIT_NO_REVIEWS
-        elif outcome.get("reason") not in (None, "finished"):
-            self.exitcode = EXIT_INTERRUPTED
