@@ -48,14 +48,16 @@ class MemoryAttention(nn.Module):
             self.hidden = nn.Linear(memory_dim + query_dim, memory_dim)
             self.score = nn.Linear(memory_dim, 1, bias=False)
 
-    def forward(self, memory: torch.Tensor, query: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def scores(self, memory: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """Unnormalised attention scores h_i, (B, T)."""
         expanded = query.unsqueeze(1).expand(-1, memory.size(1), -1)
         joint = torch.cat([memory, expanded], dim=-1)
         if self.score_kind == "linear":
-            scores = torch.tanh(self.score(joint)).squeeze(-1)
-        else:
-            scores = self.score(torch.tanh(self.hidden(joint))).squeeze(-1)
-        weights = masked_softmax(scores, mask).to(memory.dtype)
+            return torch.tanh(self.score(joint)).squeeze(-1)
+        return self.score(torch.tanh(self.hidden(joint))).squeeze(-1)
+
+    def forward(self, memory: torch.Tensor, query: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        weights = masked_softmax(self.scores(memory, query), mask).to(memory.dtype)
         return torch.bmm(weights.unsqueeze(1), memory).squeeze(1)
 
 

@@ -29,14 +29,15 @@ class MIMN(nn.Module):
         self.text_encoder = BiLSTMEncoder(config.embed_dim, config.hidden_dim)
         self.aspect_encoder = BiLSTMEncoder(config.embed_dim, config.hidden_dim)
         self.image_encoder = BiLSTMEncoder(config.image_dim, config.hidden_dim)
-        self.text_aspect_attention = MemoryAttention(memory_dim, memory_dim, config.attention_score)
-        self.image_aspect_attention = MemoryAttention(memory_dim, memory_dim, config.attention_score)
+        def attention() -> MemoryAttention:
+            return MemoryAttention(memory_dim, memory_dim, config.attention_score)
+
+        self.text_aspect_attention = attention()
+        self.image_aspect_attention = attention()
         self.text_hops = nn.ModuleList(
-            nn.ModuleDict({q: MemoryAttention(memory_dim, memory_dim, config.attention_score) for q in TEXT_QUERIES[config.variant]})
-            for _ in range(config.hops - 1))
+            nn.ModuleDict({q: attention() for q in TEXT_QUERIES[config.variant]}) for _ in range(config.hops - 1))
         self.image_hops = nn.ModuleList(
-            nn.ModuleDict({q: MemoryAttention(memory_dim, memory_dim, config.attention_score) for q in IMAGE_QUERIES[config.variant]})
-            for _ in range(config.hops - 1))
+            nn.ModuleDict({q: attention() for q in IMAGE_QUERIES[config.variant]}) for _ in range(config.hops - 1))
         self.text_gru = nn.GRUCell(memory_dim, memory_dim)
         self.image_gru = nn.GRUCell(memory_dim, memory_dim)
         self.classifier = nn.Linear(2 * memory_dim, config.num_classes)

@@ -93,8 +93,8 @@ def prepare(model_params: dict, embedding_params: dict, train_params: dict) -> P
         check_feature_coverage(frame, features, split_paths[split])
     train = frames["train"]
     # a review's text repeats once per scored aspect: count words and train word vectors on each text once
-    review_tokens = list(train.drop_duplicates("review_id")["tokens"])
-    vocab = build_vocab(review_tokens + list(train["aspect_tokens"]),
+    corpus = list(train.drop_duplicates("review_id")["tokens"]) + list(train["aspect_tokens"])
+    vocab = build_vocab(corpus,
                         [t for f in frames.values() for t in f["aspect_tokens"]],
                         min_count=int(train_params.get("min_word_count", 1)))
     try:
@@ -110,7 +110,7 @@ def prepare(model_params: dict, embedding_params: dict, train_params: dict) -> P
                                config.max_images) for s, f in frames.items() if s != "test"}
     vectors = build_word_vectors(vocab, str(embedding_params.get("source", "sgns")), config.embed_dim,
                                  int(train_params["seed"]),
-                                 review_tokens + list(train["aspect_tokens"]), embedding_params)
+                                 corpus, embedding_params)
     counts = np.bincount(datasets["train"].targets.numpy(), minlength=labels.num_classes).tolist()
     return Prepared(vocab, labels, config, mean, std, datasets, vectors.weights, vectors.coverage(), counts)
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from crawl_support import REPO, run_crawl
 from crawler.mirror import generate_mirror
+from crawler.resume import partial_path
 
 pytestmark = pytest.mark.slow
 PRODUCTS, REVIEWS_PER_PRODUCT, SEED = 12, 2, 5
@@ -129,12 +130,16 @@ def test_products_argument_skips_the_ranking(site, tmp_path):
     assert "ranking" not in result.stats["pages"]
 
 
-def _stage(tmp_path: Path, mirror: str, out: Path) -> subprocess.CompletedProcess:
+def _stage_command(tmp_path: Path, mirror: str, out: Path, crawl_date: str = "", *options: str) -> list[str]:
+    """`python -m crawler.crawl` over the first two products of `mirror`, with a params file written for it."""
     params = tmp_path / "params.yaml"
     params.write_text(f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 50\n  review_pages: 20\n"
-                      f"  products: ''\n  max_products: 2\n  crawl_date: ''\n", encoding="utf-8")
-    return subprocess.run([sys.executable, "-m", "crawler.crawl", "--params", str(params)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+                      f"  products: ''\n  max_products: 2\n  crawl_date: '{crawl_date}'\n", encoding="utf-8")
+    return [sys.executable, "-m", "crawler.crawl", "--params", str(params), *options]
+
+
+def _stage(tmp_path: Path, mirror: str, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(_stage_command(tmp_path, mirror, out), cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 def test_stage_rewrites_output_whole_and_stops_on_no_reviews(site, tmp_path):
@@ -170,12 +175,9 @@ def test_stage_names_a_missing_mirror(tmp_path):
 
 
 def _stage_process(tmp_path: Path, mirror: str, out: Path, jobdir: Path) -> subprocess.Popen:
-    params = tmp_path / "params.yaml"
-    params.write_text(f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 50\n  review_pages: 20\n"
-                      f"  products: ''\n  max_products: 2\n  crawl_date: '2018-09-15'\n", encoding="utf-8")
-    return subprocess.Popen([sys.executable, "-m", "crawler.crawl", "--params", str(params), "--jobdir", str(jobdir)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    command = _stage_command(tmp_path, mirror, out, "2018-09-15", "--jobdir", str(jobdir))
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: killed with scrapy below
 
 
 def test_stage_resumed_with_jobdir_keeps_the_images_of_the_killed_run(site, mirror_server, tmp_path):
@@ -185,7 +187,7 @@ def test_stage_resumed_with_jobdir_keeps_the_images_of_the_killed_run(site, mirr
     server = mirror_server(root)
     server.delay = 0.05
     out, jobdir = tmp_path / "raw", tmp_path / "job"
-    partial = jobdir / "zol_partial_reviews.jsonl"
+    partial = partial_path(str(jobdir))
     first = _stage_process(tmp_path, server.url, out, jobdir)
     deadline = time.monotonic() + 60
     while (not partial.exists() or partial.read_bytes().count(b"\n") < 5) and time.monotonic() < deadline:

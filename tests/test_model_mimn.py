@@ -216,10 +216,8 @@ def test_mlp_attention_ranking_depends_on_the_query_linear_cannot():
     queries = torch.randn(64, 4)
 
     def winners(att: MemoryAttention) -> set[int]:
-        joint = torch.cat([memory.expand(64, -1, -1), queries.unsqueeze(1).expand(-1, 6, -1)], dim=-1)
         with torch.no_grad():
-            scores = att.score(torch.tanh(att.hidden(joint))) if att.score_kind == "mlp" else att.score(joint)
-        return set(scores.squeeze(-1).argmax(-1).tolist())
+            return set(att.scores(memory.expand(64, -1, -1), queries).argmax(-1).tolist())
 
     assert len(winners(MemoryAttention(4, 4, score="linear"))) == 1
     assert len(winners(MemoryAttention(4, 4, score="mlp"))) > 1
