@@ -21,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from crawler.contract import REVIEWS_FILE, STATS_FILE  # noqa: E402
+from common.contract import REVIEWS_FILE, STATS_FILE  # noqa: E402
 from crawler.crawl import MIRROR_SPEED_SETTINGS  # noqa: E402
-from crawler.mirror import generate_mirror  # noqa: E402
+from sitegen.mirror import generate_mirror  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "zol-2018"
 RESULTS = REPO / "bench" / "results" / "crawl.json"

@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from crawler.mirror import generate_mirror  # noqa: E402
+from sitegen.mirror import generate_mirror  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

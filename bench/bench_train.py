@@ -23,7 +23,7 @@ from model.config import MIMNConfig  # noqa: E402
 from model.data import batch_inputs  # noqa: E402
 from model.loop import train_epoch  # noqa: E402
 from model.mimn import MIMN  # noqa: E402
-from pipeline.io import write_json  # noqa: E402
+from common.atomic import write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train.json"
 VOCAB = 20_000

@@ -18,7 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from crawler.contract import REVIEWS_FILE, STATS_FILE
+from common.atomic import replace_dir
+from common.contract import REVIEWS_FILE, STATS_FILE
 from crawler.resume import partial_path
 from common.errors import UserError, cli_entry
 from common.params import load_params, require
@@ -83,16 +84,6 @@ def scrapy_command(args: dict[str, str], staging: Path, mirror: str, jobdir: str
     return command
 
 
-def replace_output(staging: Path, out: Path) -> None:
-    """Swap the finished staging folder in for `out` (the old one, stale images included, goes)."""
-    old = out.with_name(f".{out.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    staging.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def summary_line(stats: dict, seconds: float) -> str:
     pages = sum(stats.get("pages", {}).values())
     failures = sum(stats.get("page_failures", {}).values()) + sum(stats.get("parse_failures", {}).values())
@@ -116,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if mirror and not mirror.startswith(("http://", "https://")):
         if not Path(mirror).is_dir():
             raise UserError(f"crawl.mirror {mirror} is not a folder: generate it (dvc repro sample, or "
-                            f"python -m crawler.mirror --out {mirror}) or set crawl.mirror to \"\" for the live site")
+                            f"python -m sitegen.mirror --out {mirror}) or set crawl.mirror to \"\" for the live site")
         mirror = str(Path(mirror).resolve())
     out = Path(require(params, "out", "crawl", str)).resolve()
     args = spider_arguments(params, resolve_crawl_date(params, mirror))
@@ -140,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (staging / REVIEWS_FILE).is_file():
         print(f"error: scrapy ended without writing {staging / REVIEWS_FILE}", file=sys.stderr)
         return 1
-    replace_output(staging, out)
+    replace_dir(staging, out)
     if opts.jobdir:  # finished: the next crawl with this JOBDIR starts afresh
         partial_path(opts.jobdir).unlink(missing_ok=True)
     print(summary_line(stats, time.monotonic() - started))

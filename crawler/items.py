@@ -1,4 +1,4 @@
-"""The item the `zol` spider yields: exactly the fields of the raw contract (crawler.contract.RAW_FIELDS)."""
+"""The item the `zol` spider yields: exactly the fields of the raw contract (common.contract.RAW_FIELDS)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
-from crawler.aspects import canonical_aspect, normalise_label
+from common.aspects import canonical_aspect, normalise_label
 from crawler.urls import absolute
 
 _INT_RE = re.compile(r"\d+")

@@ -1,6 +1,6 @@
 """Item pipelines: download each review's original images once, then write reviews.jsonl and crawl_stats.json.
 
-Outputs under ZOL_OUT (names from crawler.contract): `reviews.jsonl` (UTF-8, one line per review_id, sorted by
+Outputs under ZOL_OUT (names from common.contract): `reviews.jsonl` (UTF-8, one line per review_id, sorted by
 (product_id, review_id), written to a temp file and renamed at close), `crawl_stats.json`, `images/`.
 With JOBDIR every item is also appended to a partial file there, so a crawl killed midway and resumed
 writes every review exactly once.
@@ -22,7 +22,8 @@ from scrapy import Request, signals
 from scrapy.pipelines.files import FilesPipeline, FSFilesStore
 from scrapy.http.request import NO_CALLBACK
 
-from crawler.contract import RAW_FIELDS, REVIEWS_FILE, STATS_FILE
+from common.atomic import write_bytes, write_json, write_text
+from common.contract import RAW_FIELDS, REVIEWS_FILE, STATS_FILE
 from crawler.resume import partial_path, read_partial
 
 logger = logging.getLogger(__name__)
@@ -52,9 +53,7 @@ class AtomicFSFilesStore(FSFilesStore):
     def persist_file(self, path, buf, info, meta=None, headers=None) -> None:
         target = self._get_filesystem_path(path)
         self._mkdir(target.parent, info)
-        tmp = target.with_name(target.name + ".part")
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, target)
+        write_bytes(buf.getvalue(), target)
 
 
 class ReviewImagesPipeline(FilesPipeline):
@@ -99,11 +98,8 @@ def _sort_key(record: dict[str, Any]) -> tuple:
 
 def write_reviews(records: list[dict[str, Any]], path: Path) -> None:
     """One JSON object per line, sorted, UTF-8; temp file + rename so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as out:
-        for record in sorted(records, key=_sort_key):
-            out.write(json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in sorted(records, key=_sort_key)),
+               path)
 
 
 def crawl_summary(stats: dict[str, Any], reviews: int, finish_reason: str) -> dict[str, Any]:
@@ -186,9 +182,7 @@ class ReviewJsonlPipeline:
     def spider_closed(self, spider, reason: str) -> None:
         write_reviews(list(self.records.values()), self.out / REVIEWS_FILE)
         summary = crawl_summary(self.crawler.stats.get_stats(), len(self.records), reason)
-        tmp = self.out / (STATS_FILE + ".tmp")
-        tmp.write_text(json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        os.replace(tmp, self.out / STATS_FILE)
+        write_json(summary, self.out / STATS_FILE, sort_keys=False)
         spider.reviews_written = len(self.records)
         if not self.records:
             logger.error("the crawl yielded no reviews at all: the site layout or the mirror is broken "

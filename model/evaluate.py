@@ -24,7 +24,8 @@ from model.plots import confusion_png, learning_curve_png
 from model.train import FEATURES_PATH, MODEL_PATH, SEGMENTED_DIR, choose_device, configure_torch
 from model.vocab import Vocab
 from common.errors import UserError, cli_entry
-from pipeline.io import atomic_path, write_json, write_table
+from common.atomic import atomic_path, write_json
+from pipeline.io import write_table
 from common.params import load_params
 
 TEST_PATH = SEGMENTED_DIR / "test.parquet"

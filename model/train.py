@@ -28,7 +28,7 @@ from model.loop import fit
 from model.mimn import MIMN
 from model.vocab import Vocab, build_vocab
 from common.errors import UserError, cli_entry
-from pipeline.io import atomic_path, write_json
+from common.atomic import atomic_path, write_json
 from common.params import load_params
 
 SEGMENTED_DIR = Path("data/segmented")

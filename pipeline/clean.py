@@ -21,10 +21,11 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from crawler.aspects import CANONICAL_ASPECTS, aspect_zh, canonical_aspect
-from crawler.contract import IMAGES_DIR, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
+from common.aspects import CANONICAL_ASPECTS, aspect_zh, canonical_aspect
+from common.contract import IMAGES_DIR, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
 from common.errors import UserError, cli_entry
-from pipeline.io import write_frame, write_json
+from common.atomic import write_json
+from pipeline.io import write_frame
 from common.params import DEFAULT_PARAMS, load_params, require
 from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, PRESEGMENTED_METADATA_KEY, REJECTED_SCHEMA
 from pipeline.textnorm import join_fields, visible_length

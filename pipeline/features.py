@@ -29,7 +29,8 @@ from pipeline.backbone import BACKBONE, load_backbone
 from common.errors import UserError, cli_entry
 from pipeline.image_data import (MISSING, NON_FINITE, TOO_LARGE, UNREADABLE, Preprocessing, error_kind, make_loader,
                                  sha256_file)
-from pipeline.io import read_frame, write_json, write_table
+from common.atomic import write_json
+from pipeline.io import read_frame, write_table
 from common.params import load_params, require
 from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, SPLITS
 

@@ -26,10 +26,10 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path, PureWindowsPath
 
-from crawler.aspects import canonical_aspect
-from crawler.contract import IMAGES_DIR, RAW_FIELDS, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
+from common.aspects import canonical_aspect
+from common.contract import IMAGES_DIR, RAW_FIELDS, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
 from common.errors import UserError, cli_entry
-from pipeline.io import atomic_path, write_json
+from common.atomic import atomic_path, write_json
 
 TXT_FILES = {"train": "zol_Train_jieba.txt", "dev": "zol_Dev_jieba.txt", "test": "zol_Test_jieba.txt"}
 JSON_DIR = "multi_jsonData"

@@ -12,7 +12,7 @@ PAIRS_SCHEMA = pa.schema([
     ("product_id", pa.string()),
     ("product_name", pa.string()),
     ("brand", pa.string()),
-    ("aspect", pa.string()),          # canonical key (crawler.aspects), or an unknown site label as-is
+    ("aspect", pa.string()),          # canonical key (common.aspects), or an unknown site label as-is
     ("aspect_zh", pa.string()),       # the paper's Chinese aspect name
     ("score", pa.int8()),             # 1..10 (editors' decimals rounded half up)
     ("label", pa.int8()),             # class index: score - 1 (10 classes, as the paper states)

@@ -19,7 +19,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from common.errors import UserError, cli_entry
-from pipeline.io import read_frame, write_frame, write_json
+from common.atomic import write_json
+from pipeline.io import read_frame, write_frame
 from common.params import DEFAULT_PARAMS, load_params, require
 from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, PRESEGMENTED_METADATA_KEY, SPLITS
 

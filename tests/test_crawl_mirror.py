@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from crawl_support import REPO, run_crawl
-from crawler.mirror import generate_mirror
+from sitegen.mirror import generate_mirror
 from crawler.resume import partial_path
 
 pytestmark = pytest.mark.slow

@@ -16,10 +16,10 @@ import pytest
 from parsel import Selector
 from PIL import Image
 
-from crawler.aspects import canonical_aspect
-from crawler.mirror import generate_mirror, main
-from crawler.mirror_plan import EDGE_CASES, plan_site
-from crawler.mirror_text import PHRASES, compose_text
+from common.aspects import canonical_aspect
+from sitegen.mirror import generate_mirror, main
+from sitegen.plan import EDGE_CASES, plan_site
+from sitegen.text import PHRASES, compose_text
 from crawler.urls import ajax_review_url, long_review_url, ranking_url, review_list_url
 
 REPO = Path(__file__).resolve().parents[1]
@@ -312,12 +312,12 @@ def test_cli_help(capsys):
 
 
 def test_cli_writes_a_mirror_and_rejects_bad_arguments(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "crawler.mirror", "--out", str(tmp_path / "m"), "--products", "1",
+    done = subprocess.run([sys.executable, "-m", "sitegen.mirror", "--out", str(tmp_path / "m"), "--products", "1",
                            "--reviews-per-product", "2", "--seed", "5"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert re.search(r"mirror: 1 products, 33 reviews .* images -> ", done.stdout)
     assert (tmp_path / "m" / "manifest.json").is_file()
-    bad = subprocess.run([sys.executable, "-m", "crawler.mirror", "--out", str(tmp_path / "n"), "--products", "0",
+    bad = subprocess.run([sys.executable, "-m", "sitegen.mirror", "--out", str(tmp_path / "n"), "--products", "0",
                           "--reviews-per-product", "2", "--seed", "5"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "--products: must be >= 1" in bad.stderr
     assert not (tmp_path / "n").exists()

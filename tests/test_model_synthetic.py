@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from crawler.aspects import ASPECT_ZH
+from common.aspects import ASPECT_ZH
 from pipeline.io import write_frame
 from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, SEGMENTED_SCHEMA
 

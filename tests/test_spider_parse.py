@@ -248,7 +248,7 @@ def test_mirror_paths_keep_percent_encoding():
 
 def test_item_has_exactly_the_raw_contract_fields():
     from dataclasses import fields
-    from crawler.contract import RAW_FIELDS
+    from common.contract import RAW_FIELDS
     assert tuple(f.name for f in fields(ReviewItem)) == RAW_FIELDS
 
 

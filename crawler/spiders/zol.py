@@ -18,7 +18,7 @@ from parsel import Selector
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 
-from crawler.contract import IMAGES_DIR
+from common.contract import IMAGES_DIR
 from crawler.items import ReviewItem
 from crawler.parse_list import ListedReview, Product, declared_rating_count, has_more_reviews, parse_product, \
     parse_review, review_nodes

@@ -11,13 +11,13 @@ import string
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from crawler.aspects import canonical_aspect
-from crawler.mirror_text import ReviewText, compose_text
+from common.aspects import canonical_aspect
+from sitegen.text import ReviewText, compose_text
 
 CRAWL_DATE = date(2018, 9, 15)
 LIST_ASPECTS: tuple[str, ...] = ("续航", "拍照", "性能", "外观", "性价比")  # the list page's order
 SCREEN_LABEL = "屏幕"
-UNKNOWN_LABEL = "信号"  # a label crawler.aspects does not know
+UNKNOWN_LABEL = "信号"  # a label common.aspects does not know
 USER_SCORES, USER_WEIGHTS = (2, 4, 6, 8, 10), (0.05, 0.08, 0.17, 0.35, 0.35)
 LIST_IMAGES_OF_LONG = 3  # the list page shows only the first few figures of a long review
 MIN_AJAX_PRODUCT_REVIEWS = 33  # product 0 always spans review.shtml + AJAX pages 3 (isEnd=0) and 4 (isEnd=1)

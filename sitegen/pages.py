@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from html import escape
 
-from crawler.mirror_plan import Product, Review
+from sitegen.plan import Product, Review
 from crawler.urls import long_review_url, product_dir, product_url, ranking_url, review_list_url, short_review_url
 
 LONG_PAGE_LABELS: dict[str, str] = {  # list-page label -> label on the long-review page

@@ -1,6 +1,6 @@
 """Generate an offline mirror of ZOL's phone reviews that the `zol` spider can crawl without a network.
 
-    python -m crawler.mirror --out data/sample_site --products 12 --reviews-per-product 25 --seed 7
+    python -m sitegen.mirror --out data/sample_site --products 12 --reviews-per-product 25 --seed 7
 
 Layout: `<out>/<host>/<path>` with the path exactly as in the URL (percent-encoding kept), GBK pages,
 original-size JPEGs, and `<out>/manifest.json`: the ground truth the tests compare a crawl against.
@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from crawler.aspects import canonical_aspect
-from crawler.mirror_images import render_photo
-from crawler.mirror_pages import (ajax_reviews, long_review_page, product_page, ranking_page,
+from common.atomic import new_staging_dir, replace_dir
+from common.aspects import canonical_aspect
+from sitegen.images import render_photo
+from sitegen.pages import (ajax_reviews, long_review_page, product_page, ranking_page,
                                   review_list_page)
-from crawler.mirror_plan import CRAWL_DATE, EDGE_CASES, Product, Review, plan_site
+from sitegen.plan import CRAWL_DATE, EDGE_CASES, Product, Review, plan_site
 from crawler.urls import ajax_review_url, long_review_url, product_url, ranking_url, review_list_url
 
 PRODUCTS_PER_RANKING_PAGE = 10
@@ -95,19 +94,6 @@ def _write_tree(root: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(files[rel])
 
 
-def _swap_in(built: Path, out: Path) -> None:
-    """Replace `out` by `built` with renames only, so readers never see a half-written mirror."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a folder; remove it or choose another --out")
-    if out.exists():
-        old = built.with_name(built.name + ".old")
-        os.replace(out, old)
-        os.replace(built, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(built, out)
-
-
 def generate_mirror(out_dir: str | Path, products: int, reviews_per_product: int, seed: int,
                     progress: bool = False) -> dict:
     """Write the mirror to `out_dir` (replacing it) and return its manifest."""
@@ -116,10 +102,10 @@ def generate_mirror(out_dir: str | Path, products: int, reviews_per_product: int
     out = Path(out_dir)
     site = plan_site(products, reviews_per_product, seed)
     manifest = build_manifest(site, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    built = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder; remove it or choose another --out")
+    built = new_staging_dir(out)
     try:
-        built.chmod(0o755)
         pages = [site[i:i + PRODUCTS_PER_RANKING_PAGE] for i in range(0, len(site), PRODUCTS_PER_RANKING_PAGE)]
         files = {_site_path(ranking_url(n)): ranking_page(n, len(pages), chunk).encode("gbk")
                  for n, chunk in enumerate(pages, start=1)}
@@ -127,7 +113,7 @@ def generate_mirror(out_dir: str | Path, products: int, reviews_per_product: int
             files.update(_product_files(product))
         files[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
         _write_tree(built, files)
-        _swap_in(built, out)
+        replace_dir(built, out)
     finally:
         if built.exists():
             shutil.rmtree(built)
@@ -142,7 +128,7 @@ def _positive(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crawler.mirror", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sitegen.mirror", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder to (re)write, e.g. data/sample_site")
     parser.add_argument("--products", type=_positive, required=True, help="number of products (10 per ranking page)")
     parser.add_argument("--reviews-per-product", type=_positive, required=True,

@@ -1,0 +1,1 @@
+"""The generator of the offline ZOL site (pages, images, ground truth) that the default crawl reads."""
