@@ -14,12 +14,11 @@ import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader
 
-from model.config import MIMNConfig
 from model.data import PairDataset, check_feature_coverage, read_features, read_split
 from model.labels import LabelMap
 from model.loop import predict
 from model.metrics import PAPER_F1_NOTE, classification_metrics, confusion, per_class_report
-from model.mimn import MIMN
+from model.families import rebuild_model
 from model.plots import confusion_png, learning_curve_png
 from model.train import FEATURES_PATH, MODEL_PATH, SEGMENTED_DIR, choose_device, configure_torch
 from model.vocab import Vocab
@@ -37,15 +36,14 @@ PREDICTIONS_SCHEMA = pa.schema([
 ])
 
 
-def load_checkpoint(path: str | Path) -> tuple[MIMN, dict]:
+def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """The trained model (eval mode, CPU) and the checkpoint dict, loaded with weights_only=True."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found: run the train stage first (dvc repro train)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model = MIMN(MIMNConfig(**ckpt["config"]))
-        model.load_state_dict(ckpt["model"])
+        model = rebuild_model(ckpt)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path} is not a checkpoint of this model ({exc}); re-run dvc repro train") from exc
     return model.eval(), ckpt

@@ -100,3 +100,54 @@ class BiLSTMEncoder(nn.Module):
             self._run(self.backward_lstm, reverse_within_lengths(inputs, lengths), lengths, packed), lengths)
         outputs = torch.cat([forward_states, backward_states], dim=-1)
         return outputs * length_mask(lengths, inputs.size(1)).unsqueeze(-1).to(outputs.dtype)
+
+
+class LSTMEncoder(nn.Module):
+    """A one-direction LSTM whose padded outputs are zeros (padding trails the real steps, so it never reaches
+    them); packed on GPU like BiLSTMEncoder. The single-LSTM baselines (LSTM, ATAE-LSTM, IAN) use it."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, packed: bool | None = None) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(input_dim, hidden_dim, batch_first=True)
+        self.output_dim = hidden_dim
+        self.packed = packed
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = inputs.is_cuda if self.packed is None else self.packed
+        if packed:
+            sequence = pack_padded_sequence(inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+            outputs = pad_packed_sequence(self.lstm(sequence)[0], batch_first=True, total_length=inputs.size(1))[0]
+        else:
+            outputs = self.lstm(inputs)[0]
+        return outputs * length_mask(lengths, inputs.size(1)).unsqueeze(-1).to(outputs.dtype)
+
+
+def last_state(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, D): each sequence's state at its last real step (zeros for an empty sequence)."""
+    index = (lengths.clamp(min=1) - 1).to(states.device).view(-1, 1, 1).expand(-1, 1, states.size(-1))
+    return states.gather(1, index).squeeze(1) * (lengths > 0).to(states.device, states.dtype).unsqueeze(-1)
+
+
+def aspect_location_weights(text_ids: torch.Tensor, text_lengths: torch.Tensor, aspect_ids: torch.Tensor,
+                            aspect_lengths: torch.Tensor, ignore_ids: tuple[int, ...] = (0, 1)) -> torch.Tensor:
+    """(B, T) location weights w_i = 1 - d_i / n (MemNet's and RAM's), zeros on padding.
+
+    d_i is the distance from word i to the nearest occurrence in the text of one of the aspect's words and n the
+    text's length. Multi-ZOL's aspects are categories that the text need not mention: where no aspect word
+    occurs there is no position to weight from, and every word gets weight 1. `ignore_ids` (<pad>, <unk>)
+    never count as an occurrence.
+    """
+    steps = text_ids.size(1)
+    text_mask = length_mask(text_lengths, steps)
+    aspect_mask = length_mask(aspect_lengths, aspect_ids.size(1))
+    for ignored in ignore_ids:
+        aspect_mask = aspect_mask & (aspect_ids != ignored)
+    hits = ((text_ids.unsqueeze(2) == aspect_ids.unsqueeze(1)) & aspect_mask.unsqueeze(1)).any(dim=2) & text_mask
+    positions = torch.arange(steps, device=text_ids.device).expand_as(text_ids)
+    far = 2 * steps + 1
+    previous = torch.where(hits, positions, -far).cummax(dim=1).values
+    following = torch.where(hits, positions, 2 * far).flip(1).cummin(dim=1).values.flip(1)
+    distance = torch.minimum(positions - previous, following - positions).float()
+    weights = 1.0 - distance / text_lengths.clamp(min=1).to(distance.device).unsqueeze(1).float()
+    weights = torch.where(hits.any(dim=1, keepdim=True), weights, torch.ones_like(weights))
+    return weights * text_mask.float()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import io
 import os
 import random
@@ -25,7 +24,7 @@ from model.data import PairDataset, check_feature_coverage, feature_norm, read_f
 from model.embeddings import build_word_vectors
 from model.labels import LabelMap
 from model.loop import fit
-from model.mimn import MIMN
+from model.families import build_model, checkpoint_fields
 from model.vocab import Vocab, build_vocab
 from common.errors import UserError, cli_entry
 from common.atomic import atomic_path, write_json
@@ -120,7 +119,7 @@ def checkpoint(model: nn.Module, prepared: Prepared, epoch: int, dev_metrics: di
     """Only tensors, lists, dicts, str, int, float: loads with torch.load(weights_only=True)."""
     return {
         "model": model.state_dict(),
-        "config": dataclasses.asdict(prepared.config),
+        **checkpoint_fields(model),   # family and config
         "vocab": list(prepared.vocab.tokens),
         "labels": prepared.labels.to_dict(),
         "epoch": int(epoch),
@@ -150,7 +149,8 @@ def run(params: dict) -> dict:
     seed_everything(seed)
     prepared = prepare(model_params, embedding_params, train_params)
     seed_everything(seed)
-    model = MIMN(prepared.config, embedding_weights=prepared.word_vectors)
+    model = build_model(str(model_params.get("family", "mimn")), model_params, len(prepared.vocab),
+                        prepared.labels.num_classes, prepared.word_vectors)
     optimizer = torch.optim.Adam(model.parameters(), lr=float(train_params["lr"]))
     batch_size = int(train_params["batch_size"])
     result = fit(model, nn.CrossEntropyLoss(), optimizer,
