@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run test bench clean-outputs
+.PHONY: help install run test bench paper clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,6 +26,9 @@ test: install  ## run the test suite
 
 bench: install  ## benchmarks: crawl, segmentation, features, training (figures in bench/results/)
 	PATH=$(BIN):$$PATH python -m bench
+
+paper: install  ## the paper's Tables 2-4 as queued DVC experiments -> reports/paper_tables.md (params: paper)
+	PATH=$(BIN):$$PATH python -m model.paper
 
 clean-outputs:  ## delete everything the pipeline wrote (data/*, models, metrics, reports, plots)
 	rm -rf data/sample_site data/raw data/clean data/splits data/segmented data/features models metrics reports plots

@@ -102,7 +102,9 @@ def test_imports_follow_the_data(package: str, forbidden: set[str]) -> None:
 
 
 # params that change no output, so that changing them must not re-run a stage
-UNTRACKED_PARAMS = {"segment.processes": "the segmentation is identical for any number of processes"}
+UNTRACKED_PARAMS = {"segment.processes": "the segmentation is identical for any number of processes",
+                    **{f"paper.{key}": "read by python -m model.paper, which queues experiments; no stage reads it"
+                       for key in ("tables", "families", "hops", "variants", "seeds", "max_epochs", "jobs", "out")}}
 
 
 def _leaf_keys(node: dict, prefix: str = "") -> set[str]:
