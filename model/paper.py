@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import yaml
+
 from common.atomic import write_text
 from common.errors import UserError, cli_entry
 from common.params import load_params, require
@@ -323,8 +325,22 @@ def head_commit() -> str:
     return proc.stdout.strip()
 
 
-def queue_args(run: Run) -> list[str]:
-    return ["exp", "run", "--queue", *[arg for p in run.set_params() for arg in ("-S", p)]]
+def uncached_outputs(dvc_yaml: dict) -> list[str]:
+    """The stage outputs (not metrics or plots) declared `cache: false`. DVC cannot restore them in an
+    experiment's temporary workspace, so a stage with one (features' persistent cache) would run again in every
+    queued experiment unless the file is copied in (`dvc exp run --queue -C`)."""
+    paths = []
+    for stage in (dvc_yaml.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            if isinstance(out, dict):
+                paths += [path for path, spec in out.items()
+                          if isinstance(spec, dict) and spec.get("cache") is False and "${" not in path]
+    return sorted(paths)
+
+
+def queue_args(run: Run, copy_paths: Iterable[str] = ()) -> list[str]:
+    return ["exp", "run", "--queue", *[arg for p in run.set_params() for arg in ("-S", p)],
+            *[arg for path in copy_paths for arg in ("-C", path)]]
 
 
 def first_sizes(results: list[dict], plan: Plan) -> dict:
@@ -350,18 +366,21 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else plan.out
     commit = head_commit()
 
+    dvc_yaml = Path("dvc.yaml")
+    copy_paths = [p for p in uncached_outputs(yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {})
+                  if Path(p).exists()] if dvc_yaml.is_file() else []
     todo = missing_runs(plan, experiment_results(exp_show()))
     print(f"paper: {len(plan.runs)} runs in the grid ({len(plan.rows)} rows × {len(plan.seeds)} seeds, shared rows "
           f"once), {len(plan.runs) - len(todo)} already done on {commit}, {len(todo)} to run", flush=True)
     if args.dry_run:
         for run in todo:
-            print("dvc " + " ".join(queue_args(run)))
+            print("dvc " + " ".join(queue_args(run, copy_paths)))
         if todo:
             print(f"dvc exp run --run-all --jobs {jobs}")
         return 0
     if todo and not args.collect_only:
         for run in todo:
-            proc = _dvc(queue_args(run), capture=True)
+            proc = _dvc(queue_args(run, copy_paths), capture=True)
             if proc.returncode != 0:
                 raise UserError(f"dvc exp run --queue failed for {' '.join(run.set_params())}: {proc.stderr.strip()}")
         _dvc(["exp", "run", "--run-all", "--jobs", str(jobs)])   # its output streams to the terminal
