@@ -28,6 +28,7 @@ from common.params import load_params, require
 from model.config import MAX_HOPS, VARIANTS
 from model.families import DEFAULT_FAMILY, FAMILIES
 
+GRID_KEYS = {("model", "family"), ("model", "hops"), ("model", "variant"), ("train", "seed"), ("train", "max_epochs")}
 TEST_METRICS = "metrics/test.json"
 TRAIN_METRICS = "metrics/train.json"
 PARAMS_FILE = "params.yaml"
@@ -85,6 +86,7 @@ class Plan:
     max_epochs: int
     jobs: int
     out: Path
+    fixed: dict | None = None   # every other param (fixed_params); an experiment counts only if its own match
 
     @property
     def runs(self) -> list[Run]:
@@ -107,7 +109,14 @@ def _str_list(values, key: str, allowed: Iterable[str]) -> list[str]:
     return values
 
 
-def plan_from_params(paper: dict, model: dict) -> Plan:
+def fixed_params(params: dict) -> dict:
+    """The params that every run of the grid shares: all but the `paper` section and the keys the grid sets."""
+    return {section: ({k: v for k, v in values.items() if (section, k) not in GRID_KEYS}
+                      if isinstance(values, dict) else values)
+            for section, values in params.items() if section != "paper"}
+
+
+def plan_from_params(paper: dict, model: dict, fixed: dict | None = None) -> Plan:
     """The grid the `paper` section asks for; Table 2 and 4 rows use the `model` section's hops (the paper: 3)."""
     tables = _int_list(require(paper, "tables", "paper"), "tables")
     if any(t not in TABLE_TITLES for t in tables):
@@ -134,7 +143,8 @@ def plan_from_params(paper: dict, model: dict) -> Plan:
         else:
             rows += [Row(4, PAPER_TABLE4[v][0], Setting("mimn", base_hops, v), *PAPER_TABLE4[v][1:])
                      for v in PAPER_TABLE4 if v in variants]
-    return Plan(rows, sorted(set(seeds)), max_epochs, jobs, Path(str(paper.get("out", "reports/paper_tables.md"))))
+    return Plan(rows, sorted(set(seeds)), max_epochs, jobs, Path(str(paper.get("out", "reports/paper_tables.md"))),
+                fixed)
 
 
 # ---- reading `dvc exp show --json` -------------------------------------------------------------------------
@@ -165,6 +175,7 @@ def experiment_results(exp_show: list) -> list[dict]:
                                        str(model.get("variant", "mimn"))),
                     "seed": int(train["seed"]),
                     "max_epochs": int(train.get("max_epochs", 0)),
+                    "fixed": fixed_params(params),
                     "metrics": {m: float(test[m]) for m in METRICS} if has_metrics else None,
                     "sizes": {"train_pairs": trained.get("train_pairs"), "dev_pairs": trained.get("dev_pairs"),
                               "test_pairs": test.get("pairs"),
@@ -173,13 +184,21 @@ def experiment_results(exp_show: list) -> list[dict]:
     return results
 
 
+def same_fixed_params(result: dict, plan: Plan) -> bool:
+    """Whether the experiment ran with the plan's other params (the sections both know; all when no plan.fixed)."""
+    if plan.fixed is None:
+        return True
+    return all(result["fixed"][s] == plan.fixed[s] for s in result["fixed"].keys() & plan.fixed.keys())
+
+
 def latest_by_run(results: list[dict], plan: Plan) -> dict[Run, dict]:
-    """The newest experiment with test metrics for each run of the plan (a re-run grid point counts once)."""
+    """The newest experiment with test metrics for each run of the plan (a re-run grid point counts once);
+    experiments whose other params differ from the plan's (another lr, other data) never count."""
     wanted = set(plan.runs)
     chosen: dict[Run, dict] = {}
     for result in sorted((r for r in results if r["metrics"] is not None), key=lambda r: r["timestamp"]):
         run = Run(result["setting"], result["seed"], result["max_epochs"])
-        if run in wanted:
+        if run in wanted and same_fixed_params(result, plan):
             chosen[run] = result
     return chosen
 
@@ -361,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(None, args.params)
     if "paper" not in params:
         raise UserError(f"{args.params} has no 'paper' section; add it (see the README's paper section)")
-    plan = plan_from_params(params["paper"], params.get("model") or {})
+    plan = plan_from_params(params["paper"], params.get("model") or {}, fixed_params(params))
     jobs = args.jobs if args.jobs is not None else plan.jobs
     out = Path(args.out) if args.out else plan.out
     commit = head_commit()

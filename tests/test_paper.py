@@ -26,7 +26,8 @@ def params() -> dict:
 def tiny_plan(**overrides) -> paper.Plan:
     section = {**params()["paper"], "tables": [2], "families": ["lstm", "memnet", "mimn"], "seeds": [1, 2],
                "max_epochs": 1, **overrides}
-    return paper.plan_from_params(section, {"hops": 3})
+    workspace = EXP_SHOW[0]["data"]["params"]["params.yaml"]["data"]   # the params the fixture's runs share
+    return paper.plan_from_params(section, {"hops": 3}, paper.fixed_params(workspace))
 
 
 def test_the_default_grid_is_the_papers_three_tables_with_shared_rows_run_once():
@@ -65,7 +66,7 @@ def test_uncached_outputs_of_the_pipeline_are_copied_into_experiments():
 
 def test_experiment_results_read_every_experiment_and_only_experiments():
     results = paper.experiment_results(EXP_SHOW)
-    assert len(results) == 7   # the workspace and the baseline commit are not experiments
+    assert len(results) == 8   # the workspace and the baseline commit are not experiments
     by_name = {r["name"]: r for r in results}
     assert by_name["failed-memnet"]["metrics"] is None
     assert by_name["five-epochs"]["max_epochs"] == 5
@@ -80,7 +81,7 @@ def test_rows_average_the_newest_run_of_each_seed():
     lstm, mimn, memnet = rows["LSTM"], rows["MIMN"], rows["MemNet"]
     assert lstm["runs"] == 2 and lstm["seeds"] == [1, 2]
     assert lstm["accuracy"] == pytest.approx((55.0, 7.0710678))           # 0.5 and 0.6; not the 5-epoch 0.9
-    assert lstm["weighted_f1"] == pytest.approx((45.0, 7.0710678))
+    assert lstm["weighted_f1"] == pytest.approx((45.0, 7.0710678))       # not the newer run with another lr
     assert mimn["accuracy"] == pytest.approx((75.0, 7.0710678))           # the older 0.1 run of seed 2 is ignored
     assert mimn["macro_f1"] == pytest.approx((45.0, 7.0710678))
     assert memnet["runs"] == 0 and memnet["accuracy"] is None            # its only run failed
