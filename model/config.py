@@ -26,8 +26,8 @@ LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 class MIMNConfig:
     vocab_size: int
     num_classes: int
-    embed_dim: int = 300          # Dtext
-    hidden_dim: int = 100         # Dh, each LSTM direction
+    embed_dim: int = 100          # Dtext (300 in the paper)
+    hidden_dim: int = 50          # Dh, each LSTM direction (100 in the paper)
     max_text_len: int = 320       # L
     max_aspect_len: int = 4       # N
     max_images: int = 5           # K
@@ -65,8 +65,8 @@ class ModelParams:
     family: str = "mimn"          # mimn | linear (TF-IDF + aspect-conjoined features + logistic regression)
     variant: str = "mimn"
     hops: int = 3
-    embed_dim: int = 300
-    hidden_dim: int = 100
+    embed_dim: int = 100
+    hidden_dim: int = 50
     max_text_len: int = 320
     max_aspect_len: int = 4
     max_images: int = 5
@@ -97,7 +97,7 @@ class EmbeddingParams:
     window: int = 5
     negative: int = 5
     min_count: int = 1
-    lr_scale: float = 0.0         # embedding learning rate = train.lr * lr_scale; 0 freezes the vectors
+    lr_scale: float = 0.1         # embedding learning rate = train.lr * lr_scale; 0 freezes the vectors
 
     def check(self) -> None:
         for name in ("epochs", "window", "negative", "min_count"):
@@ -118,7 +118,7 @@ class TrainParams:
     max_epochs: int = 20
     patience: int = 8
     select_metric: str = "macro_f1"
-    class_weights: str = "none"
+    class_weights: str = "sqrt"
     label_smoothing: float = 0.0
     bucket_by_length: bool = True
     min_word_count: int = 1

@@ -87,3 +87,10 @@ def test_nan_and_inf_vectors_are_skipped_and_counted(tmp_path):
     vectors = build_word_vectors(vocab, str(path), 2, seed=0, train_sentences=[], sgns_params={})
     assert vectors.found == 1 and vectors.skipped_nonfinite == 2
     assert torch.isfinite(vectors.weights).all()
+
+
+def test_mimn_config_defaults_equal_the_model_params():
+    from model.config import MIMNConfig
+
+    mimn = {f.name: f.default for f in dataclasses.fields(MIMNConfig) if f.name not in ("vocab_size", "num_classes")}
+    assert mimn == {k: v for k, v in dataclasses.asdict(ModelParams()).items() if k in mimn}
