@@ -94,3 +94,39 @@ def test_mimn_config_defaults_equal_the_model_params():
 
     mimn = {f.name: f.default for f in dataclasses.fields(MIMNConfig) if f.name not in ("vocab_size", "num_classes")}
     assert mimn == {k: v for k, v in dataclasses.asdict(ModelParams()).items() if k in mimn}
+
+
+def _set(workdir, section, **values):
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params[section].update(values)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+
+
+def test_linear_family_runs_through_the_same_stages(workdir):  # noqa: F811
+    import json
+
+    from model import evaluate
+
+    _set(workdir, "model", family="linear", linear_c=[0.5, 5.0])
+    assert train.main(["--params", "params.yaml"]) == 0
+    assert json.loads((workdir / "metrics/train.json").read_text())["c"] in (0.5, 5.0)
+    assert evaluate.main(["--params", "params.yaml"]) == 0
+    test = json.loads((workdir / "metrics/test.json").read_text())
+    assert test["family"] == "linear"
+    assert test["accuracy"] == pytest.approx(test["linear_baseline"]["accuracy"])   # same data, same fit
+    assert test["majority_baseline"]["accuracy"] > 0
+
+
+def test_repeats_report_mean_and_std_over_seeds(workdir):  # noqa: F811
+    import json
+
+    from model import evaluate
+
+    _set(workdir, "train", repeats=2, max_epochs=1)
+    assert train.main(["--params", "params.yaml"]) == 0
+    assert evaluate.main(["--params", "params.yaml"]) == 0
+    test = json.loads((workdir / "metrics/test.json").read_text())
+    assert test["seeds"] == [3, 4]
+    accuracy = test["over_seeds"]["accuracy"]
+    assert len(accuracy["values"]) == 2 and accuracy["values"][0] == pytest.approx(test["accuracy"])
+    assert accuracy["mean"] == pytest.approx(sum(accuracy["values"]) / 2)
