@@ -1,6 +1,7 @@
 """Initial word vectors: skip-gram (SGNS) trained on the training split, a word2vec text file, or random."""
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from model.config import EmbeddingParams
 from model.vocab import PAD_ID, Vocab
 from common.errors import UserError
 
@@ -19,6 +21,7 @@ SPECIAL = 2  # <pad>, <unk>
 class WordVectors:
     weights: torch.Tensor   # (len(vocab), dim); row 0 (<pad>) is zeros
     found: int              # vocabulary words (not <pad>/<unk>) that got a trained/loaded vector
+    skipped_nonfinite: int = 0   # vectors in the file with NaN or Inf: skipped (those words keep a random vector)
 
     def coverage(self) -> float:
         total = self.weights.shape[0] - SPECIAL
@@ -49,12 +52,14 @@ def train_sgns(sentences: list[list[str]], dim: int, seed: int, window: int, neg
     return {word: model.wv[word] for word in model.wv.index_to_key}
 
 
-def read_word2vec_text(path: str | Path, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
-    """Vectors of the `wanted` words from a word2vec text file (optional 'count dim' header line)."""
+def read_word2vec_text(path: str | Path, wanted: set[str], dim: int) -> tuple[dict[str, np.ndarray], int]:
+    """Vectors of the `wanted` words from a word2vec text file (optional 'count dim' header line), and how many
+    wanted words' vectors were skipped because they hold NaN or Inf."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"embeddings.source: {path} not found; give a word2vec text file, 'sgns' or 'random'")
     vectors: dict[str, np.ndarray] = {}
+    skipped = 0
     with path.open(encoding="utf-8", errors="replace") as handle:
         for line_no, line in enumerate(handle, 1):
             parts = line.rstrip().split(" ")
@@ -64,25 +69,37 @@ def read_word2vec_text(path: str | Path, wanted: set[str], dim: int) -> dict[str
                 raise UserError(f"{path}:{line_no} has {len(parts) - 1} numbers, expected model.embed_dim={dim}; "
                                 "use vectors of that size or change model.embed_dim")
             if parts[0] in wanted:
-                vectors[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
-    return vectors
+                try:
+                    vector = np.asarray(parts[1:], dtype=np.float32)
+                except ValueError as exc:
+                    raise UserError(f"{path}:{line_no} holds a value that is not a number ({exc})") from exc
+                if np.isfinite(vector).all():
+                    vectors[parts[0]] = vector
+                else:
+                    skipped += 1
+    return vectors, skipped
 
 
 def build_word_vectors(vocab: Vocab, source: str, dim: int, seed: int, train_sentences: Iterable[list[str]],
                        sgns_params: dict) -> WordVectors:
     """Word vectors for the vocabulary; words without a trained/loaded vector keep a seeded random one."""
+    sgns_params = {**dataclasses.asdict(EmbeddingParams()), **sgns_params}   # params.yaml's defaults
     weights = random_vectors(len(vocab), dim, seed)
+    skipped = 0
     if source == "random":
         found: dict[str, np.ndarray] = {}
     elif source == "sgns":
-        found = train_sgns(list(train_sentences), dim, seed, window=int(sgns_params.get("window", 5)),
-                           negative=int(sgns_params.get("negative", 5)), min_count=int(sgns_params.get("min_count", 1)),
-                           epochs=int(sgns_params.get("epochs", 5)))
+        found = train_sgns(list(train_sentences), dim, seed, window=int(sgns_params["window"]),
+                           negative=int(sgns_params["negative"]), min_count=int(sgns_params["min_count"]),
+                           epochs=int(sgns_params["epochs"]))
     else:
-        found = read_word2vec_text(source, set(vocab.tokens[SPECIAL:]), dim)
+        found, skipped = read_word2vec_text(source, set(vocab.tokens[SPECIAL:]), dim)
+        if skipped:
+            print(f"warning: {source}: {skipped} vector(s) with NaN or Inf skipped; those words keep random vectors",
+                  flush=True)
     hits = 0
     for i, token in enumerate(vocab.tokens[SPECIAL:], start=SPECIAL):
         if token in found:
             weights[i] = found[token]
             hits += 1
-    return WordVectors(torch.from_numpy(weights), hits)
+    return WordVectors(torch.from_numpy(weights), hits, skipped)

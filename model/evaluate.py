@@ -14,11 +14,13 @@ import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader
 
-from model.data import PairDataset, check_feature_coverage, read_features, read_split
+from model.data import ImageFeatures, PairDataset, check_feature_coverage, read_features, read_split
 from model.labels import LabelMap
+from model.linear import LinearModel, fit_linear
 from model.loop import predict
 from model.metrics import PAPER_F1_NOTE, classification_metrics, confusion, per_class_report
 from model.families import rebuild_model
+from model.sampler import ordered_batches, restore_order
 from model.plots import confusion_png, learning_curve_png
 from model.train import FEATURES_PATH, MODEL_PATH, SEGMENTED_DIR, choose_device, configure_torch
 from model.vocab import Vocab
@@ -36,13 +38,16 @@ PREDICTIONS_SCHEMA = pa.schema([
 ])
 
 
-def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
-    """The trained model (eval mode, CPU) and the checkpoint dict, loaded with weights_only=True."""
+def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module | LinearModel, dict]:
+    """The trained model (a neural family in eval mode on CPU, or the linear baseline) and the checkpoint dict,
+    loaded with weights_only=True."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found: run the train stage first (dvc repro train)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if ckpt.get("family", "mimn") == "linear":
+            return LinearModel.from_checkpoint(ckpt["linear"]), ckpt
         model = rebuild_model(ckpt)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path} is not a checkpoint of this model ({exc}); re-run dvc repro train") from exc
@@ -59,32 +64,71 @@ def group_metrics(frame: pd.DataFrame, truth: str, pred: str) -> dict[str, dict[
     return {aspect: classification_metrics(g[truth], g[pred]) for aspect, g in frame.groupby("aspect", sort=True)}
 
 
+def mimn_probabilities(model: torch.nn.Module, dataset: PairDataset, batch_size: int, device: torch.device,
+                       images: bool = True) -> np.ndarray:
+    """(n, C) probabilities in the dataset's order; batches sorted by length (little padding)."""
+    batches = ordered_batches([len(t) for t in dataset.text], batch_size)
+    collate = dataset.collate if images else (lambda idx: without_images(dataset.collate(idx)))
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate)
+    model.to(device)
+    probs, _, _ = predict(model, loader, device)
+    return restore_order(probs, batches)
+
+
+def summary(values: list[dict]) -> dict:
+    """mean, std (population, over seeds) and the values of accuracy, macro-F1 and weighted-F1."""
+    out = {}
+    for key in ("accuracy", "macro_f1", "weighted_f1"):
+        xs = np.array([v[key] for v in values], dtype=np.float64)
+        out[key] = {"mean": float(xs.mean()), "std": float(xs.std()), "values": [float(x) for x in xs]}
+    return out
+
+
+def linear_baseline(labels: LabelMap, test: pd.DataFrame, y_test: np.ndarray, params: dict) -> dict:
+    """The linear baseline fitted here on train, its C chosen on dev (a few seconds): always reported."""
+    train, dev = read_split(SEGMENTED_DIR / "train.parquet"), read_split(SEGMENTED_DIR / "dev.parquet")
+    model, _ = fit_linear(train, labels.scores_to_classes(train["score"]), dev, labels.scores_to_classes(dev["score"]),
+                          labels.num_classes, params["model"]["linear_c"], params["train"]["select_metric"],
+                          int(params["train"]["seed"]))
+    return {"c": model.c, **classification_metrics(y_test, model.predict_proba(test).argmax(1))}
+
+
 def run(train_params: dict) -> dict:
     started = time.perf_counter()
     device = choose_device(str(train_params.get("device", "auto")))
     configure_torch(device, int(train_params.get("num_threads", 0)))
     model, ckpt = load_checkpoint(MODEL_PATH)
-    config, labels, vocab = model.config, LabelMap.from_dict(ckpt["labels"]), Vocab(tuple(ckpt["vocab"]))
+    labels = LabelMap.from_dict(ckpt["labels"])
     frame = read_split(TEST_PATH)
     if frame.empty:
         raise UserError(f"{TEST_PATH} has no rows; check the split stage's output")
-    features = read_features(FEATURES_PATH)
-    check_feature_coverage(frame, features, TEST_PATH)
-    dataset = PairDataset(frame, vocab, labels, features, ckpt["feature_norm"]["mean"].numpy(),
-                          ckpt["feature_norm"]["std"].numpy(), config.max_text_len, config.max_aspect_len,
-                          config.max_images)
+    targets = labels.scores_to_classes(frame["score"])
     batch_size = int(train_params.get("batch_size", 128))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate)
-    ablation = DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                          collate_fn=lambda idx: without_images(dataset.collate(idx)))
-    model.to(device)
-    probs, targets, _ = predict(model, loader, device)
-    ablation_probs, _, _ = predict(model, ablation, device)
+    seeds_metrics = []
+    if isinstance(model, LinearModel):
+        probs = model.predict_proba(frame)
+        ablation_probs, n_images = probs, np.zeros(len(frame), dtype=np.int64)
+    else:
+        config, vocab = model.config, Vocab(tuple(ckpt["vocab"]))
+        features = read_features(FEATURES_PATH)
+        check_feature_coverage(frame, features, TEST_PATH)
+        if not len(features.matrix):   # text-only data
+            features = ImageFeatures(features.index, np.zeros((0, config.image_dim), np.float32), features.unusable)
+        dataset = PairDataset(frame, vocab, labels, features, ckpt["feature_norm"]["mean"].numpy(),
+                              ckpt["feature_norm"]["std"].numpy(), config.max_text_len, config.max_aspect_len,
+                              config.max_images)
+        probs = mimn_probabilities(model, dataset, batch_size, device)
+        ablation_probs = mimn_probabilities(model, dataset, batch_size, device, images=False)
+        n_images = np.array([len(r) for r in dataset.image_rows])
+        for repeat in ckpt.get("repeats", []):
+            model.load_state_dict(repeat["model"])
+            seeds_metrics.append(classification_metrics(targets, mimn_probabilities(model, dataset, batch_size,
+                                                                                   device).argmax(1)))
 
     majority = int(np.argmax(ckpt["train_class_counts"]))
     frame = frame.assign(label=targets.astype(np.int8), predicted_label=probs.argmax(-1).astype(np.int8),
                          no_image_label=ablation_probs.argmax(-1), majority_label=majority,
-                         n_usable_images=[len(r) for r in dataset.image_rows])
+                         n_usable_images=n_images)
     frame["predicted_score"] = labels.classes_to_scores(frame["predicted_label"]).astype(np.int8)
     names = {c: str(s) for c, s in enumerate(labels.class_scores)}
 
@@ -93,18 +137,24 @@ def run(train_params: dict) -> dict:
     per_aspect = group_metrics(frame, "label", "predicted_label")
     per_aspect_no_image = group_metrics(frame, "label", "no_image_label")
     per_aspect_majority = group_metrics(frame, "label", "majority_label")
+    params = ckpt["params"]
+    seeds = [int(params["train"]["seed"])] + [int(r["seed"]) for r in ckpt.get("repeats", [])]
     metrics = {
         **overall,
+        "family": ckpt.get("family", "mimn"),
         "note": PAPER_F1_NOTE,
         "pairs": len(frame),
         "pairs_without_usable_image": int((frame["n_usable_images"] == 0).sum()),
         "num_classes": labels.num_classes,
         "class_scores": list(labels.class_scores),
         "checkpoint_epoch": int(ckpt["epoch"]),
+        "seeds": seeds,
+        "over_seeds": summary([overall, *seeds_metrics]),
         "per_aspect": {a: {"pairs": int((frame["aspect"] == a).sum()), **m} for a, m in per_aspect.items()},
         "per_class": per_class_report(frame["label"], frame["predicted_label"], names),
         "majority_baseline": {"score": labels.class_scores[majority],
                               **classification_metrics(frame["label"], frame["majority_label"])},
+        "linear_baseline": linear_baseline(labels, frame, targets, params),
         "ablation_no_images": {**{k: no_image[k] for k in ("accuracy", "macro_f1")},
                                "per_aspect": {a: {k: m[k] for k in ("accuracy", "macro_f1")}
                                               for a, m in per_aspect_no_image.items()}},
@@ -132,7 +182,7 @@ def write_reports(frame: pd.DataFrame, probs: np.ndarray, metrics: dict, no_imag
     confusion_png(confusion(frame["label"], frame["predicted_label"], labels.num_classes), names,
                   REPORTS_DIR / "confusion.png",
                   f"test confusion (accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f})")
-    learning_curve_png(ckpt["history"], REPORTS_DIR / "learning_curve.png", int(ckpt["epoch"]))
+    learning_curve_png(ckpt["history"], REPORTS_DIR / "learning_curve.png", int(ckpt["epoch"]))   # empty for linear
 
 
 @cli_entry
@@ -143,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     metrics = run(load_params("train", args.params))
     print(f"evaluate: {metrics['pairs']} test pairs ({metrics['pairs_without_usable_image']} without a usable image): "
           f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, weighted-F1 "
-          f"{metrics['weighted_f1']:.4f}; majority baseline accuracy {metrics['majority_baseline']['accuracy']:.4f}; "
+          f"{metrics['weighted_f1']:.4f} (over seeds {metrics['seeds']}: accuracy "
+          f"{metrics['over_seeds']['accuracy']['mean']:.4f} ± {metrics['over_seeds']['accuracy']['std']:.4f}); "
+          f"majority baseline accuracy {metrics['majority_baseline']['accuracy']:.4f}; linear baseline accuracy "
+          f"{metrics['linear_baseline']['accuracy']:.4f} macro-F1 {metrics['linear_baseline']['macro_f1']:.4f}; "
           f"without images accuracy {metrics['ablation_no_images']['accuracy']:.4f}; {metrics['seconds']:.1f}s "
           f"-> {METRICS_PATH}, {REPORTS_DIR}/")
     return 0

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from common.errors import UserError
 from model.metrics import classification_metrics
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
@@ -71,6 +72,9 @@ def train_epoch(model: nn.Module, loss_fn: Callable, optimizer: torch.optim.Opti
         with autocast_for(device):
             logits = model(**to_device(inputs, device)).float()
         loss = loss_fn(logits, target)
+        if not torch.isfinite(loss):
+            raise UserError(f"training loss became {float(loss.detach())} (not finite) after {progress.n} pairs of this epoch; "
+                            "lower train.lr or check the word vectors and image features for NaN/Inf")
         loss.backward()
         optimizer.step()
         loss_sum += float(loss.detach()) * len(target)
@@ -83,9 +87,11 @@ def train_epoch(model: nn.Module, loss_fn: Callable, optimizer: torch.optim.Opti
 
 def fit(model: nn.Module, loss_fn: Callable, optimizer: torch.optim.Optimizer, train_batches: Iterable[Batch],
         dev_batches: Iterable[Batch], *, max_epochs: int, patience: int, device: torch.device,
-        monitor: str = "macro_f1", on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+        monitor: str = "macro_f1", scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        on_epoch_end: Callable[[dict[str, float]], None] | None = None,
         show_progress: bool = True) -> FitResult:
-    """Train up to `max_epochs`, stop after `patience` epochs without a better dev `monitor`, keep the best weights."""
+    """Train up to `max_epochs`, stop after `patience` epochs without a better dev `monitor` (`loss`: lower is
+    better; any other metric: higher), keep the best weights. `scheduler` steps once per epoch."""
     model.to(device)
     result = FitResult(best_epoch=0, best_state=copy.deepcopy(model.state_dict()), best_dev={})
     best_score, waited, trained_pairs, train_seconds = -float("inf"), 0, 0, 0.0
@@ -98,6 +104,8 @@ def fit(model: nn.Module, loss_fn: Callable, optimizer: torch.optim.Optimizer, t
             train_metrics, n = train_epoch(model, loss_fn, optimizer, train_batches, device, bar)
             train_seconds += time.perf_counter() - tick
             trained_pairs += n
+        if scheduler is not None:
+            scheduler.step()
         probs, targets, dev_loss = predict(model, dev_batches, device, loss_fn)
         dev_metrics = {"loss": dev_loss, **classification_metrics(targets, probs.argmax(-1) if len(probs) else targets)}
         row = {"epoch": epoch, **{f"train_{k}": v for k, v in train_metrics.items()},
@@ -105,8 +113,9 @@ def fit(model: nn.Module, loss_fn: Callable, optimizer: torch.optim.Optimizer, t
         result.history.append(row)
         if on_epoch_end is not None:
             on_epoch_end(row)
-        if dev_metrics[monitor] > best_score:
-            best_score, waited = dev_metrics[monitor], 0
+        score = -dev_metrics["loss"] if monitor == "loss" else dev_metrics[monitor]
+        if score > best_score:
+            best_score, waited = score, 0
             result.best_epoch, result.best_dev = epoch, dev_metrics
             result.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         else:

@@ -1,4 +1,4 @@
-"""Stage `train`: fit MIMN on data/segmented/train.parquet, early-stop on dev macro-F1, write models/mimn.pt.
+"""Stage `train`: fit MIMN (or the linear baseline) on data/segmented/train.parquet, select on dev, write models/mimn.pt.
 
     python -m model.train [--params params.yaml]
 """
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import os
 import random
@@ -19,12 +20,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from model.config import MIMNConfig
-from model.data import PairDataset, check_feature_coverage, feature_norm, read_features, read_split
+from model.config import MIMNConfig, Settings
+from model.data import ImageFeatures, PairDataset, check_feature_coverage, feature_norm, read_features, read_split
 from model.embeddings import build_word_vectors
 from model.labels import LabelMap
+from model.linear import fit_linear
 from model.loop import fit
 from model.families import build_model, checkpoint_fields
+from model.sampler import LengthBucketSampler, ordered_batches
 from model.vocab import Vocab, build_vocab
 from common.errors import UserError, cli_entry
 from common.atomic import atomic_path, write_json
@@ -62,10 +65,33 @@ def configure_torch(device: torch.device, num_threads: int) -> None:
     torch.utils.deterministic.fill_uninitialized_memory = False
 
 
-def make_loader(dataset: PairDataset, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+def make_loader(dataset: PairDataset, batch_size: int, shuffle: bool, seed: int, bucket: bool = True) -> DataLoader:
+    """Training (shuffle=True): length-bucketed batches in a seeded order, or plain seeded shuffling.
+    Evaluation (shuffle=False): batches in the data's order (see sampler.ordered_batches for sorted ones)."""
+    if shuffle and bucket:
+        sampler = LengthBucketSampler([len(t) for t in dataset.text], batch_size, seed)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate, num_workers=0)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
                       collate_fn=dataset.collate, num_workers=0)
+
+
+def eval_loader(dataset: PairDataset, batch_size: int, bucket: bool = True) -> tuple[DataLoader, list[list[int]]]:
+    """Batches sorted by length when `bucket` (predictions come back in batch order: use restore_order)."""
+    lengths = [len(t) for t in dataset.text] if bucket else [0] * len(dataset)
+    batches = ordered_batches(lengths, batch_size)
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=dataset.collate, num_workers=0), batches
+
+
+def class_weights(counts: list[int], kind: str) -> torch.Tensor | None:
+    """none | balanced: n / (C * count) | sqrt: its square root; classes never seen get weight 0."""
+    if kind == "none":
+        return None
+    counts_t = torch.tensor(counts, dtype=torch.float32)
+    present = counts_t > 0
+    weights = torch.zeros_like(counts_t)
+    weights[present] = counts_t.sum() / (int(present.sum()) * counts_t[present])
+    return weights.sqrt() if kind == "sqrt" else weights
 
 
 @dataclass
@@ -75,14 +101,14 @@ class Prepared:
     config: MIMNConfig
     mean: np.ndarray
     std: np.ndarray
+    frames: dict[str, pd.DataFrame]
     datasets: dict[str, PairDataset]
-    word_vectors: torch.Tensor
-    embedding_coverage: float
+    corpus: list[list[str]]
     class_counts: list[int]
 
 
-def prepare(model_params: dict, embedding_params: dict, train_params: dict) -> Prepared:
-    """Read the splits and features; build vocabulary, label map, feature normalisation, datasets, word vectors."""
+def prepare(settings: Settings) -> Prepared:
+    """Read the splits and features; build vocabulary, label map, feature normalisation and datasets."""
     split_paths = {s: SEGMENTED_DIR / f"{s}.parquet" for s in ("train", "dev", "test")}
     frames = {s: read_split(p) for s, p in split_paths.items() if s != "test" or p.is_file()}
     if frames["train"].empty or frames["dev"].empty:
@@ -91,31 +117,27 @@ def prepare(model_params: dict, embedding_params: dict, train_params: dict) -> P
     for split, frame in frames.items():
         check_feature_coverage(frame, features, split_paths[split])
     train = frames["train"]
-    # a review's text repeats once per scored aspect: count words and train word vectors on each text once
+    # a review's text repeats once per scored aspect: count words and train word vectors on each text once.
+    # Only training text: dev and test text never shapes the vocabulary or the vectors.
     corpus = list(train.drop_duplicates("review_id")["tokens"]) + list(train["aspect_tokens"])
-    vocab = build_vocab(corpus,
-                        [t for f in frames.values() for t in f["aspect_tokens"]],
-                        min_count=int(train_params.get("min_word_count", 1)))
-    try:
-        labels = LabelMap.for_classes(int(train_params.get("classes", 10)))
-        config = MIMNConfig.from_params(model_params, vocab_size=len(vocab), num_classes=labels.num_classes)
-    except ValueError as exc:
-        raise UserError(f"params.yaml: {exc}") from exc
-    if features.dim != config.image_dim:
+    vocab = build_vocab(corpus, [t for f in frames.values() for t in f["aspect_tokens"]],
+                        min_count=settings.train.min_word_count)
+    labels = LabelMap.for_classes(settings.train.classes)
+    config = MIMNConfig.from_params(settings.model.mimn_section(), vocab_size=len(vocab), num_classes=labels.num_classes)
+    if features.dim != config.image_dim and len(features.matrix):
         raise UserError(f"{FEATURES_PATH} holds {features.dim}-d features but model.image_dim is {config.image_dim}; "
                         "set model.image_dim to match or re-run dvc repro features")
+    if not len(features.matrix):   # text-only data: an empty features file; every visual memory is masked
+        features = ImageFeatures(features.index, np.zeros((0, config.image_dim), np.float32), features.unusable)
     mean, std = feature_norm(train, features)
     datasets = {s: PairDataset(f, vocab, labels, features, mean, std, config.max_text_len, config.max_aspect_len,
                                config.max_images) for s, f in frames.items() if s != "test"}
-    vectors = build_word_vectors(vocab, str(embedding_params.get("source", "sgns")), config.embed_dim,
-                                 int(train_params["seed"]),
-                                 corpus, embedding_params)
     counts = np.bincount(datasets["train"].targets.numpy(), minlength=labels.num_classes).tolist()
-    return Prepared(vocab, labels, config, mean, std, datasets, vectors.weights, vectors.coverage(), counts)
+    return Prepared(vocab, labels, config, mean, std, frames, datasets, corpus, counts)
 
 
 def checkpoint(model: nn.Module, prepared: Prepared, epoch: int, dev_metrics: dict, params: dict,
-               history: list[dict]) -> dict:
+               history: list[dict], repeats: list[dict]) -> dict:
     """Only tensors, lists, dicts, str, int, float: loads with torch.load(weights_only=True)."""
     return {
         "model": model.state_dict(),
@@ -128,6 +150,7 @@ def checkpoint(model: nn.Module, prepared: Prepared, epoch: int, dev_metrics: di
         "feature_norm": {"mean": torch.from_numpy(prepared.mean), "std": torch.from_numpy(prepared.std)},
         "train_class_counts": prepared.class_counts,
         "history": history,
+        "repeats": repeats,   # the other seeds' models: [{seed, model, epoch, metrics}]
     }
 
 
@@ -139,39 +162,95 @@ def write_curve(history: list[dict], path: Path) -> None:
             writer.writerow([row["epoch"], *(f"{row[c]:.6f}" for c in CURVE_COLUMNS[1:])])
 
 
-def run(params: dict) -> dict:
-    """Train and write the model, curve and metrics; returns metrics/train.json's content."""
-    model_params, embedding_params, train_params = params["model"], params["embeddings"], params["train"]
-    started = time.perf_counter()
-    seed = int(train_params["seed"])
-    device = choose_device(str(train_params.get("device", "auto")))
-    configure_torch(device, int(train_params.get("num_threads", 0)))
-    seed_everything(seed)
-    prepared = prepare(model_params, embedding_params, train_params)
-    seed_everything(seed)
-    model = build_model(str(model_params.get("family", "mimn")), model_params, len(prepared.vocab),
-                        prepared.labels.num_classes, prepared.word_vectors)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(train_params["lr"]))
-    batch_size = int(train_params["batch_size"])
-    result = fit(model, nn.CrossEntropyLoss(), optimizer,
-                 make_loader(prepared.datasets["train"], batch_size, shuffle=True, seed=seed),
-                 make_loader(prepared.datasets["dev"], batch_size, shuffle=False, seed=seed),
-                 max_epochs=int(train_params["max_epochs"]), patience=int(train_params["patience"]), device=device,
-                 on_epoch_end=lambda row: print(
-                     f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} | "
-                     f"dev loss {row['dev_loss']:.4f} acc {row['dev_accuracy']:.4f} macro-F1 {row['dev_macro_f1']:.4f}",
-                     flush=True))
-    model.load_state_dict(result.best_state)
-    model.cpu()
-    ckpt = checkpoint(model, prepared, result.best_epoch, result.best_dev, params, result.history)
+def save_checkpoint(ckpt: dict) -> None:
     # serialise in memory: torch.save names the zip's root folder after the file, and the temporary file's
     # name is random, so saving to it directly would make every run's bytes differ
     buffer = io.BytesIO()
     torch.save(ckpt, buffer)
     with atomic_path(MODEL_PATH) as tmp:
         tmp.write_bytes(buffer.getvalue())
+
+
+def make_optimizer(model: nn.Module, settings: Settings) -> torch.optim.Optimizer:
+    """AdamW; the word vectors move at train.lr * embeddings.lr_scale (0: frozen) and are never decayed."""
+    lr, scale = settings.train.lr, settings.embeddings.lr_scale
+    model.embedding.weight.requires_grad_(scale > 0)
+    rest = [p for n, p in model.named_parameters() if n != "embedding.weight"]
+    groups = [{"params": rest, "weight_decay": settings.train.weight_decay}]
+    if scale > 0:
+        groups.append({"params": [model.embedding.weight], "lr": lr * scale, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def train_mimn(prepared: Prepared, settings: Settings, seed: int, device: torch.device, verbose: bool = True):
+    """One seeded MIMN run: word vectors, model, fit. Returns (model with the best weights, FitResult, coverage)."""
+    tp = settings.train
+    seed_everything(seed)
+    vectors = build_word_vectors(prepared.vocab, settings.embeddings.source, prepared.config.embed_dim, seed,
+                                 prepared.corpus, dataclasses.asdict(settings.embeddings))
+    seed_everything(seed)
+    model = build_model(settings.model.family, settings.model.mimn_section(), prepared.config.vocab_size,
+                        prepared.config.num_classes, vectors.weights)
+    optimizer = make_optimizer(model, settings)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.max_epochs)
+                 if tp.lr_schedule == "cosine" else None)
+    weights = class_weights(prepared.class_counts, tp.class_weights)
+    loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device),
+                                  label_smoothing=tp.label_smoothing)
+    result = fit(model, loss_fn, optimizer,
+                 make_loader(prepared.datasets["train"], tp.batch_size, shuffle=True, seed=seed,
+                             bucket=tp.bucket_by_length),
+                 eval_loader(prepared.datasets["dev"], tp.batch_size, bucket=tp.bucket_by_length)[0],
+                 max_epochs=tp.max_epochs, patience=tp.patience, device=device, monitor=tp.select_metric,
+                 scheduler=scheduler, show_progress=verbose,
+                 on_epoch_end=(lambda row: print(
+                     f"seed {seed} epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} | "
+                     f"dev loss {row['dev_loss']:.4f} acc {row['dev_accuracy']:.4f} macro-F1 {row['dev_macro_f1']:.4f} "
+                     f"weighted-F1 {row['dev_weighted_f1']:.4f}", flush=True)) if verbose else None)
+    model.load_state_dict(result.best_state)
+    return model.cpu(), result, vectors
+
+
+def run_linear(prepared: Prepared, settings: Settings, params: dict, started: float) -> dict:
+    frames, labels = prepared.frames, prepared.labels
+    model, rows = fit_linear(frames["train"], prepared.datasets["train"].targets.numpy(), frames["dev"],
+                             prepared.datasets["dev"].targets.numpy(), labels.num_classes, settings.model.linear_c,
+                             settings.train.select_metric, settings.train.seed)
+    best = next(r for r in rows if r["c"] == model.c)
+    save_checkpoint({"family": "linear", "linear": model.to_checkpoint(), "labels": labels.to_dict(), "epoch": 0,
+                     "metrics": {k: v for k, v in best.items() if k != "c"}, "params": params,
+                     "train_class_counts": prepared.class_counts, "history": [], "repeats": []})
+    write_curve([], CURVE_PATH)
+    metrics = {"family": "linear", "c": model.c, "dev": {k: v for k, v in best.items() if k != "c"},
+               "dev_by_c": rows, "seconds": round(time.perf_counter() - started, 2),
+               "train_pairs": len(frames["train"]), "dev_pairs": len(frames["dev"]),
+               "features": len(model.features), "num_classes": labels.num_classes}
+    write_json(metrics, METRICS_PATH)
+    return metrics
+
+
+def run(params: dict, verbose: bool = True) -> dict:
+    """Train and write the model, curve and metrics; returns metrics/train.json's content."""
+    settings = Settings.from_params(params)   # every param checked before anything is read or written
+    params = {"model": dataclasses.asdict(settings.model), "embeddings": dataclasses.asdict(settings.embeddings),
+              "train": dataclasses.asdict(settings.train)}
+    params["model"]["linear_c"] = list(settings.model.linear_c)
+    started = time.perf_counter()
+    device = choose_device(settings.train.device)
+    configure_torch(device, settings.train.num_threads)
+    seed_everything(settings.train.seed)
+    prepared = prepare(settings)
+    if settings.model.family == "linear":
+        return run_linear(prepared, settings, params, started)
+    runs = [train_mimn(prepared, settings, seed, device, verbose) for seed in settings.train.seeds]
+    model, result, vectors = runs[0]
+    repeats = [{"seed": seed, "model": m.state_dict(), "epoch": int(r.best_epoch),
+                "metrics": {k: float(v) for k, v in r.best_dev.items()}}
+               for seed, (m, r, _) in zip(settings.train.seeds[1:], runs[1:])]
+    save_checkpoint(checkpoint(model, prepared, result.best_epoch, result.best_dev, params, result.history, repeats))
     write_curve(result.history, CURVE_PATH)
     metrics = {
+        "family": settings.model.family,
         "best_epoch": result.best_epoch,
         "dev": result.best_dev,
         "epochs_run": len(result.history),
@@ -182,11 +261,16 @@ def run(params: dict) -> dict:
         "train_pairs": len(prepared.datasets["train"]),
         "dev_pairs": len(prepared.datasets["dev"]),
         "vocab_size": len(prepared.vocab),
-        "embedding_source": str(embedding_params.get("source", "sgns")),
-        "embedding_coverage": round(prepared.embedding_coverage, 4),
+        "embedding_source": settings.embeddings.source,
+        "embedding_coverage": round(vectors.coverage(), 4),
+        "embedding_vectors_skipped_nonfinite": vectors.skipped_nonfinite,
         "num_classes": prepared.labels.num_classes,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(p.numel() for n, p in model.named_parameters()
+                                    if n != "embedding.weight" or settings.embeddings.lr_scale > 0),
         "device": device.type,
+        "seeds": settings.train.seeds,
+        "dev_by_seed": [{"seed": s, "best_epoch": r.best_epoch, **r.best_dev} for s, (_, r, _) in zip(settings.train.seeds, runs)],
     }
     write_json(metrics, METRICS_PATH)
     return metrics
@@ -199,10 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = {s: load_params(s, args.params) for s in ("model", "embeddings", "train")}
     metrics = run(params)
+    if metrics["family"] == "linear":
+        print(f"train (linear): C {metrics['c']} chosen on dev, dev macro-F1 {metrics['dev']['macro_f1']:.4f} "
+              f"acc {metrics['dev']['accuracy']:.4f}, {metrics['seconds']:.1f}s -> {MODEL_PATH}")
+        return 0
     print(f"train: {metrics['train_pairs']} train / {metrics['dev_pairs']} dev pairs, vocab {metrics['vocab_size']} "
-          f"(embedding coverage {metrics['embedding_coverage']:.1%}), {metrics['epochs_run']} epochs, best epoch "
-          f"{metrics['best_epoch']} dev macro-F1 {metrics['dev']['macro_f1']:.4f} acc {metrics['dev']['accuracy']:.4f}, "
-          f"{metrics['train_pairs_per_second']:.0f} pairs/s, {metrics['seconds']:.1f}s -> {MODEL_PATH}")
+          f"(embedding coverage {metrics['embedding_coverage']:.1%}), seeds {metrics['seeds']}, {metrics['epochs_run']} "
+          f"epochs, best epoch {metrics['best_epoch']} dev macro-F1 {metrics['dev']['macro_f1']:.4f} acc "
+          f"{metrics['dev']['accuracy']:.4f}, {metrics['train_pairs_per_second']:.0f} pairs/s, "
+          f"{metrics['seconds']:.1f}s -> {MODEL_PATH}")
     return 0
 
 

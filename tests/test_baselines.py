@@ -169,3 +169,9 @@ def test_train_and_evaluate_stages_run_a_baseline(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
+
+
+def test_params_check_knows_every_registered_family() -> None:
+    from model.config import NEURAL_FAMILIES
+    from model.families import FAMILIES
+    assert set(NEURAL_FAMILIES) == set(FAMILIES)

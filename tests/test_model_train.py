@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from model import evaluate, train
+from model.config import Settings
 from model.data import read_features
 from model.embeddings import build_word_vectors
 from model.labels import LabelMap
@@ -50,7 +51,8 @@ def test_train_then_evaluate_write_every_output(workdir, capsys):
     metrics = json.loads((workdir / "metrics/train.json").read_text())
     assert set(metrics) == {"best_epoch", "dev", "epochs_run", "stopped_early", "seconds", "train_seconds",
                             "train_pairs_per_second", "train_pairs", "dev_pairs", "vocab_size", "embedding_source",
-                            "embedding_coverage", "num_classes", "parameters", "device"}
+                            "embedding_coverage", "num_classes", "parameters", "device", "family",
+                            "embedding_vectors_skipped_nonfinite", "trainable_parameters", "seeds", "dev_by_seed"}
     assert metrics["train_pairs"] == 24 * 5 and metrics["dev_pairs"] == 6 * 5
     assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"] <= 3
     assert set(metrics["dev"]) == {"loss", "accuracy", "macro_f1", "weighted_f1"}
@@ -126,7 +128,7 @@ def test_stale_features_are_refused(workdir, capsys):
 def test_unusable_images_are_dropped_and_features_standardised(workdir):
     features = read_features("data/features/images.parquet")
     assert "data/raw/images/full/img003.jpg" in features.unusable and len(features.index) == 11
-    prepared = train.prepare(TINY_PARAMS["model"], {"source": "random"}, TINY_PARAMS["train"])
+    prepared = train.prepare(Settings.from_params({**TINY_PARAMS, "embeddings": {"source": "random"}}))
     dataset = prepared.datasets["train"]
     frame = pd.read_parquet("data/segmented/train.parquet").sort_values(["review_id", "aspect"]).reset_index(drop=True)
     for paths, rows in zip(frame["image_paths"], dataset.image_rows):

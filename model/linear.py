@@ -1,0 +1,108 @@
+"""The linear baseline every neural model is held to: TF-IDF over the tokens with aspect-conjoined features,
+class-weighted logistic regression, its C chosen on dev.
+
+Each pair's features are its tokens, the same tokens prefixed by the aspect (`camera|清晰`: the word's
+evidence for this aspect alone) and an aspect bias feature; TF-IDF with sublinear term frequency and L2
+normalisation. The fitted model is stored as plain tensors and lists (no pickled sklearn object), so its
+checkpoint loads with torch.load(weights_only=True) like MIMN's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import normalize
+
+from model.metrics import classification_metrics
+
+
+def pair_features(tokens, aspect: str) -> list[str]:
+    tokens = [str(t) for t in tokens]
+    return tokens + [f"{aspect}|{t}" for t in tokens] + [f"{aspect}|<aspect>"]
+
+
+def _documents(frame: pd.DataFrame) -> list[list[str]]:
+    return [pair_features(t, a) for t, a in zip(frame["tokens"], frame["aspect"])]
+
+
+@dataclass
+class LinearModel:
+    features: list[str]        # feature name per column
+    idf: np.ndarray            # (F,)
+    coef: np.ndarray           # (C_present, F)
+    intercept: np.ndarray      # (C_present,)
+    classes: np.ndarray        # class index of each row of coef
+    num_classes: int
+    c: float
+
+    def transform(self, frame: pd.DataFrame) -> sparse.csr_matrix:
+        index = {f: i for i, f in enumerate(self.features)}
+        rows, cols, vals = [], [], []
+        for r, doc in enumerate(_documents(frame)):
+            counts: dict[int, int] = {}
+            for f in doc:
+                if f in index:
+                    counts[index[f]] = counts.get(index[f], 0) + 1
+            for c, n in counts.items():
+                rows.append(r)
+                cols.append(c)
+                vals.append((1.0 + np.log(n)) * self.idf[c])
+        matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(frame), len(self.features)), dtype=np.float64)
+        return normalize(matrix)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """(n, num_classes) probabilities; classes absent from training get 0."""
+        logits = self.transform(frame) @ self.coef.T + self.intercept
+        if logits.shape[1] == 1:
+            present = np.ones((len(frame), 1))
+        else:
+            logits = logits - logits.max(axis=1, keepdims=True)
+            present = np.exp(logits)
+            present /= present.sum(axis=1, keepdims=True)
+        probs = np.zeros((len(frame), self.num_classes), np.float32)
+        probs[:, self.classes] = present
+        return probs
+
+    def to_checkpoint(self) -> dict:
+        return {"features": list(self.features), "idf": torch.from_numpy(self.idf.astype(np.float64)),
+                "coef": torch.from_numpy(self.coef.astype(np.float64)),
+                "intercept": torch.from_numpy(self.intercept.astype(np.float64)),
+                "classes": self.classes.tolist(), "num_classes": int(self.num_classes), "c": float(self.c)}
+
+    @classmethod
+    def from_checkpoint(cls, data: dict) -> "LinearModel":
+        return cls(list(data["features"]), data["idf"].numpy(), data["coef"].numpy(), data["intercept"].numpy(),
+                   np.asarray(data["classes"], dtype=np.int64), int(data["num_classes"]), float(data["c"]))
+
+
+def fit_one(train: pd.DataFrame, y: np.ndarray, num_classes: int, c: float, seed: int) -> LinearModel:
+    vectorizer = TfidfVectorizer(analyzer=lambda doc: doc, sublinear_tf=True, lowercase=False)
+    x = vectorizer.fit_transform(_documents(train))
+    classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=3000, random_state=seed)
+    classifier.fit(x, y)
+    coef, intercept = classifier.coef_, classifier.intercept_
+    if len(classifier.classes_) == 2:   # sklearn keeps one row for two classes: expand to a softmax pair
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+    return LinearModel(list(vectorizer.get_feature_names_out()), vectorizer.idf_, coef, intercept,
+                       classifier.classes_.astype(np.int64), num_classes, c)
+
+
+def fit_linear(train: pd.DataFrame, y_train: np.ndarray, dev: pd.DataFrame, y_dev: np.ndarray, num_classes: int,
+               c_grid, select_metric: str = "macro_f1", seed: int = 0) -> tuple[LinearModel, list[dict]]:
+    """The model whose C is best on dev by `select_metric` (loss: lowest dev cross-entropy), and every C's dev row."""
+    best, best_score, rows = None, -np.inf, []
+    for c in c_grid:
+        model = fit_one(train, y_train, num_classes, float(c), seed)
+        probs = model.predict_proba(dev)
+        loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y_dev)), y_dev], 1e-12, None))))
+        row = {"c": float(c), "loss": loss, **classification_metrics(y_dev, probs.argmax(1))}
+        rows.append(row)
+        score = -loss if select_metric == "loss" else row[select_metric]
+        if score > best_score:
+            best, best_score = model, score
+    return best, rows
