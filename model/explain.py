@@ -125,23 +125,31 @@ figure{margin:0;text-align:center;font-size:.8em}figure img{display:block;border
 """
 
 
+def shades(weights: list[float]) -> list[float]:
+    """0..1 per item: how far its weight is above an even share (1/n), relative to the largest weight. An even
+    spread shades nothing, so a flat hop does not look as if it attended to everything."""
+    if not weights:
+        return []
+    even, top = 1.0 / len(weights), max(weights)
+    if top - even < 1e-6:
+        return [0.0] * len(weights)
+    return [min(1.0, max(0.0, (w - even) / (top - even))) for w in weights]
+
+
 def _word_spans(view: ReviewView, weights: list[float]) -> str:
-    top = max(weights, default=0.0) or 1.0
     spans = []
-    for word, unknown, weight in zip(view.words, view.unknown, weights):
-        alpha = weight / top
+    for word, unknown, weight, alpha in zip(view.words, view.unknown, weights, shades(weights)):
         css = "w unk" if unknown else "w"
         note = " (not in the vocabulary)" if unknown else ""
-        spans.append(f'<span class="{css}" style="background:rgba(230,81,0,{alpha:.3f})" '
+        spans.append(f'<span class="{css}" style="background:rgba(230,81,0,{0.85 * alpha:.3f})" '
                      f'title="{weight:.{WEIGHT_DECIMALS}f}{note}">{html.escape(word)}</span>')
     return "".join(spans)
 
 
 def _image_figures(view: ReviewView, thumbnails: list[str | None], weights: list[float]) -> str:
-    top = max(weights, default=0.0) or 1.0
     figures = []
-    for index, (name, uri, weight) in enumerate(zip(view.images, thumbnails, weights), start=1):
-        border = f"rgba(230,81,0,{weight / top:.3f})"
+    for index, (name, uri, weight, alpha) in enumerate(zip(view.images, thumbnails, weights, shades(weights)), start=1):
+        border = f"rgba(230,81,0,{alpha:.3f})"
         label = html.escape(name)
         picture = (f'<img src="{uri}" alt="image {index}: {label}" title="{label}" style="border-color:{border}">'
                    if uri else f'<div class="noimg" title="{label}" style="border-color:{border}">{label}</div>')
@@ -155,15 +163,16 @@ def render_html(view: ReviewView) -> str:
     title = html.escape(view.review_id)
     parts = [f'<!DOCTYPE html>\n<html lang="zh"><head><meta charset="utf-8"><title>review {title}: attention</title>',
              f"<style>{STYLE}</style></head><body>",
-             f"<h1>Review {title}: what each hop attended to</h1>",
+             f"<h1>{title}: what each hop attended to</h1>",
              f'<p class="meta">{len(view.words)} words and {len(view.images)} image(s) read by the model'
              + (f"; {view.words_not_read} later words not read (past the model's text length)" if view.words_not_read else "")
              + "</p>"]
     if view.images_not_read:
         items = "".join(f"<li>{html.escape(p)}: {html.escape(r)}</li>" for p, r in view.images_not_read)
         parts.append(f'<p class="meta">images not read:</p><ul class="meta">{items}</ul>')
-    parts.append('<p class="legend">Shading: a word\'s (or image border\'s) colour is its weight relative to the '
-                 "hop's largest; hover a word for its weight. Dotted words are not in the vocabulary.</p>")
+    parts.append('<p class="legend">Colour of a word (or an image\'s border): how far its weight is above an even '
+                 "share, relative to the hop's largest weight (an even spread is not coloured). Hover a word for its "
+                 "weight. Dotted words are not in the vocabulary.</p>")
     for aspect in view.aspects:
         top = max(aspect.probabilities.values(), default=0.0)
         verdict = ""

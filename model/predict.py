@@ -234,7 +234,7 @@ class ImageFeaturizer:
             raise UserError(f"the model was trained on image features from ResNet-50 weights {recorded}, but "
                             f"--weights gives {backbone.weights}: features from other weights mean nothing to it. "
                             "Use the weights its features were computed with (metrics/features.json)")
-        # the features stage's precision when this device can use it; fp32 otherwise (differences ~1e-2 relative)
+        # the features stage's precision when this device can use it, else fp32 (they differ by rounding only)
         recorded_precision = record.get("precision", "fp32")
         if self.device.type == "cuda" and recorded_precision != "fp32":
             self.precision = "bf16-autocast" if torch.cuda.is_bf16_supported() else "fp16-autocast"
