@@ -124,10 +124,12 @@ def run_predict(capsys, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_help_names_every_input_and_output():
+def test_help_names_every_input_and_output(capsys):
     with pytest.raises(SystemExit) as exit_info:
         predict.main(["--help"])
     assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert all(option in text for option in ("--text", "--image", "--input", "--aspect", "--out", "--explain", "--weights"))
 
 
 def test_attention_comes_from_the_same_forward_and_is_a_distribution_over_real_items():
