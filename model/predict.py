@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator, TextIO
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
@@ -139,18 +140,21 @@ def reviews_from_parquet(path: Path, segmenter: Segmenter) -> Iterator[Review]:
     frame = pq.read_table(path, columns=needed + [c for c in ("aspect", "score") if c in names]).to_pandas()
     preseg = presegmented_ids(path)
     for review_id, rows in frame.groupby("review_id", sort=True):
-        first = rows.iloc[0]
-        scores = ({str(a): int(s) for a, s in zip(rows["aspect"], rows["score"]) if s == s}
-                  if "score" in rows else {})
-        review = Review(str(review_id), [], [str(p) for p in (first["image_paths"] if first["image_paths"] is not None else [])],
-                        scores)
+        first = rows.iloc[0]   # the pipeline's splits repeat a review's text and images on each of its rows
+        scores = ({str(a): int(s) for a, s in zip(rows["aspect"], rows["score"]) if pd.notna(s)}
+                  if {"aspect", "score"} <= set(rows) else {})
+        review = Review(str(review_id), [], [str(p) for p in as_list(first["image_paths"])], scores)
         if "tokens" in rows:
-            review.tokens = [str(t) for t in first["tokens"]]
+            review.tokens = [str(t) for t in as_list(first["tokens"])]
             if not review.tokens:
                 review.error = "no_text: the row has no tokens"
             yield review
         else:
             yield tokenised(review, str(first["text"] or ""), review_id in preseg, segmenter)
+
+
+def as_list(value: object) -> list:
+    return [] if value is None else list(value)
 
 
 # ---- image features -------------------------------------------------------------------------------------------
