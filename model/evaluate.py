@@ -16,7 +16,8 @@ from torch.utils.data import DataLoader
 
 from model.config import MIMNConfig
 from model.data import ImageFeatures, PairDataset, check_feature_coverage, read_features, read_split
-from model.explain import AspectView, ReviewView, attention_lists, forward_with_attention, index_entry, write_index, write_review
+from model.explain import (AspectView, ReviewView, attention_lists, forward_with_attention, index_entry, write_index,
+                           write_review)
 from model.labels import LabelMap
 from model.loop import predict
 from model.metrics import PAPER_F1_NOTE, classification_metrics, confusion, per_class_report
