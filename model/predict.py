@@ -39,8 +39,8 @@ from model.explain import (AspectView, IndexEntry, ReviewView, attention_lists, 
 from model.labels import LabelMap
 from model.mimn import MIMN
 from model.vocab import UNK_ID, Vocab
-from pipeline.backbone import BACKBONE, Backbone, file_backbone, imagenet_backbone, load_backbone, random_backbone
-from pipeline.backbone import WeightsUnavailable, IMAGENET_FILE_NAME, imagenet_cache_file
+from pipeline.backbone import (BACKBONE, IMAGENET_FILE_NAME, Backbone, WeightsUnavailable, file_backbone,
+                               imagenet_backbone, imagenet_cache_file, random_backbone)
 from pipeline.clean import TEXT_FIELDS, CleanStats, ImageChecker, canonical_key, parse_score
 from pipeline.features import extract
 from pipeline.image_data import Preprocessing
@@ -170,8 +170,8 @@ def backbone_for_label(label: str, download_timeout_s: float) -> Backbone:
         try:
             return imagenet_backbone(download_timeout_s)
         except WeightsUnavailable as exc:
-            raise UserError(f"the model's image features came from ResNet-50 weights {label}, which are {exc}; put "
-                            f"{IMAGENET_FILE_NAME} into {imagenet_cache_file().parent} or pass --weights") from exc
+            raise UserError(f"the images need ResNet-50 weights {label} (those of the model's training features), "
+                            f"which are {exc}; put {IMAGENET_FILE_NAME} into {imagenet_cache_file().parent}") from exc
     if label.startswith("random:seed="):
         return random_backbone(int(label.split("=", 1)[1]))
     if label.startswith("file:"):
@@ -183,15 +183,20 @@ def backbone_for_label(label: str, download_timeout_s: float) -> Backbone:
     raise UserError(f"unknown backbone weights label {label!r} in the checkpoint; re-run dvc repro features train")
 
 
-def parse_weights_option(value: str, download_timeout_s: float) -> Backbone:
-    """--weights: imagenet | random:seed=N | path to a .pth state dict."""
-    if value == "imagenet" or value.startswith("imagenet:"):
-        return backbone_for_label(f"imagenet:{value.partition(':')[2] or 'IMAGENET1K_V2'}", download_timeout_s)
-    if value.startswith("random:seed="):
-        return backbone_for_label(value, download_timeout_s)
+def named_weights(value: str) -> str | None:
+    """The label of --weights when it names weights (imagenet, random:seed=N); None for a file (known once read)."""
     if value in ("random", "auto"):
         raise UserError(f"--weights {value}: name the exact weights (imagenet, random:seed=N or a .pth path)")
-    return load_backbone(value, 0, download_timeout_s)
+    if value == "imagenet" or value.startswith("imagenet:"):
+        return f"imagenet:{value.partition(':')[2] or 'IMAGENET1K_V2'}"
+    return value if value.startswith("random:seed=") else None
+
+
+def refuse_other_weights(recorded: str, given: str) -> None:
+    if weights_identity(given) != weights_identity(recorded):
+        raise UserError(f"the model was trained on image features from ResNet-50 weights {recorded}, but --weights "
+                        f"gives {given}: features from other weights mean nothing to it. Use the weights its features "
+                        "were computed with (metrics/features.json)")
 
 
 class ImageFeaturizer:
@@ -232,12 +237,13 @@ class ImageFeaturizer:
         record = self.record_source()
         self.prep = self._preprocessing(record, self.max_image_pixels)
         recorded = record["weights"]
-        backbone = (parse_weights_option(self.weights_option, self.download_timeout_s) if self.weights_option
-                    else backbone_for_label(recorded, self.download_timeout_s))
-        if weights_identity(backbone.weights) != weights_identity(recorded):
-            raise UserError(f"the model was trained on image features from ResNet-50 weights {recorded}, but "
-                            f"--weights gives {backbone.weights}: features from other weights mean nothing to it. "
-                            "Use the weights its features were computed with (metrics/features.json)")
+        named = named_weights(self.weights_option) if self.weights_option else recorded
+        if named is not None:
+            refuse_other_weights(recorded, named)   # before loading anything
+            backbone = backbone_for_label(named, self.download_timeout_s)
+        else:
+            backbone = file_backbone(str(self.weights_option))
+            refuse_other_weights(recorded, backbone.weights)
         # the features stage's precision when this device can use it, else fp32 (they differ by rounding only)
         recorded_precision = record.get("precision", "fp32")
         if self.device.type == "cuda" and recorded_precision != "fp32":

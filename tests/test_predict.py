@@ -284,6 +284,8 @@ def test_other_backbone_weights_are_refused(workdir, capsys, tmp_path, monkeypat
     torch.save(backbone.random_backbone(5).model.state_dict(), other)
     code, _, err = run_predict(capsys, *image, "--weights", str(other))
     assert code == 2 and "weights random:seed=0, but --weights gives file:" in err
+    code, _, err = run_predict(capsys, *image, "--weights", "imagenet")   # refused before any download
+    assert code == 2 and "but --weights gives imagenet:IMAGENET1K_V2" in err
     code, _, err = run_predict(capsys, *image, "--weights", "random:seed=0")   # the same ones, named: accepted
     assert code == 0, err
 
@@ -294,7 +296,7 @@ def test_other_backbone_weights_are_refused(workdir, capsys, tmp_path, monkeypat
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(backbone, "IMAGENET_URL", "http://127.0.0.1:9/resnet50.pth")
     code, _, err = run_predict(capsys, *image, "--model", str(tmp_path / "imagenet.pt"))
-    assert code == 2 and "came from ResNet-50 weights imagenet:IMAGENET1K_V2" in err and "RANDOM" not in err
+    assert code == 2 and "the images need ResNet-50 weights imagenet:IMAGENET1K_V2" in err and "RANDOM" not in err
     # text alone needs no backbone
     code, out, err = run_predict(capsys, "--text", "手机 不错", "--model", str(tmp_path / "imagenet.pt"))
     assert code == 0 and len(json.loads(out)["aspects"]) == 6
