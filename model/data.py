@@ -132,3 +132,16 @@ def batch_inputs(text: list[torch.Tensor], aspect: list[torch.Tensor], images: l
     image_feats, image_lengths = pad(images)
     return {"text_ids": text_ids, "text_lengths": text_lengths, "aspect_ids": aspect_ids,
             "aspect_lengths": aspect_lengths, "images": image_feats, "image_lengths": image_lengths}
+
+
+FEATURES_RECORD_KEYS = ("backbone", "weights", "preprocessing", "precision", "fingerprint")
+
+
+def features_record(path: str | Path) -> dict[str, str]:
+    """What produced a features file (its Parquet metadata: backbone, weights, preprocessing, precision,
+    fingerprint), for the checkpoint: prediction must compute new images' features the same way."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    metadata = pq.read_schema(path).metadata or {}
+    return {key: metadata[key.encode()].decode() for key in FEATURES_RECORD_KEYS if key.encode() in metadata}

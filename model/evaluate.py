@@ -15,6 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from model.data import ImageFeatures, PairDataset, check_feature_coverage, read_features, read_split
+from model.explain import (AspectView, ReviewView, attention_lists, forward_with_attention, index_entry, write_index,
+                           write_review)
 from model.labels import LabelMap
 from model.linear import LinearModel, fit_linear
 from model.loop import predict
@@ -23,15 +25,17 @@ from model.families import rebuild_model
 from model.sampler import ordered_batches, restore_order
 from model.plots import confusion_png, learning_curve_png
 from model.train import FEATURES_PATH, MODEL_PATH, SEGMENTED_DIR, choose_device, configure_torch
-from model.vocab import Vocab
+from model.vocab import UNK_ID, Vocab
 from common.errors import UserError, cli_entry
-from common.atomic import atomic_path, write_json
+from common.aspects import aspect_zh
+from common.atomic import atomic_path, new_staging_dir, replace_dir, write_json
 from pipeline.io import write_table
 from common.params import load_params
 
 TEST_PATH = SEGMENTED_DIR / "test.parquet"
 METRICS_PATH = Path("metrics/test.json")
 REPORTS_DIR = Path("reports")
+EXPLAIN_DIR = REPORTS_DIR / "explain"
 PREDICTIONS_SCHEMA = pa.schema([
     ("review_id", pa.string()), ("aspect", pa.string()), ("score", pa.int8()), ("predicted_score", pa.int8()),
     ("label", pa.int8()), ("predicted_label", pa.int8()), ("probabilities", pa.list_(pa.float32())),
@@ -124,6 +128,7 @@ def run(train_params: dict) -> dict:
             model.load_state_dict(repeat["model"])
             seeds_metrics.append(classification_metrics(targets, mimn_probabilities(model, dataset, batch_size,
                                                                                    device).argmax(1)))
+        model.load_state_dict(ckpt["model"])   # the reported seed's weights again, for the attention pages
 
     majority = int(np.argmax(ckpt["train_class_counts"]))
     frame = frame.assign(label=targets.astype(np.int8), predicted_label=probs.argmax(-1).astype(np.int8),
@@ -161,6 +166,12 @@ def run(train_params: dict) -> dict:
     }
     write_json(metrics, METRICS_PATH)
     write_reports(frame, probs, metrics, per_aspect_no_image, per_aspect_majority, ckpt, labels)
+    if metrics["family"] == "mimn":
+        write_explain_pages(frame, dataset, features, model, vocab, labels, device, EXPLAIN_DIR)
+    else:   # the output folder always exists (a DVC output); only MIMN returns its attention
+        staging = new_staging_dir(EXPLAIN_DIR)
+        write_index([], staging, f"No attention pages: model.family {metrics['family']} does not return its attention")
+        replace_dir(staging, EXPLAIN_DIR)
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     return metrics
 
@@ -183,6 +194,45 @@ def write_reports(frame: pd.DataFrame, probs: np.ndarray, metrics: dict, no_imag
                   REPORTS_DIR / "confusion.png",
                   f"test confusion (accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f})")
     learning_curve_png(ckpt["history"], REPORTS_DIR / "learning_curve.png", int(ckpt["epoch"]))   # empty for linear
+
+
+def explain_selection(frame: pd.DataFrame) -> list[str]:
+    """Per aspect, the first test review (by id) the model scored right and the first it scored wrong."""
+    chosen: set[str] = set()
+    for _, group in frame.groupby("aspect", sort=True):
+        correct = group["label"] == group["predicted_label"]
+        for hits in (group[correct], group[~correct]):
+            if len(hits):
+                chosen.add(str(hits["review_id"].min()))
+    return sorted(chosen)
+
+
+def write_explain_pages(frame: pd.DataFrame, dataset: PairDataset, features: ImageFeatures, model: torch.nn.Module, vocab: Vocab,
+                        labels: LabelMap, device: torch.device, out_dir: Path) -> None:
+    """reports/explain/: attention pages (model.explain) of a handful of test reviews, right and wrong, and index.html."""
+    config = model.config
+    staging = new_staging_dir(out_dir)
+    entries = []
+    for review_id in explain_selection(frame):
+        rows = frame.index[frame["review_id"] == review_id].tolist()   # frame rows = dataset items
+        probs, text_att, image_att = forward_with_attention(model, dataset.collate(rows)[0], device)
+        tokens = list(frame.at[rows[0], "tokens"])
+        words = tokens[:config.max_text_len]
+        usable = [p for p in frame.at[rows[0], "image_paths"] if p in features.index]
+        read = usable[:config.max_images]
+        not_read = [(p, "unusable (features stage)") for p in frame.at[rows[0], "image_paths"] if p not in features.index]
+        not_read += [(p, f"past the model's {config.max_images} images") for p in usable[config.max_images:]]
+        aspects = [AspectView(str(frame.at[row, "aspect"]), aspect_zh(str(frame.at[row, "aspect"])),
+                              int(frame.at[row, "predicted_score"]),
+                              {s: float(p) for s, p in zip(labels.class_scores, probs[n])}, int(frame.at[row, "score"]),
+                              attention_lists(text_att[n], len(words)), attention_lists(image_att[n], len(read)))
+                   for n, row in enumerate(rows)]
+        view = ReviewView(review_id, words, [vocab.id(w) == UNK_ID for w in words], len(tokens) - len(words), read,
+                          [Path(p) for p in read], not_read, aspects)
+        write_review(view, staging)
+        entries.append(index_entry(view))
+    write_index(entries, staging, "Test reviews: what the model attended to (per aspect one scored right, one wrong)")
+    replace_dir(staging, out_dir)
 
 
 @cli_entry

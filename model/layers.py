@@ -56,9 +56,13 @@ class MemoryAttention(nn.Module):
             return torch.tanh(self.score(joint)).squeeze(-1)
         return self.score(torch.tanh(self.hidden(joint))).squeeze(-1)
 
-    def forward(self, memory: torch.Tensor, query: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def attend(self, memory: torch.Tensor, query: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(read vector v (B, D), attention weights a (B, T)); masked positions weigh 0."""
         weights = masked_softmax(self.scores(memory, query), mask).to(memory.dtype)
-        return torch.bmm(weights.unsqueeze(1), memory).squeeze(1)
+        return torch.bmm(weights.unsqueeze(1), memory).squeeze(1), weights
+
+    def forward(self, memory: torch.Tensor, query: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.attend(memory, query, mask)[0]
 
 
 def reverse_within_lengths(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -51,9 +51,15 @@ class MIMN(nn.Module):
         self.embedding.weight.copy_(weights)
 
     def forward(self, text_ids: torch.Tensor, text_lengths: torch.Tensor, aspect_ids: torch.Tensor,
-                aspect_lengths: torch.Tensor, images: torch.Tensor, image_lengths: torch.Tensor) -> torch.Tensor:
+                aspect_lengths: torch.Tensor, images: torch.Tensor, image_lengths: torch.Tensor,
+                return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Logits (B, num_classes). Inputs are padded to the batch's longest item; lengths give the real sizes
-        (an image length of 0 masks the whole visual memory)."""
+        (an image length of 0 masks the whole visual memory).
+
+        return_attention=True returns (logits, attention) from this same pass: attention["text"] (B, H, T) and
+        attention["image"] (B, H, K) are the weights each hop read its memory with. A hop with two queries
+        reads the mean of two weighted sums, which is one weighted sum with the mean of the two weightings,
+        so that mean is the hop's attention exactly."""
         text_mask = length_mask(text_lengths, text_ids.size(1))
         aspect_mask = length_mask(aspect_lengths, aspect_ids.size(1))
         image_mask = length_mask(image_lengths, images.size(1))
@@ -63,12 +69,25 @@ class MIMN(nn.Module):
         aspect_vector = masked_mean(aspect_states, aspect_mask)
         image_memory = self.image_encoder(self.dropout(images), image_lengths)
 
-        v_text = self.text_aspect_attention(text_memory, aspect_vector, text_mask)
-        v_img = self.image_aspect_attention(image_memory, aspect_vector, image_mask)
+        v_text, text_weights = self.text_aspect_attention.attend(text_memory, aspect_vector, text_mask)
+        v_img, image_weights = self.image_aspect_attention.attend(image_memory, aspect_vector, image_mask)
+        text_hops, image_hops = [text_weights], [image_weights]
         for text_att, image_att in zip(self.text_hops, self.image_hops):
             queries = {"text": v_text, "img": v_img}
-            text_read = torch.stack([att(text_memory, queries[q], text_mask) for q, att in text_att.items()]).mean(0)
-            image_read = torch.stack([att(image_memory, queries[q], image_mask) for q, att in image_att.items()]).mean(0)
+            text_read, text_weights = mean_read([att.attend(text_memory, queries[q], text_mask)
+                                                 for q, att in text_att.items()])
+            image_read, image_weights = mean_read([att.attend(image_memory, queries[q], image_mask)
+                                                   for q, att in image_att.items()])
+            text_hops.append(text_weights)
+            image_hops.append(image_weights)
             v_text = self.text_gru(text_read, v_text)
             v_img = self.image_gru(image_read, v_img)
-        return self.classifier(self.dropout(torch.cat([v_text, v_img], dim=-1)))
+        logits = self.classifier(self.dropout(torch.cat([v_text, v_img], dim=-1)))
+        if not return_attention:
+            return logits
+        return logits, {"text": torch.stack(text_hops, dim=1), "image": torch.stack(image_hops, dim=1)}
+
+
+def mean_read(reads: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean of several (read vector, weights) pairs of one memory."""
+    return torch.stack([v for v, _ in reads]).mean(0), torch.stack([a for _, a in reads]).mean(0)

@@ -21,7 +21,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from model.config import MIMNConfig, Settings
-from model.data import ImageFeatures, PairDataset, check_feature_coverage, feature_norm, read_features, read_split
+from model.data import (ImageFeatures, PairDataset, check_feature_coverage, feature_norm, features_record, read_features,
+                        read_split)
 from model.embeddings import build_word_vectors
 from model.labels import LabelMap
 from model.linear import fit_linear
@@ -147,6 +148,7 @@ def checkpoint(model: nn.Module, prepared: Prepared, epoch: int, dev_metrics: di
         "epoch": int(epoch),
         "metrics": {k: float(v) for k, v in dev_metrics.items()},
         "params": params,
+        "features": features_record(FEATURES_PATH),   # backbone and weights of the features: predict must match them
         "feature_norm": {"mean": torch.from_numpy(prepared.mean), "std": torch.from_numpy(prepared.std)},
         "train_class_counts": prepared.class_counts,
         "history": history,

@@ -32,6 +32,8 @@ DETERMINISTIC_OUTPUTS = [
     *[f"data/splits/{s}.parquet" for s in SPLITS], *[f"data/segmented/{s}.parquet" for s in SPLITS],
     "data/features/images.parquet", "metrics/clean.json", "metrics/split.json",
 ]
+# the review of the README's predict example ("Predicting new reviews")
+README_REVIEW = "拍照很清晰，夜景也不错，电池能用一天半，屏幕细腻，运行流畅，就是价格有点高"
 
 
 def _copy_project(dest: Path) -> None:
@@ -126,6 +128,16 @@ def test_model_artefacts_and_metrics(repro_repo: Path) -> None:
         assert 0.0 <= test_metrics[key] <= 1.0
     for rel in ("reports/confusion.png", "reports/learning_curve.png", "reports/predictions.parquet"):
         assert (repro_repo / rel).stat().st_size > 0
+
+
+def test_readme_predict_example_scores_six_aspects_and_evaluate_wrote_pages(repro_repo: Path) -> None:
+    assert README_REVIEW in (REPO / "README.md").read_text(encoding="utf-8")
+    proc = _run([sys.executable, "-m", "model.predict", "--text", README_REVIEW], repro_repo)
+    result = json.loads(proc.stdout)
+    assert sorted(result["aspects"]) == sorted(
+        ["price_performance", "performance", "battery", "appearance", "camera", "screen"])
+    assert all(1 <= a["predicted_score"] <= 10 for a in result["aspects"].values())
+    assert (repro_repo / "reports/explain/index.html").is_file() and list((repro_repo / "reports/explain").glob("*.html"))
 
 
 def test_model_learns_the_sample_and_uses_its_images(repro_repo: Path) -> None:
