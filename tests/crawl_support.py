@@ -53,7 +53,7 @@ def scrapy_command(out: Path, mirror: str, *spider_args: str, settings: tuple[st
     for arg in spider_args:
         command += ["-a", arg]
     for setting in ("AUTOTHROTTLE_ENABLED=0", "DOWNLOAD_DELAY=0", "CONCURRENT_REQUESTS_PER_DOMAIN=8",
-                    "RETRY_TIMES=2", "DOWNLOAD_TIMEOUT=5", *settings):
+                    "RETRY_TIMES=2", "DOWNLOAD_TIMEOUT=5", "RETRY_BACKOFF_BASE=0", *settings):
         command += ["-s", setting]
     env = {**os.environ, "ZOL_MIRROR": mirror, "ZOL_OUT": str(out), "ZOL_CRAWLED_AT": CRAWLED_AT,
            "ZOL_LOG_LEVEL": "INFO", "PYTHONPATH": str(REPO)}
@@ -173,10 +173,15 @@ def build_fixture_mirror(root: Path) -> dict:
     review_list = (FIXTURES / "review.shtml").read_bytes()
     fragment = (FIXTURES / "xhr4_review_list_page3.html").read_bytes()
     files: dict[str, bytes] = {
-        RANKING_1: ('<html><body><ul><li><a href="/cell_phone/index1184692.shtml">华为Mate 10</a></li></ul>'
-                    '<div class="pagebar"><a class="next" href="/cell_phone_index/subcate57_0_list_1_0_1_2_0_2.html">'
-                    '下一页</a></div></body></html>').encode("gbk"),
-        RANKING_2: b'<html><body><a href="https://detail.zol.com.cn/cell_phone/index1184692.shtml">again</a></body></html>',
+        RANKING_1: ('<html><body><div class="hot-words"><a href="/cell_phone/index1234567.shtml">热词</a></div>'
+                    '<ul id="J_PicMode"><li data-follow-id="p1184692"><a class="pic" href="/cell_phone/index1184692'
+                    '.shtml"></a><h3><a href="/cell_phone/index1184692.shtml">华为Mate 10</a></h3>'
+                    '<span class="score">8.6</span><a class="comment-num" href="/1185/1184692/review.shtml">89人点评'
+                    '</a></li></ul><div class="pagebar"><a class="next" '
+                    'href="/cell_phone_index/subcate57_0_list_1_0_1_2_0_2.html">下一页</a></div></body></html>'
+                    ).encode("gbk"),
+        RANKING_2: b'<html><body><ul id="J_PicMode"><li data-follow-id="p1184692"><h3><a href="https://detail.zol.com.cn'
+                   b'/cell_phone/index1184692.shtml">again</a></h3></li></ul></body></html>',
         REVIEW_LIST: review_list,
         AJAX_3: fragment_json(fragment, 0),
         AJAX_4: json.dumps({"list": "", "isEnd": 1}).encode(),
