@@ -197,6 +197,7 @@ def crawl_summary(stats: dict[str, Any], reviews: int, finish_reason: str) -> di
         "layout_errors": group("zol/layout/"),
         "long_fallback_to_list": stats.get("zol/long/fallback_to_list", 0),
         "long_offsite": stats.get("zol/long/offsite", 0),
+        "long_shared_url": stats.get("zol/long/shared_url", 0),
         "decode_errors": group("zol/decode_errors/"),
         "aspects": group("zol/aspects/"),
         "unknown_labels": group("zol/unknown_labels/"),

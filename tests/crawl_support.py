@@ -96,6 +96,10 @@ class MirrorServer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.faults = Faults()
+        self.log: list[tuple[float, str]] = []  # (monotonic time, path) of every request
+        faults_file = root / "faults.json"      # the mirror's scripted faults, played as the folder mirror does
+        if faults_file.is_file():
+            self.faults.script.update(json.loads(faults_file.read_text(encoding="utf-8")))
         self.delay = 0.0  # seconds added to every answer
         server = self
 
@@ -104,7 +108,9 @@ class MirrorServer:
                 pass
 
             def do_GET(self) -> None:
-                path = unquote(self.path.split("?", 1)[0])  # like any static file server
+                raw_path = self.path.split("?", 1)[0]
+                path = unquote(raw_path)  # like any static file server
+                server.log.append((time.monotonic(), path.lstrip("/")))
                 action = server.faults.next_action(path.lstrip("/"))
                 time.sleep(server.delay)
                 if isinstance(action, tuple) and action[0] == "sleep":  # outlive the client's timeout

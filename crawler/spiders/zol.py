@@ -111,6 +111,7 @@ class ZolSpider(scrapy.Spider):
         self.cards_seen = 0
         self.tallies: dict[str, ProductTally] = {}
         self.seen_review_ids: set[str] = set()
+        self.long_urls: dict[str, str] = {}  # long-review URL -> the review whose page it is
         self.resume = ResumeState()
 
     def crawl_arguments(self, mirror: str) -> dict[str, Any]:
@@ -329,6 +330,10 @@ class ZolSpider(scrapy.Spider):
         elif not is_allowed_host(listed.long_url):
             self._count("long/offsite")
             yield self._fallback(listed, "its long page %s is off-site", listed.long_url)
+        elif self.long_urls.setdefault(listed.long_url, review_id) != review_id:
+            self._count("long/shared_url")
+            yield self._fallback(listed, "its long page %s is the page of review %s", listed.long_url,
+                                 self.long_urls[listed.long_url])
         else:
             yield self._request(listed.long_url, "long", self.parse_long, meta={"listed": listed},
                                 headers={"Referer": review_list_url(listed.item.product_id)})
