@@ -230,7 +230,8 @@ class ZolSpider(scrapy.Spider):
         if nodes and wanted and not link:
             self._layout_error("view_more_link_missing", "%s declares %d reviews and shows %d, but has no 查看更多 "
                                "link; the AJAX pages are asked for anyway", response.url, declared, len(nodes))
-        if nodes and (link or wanted) and self.review_pages >= FIRST_AJAX_PAGE:
+        more = wanted if declared is not None else link  # the count decides; without one, the 查看更多 link
+        if nodes and more and self.review_pages >= FIRST_AJAX_PAGE:
             yield self._ajax_request(tally, FIRST_AJAX_PAGE)
         else:
             self._end_product(tally)
