@@ -156,7 +156,7 @@ LONG_FIGURES = 2  # figures on each hand-written long page
 
 
 def _long_page(aid: str) -> bytes:
-    """A long-review page following ZOL-SITE.md (no real one was saved)."""
+    """A long-review page following docs/zol-site.md (no real one was saved)."""
     figures = "".join(f'<div class="figure"><img src="//pro-fd.zol-img.com.cn/g5/M00/long/{aid}_{i}.jpg"></div>'
                       for i in range(LONG_FIGURES))
     html = f"""<html><head><meta charset="GBK"/></head><body>
