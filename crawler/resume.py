@@ -112,11 +112,19 @@ def forget(jobdir: str | None) -> None:
 
 
 class MemoryDupeFilter(RFPDupeFilter):
-    """Request fingerprints kept in memory only, even with JOBDIR."""
+    """Request fingerprints kept in memory only, even with JOBDIR. The spider's own pages (requests with a
+    `zol_kind`) are never filtered: the spider de-duplicates them itself, and a request this filter dropped would
+    get neither its callback nor its errback, so its review would vanish. (Unlike `dont_filter`, this keeps the
+    offsite filter working for them, redirects included.)"""
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(None, crawler.settings.getbool("DUPEFILTER_DEBUG"), fingerprinter=crawler.request_fingerprinter)
+
+    def request_seen(self, request) -> bool:
+        if request.meta.get("zol_kind"):
+            return False
+        return super().request_seen(request)
 
 
 class MemoryQueueScheduler(Scheduler):

@@ -209,3 +209,13 @@ def test_stage_refuses_a_jobdir_of_another_crawl(tmp_path):
     done = _stage(tmp_path, tmp_path / "raw", "--jobdir", str(jobdir))
     assert done.returncode == 2 and "holds a partial crawl made with other arguments" in done.stderr
     assert partial_path(str(jobdir)).read_text(encoding="utf-8") == '{"review_id": "1"}\n'
+
+
+def test_the_dupefilter_never_drops_the_spiders_own_pages():
+    from crawler.resume import MemoryDupeFilter
+    crawler = get_crawler(ZolSpider)
+    dupefilter = MemoryDupeFilter.from_crawler(crawler)
+    page = Request("https://t.zol.com.cn/57/1/evaluation_2.html", meta={"zol_kind": "long"})
+    assert not dupefilter.request_seen(page) and not dupefilter.request_seen(page.copy())
+    other = Request("https://detail.zol.com.cn/x.html")
+    assert not dupefilter.request_seen(other) and dupefilter.request_seen(other.copy())

@@ -151,11 +151,11 @@ class ZolSpider(scrapy.Spider):
         logger.error("%d review(s) lost (%s): " + message, amount, reason, *args)
 
     def _request(self, url: str, kind: str, callback, **kwargs: Any) -> scrapy.Request:
-        # dont_filter: pages are de-duplicated here (products, review ids), and a request the dupefilter dropped
-        # would vanish without a callback or an errback
+        # zol_kind also exempts the request from the dupefilter (crawler.resume.MemoryDupeFilter): pages are
+        # de-duplicated here (products, review ids, long URLs), and a dropped request gets no callback nor errback
         meta = {"zol_kind": kind, **kwargs.pop("meta", {})}
-        return scrapy.Request(url, callback=callback, errback=self.page_failed, meta=meta, dont_filter=True,
-                              priority=PRIORITY[kind], **kwargs)
+        return scrapy.Request(url, callback=callback, errback=self.page_failed, meta=meta, priority=PRIORITY[kind],
+                              **kwargs)
 
     def _page_ok(self, response: Response, kind: str) -> None:
         self._count(f"pages/{kind}")
