@@ -72,7 +72,8 @@ def parse_times(repeat: int) -> dict:
     from scrapy.utils.test import get_crawler
 
     from crawler.parse_list import Product
-    from crawler.spiders.zol import ZolSpider
+    from crawler.parse_ranking import RankedProduct
+    from crawler.spiders.zol import ProductTally, ZolSpider
     from crawler.urls import ajax_review_url, review_list_url
 
     crawler = get_crawler(ZolSpider)
@@ -85,13 +86,15 @@ def parse_times(repeat: int) -> dict:
     def list_page() -> int:
         spider.seen_review_ids.clear()
         url = review_list_url("1184692")
-        response = HtmlResponse(url, body=list_body, request=Request(url, meta={"product_id": "1184692"}))
+        meta = {"ranked": RankedProduct("1184692", None, None, None, url), "rank": None}
+        response = HtmlResponse(url, body=list_body, request=Request(url, meta=meta))
         return len(list(spider.parse_review_list(response)))
 
     def ajax_page() -> int:
         spider.seen_review_ids.clear()
         url = ajax_review_url("1184692", 3)
-        meta = {"product": Product("1184692", "华为Mate 10", "华为"), "page": 3}
+        spider.tallies["1184692"] = ProductTally(Product("1184692", "华为Mate 10", "华为"), 89, 20)
+        meta = {"product_id": "1184692", "page": 3}
         return len(list(spider.parse_ajax(HtmlResponse(url, body=ajax_body, request=Request(url, meta=meta)))))
 
     figures = {}

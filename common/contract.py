@@ -39,3 +39,14 @@ RELEASE_SPLIT_FIELD = "release_split"
 # Extra optional field written by the Multi-ZOL importer: true when the text (`body`) is already
 # segmented (space-separated words, as in the release's zol_*_jieba.txt); the segment stage keeps it.
 SEGMENTED_FIELD = "segmented"
+
+# ---- optional fields written by the zol crawler (absent in imported Multi-ZOL records) ------------------------
+# `product_id` above is the product whose review list the review was read from (the ranked product that
+# `product_name`, `brand` and the two fields below describe). ZOL lists the reviews of sibling variants (4 GB /
+# 6 GB models) together, so the review itself can be filed under another product id: `review_product_id`.
+CRAWL_FIELDS: tuple[str, ...] = (
+    "review_product_id",     # str: the product of the review's own page (long-review URL `/57/{proId}/`, else
+                             #      the review's `data-proid`); equals product_id unless the review is a variant's
+    "product_rank",          # int | None: 1-based place of product_id in the hot ranking; None with crawl.products
+    "product_listed_score",  # float | None: the score shown on product_id's ranking card
+)

@@ -1,1 +1,1 @@
-"""Scrapy project that crawls ZOL mobile-phone reviews with their images (see ZOL-SITE.md)."""
+"""Scrapy project that crawls ZOL mobile-phone reviews with their images (see docs/zol-site.md)."""

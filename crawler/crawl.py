@@ -1,9 +1,12 @@
 """DVC stage `crawl`: run `scrapy crawl zol` with params.yaml's `crawl` section and rewrite `<out>/` whole.
 
-With `mirror` set (a folder or http://127.0.0.1:PORT) the crawl reads the offline mirror and politeness is switched
-off (there is no server to be polite to); with `mirror: ""` it crawls the live site politely.
+With `mirror: ""` it crawls the live site politely; with `mirror` set to a folder or to http://127.0.0.1:PORT it
+reads that offline mirror. `polite: auto` switches politeness off for a mirror folder only (nothing to be polite to);
+an HTTP mirror is crawled with the live settings (delay, AutoThrottle, retry back-off), so it behaves as live.
 The crawl writes into a staging folder beside `<out>` that replaces `<out>` only when the crawl succeeded, so stale
-reviews or images never survive and a failed crawl leaves the previous output alone.
+reviews or images never survive and a failed crawl leaves the previous output alone. An `<out>` holding anything
+but a crawl's output is refused, never replaced. A --jobdir holding a partial crawl made with other arguments is
+refused too.
 Exit status: 0 ok, 2 bad params, 3 the crawl yielded no reviews, 4 interrupted, other = scrapy failed.
 """
 from __future__ import annotations
@@ -19,20 +22,22 @@ import urllib.request
 from pathlib import Path
 
 from common.atomic import replace_dir
-from common.contract import REVIEWS_FILE, STATS_FILE
-from crawler.resume import partial_path
+from common.contract import IMAGES_DIR, REVIEWS_FILE, STATS_FILE
 from common.errors import UserError, cli_entry
 from common.params import load_params, require
+from crawler.resume import ResumeMismatch, check_arguments, forget
+from crawler.spiders.zol import ZolSpider
 
 REPO = Path(__file__).resolve().parents[1]
-MIRROR_SPEED_SETTINGS = ("AUTOTHROTTLE_ENABLED=0", "DOWNLOAD_DELAY=0",
+MIRROR_SPEED_SETTINGS = ("AUTOTHROTTLE_ENABLED=0", "DOWNLOAD_DELAY=0", "RETRY_BACKOFF_BASE=0",
                          "CONCURRENT_REQUESTS=32", "CONCURRENT_REQUESTS_PER_DOMAIN=16")
+CRAWL_OUTPUT_ENTRIES = {REVIEWS_FILE, STATS_FILE, IMAGES_DIR}
 
 
 def spider_arguments(params: dict, crawl_date: str) -> dict[str, str]:
     """The spider's -a arguments from the `crawl` params (validated)."""
     args = {}
-    for key in ("list_pages", "review_pages", "max_products"):
+    for key in ("list_pages", "review_pages", "max_products", "max_images_per_review"):
         value = require(params, key, "crawl", int)
         if value < 0:
             raise UserError(f"params.yaml: 'crawl.{key}' must be >= 0, got {value}")
@@ -67,13 +72,44 @@ def resolve_crawl_date(params: dict, mirror: str) -> str:
     return str(manifest.get("crawl_date") or "")
 
 
-def scrapy_command(args: dict[str, str], staging: Path, mirror: str, jobdir: str | None) -> list[str]:
+def is_polite(params: dict, mirror: str) -> bool:
+    """`crawl.polite`: true, false, or auto (polite unless the crawl reads a mirror folder)."""
+    value = params.get("polite", "auto")
+    if value == "auto":
+        return not mirror or mirror.startswith(("http://", "https://"))
+    if not isinstance(value, bool):
+        raise UserError(f"params.yaml: 'crawl.polite' must be true, false or auto, got {value!r}")
+    return value
+
+
+def check_out_folder(out: Path) -> None:
+    """`crawl.out` is rewritten whole: refuse a folder that holds anything but a crawl's output."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"crawl.out {out} exists and is not a folder")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in CRAWL_OUTPUT_ENTRIES)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise UserError(f"crawl.out {out} holds other things than a crawl's output ({shown}); it would be "
+                            f"replaced whole: choose an empty or new folder")
+
+
+def check_jobdir(jobdir: str | None, args: dict[str, str], mirror: str) -> None:
+    try:
+        check_arguments(jobdir, ZolSpider(**args).crawl_arguments(mirror))
+    except ResumeMismatch as exc:
+        raise UserError(str(exc)) from None
+
+
+def scrapy_command(args: dict[str, str], staging: Path, mirror: str, jobdir: str | None,
+                   polite: bool = False) -> list[str]:
     command = [sys.executable, "-m", "scrapy", "crawl", "zol"]
     for key, value in args.items():
         command += ["-a", f"{key}={value}"]
     settings = [f"ZOL_OUT={staging}", f"ZOL_MIRROR={mirror}"]
-    if mirror:
+    if not polite:
         settings += MIRROR_SPEED_SETTINGS
+    if mirror:
         if args.get("crawl_date") and not os.environ.get("ZOL_CRAWLED_AT"):
             # a mirror is a snapshot taken on its crawl date: stamping that makes a re-crawl write the same bytes
             settings.append(f"ZOL_CRAWLED_AT={args['crawl_date']}T00:00:00+00:00")
@@ -88,8 +124,9 @@ def summary_line(stats: dict, seconds: float) -> str:
     pages = sum(stats.get("pages", {}).values())
     failures = sum(stats.get("page_failures", {}).values()) + sum(stats.get("parse_failures", {}).values())
     layout = sum(stats.get("layout_errors", {}).values())
+    lost = sum(stats.get("reviews_lost", {}).values())
     images = stats.get("images", {})
-    return (f"crawl: {pages} pages -> {stats.get('reviews', 0)} reviews, images {images.get('ok', 0)} ok / "
+    return (f"crawl: {pages} pages -> {stats.get('reviews', 0)} reviews ({lost} lost), images {images.get('ok', 0)} ok / "
             f"{images.get('failed', 0)} failed, {failures} page/parse failures, {layout} layout errors, "
             f"{stats.get('retries', {}).get('count', 0)} retries, {seconds:.1f}s")
 
@@ -110,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
                             f"python -m sitegen.mirror --out {mirror}) or set crawl.mirror to \"\" for the live site")
         mirror = str(Path(mirror).resolve())
     out = Path(require(params, "out", "crawl", str)).resolve()
+    check_out_folder(out)
+    polite = is_polite(params, mirror)
     args = spider_arguments(params, resolve_crawl_date(params, mirror))
+    check_jobdir(opts.jobdir, args, mirror)
     staging = out.with_name(f".{out.name}.partial")
     if not opts.jobdir:  # a resumed crawl keeps the images its killed run already downloaded
         shutil.rmtree(staging, ignore_errors=True)
@@ -118,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     env = {**os.environ, "ZOL_MIRROR": mirror, "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
-    command = scrapy_command(args, staging, mirror, opts.jobdir)
+    command = scrapy_command(args, staging, mirror, opts.jobdir, polite)
     print(f"crawl: {'mirror ' + mirror if mirror else 'the live site (polite: expect hours)'} -> {out}", flush=True)
     returncode = subprocess.call(command, cwd=REPO, env=env)
     stats_path = staging / STATS_FILE
@@ -133,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     replace_dir(staging, out)
     if opts.jobdir:  # finished: the next crawl with this JOBDIR starts afresh
-        partial_path(opts.jobdir).unlink(missing_ok=True)
+        forget(opts.jobdir)
     print(summary_line(stats, time.monotonic() - started))
     return 0
 

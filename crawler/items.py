@@ -1,4 +1,5 @@
-"""The item the `zol` spider yields: exactly the fields of the raw contract (common.contract.RAW_FIELDS)."""
+"""The item the `zol` spider yields: exactly the fields of the raw contract (common.contract RAW_FIELDS, then
+CRAWL_FIELDS)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,3 +28,7 @@ class ReviewItem:
     replies: int | None = None
     source: str = "zol"
     crawled_at: str | None = None
+    # common.contract.CRAWL_FIELDS
+    review_product_id: str | None = None
+    product_rank: int | None = None
+    product_listed_score: float | None = None

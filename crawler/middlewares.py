@@ -1,100 +1,91 @@
-"""Offline mirror (ZOL_MIRROR): a downloader middleware that answers every request from a mirror of the site.
-
-ZOL_MIRROR=<dir>: each request is answered from `<dir>/<host>/<path>` (the path exactly as in the URL, percent
-encoding kept; 404 when missing) as a real Response under the original URL.
-ZOL_MIRROR=http://127.0.0.1:PORT: the request is fetched over real HTTP from `http://127.0.0.1:PORT/<host>/<path>`
-through Scrapy's own download handler (so timeouts, 5xx and 429 reach the retry middleware) and the response is
-given back under the original URL.
-The middleware sits last in the chain, so robots.txt (looked up in the mirror too), offsite filtering, retries
-and stats all see the original URL; the spider runs the same code path as live.
-"""
+"""Downloader middlewares of the `zol` crawler: robots.txt checked for every request, and retries spaced out."""
 from __future__ import annotations
 
 import logging
-import mimetypes
-from pathlib import Path
-from urllib.parse import quote, urlsplit
+import random
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
 
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
+from scrapy.http import Request, Response
 from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet.defer import DeferredSemaphore
-from scrapy.exceptions import NotConfigured
-from scrapy.http import Headers, Request, Response
-from scrapy.responsetypes import responsetypes
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 
 logger = logging.getLogger(__name__)
 
-_TEXT_TYPES = {".html": "text/html", ".shtml": "text/html", ".htm": "text/html", ".txt": "text/plain",
-               ".json": "application/json"}
 
-_URL_SAFE = "/=,;:@!$&'()*+~"
+class EveryRequestRobotsTxtMiddleware(RobotsTxtMiddleware):
+    """Scrapy's RobotsTxtMiddleware, with its race fixed: while a host's robots.txt is being fetched, every request
+    to that host waits on one Deferred, whose first waiter's callback returns None, so all later waiters get no
+    parser and pass unchecked. Here each waiter gets a Deferred of its own, fired with the parser."""
+
+    async def robot_parser(self, request: Request):
+        netloc = urlparse_cached(request).netloc
+        pending = self._parsers.get(netloc)
+        if not isinstance(pending, Deferred):
+            return await super().robot_parser(request)
+        waiter: Deferred = Deferred()
+
+        def hand_over(parser):
+            waiter.callback(parser)
+            return parser  # unchanged for the next waiter
+
+        pending.addBoth(hand_over)
+        return await maybe_deferred_to_future(waiter)
 
 
-def mirror_relative_path(url: str) -> str | None:
-    """`https://detail.zol.com.cn/a/b%5Ec.html` -> `detail.zol.com.cn/a/b%5Ec.html`; None for unsafe paths."""
-    parts = urlsplit(url)
-    path = parts.path or "/"
-    if path.endswith("/"):
-        path += "index.html"
-    if parts.query:
-        path += "?" + parts.query
-    relative = f"{parts.hostname or ''}{path}"
-    segments = relative.split("/")
-    if not parts.hostname or any(seg in ("", ".", "..") for seg in segments) or "\\" in relative:
+def retry_after_seconds(response: Response | None) -> float | None:
+    """`Retry-After` in seconds (a number or an HTTP date), None when absent or unreadable."""
+    if response is None:
         return None
-    return relative
+    value = response.headers.get(b"Retry-After")
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        return max(0.0, (parsedate_to_datetime(text) - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None
 
 
-def _content_type(path: str) -> bytes:
-    suffix = Path(path.split("?", 1)[0]).suffix.lower()
-    kind = _TEXT_TYPES.get(suffix) or mimetypes.guess_type("x" + suffix)[0] or "application/octet-stream"
-    return kind.encode()
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's RetryMiddleware, but a retry waits first: `Retry-After` when the server sends one, else
+    RETRY_BACKOFF_BASE * 2^(attempt-1) seconds with jitter, at most RETRY_BACKOFF_MAX. The wait holds the request's
+    downloader slot, so the whole host is given a rest, as a polite crawler should after a 429 or a 5xx."""
 
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.backoff_base = settings.getfloat("RETRY_BACKOFF_BASE", 0.0)
+        self.backoff_max = settings.getfloat("RETRY_BACKOFF_MAX", 60.0)
 
-class MirrorMiddleware:
-    def __init__(self, mirror: str, crawler) -> None:
-        self.crawler = crawler
-        self.is_http = mirror.startswith(("http://", "https://"))
-        self.base = mirror.rstrip("/") if self.is_http else Path(mirror)
-        self.netloc = urlsplit(mirror).netloc if self.is_http else None
-        self.per_host = max(1, crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN"))
-        self._slots: dict[str | None, DeferredSemaphore] = {}
-        if not self.is_http and not self.base.is_dir():
-            raise NotConfigured(f"ZOL_MIRROR {mirror} is not a folder")
-        logger.info("answering every request from the mirror %s", mirror)
+    def _delay(self, request: Request, response: Response | None) -> float:
+        attempt = request.meta.get("retry_times", 0) + 1
+        hinted = retry_after_seconds(response)
+        if hinted is not None:
+            return min(hinted, self.backoff_max)
+        if self.backoff_base <= 0:
+            return 0.0
+        return min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1) * random.uniform(0.75, 1.25))
 
-    @classmethod
-    def from_crawler(cls, crawler):
-        mirror = (crawler.settings.get("ZOL_MIRROR") or "").strip()
-        if not mirror:
-            raise NotConfigured("ZOL_MIRROR not set: crawling the live site")
-        return cls(mirror, crawler)
+    async def _wait(self, delay: float) -> None:
+        if delay > 0:
+            from twisted.internet import reactor  # the one Scrapy installed (imported late on purpose)
+            self.crawler.stats.inc_value("zol/retry_backoff_s", round(delay, 3))
+            await maybe_deferred_to_future(deferLater(reactor, delay, lambda: None))
 
-    async def process_request(self, request: Request, spider=None) -> Response | None:
-        if self.is_http and urlsplit(request.url).netloc == self.netloc:
-            return None  # already addressed to the mirror server
-        relative = mirror_relative_path(request.url)
-        self.crawler.stats.inc_value("zol/mirror/requests")
-        if self.is_http:
-            if relative is None:
-                return Response(request.url, status=404, request=request, flags=["mirror"])
-            # the file name keeps the URL's percent encoding, so it is quoted once more for a static file server
-            mirrored = request.replace(url=f"{self.base}/{quote(relative, safe=_URL_SAFE)}")
-            # answered before the downloader's slots: keep their per-host concurrency limit ourselves
-            slot = self._slots.setdefault(urlsplit(request.url).hostname, DeferredSemaphore(self.per_host))
-            await maybe_deferred_to_future(slot.acquire())
-            try:
-                response = await self.crawler.engine.downloader.handlers.download_request_async(mirrored)
-            finally:
-                slot.release()
-            return response.replace(url=request.url, request=request, flags=[*response.flags, "mirror"])
-        return self._from_folder(request, relative)
+    async def process_response(self, request: Request, response: Response, spider=None):
+        result = super().process_response(request, response)
+        if isinstance(result, Request):
+            await self._wait(self._delay(request, response))
+        return result
 
-    def _from_folder(self, request: Request, relative: str | None) -> Response:
-        path = self.base / relative if relative else None
-        if path is None or not path.is_file():
-            return Response(request.url, status=404, request=request, flags=["mirror"])
-        body = path.read_bytes()
-        headers = Headers({"Content-Type": _content_type(relative)})
-        response_cls = responsetypes.from_args(headers=headers, url=request.url, body=body)
-        return response_cls(request.url, status=200, headers=headers, body=body, request=request, flags=["mirror"])
-
+    async def process_exception(self, request: Request, exception: Exception, spider=None):
+        result = super().process_exception(request, exception)
+        if isinstance(result, Request):
+            await self._wait(self._delay(request, None))
+        return result

@@ -1,7 +1,8 @@
 """Parse the review list page (`review.shtml`) and the AJAX fragments: the product and each `div.comments-item`.
 
-2018 selectors first, then the 2016-17 layout (ZOL-SITE.md "Older layout") as fallback. Every function is pure:
-a parsel Selector in, plain values out; the spider counts what is missing.
+2018 selectors first, then the 2016-17 layout (docs/zol-site.md, "Older layout") as fallback. Every function is
+pure: a parsel Selector (and the page URL, against which every link and image URL is resolved) in, plain values
+out; the spider counts what is missing.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from parsel import Selector
 from crawler.items import ReviewItem
 from crawler.parse_text import (clean_text, original_image_url, parse_date, parse_int, parse_number, score_key,
                                 unique)
-from crawler.urls import LONG_REVIEW_RE, absolute, long_review_url, short_review_url
+from crawler.urls import LONG_REVIEW_RE, long_review_product_id, long_review_url, resolve, short_review_url
 
 REVIEW_NODES = ("div#_j_comment_list div.comments-item", "div.comments-item", "li.comment-item")
 _PRO_FIELD_RE = r"{field}\s*:\s*['\"]([^'\"]*)['\"]"
@@ -27,6 +28,8 @@ class Product:
     product_id: str
     name: str | None
     brand: str | None
+    rank: int | None = None              # 1-based place in the hot ranking; None when not crawled from it
+    listed_score: float | None = None    # the score the ranking card shows
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,11 @@ def _parse_brand(page: Selector) -> str | None:
     return re.sub(r"手机$", "", crumb).strip() or None if crumb else None
 
 
-def parse_product(page: Selector, product_id: str) -> Product:
+def parse_product(page: Selector, product_id: str, rank: int | None = None,
+                  listed_score: float | None = None) -> Product:
     """The product of a review list page; `product_id` (from the URL) is the fallback for `_PRO_.proId`."""
-    return Product(_pro_var(page, "proId") or product_id, _parse_product_name(page), _parse_brand(page))
+    return Product(_pro_var(page, "proId") or product_id, _parse_product_name(page), _parse_brand(page),
+                   rank, listed_score)
 
 
 def declared_rating_count(page: Selector) -> int | None:
@@ -105,7 +110,8 @@ def _parse_review_id(node: Selector) -> str | None:
     return match.group(1) if match else None
 
 
-def _parse_product_id(node: Selector, product: Product) -> str:
+def _parse_data_proid(node: Selector, product: Product) -> str:
+    """The product the review's own links name (`data-proid`): a variant of the listed product, or the product."""
     return _first(node, "a._j_review_vote::attr(data-proid)", "[data-proid]::attr(data-proid)") or product.product_id
 
 
@@ -132,11 +138,12 @@ def _parse_title(node: Selector) -> str | None:
     return clean_text(link.css("::text").getall()) if link is not None else None
 
 
-def _parse_long_url(node: Selector, product_id: str) -> str | None:
-    """The long-review page: the title or 查看全文 link to an evaluation page, else built from a non-zero `data-aid`."""
+def _parse_long_url(node: Selector, product_id: str, base: str) -> str | None:
+    """The long-review page: the title or 查看全文 link to an evaluation page (resolved against the page), else built
+    from a non-zero `data-aid`."""
     for href in node.css("div.title a::attr(href), div.view-more a::attr(href), h3 a::attr(href)").getall():
         if LONG_REVIEW_RE.search(href):
-            return absolute(href)
+            return resolve(base, href) or long_review_url(product_id, LONG_REVIEW_RE.search(href).group(1))
     aid = _first(node, "a._j_review_vote::attr(data-aid)", "[data-aid]::attr(data-aid)")
     if (aid and aid != "0") or node.css("div.icon-long"):
         return long_review_url(product_id, aid) if aid and aid != "0" else None
@@ -193,10 +200,10 @@ def _parse_overall_score(node: Selector) -> float | None:
                                "div.single-score em.score::text"))
 
 
-def _parse_image_urls(node: Selector) -> list[str]:
+def _parse_image_urls(node: Selector, base: str) -> list[str]:
     imgs = (node.css("ul.media-group-haoshuo li img") or node.css("div.media-group ul li img")
             or node.xpath(".//img[@data-bigurl]"))
-    return unique([original_image_url(img.attrib.get("data-bigurl"), img.attrib.get("data-middleurl"),
+    return unique([original_image_url(base, img.attrib.get("data-bigurl"), img.attrib.get("data-middleurl"),
                                       img.attrib.get("src")) for img in imgs])
 
 
@@ -217,20 +224,22 @@ def _parse_replies(node: Selector) -> int | None:
     return _counter(node, "a._j_review_reply")
 
 
-def parse_review(node: Selector, product: Product, crawl_date: date) -> ListedReview | None:
-    """One `div.comments-item` -> the review as listed; None when it has no review id (nothing to key it by)."""
+def parse_review(node: Selector, product: Product, crawl_date: date, base: str) -> ListedReview | None:
+    """One `div.comments-item` of the page at URL `base` -> the review as listed; None when it has no review id
+    (nothing to key it by). `product_id` is the listed (ranked) product; `review_product_id` the product the
+    review itself is filed under (its long page's URL, else `data-proid`), which can be a sibling variant."""
     review_id = _parse_review_id(node)
     if not review_id:
         return None
-    product_id = _parse_product_id(node, product)
-    long_url = _parse_long_url(node, product_id)
+    own_product = _parse_data_proid(node, product)
+    long_url = _parse_long_url(node, own_product, base)
     scores, unknown = _parse_scores(node)
     item = ReviewItem(
         review_id=review_id,
-        product_id=product_id,
+        product_id=product.product_id,
         product_name=product.name,
         brand=product.brand,
-        url=long_url or short_review_url(product_id, review_id),
+        url=long_url or short_review_url(own_product, review_id),
         author=_parse_author(node),
         published=_parse_published(node, crawl_date),
         title=_parse_title(node),
@@ -240,8 +249,11 @@ def parse_review(node: Selector, product: Product, crawl_date: date) -> ListedRe
         body=_parse_excerpt(node) if long_url else None,
         scores=scores,
         overall_score=_parse_overall_score(node),
-        image_urls=_parse_image_urls(node),
+        image_urls=_parse_image_urls(node, base),
         likes=_parse_likes(node),
         replies=_parse_replies(node),
+        review_product_id=(long_review_product_id(long_url) if long_url else None) or own_product,
+        product_rank=product.rank,
+        product_listed_score=product.listed_score,
     )
     return ListedReview(item, long_url, unknown)

@@ -1,4 +1,4 @@
-"""Parse a long review page (长篇, `t.zol.com.cn/57/{proId}/evaluation_{aid}.html`), markup per ZOL-SITE.md."""
+"""Parse a long review page (长篇, `t.zol.com.cn/57/{proId}/evaluation_{aid}.html`); markup in docs/zol-site.md."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -77,29 +77,38 @@ def _parse_cons(page: Selector) -> str | None:
     return _list_items(page, "div.faults")
 
 
+# headings and paragraphs at any depth inside a section, in page order (2018: `div.article-header > h4` and
+# `div.article-content > p`; older pages put them directly in the section); a block inside another is not repeated
+_BLOCKS = ".//*[self::h2 or self::h3 or self::h4 or self::h5 or self::p][not(ancestor::p or ancestor::h2 " \
+          "or ancestor::h3 or ancestor::h4 or ancestor::h5)]"
+
+
 def _parse_body(page: Selector) -> str | None:
-    """Every `div.article-item`: its `h4` heading then its paragraphs, one per line."""
+    """Every `div.article-item`: its headings (they carry sentiment too: "音质没有Mate9好") and paragraphs, in page
+    order, one per line; without sections, the paragraphs of `div.article-box`."""
+    sections = page.css("div.article-box div.article-item") or page.css("div.article-box")
     lines: list[str] = []
-    for section in page.css("div.article-box div.article-item"):
-        for block in section.xpath("./h4 | ./p | ./*/p"):
+    for section in sections:
+        for block in section.xpath(_BLOCKS):
             text = clean_text(block.css("::text").getall())
             if text:
                 lines.append(text)
     return "\n".join(lines) or None
 
 
-def _parse_image_urls(page: Selector) -> list[str]:
+def _parse_image_urls(page: Selector, base: str) -> list[str]:
     imgs = page.css("div.article-box div.figure img") or page.css("div.figure img")
-    return unique([original_image_url(img.attrib.get("data-bigurl"), img.attrib.get("src")) for img in imgs])
+    return unique([original_image_url(base, img.attrib.get("data-bigurl"), img.attrib.get("src")) for img in imgs])
 
 
-def parse_long_review(page: Selector, crawl_date: date) -> LongReview:
+def parse_long_review(page: Selector, crawl_date: date, base: str) -> LongReview:
+    """The long page at URL `base` (image URLs are resolved against it)."""
     scores, unknown = _parse_scores(page)
     return LongReview(
         title=_parse_title(page), author=_parse_author(page), published=_parse_published(page, crawl_date),
         likes=_parse_likes(page), replies=_parse_replies(page), overall_score=_parse_overall_score(page),
         scores=scores, unknown_labels=unknown, pros=_parse_pros(page), cons=_parse_cons(page),
-        body=_parse_body(page), image_urls=_parse_image_urls(page),
+        body=_parse_body(page), image_urls=_parse_image_urls(page, base),
     )
 
 

@@ -5,7 +5,7 @@ import re
 from datetime import date, datetime
 
 from common.aspects import canonical_aspect, normalise_label
-from crawler.urls import absolute
+from crawler.urls import resolve
 
 _INT_RE = re.compile(r"\d+")
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
@@ -74,13 +74,14 @@ def score_key(label: str) -> tuple[str, bool]:
     return (key, True) if key else (normalise_label(label), False)
 
 
-def original_image_url(big: str | None, *fallbacks: str | None) -> str | None:
-    """The original-size URL: `data-bigurl`, else a thumbnail URL with its size segment removed; absolute https."""
-    if big and big.strip():
-        return absolute(big)
-    for url in fallbacks:
+def original_image_url(base: str, big: str | None, *fallbacks: str | None) -> str | None:
+    """The original-size URL: `data-bigurl`, else a thumbnail URL with its size segment removed; resolved against
+    the page URL `base` (relative and protocol-relative URLs are common), absolute https. A URL that cannot be made
+    absolute comes back as it is written: the image pipeline counts it as a bad URL instead of losing it quietly."""
+    for url, is_thumbnail in ((big, False), *((f, True) for f in fallbacks)):
         if url and url.strip():
-            return absolute(_THUMBNAIL_SEGMENT_RE.sub("/", url.strip(), count=1))
+            text = _THUMBNAIL_SEGMENT_RE.sub("/", url.strip(), count=1) if is_thumbnail else url.strip()
+            return resolve(base, text) or text
     return None
 
 

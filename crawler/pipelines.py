@@ -19,31 +19,78 @@ from typing import Any
 
 from itemadapter import ItemAdapter
 from scrapy import Request, signals
-from scrapy.pipelines.files import FilesPipeline, FSFilesStore
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
 from scrapy.http.request import NO_CALLBACK
+from scrapy.pipelines.files import FilesPipeline, FSFilesStore
+from scrapy.pipelines.media import FileException
 
 from common.atomic import write_bytes, write_json, write_text
-from common.contract import RAW_FIELDS, REVIEWS_FILE, STATS_FILE
-from crawler.resume import partial_path, read_partial
+from common.contract import CRAWL_FIELDS, RAW_FIELDS, REVIEWS_FILE, STATS_FILE
+from crawler.resume import partial_path, save_arguments
+from crawler.urls import resolve
 
 logger = logging.getLogger(__name__)
 
 _SAFE_STEM_RE = re.compile(r"^[A-Za-z0-9_\-.]+$")
 _SAFE_EXT_RE = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
 MAX_FILE_NAME = 180
+URL_HASH_CHARS = 16
+IMAGE_MAGIC: tuple[tuple[bytes, int], ...] = (  # (signature, offset): JPEG, PNG, GIF, BMP, WebP
+    (b"\xff\xd8\xff", 0), (b"\x89PNG\r\n\x1a\n", 0), (b"GIF87a", 0), (b"GIF89a", 0), (b"BM", 0), (b"WEBP", 8))
 
 
 def image_file_name(url: str) -> str:
-    """Multi-ZOL's convention: the URL with `:` and `/` made `_`, real extension kept
-    (`https___pro-fd.zol-img.com.cn_g5_M00_01_04_ChMk...526.jpg`); a sha1 name when too long or odd."""
+    """A file name no other URL can get: Multi-ZOL's readable form of the URL (`:` and `/` made `_`, as in
+    `https___pro-fd.zol-img.com.cn_g5_M00_01_04_ChMk...526.jpg`) followed by 16 hex digits of the URL's sha1 and
+    the URL's extension. The readable part alone is ambiguous (`x_y/1.jpg`, `x/y_1.jpg` and `x/y/1.jpg` all give
+    `x_y_1.jpg`); the hash is not. Odd or very long URLs keep only the hash."""
     path_part = url.split("?", 1)[0].split("#", 1)[0]
     ext = os.path.splitext(path_part.rsplit("/", 1)[-1])[1]
     ext = ext.lower() if _SAFE_EXT_RE.match(ext) else ""
-    name = url.replace(":", "_").replace("/", "_")
-    if len(name) <= MAX_FILE_NAME and _SAFE_STEM_RE.match(name) and ext and name.lower().endswith(ext) \
-            and ".." not in name:
+    digest = hashlib.sha1(url.encode("utf-8")).hexdigest()
+    readable = url.replace(":", "_").replace("/", "_")
+    if ext and readable.lower().endswith(ext):
+        readable = readable[: -len(ext)]
+    name = f"{readable}.{digest[:URL_HASH_CHARS]}{ext}"
+    if len(name) <= MAX_FILE_NAME and _SAFE_STEM_RE.match(readable) and ".." not in readable:
         return name
-    return hashlib.sha1(url.encode("utf-8")).hexdigest() + ext
+    return digest + ext
+
+
+def is_image(data: bytes) -> bool:
+    """The bytes start like an image file (an HTML error page or a JSON answer served for an image does not)."""
+    return any(data[offset:offset + len(magic)] == magic for magic, offset in IMAGE_MAGIC)
+
+
+def download_plan(urls: list[str] | None, cap: int) -> tuple[list[str], list[str], int]:
+    """(URLs to download, URLs that cannot be requested, URLs left out by the per-review cap): the first `cap`
+    URLs of the review (0 = all), in page order."""
+    urls = list(urls or [])
+    kept = urls[:cap] if cap else urls
+    good = [u for u in kept if isinstance(u, str) and resolve(u, u) == u]
+    bad = [u for u in kept if not (isinstance(u, str) and resolve(u, u) == u)]
+    return good, bad, len(urls) - len(kept)
+
+
+class ImageFailed(FileException):
+    """An image that could not be kept, with a short reason (the key it is counted under)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def _failure_reason(exception: BaseException) -> str:
+    if isinstance(exception, ImageFailed):
+        return exception.reason
+    cause = exception.__cause__ or exception.__context__ or exception
+    if isinstance(cause, ImageFailed):
+        return cause.reason
+    if isinstance(cause, DownloadCancelledError) or "max size" in str(cause):
+        return "too_large"
+    if isinstance(cause, IgnoreRequest):
+        return "filtered"
+    return "download_error"
 
 
 class AtomicFSFilesStore(FSFilesStore):
@@ -57,36 +104,61 @@ class AtomicFSFilesStore(FSFilesStore):
 
 
 class ReviewImagesPipeline(FilesPipeline):
-    """Originals stored as served (no re-encoding), one download per URL; failures counted, never fatal."""
+    """Originals stored as served (no re-encoding), one download per URL, at most `max_images_per_review` per
+    review; an image that fails (bad URL, HTTP error, too large, not an image) is counted by reason and never
+    costs its review."""
 
     STORE_SCHEMES = {**FilesPipeline.STORE_SCHEMES, "": AtomicFSFilesStore, "file": AtomicFSFilesStore}
+
+    def _cap(self) -> int:
+        return getattr(self.crawler.spider, "max_images_per_review", 0) or 0
 
     def get_media_requests(self, item: Any, info) -> list[Request]:
         adapter = ItemAdapter(item)
         headers = {"Referer": adapter.get("url")} if adapter.get("url") else {}
-        return [Request(url, callback=NO_CALLBACK, headers=headers, meta={"zol_kind": "image"})
-                for url in adapter.get(self.files_urls_field) or []]
+        urls, _, _ = download_plan(adapter.get(self.files_urls_field), self._cap())
+        return [Request(url, callback=NO_CALLBACK, headers=headers, meta={"zol_kind": "image"}) for url in urls]
 
     def file_path(self, request: Request, response=None, info=None, *, item: Any = None) -> str:
         return image_file_name(request.url)
 
+    def media_failed(self, failure, request: Request, info):
+        reason = _failure_reason(failure.value)
+        logger.warning("image %s not downloaded (%s): %s", request.url, reason, failure.value)
+        raise ImageFailed(reason, str(failure.value))
+
+    async def media_downloaded(self, response, request: Request, info, *, item: Any = None):
+        if response.status != 200:
+            raise ImageFailed(f"http_{response.status}")
+        if not is_image(response.body):
+            logger.warning("%s is not an image (%d bytes starting %r); not saved", request.url, len(response.body),
+                           response.body[:16])
+            raise ImageFailed("not_an_image")
+        return await super().media_downloaded(response, request, info, item=item)
+
     def item_completed(self, results, item: Any, info) -> Any:
         stats = self.crawler.stats
+        adapter = ItemAdapter(item)
+        _, bad, capped = download_plan(adapter.get(self.files_urls_field), self._cap())
         ok = [value for success, value in results if success]
-        failed = len(results) - len(ok)
+        reasons = [_failure_reason(value.value) for success, value in results if not success] + ["bad_url"] * len(bad)
         stats.inc_value("zol/images/ok", len(ok))
-        if failed:
-            stats.inc_value("zol/images/failed", failed)
-            logger.warning("%d of %d image(s) of review %s could not be downloaded",
-                           failed, len(results), ItemAdapter(item).get("review_id"))
-        ItemAdapter(item)[self.files_result_field] = ok
+        if capped:
+            stats.inc_value("zol/images/capped", capped)
+        for reason in reasons:
+            stats.inc_value("zol/images/failed")
+            stats.inc_value(f"zol/images/failed_by_reason/{reason}")
+        if reasons:
+            logger.warning("%d image(s) of review %s could not be kept (%s); the review is kept",
+                           len(reasons), adapter.get("review_id"), ", ".join(sorted(set(reasons))))
+        adapter[self.files_result_field] = ok
         return item
 
 
 def _record(item: Any, crawled_at: str) -> dict[str, Any]:
     data = asdict(item) if is_dataclass(item) else dict(ItemAdapter(item))
     data["crawled_at"] = crawled_at or datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-    return {field: data.get(field) for field in RAW_FIELDS}
+    return {field: data.get(field) for field in (*RAW_FIELDS, *CRAWL_FIELDS)}
 
 
 def _sort_key(record: dict[str, Any]) -> tuple:
@@ -103,27 +175,35 @@ def write_reviews(records: list[dict[str, Any]], path: Path) -> None:
 
 
 def crawl_summary(stats: dict[str, Any], reviews: int, finish_reason: str) -> dict[str, Any]:
-    """crawl_stats.json: the crawler's counters grouped by what they count."""
+    """crawl_stats.json: the crawler's counters grouped by what they count (the README explains each)."""
 
     def group(prefix: str) -> dict[str, Any]:
         return {key[len(prefix):]: value for key, value in sorted(stats.items()) if key.startswith(prefix)}
 
+    lost = group("zol/lost/")
     return {
         "finish_reason": finish_reason,
         "reviews": reviews,
+        "reviews_lost": lost,
+        "reviews_accounted": reviews + sum(lost.values()),
         "reviews_scraped_this_run": stats.get("zol/reviews/scraped", 0),
         "duplicates_skipped": stats.get("zol/reviews/duplicates_skipped", 0) + stats.get("zol/reviews/duplicate_items", 0),
         "resumed_from_jobdir": stats.get("zol/reviews/resumed", 0),
+        "resume_untrusted_records": stats.get("zol/resume/untrusted_records", 0),
         "pages": group("zol/pages/"),
         "page_failures": group("zol/page_failures/"),
+        "requests_dropped": group("zol/requests_dropped/"),
         "parse_failures": group("zol/parse_failures/"),
         "layout_errors": group("zol/layout/"),
         "long_fallback_to_list": stats.get("zol/long/fallback_to_list", 0),
+        "long_offsite": stats.get("zol/long/offsite", 0),
+        "long_shared_url": stats.get("zol/long/shared_url", 0),
         "decode_errors": group("zol/decode_errors/"),
         "aspects": group("zol/aspects/"),
         "unknown_labels": group("zol/unknown_labels/"),
-        "images": {"urls": stats.get("zol/image_urls", 0), "ok": stats.get("zol/images/ok", 0),
-                   "failed": stats.get("zol/images/failed", 0), "files": group("file_status_count/")},
+        "images": {"urls": stats.get("zol/image_urls", 0), "capped": stats.get("zol/images/capped", 0),
+                   "ok": stats.get("zol/images/ok", 0), "failed": stats.get("zol/images/failed", 0),
+                   "failed_by_reason": group("zol/images/failed_by_reason/"), "files": group("file_status_count/")},
         "retries": {"count": stats.get("retry/count", 0), "max_reached": stats.get("retry/max_reached", 0),
                     "reasons": group("retry/reason_count/")},
         "http_statuses": group("downloader/response_status_count/"),
@@ -151,10 +231,15 @@ class ReviewJsonlPipeline:
 
     def open_spider(self, spider=None) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        spider = spider or self.crawler.spider
         if self.partial is not None:
-            self.records = read_partial(self.partial)
+            # only the records the spider trusts (same arguments, image files whole); the rest are crawled again
+            self.records = dict(spider.resume.records)
             self.crawler.stats.set_value("zol/reviews/resumed", len(self.records))
             self.partial.parent.mkdir(parents=True, exist_ok=True)
+            if not self.partial.is_file() or not self.partial.stat().st_size:
+                save_arguments(self.crawler.settings.get("JOBDIR"),
+                               spider.crawl_arguments(self.crawler.settings.get("ZOL_MIRROR") or ""))
             torn = self.partial.is_file() and self.partial.stat().st_size and not self.partial.read_bytes().endswith(b"\n")
             self.partial_file = self.partial.open("a", encoding="utf-8")
             if torn:  # killed mid-line: start the next record on a line of its own
@@ -189,3 +274,6 @@ class ReviewJsonlPipeline:
                          "(see %s)", self.out / STATS_FILE)
         logger.info("wrote %d review(s) to %s (%d image(s) ok, %d failed)", len(self.records),
                     self.out / REVIEWS_FILE, summary["images"]["ok"], summary["images"]["failed"])
+        if summary["reviews_lost"]:
+            logger.error("%d review(s) listed by the site were lost: %s", sum(summary["reviews_lost"].values()),
+                         ", ".join(f"{reason} {n}" for reason, n in summary["reviews_lost"].items()))

@@ -24,6 +24,9 @@ DOWNLOAD_TIMEOUT = 30
 RETRY_ENABLED = True
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+# a retry waits Retry-After, else RETRY_BACKOFF_BASE * 2^(attempt-1) s (crawler.middlewares.BackoffRetryMiddleware)
+RETRY_BACKOFF_BASE = 5.0
+RETRY_BACKOFF_MAX = 120.0
 
 HTTPCACHE_ENABLED = False
 COOKIES_ENABLED = False
@@ -45,8 +48,16 @@ ZOL_OUT = os.environ.get("ZOL_OUT", "data/raw/zol")
 ZOL_CRAWLED_AT = os.environ.get("ZOL_CRAWLED_AT", "")
 
 DOWNLOADER_MIDDLEWARES = {
-    # last in the chain: every other middleware (robots, offsite, timeout, retry, stats) sees the real URL
-    "crawler.middlewares.MirrorMiddleware": 950,
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.middlewares.EveryRequestRobotsTxtMiddleware": 100,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.BackoffRetryMiddleware": 550,
+}
+# the offline mirror (ZOL_MIRROR) sits where the network would: every middleware and the downloader's per-host
+# slots (delay, AutoThrottle, concurrency) act as live; with ZOL_MIRROR empty it is Scrapy's HTTP handler
+DOWNLOAD_HANDLERS = {
+    "http": "crawler.mirror.MirrorDownloadHandler",
+    "https": "crawler.mirror.MirrorDownloadHandler",
 }
 ITEM_PIPELINES = {
     "crawler.pipelines.ReviewImagesPipeline": 100,

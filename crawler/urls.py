@@ -1,14 +1,17 @@
-"""URL patterns of ZOL's mobile-phone channel (ZOL-SITE.md), shared by the spider and the mirror generator."""
+"""URL patterns of ZOL's mobile-phone channel (docs/zol-site.md), shared by the spider and the mirror generator."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urljoin, urlsplit
 
 DETAIL = "https://detail.zol.com.cn"
 LONG_REVIEWS = "https://t.zol.com.cn"
 ALLOWED_DOMAINS = ("zol.com.cn", "zol-img.com.cn")
 
 PRODUCT_LINK_RE = re.compile(r"/cell_phone/index(\d+)\.shtml")
+REVIEW_LIST_LINK_RE = re.compile(r"/\d+/(\d+)/review\.shtml")
 LONG_REVIEW_RE = re.compile(r"/evaluation_(\d+)\.html")
+LONG_REVIEW_PRODUCT_RE = re.compile(r"/57/(\d+)/evaluation_\d+\.html")
 
 
 def ranking_url(page: int) -> str:
@@ -44,6 +47,12 @@ def long_review_url(product_id: str | int, aid: str | int) -> str:
     return f"{LONG_REVIEWS}/57/{product_id}/evaluation_{aid}.html"
 
 
+def long_review_product_id(url: str) -> str | None:
+    """The product a long review is filed under: the `{proId}` of `/57/{proId}/evaluation_{aid}.html`."""
+    match = LONG_REVIEW_PRODUCT_RE.search(url)
+    return match.group(1) if match else None
+
+
 def absolute(url: str) -> str:
     """Protocol-relative (`//host/...`) and http URLs as https."""
     url = url.strip()
@@ -52,3 +61,26 @@ def absolute(url: str) -> str:
     if url.startswith("http://"):
         return "https://" + url[len("http://"):]
     return url
+
+
+def resolve(base: str, url: str | None) -> str | None:
+    """`url` as found in an attribute of the page at `base` -> an absolute https URL; None when it is empty or
+    cannot be one (`javascript:`, `#`, no host). Relative (`/1185/...`, `x.jpg`) and protocol-relative
+    (`//pro-fd...`) URLs are resolved like a browser does."""
+    if not url or not url.strip() or any(c.isspace() for c in url.strip()):
+        return None
+    try:
+        joined = absolute(urljoin(base, url.strip()))
+        parts = urlsplit(joined)
+        host = parts.hostname
+    except ValueError:  # e.g. `http://[bad`
+        return None
+    if parts.scheme != "https" or not host:
+        return None
+    return joined
+
+
+def is_allowed_host(url: str) -> bool:
+    """The URL's host is one of ALLOWED_DOMAINS or below one (what Scrapy's offsite filter lets through)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == domain or host.endswith("." + domain) for domain in ALLOWED_DOMAINS)

@@ -3,7 +3,11 @@
     python -m sitegen.mirror --out data/sample_site --products 12 --reviews-per-product 25 --seed 7
 
 Layout: `<out>/<host>/<path>` with the path exactly as in the URL (percent-encoding kept), GBK pages,
-original-size JPEGs, and `<out>/manifest.json`: the ground truth the tests compare a crawl against.
+original-size JPEGs, `<out>/manifest.json`: the ground truth the tests compare a crawl against, and
+`<out>/faults.json`: pages that fail once before they are served (the mirror download handler plays it).
+The site shows what the real one does (docs/zol-site.md): ranking pages that also link unranked phones,
+long reviews with nested section headings and list-only cover pictures, relative and protocol-relative
+URLs, a long review filed under a sibling variant's product id.
 The same arguments always give the same bytes; the folder is rewritten whole (built beside it, then swapped).
 """
 from __future__ import annotations
@@ -20,8 +24,8 @@ from tqdm import tqdm
 from common.atomic import new_staging_dir, replace_dir
 from common.aspects import canonical_aspect
 from sitegen.images import render_photo
-from sitegen.pages import (ajax_reviews, long_review_page, product_page, ranking_page,
-                                  review_list_page)
+from sitegen.pages import (ajax_reviews, long_review_page, product_page, product_score, ranking_page,
+                           review_list_page)
 from sitegen.plan import CRAWL_DATE, EDGE_CASES, Product, Review, plan_site
 from crawler.urls import ajax_review_url, long_review_url, product_url, ranking_url, review_list_url
 
@@ -29,6 +33,7 @@ PRODUCTS_PER_RANKING_PAGE = 10
 EMBEDDED_REVIEWS = 20   # review.shtml embeds pages 1-2
 AJAX_PAGE_SIZE = 10
 MANIFEST = "manifest.json"
+FAULTS = "faults.json"  # read by crawler.mirror: {"<host>/<path>": [status, ...]}
 
 
 def _site_path(url: str) -> str:
@@ -40,17 +45,29 @@ def _review_entry(review: Review) -> dict:
     return {
         "review_id": review.review_id,
         "product_id": review.product_id,
+        "review_product_id": review.review_product_id,
         "long": review.long,
         "aid": review.aid,
         "scores": {canonical_aspect(label) or label: score for label, score in review.scores},
         "overall_score": review.overall,
-        "n_images": len(review.images),
-        "image_urls": [image.url for image in review.images],
+        "n_images": len(review.all_images),
+        "image_urls": [image.url for image in review.all_images],
         "published": review.published.isoformat(),
     }
 
 
-def build_manifest(site: list[Product], seed: int) -> dict:
+def _product_entry(product: Product, rank: int | None) -> dict:
+    return {"product_id": product.product_id, "name": product.name, "brand": product.brand, "rank": rank,
+            "listed_score": product_score(product), "listed_reviews": len(product.reviews)}
+
+
+def faults(site: list[Product]) -> dict[str, list[int]]:
+    """A page that fails once (503, then served): the first AJAX page of product 0."""
+    return {_site_path(ajax_review_url(site[0].product_id, 3)): [503]} if len(site[0].reviews) > EMBEDDED_REVIEWS \
+        else {}
+
+
+def build_manifest(site: list[Product], seed: int, unranked: list[Product] = ()) -> dict:
     positions = {place: name for name, place in EDGE_CASES.items()}
     edge_cases = {}
     for p_index, product in enumerate(site):
@@ -60,9 +77,11 @@ def build_manifest(site: list[Product], seed: int) -> dict:
     return {
         "seed": seed,
         "crawl_date": CRAWL_DATE.isoformat(),
-        "products": [{"product_id": p.product_id, "name": p.name, "brand": p.brand} for p in site],
+        "products": [_product_entry(p, rank) for rank, p in enumerate(site, start=1)],
         "reviews": [_review_entry(r) for p in site for r in p.reviews],
         "edge_cases": edge_cases,
+        "unranked_products": [_product_entry(p, None) for p in unranked],
+        "faults": faults(site),
     }
 
 
@@ -80,9 +99,10 @@ def _product_files(product: Product) -> dict[str, bytes]:
         files[_site_path(ajax_review_url(product.product_id, page))] = ajax_reviews(
             rest[start:start + AJAX_PAGE_SIZE], page, is_end).encode("ascii")
     for review in product.reviews:
-        if review.long:
-            files[_site_path(long_review_url(product.product_id, review.aid))] = long_review_page(product, review).encode("gbk")
-        for image in review.images:
+        if review.long:  # filed under its own product id, which can be a sibling variant's
+            files[_site_path(long_review_url(review.review_product_id, review.aid))] = \
+                long_review_page(product, review).encode("gbk")
+        for image in review.all_images:
             files[image.site_path] = render_photo(image.camera, image.appearance, image.seed)
     return files
 
@@ -100,18 +120,22 @@ def generate_mirror(out_dir: str | Path, products: int, reviews_per_product: int
     if products < 1 or reviews_per_product < 1:
         raise ValueError(f"need at least 1 product and 1 review per product, got {products} and {reviews_per_product}")
     out = Path(out_dir)
-    site = plan_site(products, reviews_per_product, seed)
-    manifest = build_manifest(site, seed)
+    site, unranked = plan_site(products, reviews_per_product, seed)
+    manifest = build_manifest(site, seed, unranked)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} exists and is not a folder; remove it or choose another --out")
     built = new_staging_dir(out)
     try:
-        pages = [site[i:i + PRODUCTS_PER_RANKING_PAGE] for i in range(0, len(site), PRODUCTS_PER_RANKING_PAGE)]
-        files = {_site_path(ranking_url(n)): ranking_page(n, len(pages), chunk).encode("gbk")
+        per_page = PRODUCTS_PER_RANKING_PAGE
+        pages = [site[i:i + per_page] for i in range(0, len(site), per_page)]
+        files = {_site_path(ranking_url(n)): ranking_page(
+                     n, len(pages), chunk, unranked, first_rank=1 + (n - 1) * per_page,
+                     elsewhere=site[per_page:][-2:] if n == 1 else []).encode("gbk")
                  for n, chunk in enumerate(pages, start=1)}
-        for product in tqdm(site, desc="mirror", unit="product", disable=not progress):
+        for product in tqdm([*site, *unranked], desc="mirror", unit="product", disable=not progress):
             files.update(_product_files(product))
         files[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        files[FAULTS] = (json.dumps(manifest["faults"], indent=2, sort_keys=True) + "\n").encode("utf-8")
         _write_tree(built, files)
         replace_dir(built, out)
     finally:

@@ -1,4 +1,4 @@
-"""HTML of the offline mirror, after ZOL's 2018 markup (fixtures/zol-2018 and ZOL-SITE.md).
+"""HTML of the offline mirror, after ZOL's 2018 markup (tests/fixtures/zol-2018 and docs/zol-site.md).
 
 Every function returns a `str`; the caller encodes pages as GBK. Tags, classes, nesting, attributes and
 text formats (`续航：<em>10</em>`, `发表于：01月10日 11:21`, `348赞`, `1条评论`, `价格：4499元`) follow
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from html import escape
 
-from sitegen.plan import Product, Review
+from sitegen.plan import Image, Product, Review
 from crawler.urls import long_review_url, product_dir, product_url, ranking_url, review_list_url, short_review_url
 
 LONG_PAGE_LABELS: dict[str, str] = {  # list-page label -> label on the long-review page
@@ -76,31 +76,50 @@ def _product_url(product: Product) -> str:
     return product_url(product.product_id)
 
 
-def ranking_page(page: int, pages: int, products: list[Product]) -> str:
-    """One page of the hot ranking: product links and the pager (`div.pagebar a.next` 下一页 but on the last)."""
+def product_score(product: Product) -> float:
+    """The product's score, as its review list and its ranking card show it."""
+    return round(sum(r.overall for r in product.reviews) / len(product.reviews), 1)
+
+
+def _side_links(title: str, css: str, products: list[Product]) -> str:
+    links = "".join(f'<li><a href="{_path(_product_url(p))}">{escape(p.name)}</a></li>' for p in products)
+    return f'    <div class="{css}"><h3 class="module-title">{title}</h3><ul>{links}</ul></div>\n' if products else ""
+
+
+def ranking_page(page: int, pages: int, products: list[Product], unranked: list[Product],
+                 first_rank: int = 1, elsewhere: list[Product] = ()) -> str:
+    """One page of the hot ranking: the ranked cards (`ul#J_PicMode > li[data-follow-id]`, with score and review
+    count), the pager (`div.pagebar a.next` 下一页 but on the last), and, as on the real page, links to products
+    that are not ranked here: search hot words, the 手机新品 sidebar, 新增点评产品 and 大家说 (`unranked`, and on
+    page 1 also ranked products of later pages, `elsewhere`)."""
     items = []
-    for product in products:
+    for rank, product in enumerate(products, start=first_rank):
         href = _path(_product_url(product))
-        items.append(f"""        <li data-follow-id="p{product.product_id}">
+        items.append(f"""        <li data-follow-id="p{product.product_id}" data-rank="{rank}">
             <a class="pic" href="{href}" target="_blank"><img width="220" height="165" alt="{escape(product.name)}" src="//2f.zol-img.com.cn/product/default_220x165.jpg"></a>
             <h3><a href="{href}" title="{escape(product.name)}">{escape(product.name)}</a></h3>
             <div class="price-row"><span class="price price-normal"><b class="price-sign">￥</b><b class="price-type">{product.price}</b></span></div>
-            <div class="comment-row"><a href="{_path(review_list_url(product.product_id))}" class="comment-num">{len(product.reviews)}人点评</a></div>
+            <div class="comment-row"><span class="score">{product_score(product):.1f}</span><a href="{_path(review_list_url(product.product_id))}" class="comment-num">{len(product.reviews)}人点评</a></div>
         </li>""")
+    hot_words = "".join(f'<a href="{_path(_product_url(p))}">{escape(p.name)}</a>' for p in unranked[:2])
+    header = f'<div class="search-box"><input type="text"/><div class="hot-words">{hot_words}</div></div>\n'
+    left = _side_links("手机新品", "new-products", [*unranked[2:], *elsewhere[:1]])
+    right = (_side_links("新增点评产品", "new-reviews", unranked[1:2])
+             + _side_links("大家说", "people-say", [*elsewhere[1:2], *unranked[:1]]))
     pager = [f'<span class="sel">{page}</span>' if n == page else f'<a href="{_path(ranking_url(n))}" target="_self">{n}</a>'
              for n in range(1, pages + 1)]
     if page > 1:
         pager.insert(0, f'<a class="prev" href="{_path(ranking_url(page - 1))}" target="_self">上一页</a>')
     if page < pages:
         pager.append(f'<a class="next" href="{_path(ranking_url(page + 1))}" target="_self">下一页</a>')
-    return (_head("【手机大全】热门手机排行-ZOL中关村在线") + """<div class="wrapper clearfix">
-    <div class="content">
+    return (_head("【手机大全】热门手机排行-ZOL中关村在线") + header + """<div class="wrapper clearfix">
+""" + left + """    <div class="content">
     <ul id="J_PicMode" class="clearfix">
 """ + "\n".join(items) + """
     </ul>
     <div class="pagebar">""" + "".join(pager) + """</div>
     </div>
-</div>
+""" + right + """</div>
 </body>
 </html>
 """)
@@ -125,24 +144,34 @@ def product_page(product: Product) -> str:
 """)
 
 
+def _ref(url: str, image: Image, page_host: str, protocol_relative: bool) -> str:
+    """How a page writes an image URL: root-relative when the image asks for it and sits on the page's host,
+    else protocol-relative (`//host/...`) or absolute."""
+    if image.relative:
+        host, path = url.removeprefix("https://").split("/", 1)
+        return f"/{path}" if host == page_host else f"//{host}/{path}"
+    return url.removeprefix("https:") if protocol_relative else url
+
+
 def _images_html(review: Review) -> str:
     shown = review.list_images
     if not shown:
         return ""
     rid = review.review_id
+    list_host = "detail.zol.com.cn"
     if review.long:  # protocol-relative, first one wide, as on the real page
         lis = []
         for i, image in enumerate(shown):
-            url = image.url.removeprefix("https:")
+            url = _ref(image.url, image, list_host, True)
             wide = i == 0
             size, middle = ("t_s608x182c5", "t_s660x495c5") if wide else ("t_s120x90c5", "t_s660x495")
             w, h = ("608", "182") if wide else ("120", "90")
             lis.append(f"""                        <li class="{'first ' if wide else ''}bigcursor" action-type="group_zoom_in" action-target="media_slide_box_{rid}"
                             idx="{i}"><img node-type="small"
-                                         data-middleurl="{image.thumbnail(middle).removeprefix('https:')}"
+                                         data-middleurl="{_ref(image.thumbnail(middle), image, list_host, True)}"
                                          data-bigurl="{url}"
                                          width="{w}" height="{h}"
-                                         src="{image.thumbnail(size).removeprefix('https:')}"><span
+                                         src="{_ref(image.thumbnail(size), image, list_host, True)}"><span
                                 class="loading hide"></span></li>""")
         return (f'                    <ul class="media-group-haoshuo clearfix" node-type="media_group_prev_{rid}">\n'
                 + "\n".join(lis) + f"""
@@ -151,10 +180,10 @@ def _images_html(review: Review) -> str:
 """)
     lis = [f"""                            <li class="bigcursor" action-type="group_zoom_in" action-target="media_slide_box_{rid}"
                                 idx="{i}"><img node-type="small"
-                                             data-middleurl="{image.thumbnail('t_s660x495')}"
-                                             data-bigurl="{image.url}"
+                                             data-middleurl="{_ref(image.thumbnail('t_s660x495'), image, list_host, False)}"
+                                             data-bigurl="{_ref(image.url, image, list_host, False)}"
                                              width="120" height="90"
-                                             src="{image.thumbnail('t_s120x90c5')}"><span
+                                             src="{_ref(image.thumbnail('t_s120x90c5'), image, list_host, False)}"><span
                                     class="loading hide"></span></li>""" for i, image in enumerate(shown)]
     return (f"""                    <div class="media-group" node-type="media_group_prev_{rid}">
                         <ul class="clearfix">
@@ -183,7 +212,7 @@ def _date_text(review: Review) -> str:
 
 def comments_item(review: Review, ajax_page: int | None = None) -> str:
     """One `div.comments-item`: the same markup in review.shtml and in the AJAX fragment."""
-    text, rid, pid = review.text, review.review_id, review.product_id
+    text, rid, pid = review.text, review.review_id, review.review_product_id
     aid = review.aid or "0"
     user = [f'                    <a href="{review.author_url}" class="face"><img width="60" height="60"\n'
             f'                          src="https://icon.zol-img.com.cn/group/default_zoler/zoler_50.jpg"></a>',
@@ -194,7 +223,7 @@ def comments_item(review: Review, ajax_page: int | None = None) -> str:
         user.append("                    <p>购买信息</p>")
         user += [f"                    <p>{line}</p>" for line in review.purchase]
     if review.long:
-        href = long_review_url(pid, review.aid).replace("https:", "http:")
+        href = long_review_url(pid, review.aid).replace("https:", "" if review.protocol_relative_link else "http:")
         icon = '                        <div class="icon-long"><i></i>长篇</div>\n' if review.show_long_icon else ""
     else:
         href = _path(short_review_url(pid, rid)) + "#tagNav"
@@ -253,7 +282,7 @@ def comments_item(review: Review, ajax_page: int | None = None) -> str:
 
 def review_list_page(product: Product, embedded: list[Review]) -> str:
     """review.shtml: product info, product-level scores, the first 20 reviews and the 查看更多 link."""
-    overall = round(sum(r.overall for r in product.reviews) / len(product.reviews), 1)
+    overall = product_score(product)
     d = product_dir(product.product_id)
     return (_head(f"【{product.name}怎么样】{product.name}好不好_好吗-ZOL中关村在线", product)
             + _breadcrumb(product, "点评") + f"""<div class="product-model page-title clearfix">
@@ -317,17 +346,21 @@ def long_review_page(product: Product, review: Review) -> str:
             score_items.append(f'                <li><span class="label">{escape(label)}</span>'
                                f'<span class="score-num">{_score_text(score)}</span></li>')
     # figures are spread over the sections, in order; leftovers go to the last one
-    figures = [f'<div class="figure"><img src="{image.url.removeprefix("https:")}" alt=""></div>' for image in review.images]
+    figures = [f'<div class="figure"><img src="{_ref(image.url, image, "t.zol.com.cn", True)}" alt=""></div>'
+               for image in review.images]
     sections = text.sections
     per_section = -(-len(figures) // max(1, len(sections) - 1)) if figures else 0
     items = []
     for index, (heading, paragraphs) in enumerate(sections):
         chunk = figures[index * per_section:(index + 1) * per_section] if index < len(sections) - 1 else figures[index * per_section:]
-        body = "\n".join(f"            <p>{escape(p)}</p>" for p in paragraphs)
-        pics = "".join(f"\n            {f}" for f in chunk)
+        body = "\n".join(f"                <p>{escape(p)}</p>" for p in paragraphs)
+        pics = "".join(f"\n                {f}" for f in chunk)
+        # the 2018 markup: the heading one level down, in div.article-header; the text in div.article-content
         items.append(f"""        <div class="article-item">
-            <h4>{escape(heading)}</h4>
+            <div class="article-header"><h4>{escape(heading)}</h4></div>
+            <div class="article-content">
 {body}{pics}
+            </div>
         </div>""")
     purchase = "".join(f"<p>{line.split('：')[0]}：<em>{line.split('：', 1)[1]}</em></p>" for line in review.purchase)
     merits = "".join(f"<li>{escape(x)}</li>" for x in text.pros)
@@ -346,7 +379,7 @@ def long_review_page(product: Product, review: Review) -> str:
         </div>
     </div>
     <div class="comments-pro">
-        <a href="{_path(review_list_url(product.product_id))}">{escape(product.name)}</a>
+        <a href="{review_list_url(product.product_id)}">{escape(product.name)}</a>
         {purchase}
     </div>
     <div class="comments-score">

@@ -2,7 +2,8 @@
 
 Everything random comes from `random.Random(seed)` in a fixed order, so one seed gives one site. The
 site's edge cases sit at fixed places (see EDGE_CASES) in every mirror of >= 3 products with >= 10
-reviews per product.
+reviews per product. Beside the ranked products, a few unranked ones (UNRANKED_PRODUCTS) exist that the
+ranking page links from its sidebars only, as the real page does; their reviews are not the crawl's.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ UNKNOWN_LABEL = "信号"  # a label common.aspects does not know
 USER_SCORES, USER_WEIGHTS = (2, 4, 6, 8, 10), (0.05, 0.08, 0.17, 0.35, 0.35)
 LIST_IMAGES_OF_LONG = 3  # the list page shows only the first few figures of a long review
 MIN_AJAX_PRODUCT_REVIEWS = 33  # product 0 always spans review.shtml + AJAX pages 3 (isEnd=0) and 4 (isEnd=1)
+UNRANKED_PRODUCTS = 4          # linked by the ranking page's hot words and sidebars, not ranked
+UNRANKED_REVIEWS = 2
 
 # (product index, review index in page order) of each edge case; review 21+ of product 0 come from AJAX
 EDGE_CASES: dict[str, tuple[int, int]] = {
@@ -34,7 +37,13 @@ EDGE_CASES: dict[str, tuple[int, int]] = {
     "long_without_icon": (1, 1),       # links to evaluation_{aid}.html but has no div.icon-long (seen on the real page)
     "ajax_long": (0, 21),              # a 长篇 inside the AJAX fragment (page 3)
     "ajax_editor_decimal": (0, 22),
+    "long_cover": (0, 7),              # 长篇 whose list shows a cover picture that is not among its long page's figures
+    "relative_images": (1, 2),         # short review whose image URLs are root-relative (/g5/...) on the list page
+    "long_relative": (1, 3),           # 长篇 linked protocol-relative (//t.zol...), its figures root-relative
+    "sibling_variant": (2, 0),         # 长篇 filed under a sibling variant's product id (listed on this product)
 }
+LONG_CASES = ("long_many_images", "long_dated", "long_without_icon", "ajax_long", "long_cover", "long_relative",
+              "sibling_variant")
 
 BRANDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("华为", "613", ("Mate 10", "P20", "P20 Pro", "nova 3", "Mate 10 Pro", "畅享8")),
@@ -60,6 +69,7 @@ class Image:
     seed: list[int]
     camera: float
     appearance: float
+    relative: bool = False   # the page that shows it writes it root-relative (`/g5/...`, on that page's host)
 
     @property
     def site_path(self) -> str:
@@ -67,7 +77,7 @@ class Image:
         return self.url.removeprefix("https://")
 
     def thumbnail(self, size: str) -> str:
-        """The URL with a size segment (`t_s120x90c5`), as list pages show it."""
+        """The URL with a size segment (`t_s120x90c5`), as list pages show it (only the image host has them)."""
         return self.url.replace("zol-img.com.cn/g5/", f"zol-img.com.cn/{size}/g5/", 1)
 
 
@@ -90,6 +100,9 @@ class Review:
     date_has_year: bool
     likes: int
     replies: int
+    review_product_id: str = ""         # the product the review is filed under (a sibling variant, or product_id)
+    cover: Image | None = None          # a long review's list-only picture (not among its long page's figures)
+    protocol_relative_link: bool = False
 
     @property
     def overall(self) -> float:
@@ -97,7 +110,14 @@ class Review:
 
     @property
     def list_images(self) -> list[Image]:
-        return self.images[:LIST_IMAGES_OF_LONG] if self.long else self.images
+        if not self.long:
+            return self.images
+        return ([self.cover] if self.cover else []) + self.images[:LIST_IMAGES_OF_LONG]
+
+    @property
+    def all_images(self) -> list[Image]:
+        """What a crawl finds, in its order: the long page's figures, then the list's own (cover) picture."""
+        return self.images + ([self.cover] if self.cover else [])
 
     def score_of(self, key: str) -> float | None:
         for label, score in self.scores:
@@ -154,7 +174,9 @@ def _image_count(rng: random.Random, long: bool, case: str | None) -> int:
         return 12
     if case in ("no_images",):
         return 0
-    if long or case in ("editor_decimal", "long_dated", "long_without_icon", "ajax_long"):
+    if case == "relative_images":
+        return 2
+    if long or case in ("editor_decimal",):
         return rng.randint(2, 5)
     if rng.random() >= 0.72:
         return 0
@@ -175,22 +197,21 @@ class _Ids:
                 self.used.add(value)
                 return value
 
-    def image_url(self) -> str:
+    def image_url(self, host: str = "pro-fd.zol-img.com.cn") -> str:
         while True:
             d1, d2 = self.rng.randrange(16), self.rng.randrange(16)
             name = ("ChMk" + self.rng.choice("JK") + "".join(self.rng.choices(IMAGE_NAME_CHARS, k=38))
                     + f"{self.rng.randrange(1000):03d}")
-            url = f"https://pro-fd.zol-img.com.cn/g5/M00/{d1:02X}/{d2:02X}/{name}.jpg"
+            url = f"https://{host}/g5/M00/{d1:02X}/{d2:02X}/{name}.jpg"
             if url not in self.used:
                 self.used.add(url)
                 return url
 
 
 def _review(rng: random.Random, ids: _Ids, seed: int, product: Product, p_index: int, r_index: int,
-            case: str | None) -> Review:
+            case: str | None, sibling: str | None = None) -> Review:
     editor = case in ("editor_decimal", "ajax_editor_decimal") or rng.random() < 0.03
-    long = case in ("long_many_images", "long_dated", "long_without_icon", "ajax_long") or (
-        case is None and not editor and rng.random() < 0.05)
+    long = case in LONG_CASES or (case is None and not editor and rng.random() < 0.05)
     labels = LIST_ASPECTS + ((SCREEN_LABEL,) if case == "six_aspects" else ()) + (
         (UNKNOWN_LABEL,) if case == "unknown_aspect" else ())
     scores = _scores(rng, editor, labels)
@@ -210,7 +231,12 @@ def _review(rng: random.Random, ids: _Ids, seed: int, product: Product, p_index:
         purchase.append(f"地点：{rng.choice(PLACES)}")
     n_images = _image_count(rng, long, case)
     camera, appearance = keyed["camera"], keyed["appearance"]
-    images = [Image(ids.image_url(), [seed, p_index, r_index, i], camera, appearance) for i in range(n_images)]
+    relative = case in ("relative_images", "long_relative")
+    host = {"relative_images": "detail.zol.com.cn", "long_relative": "t.zol.com.cn"}.get(case, "pro-fd.zol-img.com.cn")
+    images = [Image(ids.image_url(host), [seed, p_index, r_index, i], camera, appearance, relative)
+              for i in range(n_images)]
+    cover = Image(ids.image_url(), [seed, p_index, r_index, n_images], camera, appearance) \
+        if case == "long_cover" else None
     return Review(
         review_id=ids.draw(1_500_000, 1_690_000), product_id=product.product_id,
         author=("编辑" + slug[:4]) if editor else slug,
@@ -219,6 +245,8 @@ def _review(rng: random.Random, ids: _Ids, seed: int, product: Product, p_index:
         aid=ids.draw(300, 2000) if long else None, show_long_icon=case != "long_without_icon",
         text=text, images=images, published=published, date_has_year=has_year,
         likes=0, replies=rng.choice((0, 0, 1, 2, 3, 5, 12, 36)),
+        review_product_id=sibling if case == "sibling_variant" and sibling else product.product_id,
+        cover=cover, protocol_relative_link=case == "long_relative",
     )
 
 
@@ -231,21 +259,40 @@ def _product_name(rng: random.Random, used: set[str]) -> tuple[str, str, str]:
             return name, brand, manu_id
 
 
-def plan_site(products: int, reviews_per_product: int, seed: int) -> list[Product]:
-    """All products (in ranking order) with their reviews (in page order)."""
+def _product(rng: random.Random, ids: _Ids, names: set[str]) -> Product:
+    name, brand, manu_id = _product_name(rng, names)
+    return Product(ids.draw(1_100_000, 1_230_000), name, brand, manu_id,
+                   rng.choice((1299, 1999, 2499, 2999, 3499, 3899, 4499, 5999)))
+
+
+def _add_reviews(rng: random.Random, ids: _Ids, seed: int, product: Product, p_index: int, count: int,
+                 cases: dict[tuple[int, int], str], sibling: str | None = None) -> None:
+    product.reviews = [_review(rng, ids, seed, product, p_index, r, cases.get((p_index, r)), sibling)
+                       for r in range(count)]
+    # the list is sorted by usefulness: likes fall along the page
+    likes = sorted((int(rng.paretovariate(1.2) * 20) for _ in range(count)), reverse=True)
+    for review, like in zip(product.reviews, likes):
+        review.likes = like
+
+
+def plan_site(products: int, reviews_per_product: int, seed: int) -> tuple[list[Product], list[Product]]:
+    """(ranked products in ranking order, unranked products), each with its reviews in page order."""
     rng = random.Random(seed)
     ids = _Ids(rng)
     cases = {place: name for name, place in EDGE_CASES.items()}
     names: set[str] = set()
     site = []
+    sibling = ids.draw(1_100_000, 1_230_000)  # a variant id with no page of its own: only a long review lives there
     for p_index in range(products):
-        name, brand, manu_id = _product_name(rng, names)
-        product = Product(ids.draw(1_100_000, 1_230_000), name, brand, manu_id, rng.choice((1299, 1999, 2499, 2999, 3499, 3899, 4499, 5999)))
+        product = _product(rng, ids, names)
         count = max(reviews_per_product, MIN_AJAX_PRODUCT_REVIEWS) if p_index == 0 else reviews_per_product
-        product.reviews = [_review(rng, ids, seed, product, p_index, r, cases.get((p_index, r))) for r in range(count)]
-        # the list is sorted by usefulness: likes fall along the page
-        likes = sorted((int(rng.paretovariate(1.2) * 20) for _ in range(count)), reverse=True)
-        for review, like in zip(product.reviews, likes):
-            review.likes = like
+        _add_reviews(rng, ids, seed, product, p_index, count, cases, sibling)
         site.append(product)
-    return site
+    unranked = []
+    for u_index in range(UNRANKED_PRODUCTS):
+        product = _product(rng, ids, names)
+        _add_reviews(rng, ids, seed, product, products + u_index, UNRANKED_REVIEWS, {})
+        for review in product.reviews:  # text only: their pages are a trap for a crawler, not data
+            review.images = []
+        unranked.append(product)
+    return site, unranked

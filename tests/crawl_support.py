@@ -53,7 +53,7 @@ def scrapy_command(out: Path, mirror: str, *spider_args: str, settings: tuple[st
     for arg in spider_args:
         command += ["-a", arg]
     for setting in ("AUTOTHROTTLE_ENABLED=0", "DOWNLOAD_DELAY=0", "CONCURRENT_REQUESTS_PER_DOMAIN=8",
-                    "RETRY_TIMES=2", "DOWNLOAD_TIMEOUT=5", *settings):
+                    "RETRY_TIMES=2", "DOWNLOAD_TIMEOUT=5", "RETRY_BACKOFF_BASE=0", *settings):
         command += ["-s", setting]
     env = {**os.environ, "ZOL_MIRROR": mirror, "ZOL_OUT": str(out), "ZOL_CRAWLED_AT": CRAWLED_AT,
            "ZOL_LOG_LEVEL": "INFO", "PYTHONPATH": str(REPO)}
@@ -96,6 +96,10 @@ class MirrorServer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.faults = Faults()
+        self.log: list[tuple[float, str]] = []  # (monotonic time, path) of every request
+        faults_file = root / "faults.json"      # the mirror's scripted faults, played as the folder mirror does
+        if faults_file.is_file():
+            self.faults.script.update(json.loads(faults_file.read_text(encoding="utf-8")))
         self.delay = 0.0  # seconds added to every answer
         server = self
 
@@ -104,7 +108,9 @@ class MirrorServer:
                 pass
 
             def do_GET(self) -> None:
-                path = unquote(self.path.split("?", 1)[0])  # like any static file server
+                raw_path = self.path.split("?", 1)[0]
+                path = unquote(raw_path)  # like any static file server
+                server.log.append((time.monotonic(), path.lstrip("/")))
                 action = server.faults.next_action(path.lstrip("/"))
                 time.sleep(server.delay)
                 if isinstance(action, tuple) and action[0] == "sleep":  # outlive the client's timeout
@@ -150,7 +156,7 @@ LONG_FIGURES = 2  # figures on each hand-written long page
 
 
 def _long_page(aid: str) -> bytes:
-    """A long-review page following ZOL-SITE.md (no real one was saved)."""
+    """A long-review page following docs/zol-site.md (no real one was saved)."""
     figures = "".join(f'<div class="figure"><img src="//pro-fd.zol-img.com.cn/g5/M00/long/{aid}_{i}.jpg"></div>'
                       for i in range(LONG_FIGURES))
     html = f"""<html><head><meta charset="GBK"/></head><body>
@@ -173,10 +179,15 @@ def build_fixture_mirror(root: Path) -> dict:
     review_list = (FIXTURES / "review.shtml").read_bytes()
     fragment = (FIXTURES / "xhr4_review_list_page3.html").read_bytes()
     files: dict[str, bytes] = {
-        RANKING_1: ('<html><body><ul><li><a href="/cell_phone/index1184692.shtml">华为Mate 10</a></li></ul>'
-                    '<div class="pagebar"><a class="next" href="/cell_phone_index/subcate57_0_list_1_0_1_2_0_2.html">'
-                    '下一页</a></div></body></html>').encode("gbk"),
-        RANKING_2: b'<html><body><a href="https://detail.zol.com.cn/cell_phone/index1184692.shtml">again</a></body></html>',
+        RANKING_1: ('<html><body><div class="hot-words"><a href="/cell_phone/index1234567.shtml">热词</a></div>'
+                    '<ul id="J_PicMode"><li data-follow-id="p1184692"><a class="pic" href="/cell_phone/index1184692'
+                    '.shtml"></a><h3><a href="/cell_phone/index1184692.shtml">华为Mate 10</a></h3>'
+                    '<span class="score">8.6</span><a class="comment-num" href="/1185/1184692/review.shtml">89人点评'
+                    '</a></li></ul><div class="pagebar"><a class="next" '
+                    'href="/cell_phone_index/subcate57_0_list_1_0_1_2_0_2.html">下一页</a></div></body></html>'
+                    ).encode("gbk"),
+        RANKING_2: b'<html><body><ul id="J_PicMode"><li data-follow-id="p1184692"><h3><a href="https://detail.zol.com.cn'
+                   b'/cell_phone/index1184692.shtml">again</a></h3></li></ul></body></html>',
         REVIEW_LIST: review_list,
         AJAX_3: fragment_json(fragment, 0),
         AJAX_4: json.dumps({"list": "", "isEnd": 1}).encode(),

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from crawl_support import (AJAX_3, AJAX_4, REPO, REVIEW_LIST, FIXTURES, RunResult, run_crawl, scrapy_command)
+from crawl_support import (AJAX_3, AJAX_4, FIXTURES, LONG_FIGURES, REPO, REVIEW_LIST, RunResult, run_crawl,
+                           scrapy_command)
+from crawler.pipelines import image_file_name
 
 pytestmark = pytest.mark.slow
 EMPTY_PRODUCT = "1234567"
@@ -63,7 +65,10 @@ def test_faults_are_survived_and_counted(faulty_crawl):
     assert stats["http_statuses"]["404"] == 3 + 1 + 1  # robots.txt x3, a long page, an image
     assert stats["exceptions"] == {"scrapy.exceptions.DownloadTimeoutError": 1}
     assert stats["page_failures"] == {"long": 1}
-    assert stats["layout_errors"] == {"long_page_without_review": 1, "review_page_without_reviews": 1}
+    assert stats["layout_errors"] == {"long_page_without_review": 1, "review_page_without_reviews": 1,
+                                      "fewer_reviews_than_declared": 2}
+    # both review lists claim 89 ratings: 1184692 serves 30 (one twice), the empty product none
+    assert stats["reviews_lost"] == {"short_of_declared": (89 - 30) + 89}
     assert stats["long_fallback_to_list"] == 2
     assert stats["decode_errors"] == {"chars": 2, "pages": 1}
     assert stats["duplicates_skipped"] == 1
@@ -79,12 +84,14 @@ def test_long_page_fallbacks_keep_the_list_data(faulty_crawl):
     assert failed["body"].startswith("10月20日，华为在国内正式发布了") and failed["likes"] == 348
     assert failed["scores"] == {"battery": 10, "camera": 10, "performance": 8, "appearance": 10,
                                 "price_performance": 8}
-    assert [i["path"] for i in failed["images"]] == [
-        "https___pro-fd.zol-img.com.cn_g5_M00_01_04_ChMkJlpVgUKIYpWFAALrGww6vpYAAj_0wHzMREAAusz526.jpg"]
+    assert [i["path"] for i in failed["images"]] == [image_file_name(
+        "https://pro-fd.zol-img.com.cn/g5/M00/01/04/ChMkJlpVgUKIYpWFAALrGww6vpYAAj_0wHzMREAAusz526.jpg")]
     assert by_id["1675216"]["body"].startswith("手机开箱很惊艳")  # truncated long page
     fetched = by_id["1673139"]  # an intact long page wins over the list
     assert fetched["body"] == "外观\n第一段\n第二段\n总结\n值得买" and fetched["overall_score"] == 8.4
-    assert len(fetched["images"]) == 2 and fetched["title"] == "长篇 990"
+    assert fetched["title"] == "长篇 990"
+    # the long page's figures, then the list's own pictures of the review (not on the long page)
+    assert len(fetched["images"]) == LONG_FIGURES + 3 and fetched["image_urls"][0].endswith("/long/990_0.jpg")
     garbled = by_id["1675433"]
     assert garbled["pros"] == "运行流畅\n外观漂亮"  # the undecodable label did not cost the text
     image_less = by_id["1649732"]
@@ -97,7 +104,8 @@ def test_no_reviews_at_all_exits_non_zero(fixture_mirror, mirror_server, tmp_pat
     result = run_crawl(tmp_path / "out", mirror_server(root).url, "products=" + EMPTY_PRODUCT)
     assert result.returncode == 3
     assert result.stats["reviews"] == 0
-    assert result.stats["layout_errors"] == {"review_page_without_reviews": 1}
+    assert result.stats["layout_errors"] == {"review_page_without_reviews": 1, "fewer_reviews_than_declared": 1}
+    assert result.stats["reviews_lost"] == {"short_of_declared": 89}
     assert (result.out / "reviews.jsonl").read_bytes() == b""
     assert "ERROR" in result.stderr and "no review on" in result.stderr
 
@@ -145,4 +153,7 @@ def test_robots_txt_in_the_mirror_is_obeyed(fixture_mirror, tmp_path):
     result = run_crawl(tmp_path / "out", str(root))
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(result.reviews) == 20  # review.shtml only: the AJAX endpoint is disallowed
-    assert result.stats["robots_forbidden"] == 1 and result.stats["page_failures"] == {"ajax": 1}
+    # one failed AJAX page does not end the pagination: pages 3..9 of the 89 declared reviews are each tried
+    assert result.stats["robots_forbidden"] == 7 and result.stats["page_failures"] == {"ajax": 7}
+    assert result.stats["reviews_lost"] == {"ajax_page_failed": 89 - 20}
+    assert result.stats["reviews_accounted"] == 89

@@ -15,10 +15,12 @@ from PIL import Image
 
 from crawl_support import REPO, run_crawl
 from sitegen.mirror import generate_mirror
+from crawler.pipelines import image_file_name
 from crawler.resume import partial_path
+from crawler.urls import long_review_url, short_review_url
 
 pytestmark = pytest.mark.slow
-PRODUCTS, REVIEWS_PER_PRODUCT, SEED = 12, 2, 5
+PRODUCTS, REVIEWS_PER_PRODUCT, SEED = 12, 4, 5  # 4 a product: the edge cases of products 1 and 2 exist
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,9 @@ def test_crawl_equals_manifest(site, folder_crawl):
     for review_id, want in expected.items():
         got = reviews[review_id]
         assert got["product_id"] == want["product_id"]
+        assert got["review_product_id"] == want["review_product_id"]
+        assert (got["product_rank"], got["product_listed_score"]) == (products[want["product_id"]]["rank"],
+                                                                      products[want["product_id"]]["listed_score"])
         assert (got["product_name"], got["brand"]) == (products[want["product_id"]]["name"],
                                                        products[want["product_id"]]["brand"])
         assert got["scores"] == want["scores"], review_id
@@ -54,7 +59,8 @@ def test_crawl_equals_manifest(site, folder_crawl):
         assert got["image_urls"] == want["image_urls"]
         assert len(got["images"]) == want["n_images"]
         assert (got["body"] is not None) == want["long"]
-        assert got["url"].endswith(f"evaluation_{want['aid']}.html" if want["long"] else f"_{review_id}_1.shtml")
+        assert got["url"] == (long_review_url(want["review_product_id"], want["aid"]) if want["long"]
+                              else short_review_url(want["review_product_id"], review_id))
         assert got["source"] == "zol" and got["crawled_at"] == "2018-09-15T00:00:00+00:00"
 
 
@@ -70,10 +76,10 @@ def test_images_downloaded_once_and_decodable(site, folder_crawl):
         assert [i["url"] for i in review["images"]] == review["image_urls"]
         for image in review["images"]:
             assert (folder_crawl.out / "images" / image["path"]).is_file()
-            assert image["path"].startswith("https___pro-fd.zol-img.com.cn_g5_M00_")
+            assert image["path"] == image_file_name(image["url"])
     assert folder_crawl.stats["images"] == {"urls": sum(len(r["image_urls"]) for r in manifest["reviews"]),
                                             "ok": sum(r["n_images"] for r in manifest["reviews"]), "failed": 0,
-                                            "files": {"downloaded": len(urls)}}
+                                            "capped": 0, "failed_by_reason": {}, "files": {"downloaded": len(urls)}}
 
 
 def test_stats_count_aspects_pages_and_the_unknown_label(site, folder_crawl):
@@ -86,6 +92,8 @@ def test_stats_count_aspects_pages_and_the_unknown_label(site, folder_crawl):
     n_long = sum(r["long"] for r in manifest["reviews"])
     assert stats["pages"] == {"ajax": 2, "long": n_long, "ranking": 2, "review_list": PRODUCTS}
     assert stats["page_failures"] == {} and stats["layout_errors"] == {} and stats["parse_failures"] == {}
+    assert stats["reviews_lost"] == {} and stats["reviews_accounted"] == len(manifest["reviews"])
+    assert stats["retries"]["count"] == 1 and stats["http_statuses"]["503"] == 1  # faults.json: a page fails once
     assert stats["http_statuses"].get("404", 0) == 3  # the three robots.txt
 
 
@@ -113,8 +121,9 @@ def test_spider_arguments_limit_the_crawl(site, tmp_path, args, expect):
     full = Counter(r["product_id"] for r in manifest["reviews"])
     if expect == "first_ranking_page":
         assert set(per_product) == set(order[:10]) and result.stats["pages"]["ranking"] == 1
-    elif expect == "three_products":
+    elif expect == "three_products":  # the top three cards, not the phones the sidebars link first
         assert set(per_product) == set(order[:3])
+        assert {r["product_rank"] for r in result.reviews} == {1, 2, 3}
     else:
         assert per_product[order[0]] == 30 and full[order[0]] > 30  # 20 embedded + page 3
         assert result.stats["pages"]["ajax"] == 1
@@ -134,7 +143,8 @@ def _stage_command(tmp_path: Path, mirror: str, out: Path, crawl_date: str = "",
     """`python -m crawler.crawl` over the first two products of `mirror`, with a params file written for it."""
     params = tmp_path / "params.yaml"
     params.write_text(f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 50\n  review_pages: 20\n"
-                      f"  products: ''\n  max_products: 2\n  crawl_date: '{crawl_date}'\n", encoding="utf-8")
+                      f"  products: ''\n  max_products: 2\n  max_images_per_review: 0\n  polite: false\n"
+                      f"  crawl_date: '{crawl_date}'\n", encoding="utf-8")
     return [sys.executable, "-m", "crawler.crawl", "--params", str(params), *options]
 
 
@@ -149,7 +159,7 @@ def test_stage_rewrites_output_whole_and_stops_on_no_reviews(site, tmp_path):
     (out / "images" / "stale.jpg").write_bytes(b"old")
     done = _stage(tmp_path, str(root), out)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "crawl:" in done.stdout and " reviews, images " in done.stdout
+    assert "crawl:" in done.stdout and " reviews (0 lost), images " in done.stdout
     reviews = [json.loads(line) for line in (out / "reviews.jsonl").read_text(encoding="utf-8").splitlines()]
     first_two = {p["product_id"] for p in manifest["products"][:2]}
     assert {r["product_id"] for r in reviews} == first_two

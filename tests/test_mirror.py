@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
+from urllib.parse import urljoin
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def small(tmp_path_factory) -> tuple[Path, dict]:
 
 # ---- a tiny independent parser of the 2018 markup (the spider has its own) ------------------------------------
 
-def parse_items(html: str) -> list[dict]:
+def parse_items(html: str, base: str = "https://detail.zol.com.cn/") -> list[dict]:
     items = []
     for node in Selector(text=html).css("div.comments-item"):
         scores = {}
@@ -54,7 +55,8 @@ def parse_items(html: str) -> list[dict]:
             "aid": node.css("a._j_review_vote::attr(data-aid)").get(),
             "scores": scores,
             "overall": float(node.css("div.single-score div.score span::text").get()),
-            "bigurls": node.css("img::attr(data-bigurl)").getall(),
+            "bigurls": [urljoin(base, u) for u in node.css("img::attr(data-bigurl)").getall()],
+            "proid": node.css("a._j_review_vote::attr(data-proid)").get(),
             "date": node.css("span.date::text").get(),
             "long_icon": bool(node.css("div.icon-long")),
             "title_href": node.css("div.title > a::attr(href)").get(),
@@ -116,13 +118,17 @@ def test_different_seed_gives_a_different_site(small, tmp_path):
 
 def test_manifest_schema(small):
     _, manifest = small
-    assert set(manifest) == {"seed", "crawl_date", "products", "reviews", "edge_cases"}
+    assert set(manifest) == {"seed", "crawl_date", "products", "reviews", "edge_cases", "unranked_products", "faults"}
+    assert [p["rank"] for p in manifest["products"]] == [1, 2, 3]
+    assert all(p["rank"] is None for p in manifest["unranked_products"]) and len(manifest["unranked_products"]) == 4
+    assert manifest["faults"] == {ajax_review_url(manifest["products"][0]["product_id"], 3).split("://")[1]: [503]}
+    assert json.loads((small[0] / "faults.json").read_text(encoding="utf-8")) == manifest["faults"]
     assert manifest["seed"] == 11 and manifest["crawl_date"] == "2018-09-15"
     assert [len([r for r in manifest["reviews"] if r["product_id"] == p["product_id"]])
             for p in manifest["products"]] == [33, 10, 10]
     review = manifest["reviews"][0]
-    assert set(review) == {"review_id", "product_id", "long", "aid", "scores", "overall_score", "n_images",
-                           "image_urls", "published"}
+    assert set(review) == {"review_id", "product_id", "review_product_id", "long", "aid", "scores", "overall_score",
+                           "n_images", "image_urls", "published"}
     ids = [r["review_id"] for r in manifest["reviews"]]
     assert len(set(ids)) == len(ids) and all(re.fullmatch(r"1[5-6]\d{5}", i) for i in ids)
     aids = [r["aid"] for r in manifest["reviews"] if r["long"]]
@@ -154,14 +160,18 @@ def test_pages_agree_with_manifest(small):
             assert item["overall"] == truth["overall_score"]
             assert resolve(item["date"], crawl_date) == truth["published"]
             assert re.fullmatch(r"\d+赞", item["likes"])
-            bigurls = ["https:" + u if u.startswith("//") else u for u in item["bigurls"]]
+            bigurls = item["bigurls"]
+            own = truth["review_product_id"]
+            assert item["proid"] == own
             if truth["long"]:
                 assert item["aid"] == truth["aid"]
-                assert item["title_href"] == long_review_url(pid, truth["aid"]).replace("https:", "http:")
-                assert bigurls == truth["image_urls"][:3]
-                long_page = Selector(text=gbk_page(site_file(root, long_review_url(pid, truth["aid"]))))
-                figures = ["https:" + u for u in long_page.css("div.article-box div.figure img::attr(src)").getall()]
-                assert figures == truth["image_urls"]
+                long_url = long_review_url(own, truth["aid"])
+                assert urljoin(review_list_url(pid), item["title_href"]).replace("http:", "https:") == long_url
+                long_page = Selector(text=gbk_page(site_file(root, long_url)))
+                figures = [urljoin(long_url, u) for u in long_page.css("div.article-box div.figure img::attr(src)").getall()]
+                # the crawl's order: the long page's figures, then the list's pictures that are not among them
+                assert figures + [u for u in bigurls if u not in figures] == truth["image_urls"]
+                assert set(bigurls[-3:]) <= set(figures)
                 assert float(long_page.css("div.total-score strong::text").get()) == truth["overall_score"]
                 assert len(long_page.css("ul.score-list li span.score-num")) == len(truth["scores"])
             else:
@@ -177,7 +187,11 @@ def test_ranking_pages_link_every_product_and_chain_with_next(tmp_path):
     linked, page, nexts = [], 1, []
     while site_file(tmp_path / "site", ranking_url(page)).is_file():
         sel = Selector(text=gbk_page(site_file(tmp_path / "site", ranking_url(page))))
-        linked += re.findall(r"/cell_phone/index(\d+)\.shtml", " ".join(sel.css("h3 a::attr(href)").getall()))
+        cards = sel.css("ul#J_PicMode > li[data-follow-id]")
+        linked += re.findall(r"/cell_phone/index(\d+)\.shtml", " ".join(cards.css("h3 a::attr(href)").getall()))
+        every_link = set(re.findall(r"/cell_phone/index(\d+)\.shtml", " ".join(sel.css("a::attr(href)").getall())))
+        # as on the real page, unranked phones are linked too (hot words, sidebars), outside the cards
+        assert {p["product_id"] for p in manifest["unranked_products"]} <= every_link
         nexts.append(sel.css("div.pagebar a.next::attr(href)").get())
         page += 1
     assert linked == [p["product_id"] for p in manifest["products"]]
@@ -224,6 +238,18 @@ def test_every_edge_case_is_present(small):
     assert not site_file(root, ajax_review_url(p0, 5)).exists()
     assert not (root / "detail.zol.com.cn" / "robots.txt").exists()
 
+    cover = by_id[cases["long_cover"]]
+    assert len(items[cover["review_id"]]["bigurls"]) == 1 + min(3, cover["n_images"] - 1)
+    assert items[cover["review_id"]]["bigurls"][0] == cover["image_urls"][-1]  # the cover: on the list only
+    relative = cover_page = gbk_page(site_file(root, review_list_url(manifest["products"][1]["product_id"])))
+    assert re.search(r'data-bigurl="/g5/M00/', relative) and 'href="//t.zol.com.cn/57/' in cover_page
+    assert all(u.startswith("https://detail.zol.com.cn/g5/") for u in by_id[cases["relative_images"]]["image_urls"])
+    sibling = by_id[cases["sibling_variant"]]
+    assert sibling["review_product_id"] != sibling["product_id"]
+    assert sibling["review_product_id"] not in {p["product_id"] for p in manifest["products"]}
+    long_page = gbk_page(site_file(root, long_review_url(sibling["review_product_id"], sibling["aid"])))
+    assert '<div class="article-header"><h4>' in long_page and '<div class="article-content">' in long_page
+
 
 def test_ajax_json_is_escaped_as_zol_serves_it(small):
     root, manifest = small
@@ -247,7 +273,7 @@ def test_default_sample_size_and_speed(tmp_path):
     scores = Counter(s for r in reviews for s in r["scores"].values() if s == int(s))
     assert set(scores) == {2, 4, 6, 8, 10}
     assert scores.most_common(2)[0][0] in (8, 10) and scores.most_common(2)[1][0] in (8, 10)
-    jpegs = list((tmp_path / "sample" / "pro-fd.zol-img.com.cn").rglob("*.jpg"))
+    jpegs = list((tmp_path / "sample").rglob("*.jpg"))  # most on pro-fd, a few at relative URLs of the pages' hosts
     assert len(jpegs) == images
     assert max(p.stat().st_size for p in jpegs) < 40_000
 
@@ -293,7 +319,7 @@ def test_low_battery_score_is_worded_negatively():
 
 def test_camera_is_described_for_about_half_of_the_reviews():
     camera_words = {p for band in PHRASES["camera"].values() for p in band}
-    reviews = [r for p in plan_site(12, 25, 7) for r in p.reviews]
+    reviews = [r for p in plan_site(12, 25, 7)[0] for r in p.reviews]
     described = sum(any(p in camera_words for p in r.text.pros + r.text.cons) for r in reviews)
     assert 0.35 <= described / len(reviews) <= 0.65
     # other aspects are always described, with the score's band or a neighbour

@@ -11,12 +11,13 @@ from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
 from crawler.items import ReviewItem
-from crawler.middlewares import mirror_relative_path
+from crawler.mirror import mirror_relative_path
 from crawler.parse_list import ListedReview, Product, parse_review, review_nodes
 from crawler.parse_long import parse_long_review
 from crawler.parse_text import parse_date
 from crawler.pipelines import image_file_name
-from crawler.spiders.zol import ZolSpider
+from crawler.parse_ranking import RankedProduct
+from crawler.spiders.zol import ProductTally, ZolSpider
 from crawler.urls import ajax_review_url, review_list_url
 from crawl_support import FIXTURES, _long_page
 
@@ -47,8 +48,9 @@ def _listed(outputs) -> dict[str, ListedReview]:
 def list_page():
     spider = _spider()
     url = review_list_url(PRODUCT)
+    ranked = RankedProduct(PRODUCT, None, None, None, url)
     response = HtmlResponse(url, body=(FIXTURES / "review.shtml").read_bytes(),
-                            request=Request(url, meta={"product_id": PRODUCT}))
+                            request=Request(url, meta={"ranked": ranked, "rank": None}))
     outputs = list(spider.parse_review_list(response))
     return spider, outputs, _listed(outputs)
 
@@ -59,8 +61,8 @@ def ajax_page():
     fragment = (FIXTURES / "xhr4_review_list_page3.html").read_bytes().decode("gbk")
     body = json.dumps({"list": fragment, "isEnd": 0}).replace("/", "\\/").encode("ascii")
     url = ajax_review_url(PRODUCT, 3)
-    meta = {"product": Product(PRODUCT, NAME, "华为"), "page": 3}
-    response = HtmlResponse(url, body=body, request=Request(url, meta=meta))
+    spider.tallies[PRODUCT] = ProductTally(Product(PRODUCT, NAME, "华为"), 89, 20)
+    response = HtmlResponse(url, body=body, request=Request(url, meta={"product_id": PRODUCT, "page": 3}))
     outputs = list(spider.parse_ajax(response))
     return spider, outputs, _listed(outputs)
 
@@ -205,7 +207,7 @@ def test_dates(text, crawl_date, expected):
 
 def test_long_page_fields():
     page = Selector(text=_long_page("1364").decode("gbk"))
-    review = parse_long_review(page, date(2018, 9, 15))
+    review = parse_long_review(page, date(2018, 9, 15), "https://t.zol.com.cn/57/1184692/evaluation_1364.html")
     assert (review.title, review.author, review.published) == ("长篇 1364", "作者1364", "2018-01-09T11:06:57")
     assert (review.likes, review.replies, review.overall_score) == (12, 3, 8.4)
     assert review.scores == {"price_performance": 8.0, "performance": 6.0, "battery": 10.0, "appearance": 8.0,
@@ -223,17 +225,20 @@ def test_older_layout_fallbacks():
     <div class="comments-words"><strong class="good">优点：</strong><p><span>好</span></p>
     <strong class="bad">缺点：</strong><p><span>差</span></p></div></li></ul>"""
     nodes = review_nodes(Selector(text=html))
-    listed = parse_review(nodes[0], Product(PRODUCT, NAME, "华为"), date(2018, 9, 15))
+    listed = parse_review(nodes[0], Product(PRODUCT, NAME, "华为"), date(2018, 9, 15), review_list_url(PRODUCT))
     item = listed.item
     assert (item.review_id, item.author, item.title, item.published) == ("1234567", "老用户", "旧标题", "2016-05-02T10:00:00")
     assert (item.pros, item.cons) == ("好", "差")
     assert item.scores == {"appearance": 8.0, "screen": 6.0, "信号": 4.0} and listed.unknown_labels == ("信号",)
 
 
-def test_image_file_names_follow_multizol():
+def test_image_file_names_are_readable_and_cannot_collide():
     url = "https://pro-fd.zol-img.com.cn/g5/M00/01/04/ChMkJlpVgUKIYpWFAALrGww6vpYAAj_0wHzMREAAusz526.jpg"
-    assert image_file_name(url) == \
-        "https___pro-fd.zol-img.com.cn_g5_M00_01_04_ChMkJlpVgUKIYpWFAALrGww6vpYAAj_0wHzMREAAusz526.jpg"
+    name = image_file_name(url)
+    assert name.startswith("https___pro-fd.zol-img.com.cn_g5_M00_01_04_ChMkJlpVgUKIYpWFAALrGww6vpYAAj_0wHzMREAAusz526.")
+    assert name.endswith(".jpg") and len(name) == len(url) + 1 + 16
+    ambiguous = [f"https://pro-fd.zol-img.com.cn/{p}.jpg" for p in ("x_y/1", "x/y_1", "x/y/1")]
+    assert len({image_file_name(u) for u in ambiguous}) == 3  # one readable form, three files
     odd = image_file_name("https://pro-fd.zol-img.com.cn/g5/图片 1.JPG?x=1")
     assert len(odd) == 44 and odd.endswith(".jpg")
     assert image_file_name("https://a.zol-img.com.cn/" + "x" * 300 + ".png").endswith(".png")
@@ -248,8 +253,8 @@ def test_mirror_paths_keep_percent_encoding():
 
 def test_item_has_exactly_the_raw_contract_fields():
     from dataclasses import fields
-    from common.contract import RAW_FIELDS
-    assert tuple(f.name for f in fields(ReviewItem)) == RAW_FIELDS
+    from common.contract import CRAWL_FIELDS, RAW_FIELDS
+    assert tuple(f.name for f in fields(ReviewItem)) == RAW_FIELDS + CRAWL_FIELDS
 
 
 def test_live_defaults_are_polite():

@@ -1,20 +1,25 @@
-"""`scrapy crawl zol`: hot ranking -> products -> review list + AJAX pages -> long reviews, as the paper crawled.
+"""`scrapy crawl zol`: hot ranking -> ranked products -> review list + AJAX pages -> long reviews, as the paper crawled.
 
 Arguments (-a): list_pages (50), review_pages (20), products ("id,id": only these, no ranking), max_products (0 = all),
-crawl_date (ISO date for yearless dates; default today UTC), out (output folder, else setting ZOL_OUT).
-Layout drift is loud: pages without reviews and reviews without scores are logged as ERROR and counted (zol/layout/*).
+max_images_per_review (0 = all), crawl_date (ISO date for yearless dates; default today UTC), out (output folder,
+else setting ZOL_OUT).
+
+Every review the site lists is either written (with the list's data when its long page cannot be had) or counted as
+lost by reason (`zol/lost/<reason>`, logged at ERROR), and layout drift is loud (`zol/layout/<kind>`, ERROR): see
+docs/zol-site.md for the pages and the README for what crawl_stats.json counts.
 """
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 import scrapy
 from parsel import Selector
+from scrapy import signals
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 
@@ -22,13 +27,18 @@ from common.contract import IMAGES_DIR
 from crawler.items import ReviewItem
 from crawler.parse_list import ListedReview, Product, declared_rating_count, has_more_reviews, parse_product, \
     parse_review, review_nodes
-from crawler.parse_long import parse_long_review, looks_like_long_review
-from crawler.resume import partial_path, read_partial
-from crawler.urls import ALLOWED_DOMAINS, PRODUCT_LINK_RE, ajax_review_url, ranking_url, review_list_url
+from crawler.parse_long import looks_like_long_review, parse_long_review
+from crawler.parse_ranking import RankedProduct, next_ranking_page, parse_card, ranked_cards, ranking_list_links
+from crawler.parse_text import unique
+from crawler.resume import ResumeState, load_resume
+from crawler.urls import ALLOWED_DOMAINS, ajax_review_url, is_allowed_host, ranking_url, review_list_url
 
 logger = logging.getLogger(__name__)
 
-FIRST_AJAX_PAGE = 3  # pages 1-2 are embedded in review.shtml
+FIRST_AJAX_PAGE = 3   # pages 1-2 are embedded in review.shtml
+REVIEWS_PER_PAGE = 10
+EMBEDDED_REVIEWS = 20
+FAR_SHORT = 0.1       # a product missing more than this share of its declared reviews is layout drift
 PRIORITY = {"ranking": 0, "review_list": 10, "ajax": 20, "long": 30}
 
 
@@ -56,22 +66,59 @@ def _json_text(response: Response) -> str:
         return body.decode("gb18030", errors="replace")
 
 
+@dataclass
+class ProductTally:
+    """What one product's review pages gave, to compare with what the product declares ("33人评分")."""
+    product: Product
+    declared: int | None     # the review list's count, else the ranking card's
+    review_pages: int
+    read: int = 0            # review nodes read on its pages (duplicates included)
+    lost_on_pages: int = 0   # reviews held by pages that failed (already counted as lost)
+    done: bool = False
+
+    @property
+    def expected(self) -> int | None:
+        """Reviews the crawl should see: the declared count, capped by the pages it may read."""
+        if self.declared is None:
+            return None
+        return min(self.declared, max(EMBEDDED_REVIEWS, REVIEWS_PER_PAGE * self.review_pages))
+
+    def held_by_page(self, page: int) -> int:
+        """Reviews a page (1-based, 10 a page) holds by the declared count; 0 when unknown."""
+        if self.expected is None:
+            return 0
+        return max(0, min(REVIEWS_PER_PAGE, self.expected - REVIEWS_PER_PAGE * (page - 1)))
+
+    def more_after(self, page: int) -> bool:
+        return self.expected is not None and self.expected > REVIEWS_PER_PAGE * page
+
+
 class ZolSpider(scrapy.Spider):
     name = "zol"
     allowed_domains = list(ALLOWED_DOMAINS)
 
     def __init__(self, list_pages: Any = 50, review_pages: Any = 20, products: str = "", max_products: Any = 0,
-                 crawl_date: str = "", out: str = "", **kwargs: Any) -> None:
+                 max_images_per_review: Any = 0, crawl_date: str = "", out: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.list_pages = _positive_int(list_pages, "list_pages", 50)
         self.review_pages = _positive_int(review_pages, "review_pages", 20)
         self.max_products = _positive_int(max_products, "max_products", 0)
+        self.max_images_per_review = _positive_int(max_images_per_review, "max_images_per_review", 0)
         self.only_products = [p.strip() for p in str(products or "").split(",") if p.strip()]
         self.crawl_date = date.fromisoformat(crawl_date) if crawl_date else datetime.now(timezone.utc).date()
         self.out = out
         self.product_ids: list[str] = []
+        self.cards_seen = 0
+        self.tallies: dict[str, ProductTally] = {}
         self.seen_review_ids: set[str] = set()
-        self.resumed_ids: set[str] = set()
+        self.long_urls: dict[str, str] = {}  # long-review URL -> the review whose page it is
+        self.resume = ResumeState()
+
+    def crawl_arguments(self, mirror: str) -> dict[str, Any]:
+        """What a JOBDIR's partial output must have been crawled with to be resumed by this crawl."""
+        return {"list_pages": self.list_pages, "review_pages": self.review_pages, "products": self.only_products,
+                "max_products": self.max_products, "max_images_per_review": self.max_images_per_review,
+                "crawl_date": self.crawl_date.isoformat(), "mirror": mirror}
 
     @classmethod
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any):
@@ -81,17 +128,34 @@ class ZolSpider(scrapy.Spider):
             out = spider.out or crawler.settings.get("ZOL_OUT")
             crawler.settings.set("ZOL_OUT", out, priority="spider")
             crawler.settings.set("FILES_STORE", str(Path(out) / IMAGES_DIR), priority="spider")
-        spider.resumed_ids = set(read_partial(partial_path(crawler.settings.get("JOBDIR"))))
+        jobdir = crawler.settings.get("JOBDIR")
+        if jobdir:
+            spider.resume = load_resume(jobdir, spider.crawl_arguments(crawler.settings.get("ZOL_MIRROR") or ""),
+                                        Path(crawler.settings.get("FILES_STORE")))
+        if spider.resume.untrusted:
+            crawler.stats.set_value("zol/resume/untrusted_records", len(spider.resume.untrusted))
+            logger.warning("resuming: %d partial review(s) lost image files and are crawled again",
+                           len(spider.resume.untrusted))
+        crawler.signals.connect(spider.request_dropped, signal=signals.request_dropped)
         return spider
 
     # ---- helpers -------------------------------------------------------------------------------------------
     def _count(self, key: str, amount: int = 1) -> None:
         self.crawler.stats.inc_value(f"zol/{key}", amount)
 
+    def _lost(self, reason: str, amount: int, message: str, *args: Any) -> None:
+        """Reviews the site lists that this crawl cannot write: counted by reason, logged at ERROR."""
+        if amount <= 0:
+            return
+        self._count(f"lost/{reason}", amount)
+        logger.error("%d review(s) lost (%s): " + message, amount, reason, *args)
+
     def _request(self, url: str, kind: str, callback, **kwargs: Any) -> scrapy.Request:
+        # zol_kind also exempts the request from the dupefilter (crawler.resume.MemoryDupeFilter): pages are
+        # de-duplicated here (products, review ids, long URLs), and a dropped request gets no callback nor errback
         meta = {"zol_kind": kind, **kwargs.pop("meta", {})}
-        return scrapy.Request(url, callback=callback, errback=self.page_failed, meta=meta,
-                              priority=PRIORITY[kind], **kwargs)
+        return scrapy.Request(url, callback=callback, errback=self.page_failed, meta=meta, priority=PRIORITY[kind],
+                              **kwargs)
 
     def _page_ok(self, response: Response, kind: str) -> None:
         self._count(f"pages/{kind}")
@@ -105,62 +169,82 @@ class ZolSpider(scrapy.Spider):
         self._count(f"layout/{kind}")
         logger.error("layout drift (%s): " + message, kind, *args)
 
-    # ---- flow ----------------------------------------------------------------------------------------------
+    # ---- ranking -------------------------------------------------------------------------------------------
     async def start(self):
         if self.only_products:
             for product_id in self.only_products:
                 if self._take_product(product_id):
-                    yield self._review_list_request(product_id)
+                    yield self._review_list_request(RankedProduct(product_id, None, None, None,
+                                                                  review_list_url(product_id)), rank=None)
         elif self.list_pages > 0:
-            yield self._request(ranking_url(1), "ranking", self.parse_ranking, meta={"page": 1})
+            yield self._ranking_request(ranking_url(1), 1)
+
+    def _ranking_request(self, url: str, page: int, guessed: bool = False) -> scrapy.Request:
+        return self._request(url, "ranking", self.parse_ranking, meta={"page": page, "guessed_url": guessed})
+
+    def _full(self) -> bool:
+        return bool(self.max_products) and len(self.product_ids) >= self.max_products
 
     def _take_product(self, product_id: str) -> bool:
-        if product_id in self.product_ids or (self.max_products and len(self.product_ids) >= self.max_products):
+        if product_id in self.product_ids or self._full():
             return False
         self.product_ids.append(product_id)
         return True
 
-    def _review_list_request(self, product_id: str) -> scrapy.Request:
-        return self._request(review_list_url(product_id), "review_list", self.parse_review_list,
-                             meta={"product_id": product_id})
+    def _review_list_request(self, ranked: RankedProduct, rank: int | None) -> scrapy.Request:
+        return self._request(ranked.review_list_url, "review_list", self.parse_review_list,
+                             meta={"ranked": ranked, "rank": rank})
 
     def parse_ranking(self, response: Response) -> Iterator[scrapy.Request]:
         self._page_ok(response, "ranking")
         page = response.meta["page"]
-        found = 0
-        for href in response.css("a::attr(href)").getall():
-            match = PRODUCT_LINK_RE.search(href)
-            if match:
-                found += 1
-                if self._take_product(match.group(1)):
-                    yield self._review_list_request(match.group(1))
-        if not found:
-            self._layout_error("ranking_without_products", "no product link on ranking page %s", response.url)
-        full = bool(self.max_products) and len(self.product_ids) >= self.max_products
-        next_href = response.css("div.pagebar a.next::attr(href)").get() or \
-            response.xpath("//a[contains(., '下一页')]/@href").get()
-        if next_href and page < self.list_pages and not full:
-            yield self._request(response.urljoin(next_href), "ranking", self.parse_ranking, meta={"page": page + 1})
+        ranked = [product for card in ranked_cards(response.selector) if (product := parse_card(card, response.url))]
+        if not ranked:
+            ranked = ranking_list_links(response.selector, response.url)
+            self._layout_error("ranking_without_cards", "no ranked product card (ul#J_PicMode > li[data-follow-id]) "
+                               "on %s; %d product link(s) inside the ranking list taken instead", response.url,
+                               len(ranked))
+        for product in ranked:
+            self.cards_seen += 1
+            if self._take_product(product.product_id):
+                yield self._review_list_request(product, rank=self.cards_seen)
+        next_url = next_ranking_page(response.selector, response.url)
+        if next_url and page < self.list_pages and not self._full():
+            yield self._ranking_request(next_url, page + 1)
 
+    # ---- review pages --------------------------------------------------------------------------------------
     def parse_review_list(self, response: Response) -> Iterator[Any]:
         self._page_ok(response, "review_list")
-        product = parse_product(response.selector, response.meta["product_id"])
+        ranked: RankedProduct = response.meta["ranked"]
+        product = parse_product(response.selector, ranked.product_id, response.meta["rank"], ranked.listed_score)
         nodes = review_nodes(response.selector)
         declared = declared_rating_count(response.selector)
-        yield from self._reviews(nodes, product, response, page=1, declared=declared)
-        more = has_more_reviews(response.selector) and (declared is None or declared > len(nodes))
+        if declared is None:
+            self._layout_error("declared_count_missing", "no review count (人评分) on %s; the card's %s is used",
+                               response.url, ranked.listed_reviews)
+            declared = ranked.listed_reviews
+        tally = self.tallies[product.product_id] = ProductTally(product, declared, self.review_pages)
+        yield from self._reviews(nodes, tally, response, page=1)
+        link = has_more_reviews(response.selector)
+        wanted = declared is not None and declared > len(nodes)
+        if nodes and wanted and not link:
+            self._layout_error("view_more_link_missing", "%s declares %d reviews and shows %d, but has no 查看更多 "
+                               "link; the AJAX pages are asked for anyway", response.url, declared, len(nodes))
+        more = wanted if declared is not None else link  # the count decides; without one, the 查看更多 link
         if nodes and more and self.review_pages >= FIRST_AJAX_PAGE:
-            yield self._ajax_request(product, FIRST_AJAX_PAGE)
+            yield self._ajax_request(tally, FIRST_AJAX_PAGE)
+        else:
+            self._end_product(tally)
 
-    def _ajax_request(self, product: Product, page: int) -> scrapy.Request:
+    def _ajax_request(self, tally: ProductTally, page: int) -> scrapy.Request:
+        product_id = tally.product.product_id
         return self._request(
-            ajax_review_url(product.product_id, page), "ajax", self.parse_ajax,
-            meta={"product": product, "page": page},
-            headers={"Referer": review_list_url(product.product_id), "X-Requested-With": "XMLHttpRequest"})
+            ajax_review_url(product_id, page), "ajax", self.parse_ajax, meta={"product_id": product_id, "page": page},
+            headers={"Referer": review_list_url(product_id), "X-Requested-With": "XMLHttpRequest"})
 
     def parse_ajax(self, response: Response) -> Iterator[Any]:
         self._page_ok(response, "ajax")
-        product, page = response.meta["product"], response.meta["page"]
+        tally, page = self.tallies[response.meta["product_id"]], response.meta["page"]
         try:
             data = json.loads(_json_text(response))
             html = data["list"]
@@ -169,56 +253,106 @@ class ZolSpider(scrapy.Spider):
         except (ValueError, KeyError, TypeError) as exc:
             self._count("parse_failures/ajax_json")
             logger.error("AJAX review page %s is not the expected JSON ({list, isEnd}): %s", response.url, exc)
+            yield from self._ajax_page_lost(tally, page, response.url)
             return
         is_end = str(data.get("isEnd", "0")) == "1"
         nodes = review_nodes(Selector(text=html)) if html.strip() else []
         if not nodes and is_end:
             self._count("pages/ajax_empty_last")
+            self._end_product(tally)
             return
-        yield from self._reviews(nodes, product, response, page=page, declared=None)
-        if nodes and not is_end and page < self.review_pages:
-            yield self._ajax_request(product, page + 1)
+        yield from self._reviews(nodes, tally, response, page=page)
+        if nodes and not is_end and page < self.review_pages and (tally.expected is None or tally.more_after(page)):
+            yield self._ajax_request(tally, page + 1)
+        else:
+            self._end_product(tally)
 
-    def _reviews(self, nodes: list[Selector], product: Product, response: Response, page: int,
-                 declared: int | None) -> Iterator[Any]:
-        if not nodes and declared == 0:  # a product nobody has rated yet: no drift, nothing to read
+    def _ajax_page_lost(self, tally: ProductTally, page: int, url: str) -> Iterator[scrapy.Request]:
+        """A failed AJAX page: its reviews are counted lost, and the next pages are still read."""
+        held = tally.held_by_page(page)
+        tally.lost_on_pages += held
+        self._lost("ajax_page_failed", held, "AJAX page %s failed", url)
+        if page < self.review_pages and tally.more_after(page):
+            yield self._ajax_request(tally, page + 1)
+        else:
+            self._end_product(tally)
+
+    def _end_product(self, tally: ProductTally) -> None:
+        """The product's pages are done: compare what was read with what it declares."""
+        if tally.done:
+            return
+        tally.done = True
+        expected = tally.expected
+        if expected is None:
+            return
+        short = expected - tally.read - tally.lost_on_pages
+        if short <= 0:
+            return
+        self._lost("short_of_declared", short, "product %s declares %d review(s) (up to %d pages), %d read",
+                   tally.product.product_id, tally.declared, self.review_pages, tally.read)
+        if short > FAR_SHORT * expected:
+            self._layout_error("fewer_reviews_than_declared", "product %s: %d of %d expected review(s) read",
+                               tally.product.product_id, tally.read, expected)
+
+    def _reviews(self, nodes: list[Selector], tally: ProductTally, response: Response, page: int) -> Iterator[Any]:
+        if not nodes and tally.declared == 0:  # a product nobody has rated yet: no drift, nothing to read
             self._count("pages/review_list_empty_product")
             return
         if not nodes:
             self._layout_error("review_page_without_reviews", "no review on %s (page %d, product claims %s ratings)",
-                               response.url, page, declared)
+                               response.url, page, tally.declared)
             return
+        tally.read += len(nodes)
         for node in nodes:
-            listed = parse_review(node, product, self.crawl_date)
+            try:
+                listed = parse_review(node, tally.product, self.crawl_date, response.url)
+            except Exception:  # one odd review must not take the rest of its page with it
+                self._count("parse_failures/review_exception")
+                logger.exception("a review on %s could not be parsed", response.url)
+                self._lost("review_parse_error", 1, "on %s", response.url)
+                continue
             if listed is None:
                 self._count("parse_failures/review_without_id")
-                logger.error("a review on %s has no review id; skipped", response.url)
+                self._lost("review_without_id", 1, "a review on %s has no review id", response.url)
                 continue
-            yield from self._listed(listed, product)
+            yield from self._listed(listed)
 
-    def _listed(self, listed: ListedReview, product: Product) -> Iterator[Any]:
+    def _listed(self, listed: ListedReview) -> Iterator[Any]:
         review_id = listed.item.review_id
         if review_id in self.seen_review_ids:
             self._count("reviews/duplicates_skipped")
             return
         self.seen_review_ids.add(review_id)
-        if review_id in self.resumed_ids:
+        if review_id in self.resume.records:
             self._count("reviews/resumed_skipped")
             return
-        if listed.long_url:
-            yield self._request(listed.long_url, "long", self.parse_long, meta={"listed": listed},
-                                headers={"Referer": review_list_url(product.product_id)})
-        else:
+        if not listed.long_url:
             yield self._finish(listed.item, listed.unknown_labels)
+        elif not is_allowed_host(listed.long_url):
+            self._count("long/offsite")
+            yield self._fallback(listed, "its long page %s is off-site", listed.long_url)
+        elif self.long_urls.setdefault(listed.long_url, review_id) != review_id:
+            self._count("long/shared_url")
+            yield self._fallback(listed, "its long page %s is the page of review %s", listed.long_url,
+                                 self.long_urls[listed.long_url])
+        else:
+            yield self._request(listed.long_url, "long", self.parse_long, meta={"listed": listed},
+                                headers={"Referer": review_list_url(listed.item.product_id)})
 
+    # ---- long reviews --------------------------------------------------------------------------------------
     def parse_long(self, response: Response) -> Iterator[ReviewItem]:
         self._page_ok(response, "long")
         listed: ListedReview = response.meta["listed"]
-        long = parse_long_review(response.selector, self.crawl_date)
+        try:
+            long = parse_long_review(response.selector, self.crawl_date, response.url)
+        except Exception:
+            self._count("parse_failures/long_exception")
+            logger.exception("long review page %s could not be parsed", response.url)
+            yield self._fallback(listed, "its long page %s could not be parsed", response.url)
+            return
         if not looks_like_long_review(long):
             self._layout_error("long_page_without_review", "no article body on %s; list data kept", response.url)
-            self._count("long/fallback_to_list")
-            yield self._finish(listed.item, listed.unknown_labels)
+            yield self._fallback(listed, "its long page %s has no article", response.url)
             return
         item = listed.item
         merged = replace(
@@ -232,20 +366,54 @@ class ZolSpider(scrapy.Spider):
             scores=long.scores or item.scores,
             pros=long.pros or item.pros, cons=long.cons or item.cons,
             body=long.body or item.body,
-            image_urls=long.image_urls or item.image_urls,
+            # the long page's figures, then the list's own pictures of the review (its cover) not among them
+            image_urls=unique([*long.image_urls, *item.image_urls]),
         )
         yield self._finish(merged, long.unknown_labels if long.scores else listed.unknown_labels)
 
-    def page_failed(self, failure) -> Iterator[ReviewItem]:
+    def _fallback(self, listed: ListedReview, why: str, *args: Any) -> ReviewItem:
+        self._count("long/fallback_to_list")
+        logger.warning("review %s keeps its list data: " + why, listed.item.review_id, *args)
+        return self._finish(listed.item, listed.unknown_labels)
+
+    # ---- failures ------------------------------------------------------------------------------------------
+    def page_failed(self, failure) -> Iterator[Any]:
         request = failure.request
         kind = request.meta.get("zol_kind", "other")
         status = failure.value.response.status if failure.check(HttpError) else None
         self._count(f"page_failures/{kind}")
         logger.error("%s page failed: %s (%s)", kind, request.url, status or repr(failure.value))
         if kind == "long":  # the list page's data stands in for the long page
-            listed: ListedReview = request.meta["listed"]
-            self._count("long/fallback_to_list")
-            yield self._finish(listed.item, listed.unknown_labels)
+            yield self._fallback(request.meta["listed"], "its long page failed")
+        elif kind == "ajax":
+            yield from self._ajax_page_lost(self.tallies[request.meta["product_id"]], request.meta["page"],
+                                            request.url)
+        elif kind == "review_list":
+            ranked: RankedProduct = request.meta["ranked"]
+            tally = ProductTally(Product(ranked.product_id, ranked.name, None), ranked.listed_reviews,
+                                 self.review_pages)
+            self.tallies[ranked.product_id] = tally
+            if tally.expected is None:
+                self._count("products_of_unknown_size_failed")
+                logger.error("the reviews of product %s are lost; how many is unknown", ranked.product_id)
+            tally.lost_on_pages = tally.expected or 0
+            self._lost("review_list_failed", tally.lost_on_pages, "the review list of product %s failed (its "
+                       "ranking card counts %s)", ranked.product_id, ranked.listed_reviews)
+            self._end_product(tally)
+        elif kind == "ranking" and not request.meta.get("guessed_url"):
+            page = request.meta["page"]
+            if page < self.list_pages and not self._full():  # its pager is lost with it: the next page by pattern
+                yield self._ranking_request(ranking_url(page + 1), page + 1, guessed=True)
+
+    def request_dropped(self, request: scrapy.Request, spider=None) -> None:
+        """A request dropped by the scheduler gets no callback and no errback: counted, never silent."""
+        kind = request.meta.get("zol_kind")
+        if not kind:
+            return
+        self._count(f"requests_dropped/{kind}")
+        logger.error("%s request dropped by the scheduler: %s", kind, request.url)
+        if kind == "long":
+            self._lost("long_request_dropped", 1, "review %s", request.meta["listed"].item.review_id)
 
     def _finish(self, item: ReviewItem, unknown_labels: tuple[str, ...]) -> ReviewItem:
         if not item.scores:

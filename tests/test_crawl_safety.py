@@ -1,0 +1,221 @@
+"""Fast checks of the crawl's rules on real-world pages: the ranking is the ranked cards, long reviews are whole,
+relative URLs resolve, a failed page is counted and does not end the pagination, images are checked, a resumed
+crawl trusts only what it can, and the stage never replaces a folder that is not a crawl's output."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from parsel import Selector
+from scrapy import Request
+from scrapy.http import HtmlResponse
+from scrapy.utils.test import get_crawler
+from twisted.python.failure import Failure
+
+from crawl_support import FIXTURES, REPO
+from crawler.items import ReviewItem
+from crawler.parse_long import parse_long_review
+from crawler.parse_ranking import RankedProduct
+from crawler.pipelines import download_plan, is_image
+from crawler.resume import ResumeMismatch, load_resume, partial_path, save_arguments
+from crawler.spiders.zol import ProductTally, ZolSpider
+from crawler.urls import ajax_review_url, ranking_url, resolve, review_list_url
+from crawler.parse_list import Product
+from sitegen.pages import long_review_page, ranking_page
+from sitegen.plan import plan_site
+
+
+def _spider(**kwargs) -> ZolSpider:
+    crawler = get_crawler(ZolSpider)
+    spider = ZolSpider.from_crawler(crawler, crawl_date="2018-09-15", **kwargs)
+    crawler.spider = spider
+    return spider
+
+
+def _stat(spider: ZolSpider, key: str):
+    return spider.crawler.stats.get_value(f"zol/{key}")
+
+
+@pytest.fixture(scope="module")
+def site():
+    return plan_site(12, 1, 4)
+
+
+# ---- item 1: the ranking -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("max_products, expected", [(0, 10), (3, 3)])
+def test_ranking_takes_the_cards_in_rank_order_not_the_sidebars(site, max_products, expected):
+    ranked, unranked = site
+    html = ranking_page(1, 2, ranked[:10], unranked, elsewhere=ranked[10:])
+    spider = _spider(max_products=max_products)
+    response = HtmlResponse(ranking_url(1), body=html.encode("gbk"), request=Request(ranking_url(1), meta={"page": 1}))
+    requests = list(spider.parse_ranking(response))
+    lists = [r for r in requests if r.meta["zol_kind"] == "review_list"]
+    assert [r.meta["ranked"].product_id for r in lists] == [p.product_id for p in ranked[:expected]]
+    assert [r.meta["rank"] for r in lists] == list(range(1, expected + 1))
+    assert lists[0].meta["ranked"].listed_reviews == len(ranked[0].reviews) == 33
+    assert lists[0].meta["ranked"].listed_score is not None
+    assert lists[0].url == review_list_url(ranked[0].product_id)
+    assert any(r.meta["zol_kind"] == "ranking" for r in requests) == (max_products == 0)
+    assert _stat(spider, "layout/ranking_without_cards") is None
+
+
+def test_a_ranking_page_without_cards_is_layout_drift(site):
+    ranked, unranked = site
+    html = ranking_page(1, 1, ranked[:3], unranked).replace("data-follow-id", "data-x")
+    spider = _spider()
+    response = HtmlResponse(ranking_url(1), body=html.encode("gbk"), request=Request(ranking_url(1), meta={"page": 1}))
+    lists = [r for r in spider.parse_ranking(response) if r.meta["zol_kind"] == "review_list"]
+    assert _stat(spider, "layout/ranking_without_cards") == 1
+    # the fallback reads product links inside the ranking list only, never the sidebars'
+    assert [r.meta["ranked"].product_id for r in lists] == [p.product_id for p in ranked[:3]]
+
+
+# ---- items 2 and 3: long reviews whole, URLs resolved ---------------------------------------------------------
+
+def test_long_review_body_keeps_nested_headings_in_page_order(site):
+    ranked, _ = site
+    product = ranked[0]
+    review = product.reviews[0]  # the edge case long_many_images: 12 figures spread over the sections
+    assert review.long and len(review.images) == 12
+    url = f"https://t.zol.com.cn/57/{review.product_id}/evaluation_{review.aid}.html"
+    long = parse_long_review(Selector(text=long_review_page(product, review)), date(2018, 9, 15), url)
+    expected = [line for heading, paragraphs in review.text.sections for line in (heading, *paragraphs)]
+    assert long.body.split("\n") == expected
+    assert long.image_urls == [image.url for image in review.images]
+
+
+def test_relative_links_and_image_urls_resolve_and_no_review_is_lost():
+    page = (FIXTURES / "review.shtml").read_bytes().decode("gbk")
+    page = page.replace("http://t.zol.com.cn/57/1184692/evaluation_1364.html", "/57/1184692/evaluation_1364.html")
+    page = page.replace('data-bigurl="//pro-fd.zol-img.com.cn/g5/M00/01/04/', 'data-bigurl="../../g5/M00/01/04/', 1)
+    url = review_list_url("1184692")
+    spider = _spider()
+    response = HtmlResponse(url, body=page.encode("gbk"), request=Request(url, meta={
+        "ranked": RankedProduct("1184692", None, None, None, url), "rank": None}))
+    out = list(spider.parse_review_list(response))
+    longs = {r.meta["listed"].item.review_id: r for r in out if isinstance(r, Request) and r.meta["zol_kind"] == "long"}
+    items = [o for o in out if isinstance(o, ReviewItem)]
+    assert len(longs) + len(items) == 20  # every review of the page, the relative one's followers included
+    first = longs["1675433"]
+    assert first.url == "https://detail.zol.com.cn/57/1184692/evaluation_1364.html"
+    assert first.meta["listed"].item.image_urls == [
+        "https://detail.zol.com.cn/g5/M00/01/04/ChMkJlpVgUKIYpWFAALrGww6vpYAAj_0wHzMREAAusz526.jpg"]
+
+
+@pytest.mark.parametrize("base, url, expected", [
+    ("https://detail.zol.com.cn/1185/1184692/review.shtml", "//pro-fd.zol-img.com.cn/a.jpg", "https://pro-fd.zol-img.com.cn/a.jpg"),
+    ("https://detail.zol.com.cn/1185/1184692/review.shtml", "/1185/1184692/review_0_0_1_1.shtml",
+     "https://detail.zol.com.cn/1185/1184692/review_0_0_1_1.shtml"),
+    ("https://t.zol.com.cn/57/1/evaluation_2.html", "img/3.jpg", "https://t.zol.com.cn/57/1/img/3.jpg"),
+    ("https://detail.zol.com.cn/", "http://t.zol.com.cn/57/1/evaluation_2.html", "https://t.zol.com.cn/57/1/evaluation_2.html"),
+    ("https://detail.zol.com.cn/", "javascript:;", None),
+    ("https://detail.zol.com.cn/", "http://[bad/x.jpg", None),
+    ("https://detail.zol.com.cn/", "  ", None),
+])
+def test_resolve(base, url, expected):
+    assert resolve(base, url) == expected
+
+
+# ---- item 4: nothing lost silently ----------------------------------------------------------------------------
+
+def test_a_failed_ajax_page_is_counted_and_the_next_page_still_read():
+    spider = _spider()
+    spider.tallies["1"] = ProductTally(Product("1", "x", "y"), declared=45, review_pages=20, read=20)
+    request = Request(ajax_review_url("1", 3), meta={"zol_kind": "ajax", "product_id": "1", "page": 3})
+    failure = Failure(ValueError("connection lost"))
+    failure.request = request
+    out = list(spider.page_failed(failure))
+    assert [r.url for r in out] == [ajax_review_url("1", 4)]
+    assert _stat(spider, "lost/ajax_page_failed") == 10
+    request5 = Request(ajax_review_url("1", 5), meta={"zol_kind": "ajax", "product_id": "1", "page": 5})
+    failure.request = request5
+    assert list(spider.page_failed(failure)) == []  # page 5 holds the last 5 of 45: no page 6
+    assert _stat(spider, "lost/ajax_page_failed") == 15
+    assert spider.tallies["1"].done and _stat(spider, "lost/short_of_declared") == 45 - 20 - 15
+
+
+def test_a_dropped_long_request_is_counted():
+    spider = _spider()
+    from crawler.parse_list import ListedReview
+    listed = ListedReview(ReviewItem("9", "1"), "https://t.zol.com.cn/57/1/evaluation_2.html", ())
+    spider.request_dropped(Request(listed.long_url, meta={"zol_kind": "long", "listed": listed}))
+    assert _stat(spider, "lost/long_request_dropped") == 1 and _stat(spider, "requests_dropped/long") == 1
+
+
+# ---- item 6: images --------------------------------------------------------------------------------------------
+
+def test_images_are_sniffed_and_capped():
+    assert is_image(b"\xff\xd8\xff\xe0...") and is_image(b"\x89PNG\r\n\x1a\n...") and is_image(b"RIFF\0\0\0\0WEBPVP8")
+    assert not is_image(b"<html>404</html>") and not is_image(b"") and not is_image(b'{"list": ""}')
+    urls = ["https://pro-fd.zol-img.com.cn/1.jpg", "http://[bad/2.jpg", "https://pro-fd.zol-img.com.cn/3.jpg"]
+    assert download_plan(urls, 0) == ([urls[0], urls[2]], [urls[1]], 0)
+    assert download_plan(urls, 2) == ([urls[0]], [urls[1]], 1)
+
+
+# ---- item 7: resume and output safety --------------------------------------------------------------------------
+
+def test_resume_trusts_only_records_with_their_files_and_the_same_arguments(tmp_path):
+    jobdir, images = str(tmp_path / "job"), tmp_path / "images"
+    images.mkdir()
+    (images / "a.jpg").write_bytes(b"\xff\xd8\xffA")
+    (images / "torn.jpg").write_bytes(b"\xff\xd8")
+    checksum = hashlib.md5(b"\xff\xd8\xffA").hexdigest()
+    records = [{"review_id": "1", "images": [{"path": "a.jpg", "checksum": checksum}]},
+               {"review_id": "2", "images": [{"path": "gone.jpg", "checksum": "x"}]},
+               {"review_id": "3", "images": [{"path": "torn.jpg", "checksum": checksum}]},
+               {"review_id": "4", "images": []}]
+    partial = partial_path(jobdir)
+    partial.parent.mkdir()
+    partial.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"review_id": "5", "ima', encoding="utf-8")
+    arguments = {"products": ["1"], "review_pages": 20}
+    save_arguments(jobdir, arguments)
+    state = load_resume(jobdir, arguments, images)
+    assert sorted(state.records) == ["1", "4"] and sorted(state.untrusted) == ["2", "3"]
+    with pytest.raises(ResumeMismatch, match=r"other arguments \(products\)"):
+        load_resume(jobdir, {**arguments, "products": ["2"]}, images)
+
+
+def _stage(tmp_path: Path, out: Path, *options: str) -> subprocess.CompletedProcess:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir(exist_ok=True)
+    params = tmp_path / "params.yaml"
+    params.write_text(f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 1\n  review_pages: 20\n"
+                      f"  products: '1'\n  max_products: 0\n  max_images_per_review: 5\n  polite: auto\n"
+                      f"  crawl_date: '2018-09-15'\n", encoding="utf-8")
+    return subprocess.run([sys.executable, "-m", "crawler.crawl", "--params", str(params), *options], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_stage_refuses_an_out_folder_holding_other_things(tmp_path):
+    out = tmp_path / "data"
+    (out / "images").mkdir(parents=True)
+    (out / "thesis.tex").write_text("precious", encoding="utf-8")
+    done = _stage(tmp_path, out)
+    assert done.returncode == 2 and done.stderr.startswith("error: crawl.out ") and "thesis.tex" in done.stderr
+    assert (out / "thesis.tex").read_text(encoding="utf-8") == "precious"
+
+
+def test_stage_refuses_a_jobdir_of_another_crawl(tmp_path):
+    jobdir = tmp_path / "job"
+    jobdir.mkdir()
+    partial_path(str(jobdir)).write_text('{"review_id": "1"}\n', encoding="utf-8")
+    save_arguments(str(jobdir), {"products": ["2"]})
+    done = _stage(tmp_path, tmp_path / "raw", "--jobdir", str(jobdir))
+    assert done.returncode == 2 and "holds a partial crawl made with other arguments" in done.stderr
+    assert partial_path(str(jobdir)).read_text(encoding="utf-8") == '{"review_id": "1"}\n'
+
+
+def test_the_dupefilter_never_drops_the_spiders_own_pages():
+    from crawler.resume import MemoryDupeFilter
+    crawler = get_crawler(ZolSpider)
+    dupefilter = MemoryDupeFilter.from_crawler(crawler)
+    page = Request("https://t.zol.com.cn/57/1/evaluation_2.html", meta={"zol_kind": "long"})
+    assert not dupefilter.request_seen(page) and not dupefilter.request_seen(page.copy())
+    other = Request("https://detail.zol.com.cn/x.html")
+    assert not dupefilter.request_seen(other) and dupefilter.request_seen(other.copy())
