@@ -19,7 +19,7 @@ from pipeline.backbone import IMAGENET_FILE_NAME, file_backbone, load_backbone, 
 from common.errors import UserError
 from pipeline.features import (FeatureConfig, load_features, features_metadata, main, read_features,
                                run_features)
-from pipeline.image_data import IMAGENET_MEAN, IMAGENET_STD, ImageError, Preprocessing, decode_image
+from pipeline.imaging import IMAGENET_MEAN, IMAGENET_STD, ImageError, Preprocessing, decode_image
 from pipeline.io import write_frame
 from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, PAIRS_SCHEMA
 
