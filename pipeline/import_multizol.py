@@ -233,13 +233,14 @@ def import_metrics(fmt: str, records: list[dict], stats: Counter, keep_duplicate
     def take(prefix: str) -> dict[str, int]:
         return {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
 
-    duplicates = {"kept_as_in_release": keep_duplicates, "dropped": stats["duplicate_pairs_dropped"],
-                  **{k: v for k, v in take("duplicate_pairs_").items() if k != "dropped"}}
+    duplicates = {"kept_as_in_release": keep_duplicates, "dropped": 0, "dropped_same_score": 0,
+                  "dropped_other_score": 0, **take("duplicate_pairs_")}
     if keep_duplicates:
         duplicates["extra_copies_kept"] = sum(1 for r in records if COPY_SUFFIX.search(r["review_id"]))
     return {"format": fmt, "reviews": len(records), "pairs": sum(len(r["scores"]) for r in records),
             "pairs_by_split": take("pairs_"), "reviews_with_image": sum(1 for r in records if r["images"]),
-            "images": take("images_"), "json_files_unreadable": stats["json_files_unreadable"],
+            "images": {kind: stats[f"images_{kind}"] for kind in ("linked", "missing", "undefined")},
+            "json_files_unreadable": stats["json_files_unreadable"],
             "duplicate_pairs": duplicates}
 
 
