@@ -67,10 +67,11 @@ def test_every_pair_accounted_for(release_run):
     assert duplicates["dropped"] > 0 and duplicates["dropped"] == duplicates["dropped_same_score"]
     assert imported["reviews_with_image"] == 0 and cleaned["text_only_reviews_out"] == cleaned["reviews_out"]
     assert cleaned["records_in"] == imported["reviews"]
-    rejected_records = sum(cleaned["rejected_records_by_reason"].values())
-    rejected_pairs = sum(cleaned["rejected_pairs_by_reason"].values())
-    assert rejected_records == 0                                       # real release lines are all well-formed
-    assert cleaned["pairs_out"] + rejected_pairs == imported["pairs"]   # nothing lost silently
+    rejected = pq.read_table(root / "data/clean/rejected.parquet").to_pylist()
+    assert {r["reason"] for r in rejected} <= {"no_text"}             # real release lines are all well-formed
+    pairs_of_dropped_records = sum(len(json.loads(r["raw"])["scores"]) for r in rejected if r["aspect"] is None)
+    pairs_dropped = sum(1 for r in rejected if r["aspect"] is not None)
+    assert cleaned["pairs_out"] + pairs_of_dropped_records + pairs_dropped == imported["pairs"]  # nothing lost
     assert sum(m["pairs"] for m in split["splits"].values()) == cleaned["pairs_out"]
     assert split["overlap"]["reviews_in_several_splits"] == 0          # the public part is split by review
 
@@ -93,5 +94,7 @@ def test_text_only_features_and_a_model_that_beats_the_majority(release_run):
     assert features.num_rows == 0 and features.schema.remove_metadata() == FEATURES_SCHEMA
     assert (root / "data/features/cache.parquet").is_file()
     test = _metrics(root, "test")
-    assert 0.0 <= test["macro_f1"] <= 1.0
-    assert test["accuracy"] > test["majority_baseline"]["accuracy"] - 0.05
+    assert test["pairs_without_usable_image"] == test["pairs"]
+    # two small epochs: above the majority class in macro-F1 (0.152 vs 0.127 measured), not below it in accuracy
+    assert test["macro_f1"] > test["majority_baseline"]["macro_f1"] + 0.01
+    assert test["accuracy"] >= test["majority_baseline"]["accuracy"] - 0.01
