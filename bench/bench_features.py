@@ -22,7 +22,7 @@ from torchvision import transforms
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.backbone import random_backbone  # noqa: E402
 from pipeline.features import extract  # noqa: E402
-from pipeline.image_data import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: E402
+from pipeline.imaging import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: E402
 from common.atomic import write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "features.json"

@@ -56,6 +56,40 @@ def new_staging_dir(target: str | Path) -> Path:
     return staging
 
 
+def remove_leftovers(target: str | Path) -> list[Path]:
+    """Delete the temporary siblings of `target` that a killed writer left behind; return what was deleted.
+
+    A SIGKILL skips the cleanup above, so each stage calls this for its outputs before writing them.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    removed = []
+    for leftover in sorted(target.parent.glob(f".{target.name}.*.tmp")):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
+
+
+@contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder; it replaces folder `target` whole only if the block succeeds.
+
+    For outputs made of several files that must change together (the three split files): readers and DVC
+    see either all the old files or all the new ones.
+    """
+    remove_leftovers(target)
+    staging = new_staging_dir(target)
+    try:
+        yield staging
+        replace_dir(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def replace_dir(built: str | Path, target: str | Path) -> None:
     """Replace folder `target` by the finished folder `built` with renames only (the old one is deleted)."""
     built, target = Path(built), Path(target)

@@ -41,12 +41,11 @@ from model.mimn import MIMN
 from model.vocab import UNK_ID, Vocab
 from pipeline.backbone import (BACKBONE, IMAGENET_FILE_NAME, Backbone, WeightsUnavailable, file_backbone,
                                imagenet_backbone, imagenet_cache_file, random_backbone)
-from pipeline.clean import TEXT_FIELDS, CleanStats, ImageChecker, canonical_key, parse_score
+from pipeline.clean import TEXT_FIELDS, CleanStats, ImageChecker, Rejected, canonical_key, check_fields, parse_score
 from pipeline.features import extract
 from pipeline.image_data import Preprocessing
 from pipeline.io import write_table
 from pipeline.segment import Segmenter, SegmentParams
-from pipeline.split import presegmented_ids
 from pipeline.textnorm import join_fields
 
 DEFAULT_MODEL = Path("models/mimn.pt")
@@ -100,10 +99,10 @@ def true_scores(scores: object) -> dict[str, int]:
     return out
 
 
-def reviews_from_jsonl(path: Path, segmenter: Segmenter) -> Iterator[Review]:
+def reviews_from_jsonl(path: Path, segmenter: Segmenter, prep: Preprocessing) -> Iterator[Review]:
     """Raw records as the crawler writes them (common/contract.py), texts and images resolved as the clean stage
     does; images are under `<folder of the file>/images/`. A bad line becomes a Review with an error."""
-    checker = ImageChecker(path.parent, CleanStats())
+    checker = ImageChecker(path.parent, prep, CleanStats())
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -117,6 +116,11 @@ def reviews_from_jsonl(path: Path, segmenter: Segmenter) -> Iterator[Review]:
                 yield Review(f"{path.name}:{line_no}", [], [], error=f"malformed_json: line {line_no} is not an object")
                 continue
             review_id = str(record.get("review_id") or f"{path.name}:{line_no}")
+            try:
+                check_fields(record, checker.images_dir)   # the clean stage's contract check
+            except Rejected as exc:
+                yield Review(review_id, [], [], error=f"{exc.reason}: {exc.detail}")
+                continue
             usable = checker.usable_paths(record)
             listed = [(path.parent / "images" / e["path"]).as_posix() for e in record.get("images") or []
                       if isinstance(e, dict) and isinstance(e.get("path"), str) and e["path"]]
@@ -137,8 +141,8 @@ def reviews_from_parquet(path: Path, segmenter: Segmenter) -> Iterator[Review]:
     missing = [c for c in needed if c not in names]
     if missing:
         raise UserError(f"{path} lacks columns {missing}: give a split of data/splits or data/segmented")
-    frame = pq.read_table(path, columns=needed + [c for c in ("aspect", "score") if c in names]).to_pandas()
-    preseg = presegmented_ids(path)
+    optional = [c for c in ("aspect", "score", "presegmented") if c in names]
+    frame = pq.read_table(path, columns=needed + optional).to_pandas()
     for review_id, rows in frame.groupby("review_id", sort=True):
         first = rows.iloc[0]   # the pipeline's splits repeat a review's text and images on each of its rows
         scores = ({str(a): int(s) for a, s in zip(rows["aspect"], rows["score"]) if pd.notna(s)}
@@ -150,7 +154,8 @@ def reviews_from_parquet(path: Path, segmenter: Segmenter) -> Iterator[Review]:
                 review.error = "no_text: the row has no tokens"
             yield review
         else:
-            yield tokenised(review, str(first["text"] or ""), review_id in preseg, segmenter)
+            presegmented = bool(first["presegmented"]) if "presegmented" in rows else False
+            yield tokenised(review, str(first["text"] or ""), presegmented, segmenter)
 
 
 def as_list(value: object) -> list:
@@ -460,7 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.input.suffix == ".parquet":
         reviews, total = reviews_from_parquet(args.input, segmenter), None
     else:
-        reviews, total = reviews_from_jsonl(args.input, segmenter), None
+        # decodability as the clean stage judges it (the target size only picks JPEG draft decoding)
+        image_size = int((load_params(None, args.params).get("features") or {}).get("image_size", 224))
+        reviews, total = reviews_from_jsonl(args.input, segmenter, Preprocessing(image_size, args.max_image_pixels)), None
 
     featurizer = None
     if not trained_without_images(ckpt):

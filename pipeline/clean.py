@@ -14,20 +14,20 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, Iterable
 
 import pandas as pd
-from PIL import Image
 from tqdm import tqdm
 
 from common.aspects import CANONICAL_ASPECTS, aspect_zh, canonical_aspect
 from common.contract import IMAGES_DIR, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
 from common.errors import UserError, cli_entry
-from common.atomic import write_json
-from pipeline.io import write_frame
+from common.atomic import remove_leftovers, write_json
 from common.params import DEFAULT_PARAMS, load_params, require
-from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, PRESEGMENTED_METADATA_KEY, REJECTED_SCHEMA
+from pipeline.imaging import MISSING, ImageError, Preprocessing, decode_image
+from pipeline.io import write_frame
+from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, REJECTED_SCHEMA
 from pipeline.textnorm import join_fields, visible_length
 
 PAIRS_PATH = Path("data/clean/pairs.parquet")
@@ -36,8 +36,9 @@ METRICS_PATH = Path("metrics/clean.json")
 
 
 TEXT_FIELDS = ("title", "pros", "cons", "summary", "body")
-REASONS = ("malformed_json", "missing_field", "duplicate_id", "no_score", "no_text", "no_image", "duplicate_text",
-           "unknown_aspect", "duplicate_aspect", "score_not_numeric", "score_out_of_range")
+OPTIONAL_STR_FIELDS = ("product_id", "product_name", "brand", *TEXT_FIELDS)
+REASONS = ("malformed_json", "missing_field", "invalid_field", "duplicate_id", "no_score", "no_text", "no_image",
+           "duplicate_text", "unknown_aspect", "duplicate_aspect", "score_not_numeric", "score_out_of_range")
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,16 @@ class CleanParams:
     require_image: bool
     min_text_chars: int
     dedupe_same_text: bool
+    # the features stage's decoding settings: an image is usable here exactly when `features` can decode it
+    images: Preprocessing = Preprocessing(image_size=224, max_image_pixels=40_000_000)
 
     @classmethod
-    def from_section(cls, section: dict) -> "CleanParams":
-        return cls(require_image=require(section, "require_image", "clean", bool),
-                   min_text_chars=require(section, "min_text_chars", "clean", int),
-                   dedupe_same_text=require(section, "dedupe_same_text", "clean", bool))
+    def from_sections(cls, clean: dict, features: dict) -> "CleanParams":
+        return cls(require_image=require(clean, "require_image", "clean", bool),
+                   min_text_chars=require(clean, "min_text_chars", "clean", int),
+                   dedupe_same_text=require(clean, "dedupe_same_text", "clean", bool),
+                   images=Preprocessing(image_size=require(features, "image_size", "features", int),
+                                        max_image_pixels=require(features, "max_image_pixels", "features", int)))
 
 
 @dataclass
@@ -60,9 +65,16 @@ class CleanStats:
     images_ok: int = 0
     images_missing: int = 0
     images_undecodable: int = 0
-    text_only_reviews: int = 0
     rejected_records: Counter = field(default_factory=Counter)
     rejected_pairs: Counter = field(default_factory=Counter)
+
+
+class Rejected(Exception):
+    """A record (aspect None) or one of its pairs is dropped: `reason` is one of REASONS."""
+
+    def __init__(self, reason: str, detail: str, raw: str | None = None):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail, self.raw = reason, detail, raw
 
 
 def round_half_up(value: float) -> int:
@@ -79,7 +91,11 @@ def parse_score(value: Any) -> tuple[int | None, str | None]:
             value = float(value.strip())
         except ValueError:
             return None, "score_not_numeric"
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, int):
+        if not -100 <= value <= 100:        # a 400-digit integer does not even fit a float
+            return None, "score_out_of_range"
+        value = float(value)
+    if not isinstance(value, float) or not math.isfinite(value):
         return None, "score_not_numeric"
     score = round_half_up(value)
     if not 1 <= score <= 10:
@@ -94,35 +110,107 @@ def canonical_key(label: str) -> str | None:
     return canonical_aspect(label)
 
 
-class ImageChecker:
-    """Resolves a record's `images` to usable paths; each file is opened and verified once."""
+# ---- step 1: one line -> one JSON object -------------------------------------------------------------
 
-    def __init__(self, raw_dir: Path, stats: CleanStats):
+def parse_line(raw_line: str | bytes) -> tuple[dict | None, str]:
+    """(record, the line as text); record None for a blank line. Raises Rejected(malformed_json)."""
+    if isinstance(raw_line, bytes):
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Rejected("malformed_json", f"not UTF-8: {exc}", raw_line.decode("utf-8", "replace")) from None
+    else:
+        line = raw_line
+    line = line.lstrip("\ufeff").rstrip("\r\n")
+    if not line.strip():
+        return None, line
+    try:
+        record = json.loads(line)
+    except RecursionError:
+        raise Rejected("malformed_json", "JSON nested too deeply to read", line) from None
+    except ValueError as exc:        # JSONDecodeError, and int strings beyond Python's digit limit
+        raise Rejected("malformed_json", str(exc), line) from None
+    if not isinstance(record, dict):
+        raise Rejected("malformed_json", f"a JSON {type(record).__name__}, not an object", line)
+    return record, line
+
+
+# ---- step 2: the raw contract's field types ----------------------------------------------------------
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def inside_folder(relative: str, folder: Path) -> bool:
+    """True when `relative` names a file under `folder`: not absolute, no `..`, not leaving it through a link."""
+    if not relative or relative.startswith(("/", "\\")) or PureWindowsPath(relative).drive:
+        return False
+    if ".." in relative.replace("\\", "/").split("/"):
+        return False
+    root = folder.resolve()
+    return (root / relative).resolve().is_relative_to(root)
+
+
+def check_fields(record: dict, images_dir: Path) -> None:
+    """Raise Rejected(missing_field | invalid_field) unless the record follows the raw contract's types."""
+    review_id = record.get("review_id")
+    if review_id is None or review_id == "":
+        raise Rejected("missing_field", "review_id is missing or empty")
+    if not isinstance(review_id, str):
+        raise Rejected("invalid_field", f"review_id must be a string, got {type(review_id).__name__}")
+    if "scores" not in record:
+        raise Rejected("missing_field", "scores is missing")
+    if not isinstance(record["scores"], (dict, type(None))):
+        raise Rejected("invalid_field", f"scores must be an object, got {type(record['scores']).__name__}")
+    for name in OPTIONAL_STR_FIELDS:
+        if not isinstance(record.get(name), (str, type(None))):
+            raise Rejected("invalid_field", f"{name} must be a string or null, got {type(record[name]).__name__}")
+    if not isinstance(record.get("image_urls"), (type(None),)) and not _is_str_list(record["image_urls"]):
+        raise Rejected("invalid_field", "image_urls must be a list of strings")
+    images = record.get("images")
+    if images is not None and not isinstance(images, list):
+        raise Rejected("invalid_field", f"images must be a list, got {type(images).__name__}")
+    for i, entry in enumerate(images or []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise Rejected("invalid_field", f"images[{i}] must be an object with a string path")
+        if not isinstance(entry.get("url"), (str, type(None))):
+            raise Rejected("invalid_field", f"images[{i}].url must be a string or null")
+        if not inside_folder(entry["path"], images_dir):
+            raise Rejected("invalid_field", f"images[{i}].path {entry['path']!r} is outside {IMAGES_DIR}/")
+    release_split = record.get(RELEASE_SPLIT_FIELD)
+    if release_split is not None and not (isinstance(release_split, dict)
+                                          and all(isinstance(v, str) for v in release_split.values())):
+        raise Rejected("invalid_field", f"{RELEASE_SPLIT_FIELD} must be an object of strings")
+    if not isinstance(record.get(SEGMENTED_FIELD), (bool, type(None))):
+        raise Rejected("invalid_field", f"{SEGMENTED_FIELD} must be true, false or null")
+
+
+# ---- step 3: the review's images ----------------------------------------------------------------------
+
+class ImageChecker:
+    """Resolves a record's `images` to usable paths; each file is decoded once, by the features stage's check."""
+
+    def __init__(self, raw_dir: Path, prep: Preprocessing, stats: CleanStats):
         self.images_dir = Path(raw_dir) / IMAGES_DIR
+        self.prep = prep
         self.stats = stats
-        self._verdict: dict[str, str] = {}   # path -> "ok" | "missing" | "undecodable"
+        self._verdict: dict[str, str] = {}   # path -> "ok" | MISSING | another image error kind
 
     def _check(self, path: str) -> str:
         if path not in self._verdict:
-            if not Path(path).is_file():
-                self._verdict[path] = "missing"
-            else:
-                try:
-                    with Image.open(path) as image:
-                        image.verify()
-                    self._verdict[path] = "ok"
-                except Exception:  # PIL raises many types (UnidentifiedImageError, SyntaxError, DecompressionBomb...)
-                    self._verdict[path] = "undecodable"
+            try:
+                decode_image(Path(path), self.prep)
+                self._verdict[path] = "ok"
+            except ImageError as exc:
+                self._verdict[path] = exc.kind
         return self._verdict[path]
 
     def usable_paths(self, record: dict) -> list[str]:
-        """Paths (relative to the repo root when raw_dir is) of the record's decodable images, page order."""
-        images = record.get("images") or []
-        urls = record.get("image_urls") or []
-        if not isinstance(images, list):
-            return []
-        page_order = {url: i for i, url in enumerate(urls)} if isinstance(urls, list) else {}
-        entries = [e for e in images if isinstance(e, dict) and isinstance(e.get("path"), str) and e["path"]]
+        """Paths (relative to the repo root when raw_dir is) of the record's usable images, in page order.
+
+        Expects a record that passed check_fields."""
+        page_order = {url: i for i, url in enumerate(record.get("image_urls") or [])}
+        entries = [e for e in record.get("images") or [] if e["path"]]
         entries = sorted(enumerate(entries), key=lambda ie: (page_order.get(ie[1].get("url"), len(page_order)), ie[0]))
         paths: list[str] = []
         for _, entry in entries:
@@ -133,23 +221,125 @@ class ImageChecker:
             if verdict == "ok":
                 self.stats.images_ok += 1
                 paths.append(path)
-            elif verdict == "missing":
+            elif verdict == MISSING:
                 self.stats.images_missing += 1
             else:
                 self.stats.images_undecodable += 1
         return paths
 
 
-def _as_text(line: str | bytes) -> str:
-    if isinstance(line, bytes):
-        return line.decode("utf-8")
-    return line
+# ---- step 4: one record -> its pairs ------------------------------------------------------------------
+
+@dataclass
+class Review:
+    """What a kept record contributes to every one of its pairs."""
+    review_id: str
+    product_id: str | None
+    product_name: str | None
+    brand: str | None
+    text: str
+    image_paths: list[str]
+    release_split: dict
+    presegmented: bool
+
+    def pair(self, aspect: str, label: str, score: int) -> dict:
+        return dict(review_id=self.review_id, product_id=self.product_id, product_name=self.product_name,
+                    brand=self.brand, aspect=aspect, aspect_zh=aspect_zh(aspect), score=score, label=score - 1,
+                    text=self.text, image_paths=list(self.image_paths), n_images=len(self.image_paths),
+                    release_split=self.release_split.get(aspect, self.release_split.get(label)),
+                    presegmented=self.presegmented)
 
 
-def _optional_str(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
+class Cleaner:
+    """Walks the raw lines in order; remembers what was kept so later copies are duplicates."""
+
+    def __init__(self, raw_dir: Path, params: CleanParams):
+        self.params = params
+        self.stats = CleanStats()
+        self.images = ImageChecker(raw_dir, params.images, self.stats)
+        self.pairs: list[dict] = []
+        self.rejected: list[dict] = []
+        self.seen_ids: set[str] = set()
+        self.seen_texts: set[tuple[str, str]] = set()
+
+    def reject(self, line_no: int, review_id: str | None, aspect: str | None, why: Rejected, raw: str) -> None:
+        self.rejected.append(dict(line_no=line_no, review_id=review_id, aspect=aspect, reason=why.reason,
+                                  detail=why.detail, raw=why.raw if why.raw is not None else raw))
+        (self.stats.rejected_pairs if aspect is not None else self.stats.rejected_records)[why.reason] += 1
+
+    def add_line(self, line_no: int, raw_line: str | bytes) -> None:
+        try:
+            record, line = parse_line(raw_line)
+        except Rejected as why:
+            self.stats.records_in += 1
+            self.reject(line_no, None, None, why, why.raw or "")
+            return
+        if record is None:
+            self.stats.blank_lines += 1
+            return
+        self.stats.records_in += 1
+        review_id = record.get("review_id") if isinstance(record.get("review_id"), str) else None
+        try:
+            check_fields(record, self.images.images_dir)
+            review = self.keep_review(record)
+        except Rejected as why:
+            self.reject(line_no, review_id if review_id else None, None, why, line)
+            return
+        self.add_pairs(line_no, review, record["scores"])
+
+    def keep_review(self, record: dict) -> Review:
+        """The review a record holds, or Rejected: duplicate id, no score, no text, no image, duplicate text."""
+        review_id = record["review_id"]
+        if review_id in self.seen_ids:
+            raise Rejected("duplicate_id", "an earlier line has this review_id")
+        if not record["scores"]:
+            raise Rejected("no_score", "scores is empty")
+        text = join_fields([record.get(name) for name in TEXT_FIELDS])
+        if visible_length(text) < self.params.min_text_chars:
+            raise Rejected("no_text", f"{visible_length(text)} characters after cleaning < "
+                                      f"clean.min_text_chars={self.params.min_text_chars}")
+        image_paths = self.images.usable_paths(record)
+        if not image_paths and self.params.require_image:
+            raise Rejected("no_image", "no downloaded, decodable image (clean.require_image)")
+        product_id = record.get("product_id")
+        if self.params.dedupe_same_text and product_id is not None:
+            if (product_id, text) in self.seen_texts:
+                raise Rejected("duplicate_text", f"same text as an earlier review of product {product_id}")
+            self.seen_texts.add((product_id, text))
+        # only a kept record makes later copies duplicates: a copy dropped above (no text, no image) must not
+        # cost the review a later, usable copy
+        self.seen_ids.add(review_id)
+        return Review(review_id, product_id, record.get("product_name"), record.get("brand"), text, image_paths,
+                      record.get(RELEASE_SPLIT_FIELD) or {}, record.get(SEGMENTED_FIELD) is True)
+
+    def add_pairs(self, line_no: int, review: Review, scores: dict) -> None:
+        """One pair per scored aspect; unknown, repeated or unusable scores are rejected pairs."""
+        aspects_done: set[str] = set()
+        for label, value in scores.items():
+            key = canonical_key(label)
+            raw_value = json.dumps(value, ensure_ascii=False)
+            if key is None:
+                why = Rejected("unknown_aspect", f"'{label}' is none of the paper's six aspects")
+            elif key in aspects_done:
+                why = Rejected("duplicate_aspect", f"'{label}' scores {key} a second time")
+            else:
+                score, reason = parse_score(value)
+                if reason is None:
+                    aspects_done.add(key)
+                    self.pairs.append(review.pair(key, label, score))
+                    continue
+                why = Rejected(reason, f"score of '{label}' must be a number in 1..10")
+            self.reject(line_no, review.review_id, key if key is not None else label, why, raw_value)
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(pairs sorted by PAIR_SORT_KEY, rejected sorted by line and aspect)."""
+        pairs = pd.DataFrame(self.pairs, columns=PAIRS_SCHEMA.names)
+        if len(pairs):
+            pairs = pairs.sort_values(PAIR_SORT_KEY, kind="stable").reset_index(drop=True)
+        order = sorted(range(len(self.rejected)),
+                       key=lambda i: (self.rejected[i]["line_no"], self.rejected[i]["aspect"] or ""))
+        rejected = pd.DataFrame([self.rejected[i] for i in order], columns=REJECTED_SCHEMA.names)
+        return pairs, rejected
 
 
 def records_to_pairs(lines: Iterable[str | bytes], raw_dir: str | Path, params: CleanParams,
@@ -157,114 +347,12 @@ def records_to_pairs(lines: Iterable[str | bytes], raw_dir: str | Path, params: 
     """The pure core of the stage: raw JSON lines -> (pairs, rejected, metrics).
 
     Image paths are `<raw_dir>/images/<path>`; relative to the working directory when raw_dir is.
-    metrics["_presegmented_ids"] lists the kept reviews whose raw record says `segmented: true`; main() moves it
-    from the metrics into the Parquet metadata.
     """
-    stats = CleanStats()
-    images = ImageChecker(Path(raw_dir), stats)
-    pairs: list[dict] = []
-    rejected: list[dict] = []
-    presegmented: set[str] = set()
-    seen_ids: set[str] = set()
-    seen_texts: set[tuple[str, str]] = set()
-
-    def reject(line_no: int, review_id: str | None, aspect: str | None, reason: str, detail: str, raw: str) -> None:
-        rejected.append(dict(line_no=line_no, review_id=review_id, aspect=aspect, reason=reason, detail=detail, raw=raw))
-        (stats.rejected_pairs if aspect is not None else stats.rejected_records)[reason] += 1
-
+    cleaner = Cleaner(Path(raw_dir), params)
     for line_no, raw_line in enumerate(tqdm(lines, desc="clean", unit=" records", disable=not progress), start=1):
-        try:
-            line = _as_text(raw_line)
-        except UnicodeDecodeError as exc:
-            stats.records_in += 1
-            reject(line_no, None, None, "malformed_json", f"not UTF-8: {exc}", raw_line.decode("utf-8", "replace"))
-            continue
-        line = line.lstrip("\ufeff").rstrip("\r\n")
-        if not line.strip():
-            stats.blank_lines += 1
-            continue
-        stats.records_in += 1
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            reject(line_no, None, None, "malformed_json", str(exc), line)
-            continue
-        if not isinstance(record, dict):
-            reject(line_no, None, None, "malformed_json", f"a JSON {type(record).__name__}, not an object", line)
-            continue
-        review_id = record.get("review_id")
-        if review_id is None or review_id == "" or isinstance(review_id, (dict, list, bool)):
-            reject(line_no, None, None, "missing_field", "review_id is missing or empty", line)
-            continue
-        review_id = str(review_id)
-        if "scores" not in record or not isinstance(record["scores"], (dict, type(None))):
-            reject(line_no, review_id, None, "missing_field", "scores is missing or not an object", line)
-            continue
-        if review_id in seen_ids:
-            reject(line_no, review_id, None, "duplicate_id", "an earlier line has this review_id", line)
-            continue
-        scores = record["scores"] or {}
-        if not scores:
-            reject(line_no, review_id, None, "no_score", "scores is empty", line)
-            continue
-        text = join_fields([record.get(name) for name in TEXT_FIELDS])
-        if visible_length(text) < params.min_text_chars:
-            reject(line_no, review_id, None, "no_text",
-                   f"{visible_length(text)} characters after cleaning < clean.min_text_chars={params.min_text_chars}", line)
-            continue
-        image_paths = images.usable_paths(record)
-        if not image_paths and params.require_image:
-            reject(line_no, review_id, None, "no_image", "no downloaded, decodable image (clean.require_image)", line)
-            continue
-        product_id = _optional_str(record.get("product_id"))
-        if params.dedupe_same_text and product_id is not None:
-            if (product_id, text) in seen_texts:
-                reject(line_no, review_id, None, "duplicate_text", f"same text as an earlier review of product {product_id}", line)
-                continue
-            seen_texts.add((product_id, text))
-        # only a kept record makes later copies duplicates: a copy dropped above (no text, no image) must not
-        # cost the review a later, usable copy
-        seen_ids.add(review_id)
-        if not image_paths:
-            stats.text_only_reviews += 1
-        release_split = record.get(RELEASE_SPLIT_FIELD)
-        release_split = release_split if isinstance(release_split, dict) else {}
-        if record.get(SEGMENTED_FIELD) is True:
-            presegmented.add(review_id)
-        aspects_done: set[str] = set()
-        for label, value in scores.items():
-            key = canonical_key(label)
-            raw_value = json.dumps(value, ensure_ascii=False)
-            if key is None:
-                reject(line_no, review_id, label, "unknown_aspect", f"'{label}' is none of the paper's six aspects", raw_value)
-                continue
-            if key in aspects_done:
-                reject(line_no, review_id, key, "duplicate_aspect", f"'{label}' scores {key} a second time", raw_value)
-                continue
-            score, reason = parse_score(value)
-            if reason:
-                reject(line_no, review_id, key, reason, f"score of '{label}' must be a number in 1..10", raw_value)
-                continue
-            aspects_done.add(key)
-            pairs.append(dict(
-                review_id=review_id, product_id=product_id,
-                product_name=_optional_str(record.get("product_name")), brand=_optional_str(record.get("brand")),
-                aspect=key, aspect_zh=aspect_zh(key), score=score, label=score - 1, text=text,
-                image_paths=list(image_paths), n_images=len(image_paths),
-                release_split=_optional_str(release_split.get(key, release_split.get(label))),
-            ))
-
-    pairs_df = pd.DataFrame(pairs, columns=PAIRS_SCHEMA.names)
-    if len(pairs_df):
-        pairs_df = pairs_df.sort_values(PAIR_SORT_KEY, kind="stable").reset_index(drop=True)
-    rejected_df = pd.DataFrame(rejected, columns=REJECTED_SCHEMA.names)
-    if len(rejected_df):
-        order = sorted(range(len(rejected)), key=lambda i: (rejected[i]["line_no"], rejected[i]["aspect"] or ""))
-        rejected_df = rejected_df.iloc[order].reset_index(drop=True)
-    metrics = _metrics(stats, pairs_df)
-    metrics["presegmented_reviews"] = len(presegmented & set(pairs_df["review_id"]))
-    metrics["_presegmented_ids"] = sorted(presegmented & set(pairs_df["review_id"]))
-    return pairs_df, rejected_df, metrics
+        cleaner.add_line(line_no, raw_line)
+    pairs, rejected = cleaner.frames()
+    return pairs, rejected, _metrics(cleaner.stats, pairs)
 
 
 def _metrics(stats: CleanStats, pairs: pd.DataFrame) -> dict:
@@ -278,6 +366,7 @@ def _metrics(stats: CleanStats, pairs: pd.DataFrame) -> dict:
         "rejected_pairs_by_reason": dict(sorted(stats.rejected_pairs.items())),
         "pairs_by_aspect": {k: int(v) for k, v in sorted(Counter(pairs["aspect"]).items())},
         "label_histogram": {str(label): int((pairs["label"] == label).sum()) for label in range(10)},
+        "presegmented_reviews_out": int(pairs.loc[pairs["presegmented"].astype(bool), "review_id"].nunique()),
         "images": {"usable": stats.images_ok, "missing": stats.images_missing, "undecodable": stats.images_undecodable},
     }
 
@@ -298,12 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     raw_dir = Path(require(load_params("data", args.params), "raw", "data", str))
-    params = CleanParams.from_section(load_params("clean", args.params))
+    params = CleanParams.from_sections(load_params("clean", args.params), load_params("features", args.params))
     lines = read_lines(raw_dir / REVIEWS_FILE)
     pairs, rejected, metrics = records_to_pairs(lines, raw_dir, params, progress=True)
-    presegmented = metrics.pop("_presegmented_ids")
-    write_frame(pairs, PAIRS_PATH, PAIRS_SCHEMA,
-                metadata={PRESEGMENTED_METADATA_KEY: json.dumps(presegmented)} if presegmented else None)
+    for path in (PAIRS_PATH, REJECTED_PATH, METRICS_PATH):
+        remove_leftovers(path)
+    write_frame(pairs, PAIRS_PATH, PAIRS_SCHEMA)
     write_frame(rejected, REJECTED_PATH, REJECTED_SCHEMA)
     write_json(metrics, METRICS_PATH)
     rejected_all = Counter(metrics["rejected_records_by_reason"]) + Counter(metrics["rejected_pairs_by_reason"])

@@ -25,11 +25,11 @@ import torch
 import torchvision
 from tqdm import tqdm
 
-from pipeline.backbone import BACKBONE, load_backbone
+from common.atomic import remove_leftovers, write_json
+from pipeline.backbone import BACKBONE, Backbone, load_backbone
 from common.errors import UserError, cli_entry
-from pipeline.image_data import (MISSING, NON_FINITE, TOO_LARGE, UNREADABLE, Preprocessing, error_kind, make_loader,
-                                 sha256_file)
-from common.atomic import write_json
+from pipeline.image_data import make_loader
+from pipeline.imaging import MISSING, NON_FINITE, TOO_LARGE, UNREADABLE, Preprocessing, error_kind, sha256_file
 from pipeline.io import read_frame, write_table
 from common.params import load_params, require
 from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, SPLITS
@@ -38,6 +38,7 @@ DEFAULT_SPLITS = Path("data/splits")
 DEFAULT_OUT = Path("data/features/images.parquet")
 DEFAULT_CACHE = Path("data/features/cache.parquet")
 DEFAULT_METRICS = Path("metrics/features.json")
+NO_BACKBONE = "none (the splits reference no image)"
 
 # data/features/cache.parquet: features by (content, configuration), kept across runs (DVC persist: true)
 CACHE_SCHEMA = pa.schema([
@@ -219,107 +220,150 @@ def build_features_table(paths: list[str], ids: dict[str, str], errors: dict[str
     ], schema=FEATURES_SCHEMA)
 
 
-def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: Path = DEFAULT_OUT,
-                 cache_path: Path = DEFAULT_CACHE, metrics_path: Path = DEFAULT_METRICS,
-                 root: Path = Path(".")) -> dict:
-    """The whole stage; returns the metrics it writes."""
-    started = time.perf_counter()
-    prep = config.preprocessing
-    device = resolve_device(config.device)
-    precision = precision_for(device)
+@dataclass
+class ImagePlan:
+    """The images of the splits: which paths, which contents, which of them still need the backbone."""
+    paths: list[str]                      # distinct paths, sorted
+    ids: dict[str, str]                   # path -> content id (sha256), for readable files
+    errors: dict[str, str]                # path -> "kind: detail", for the unusable ones
+    representative: dict[str, str]        # content id -> its first path in sort order
+    empty_entries: int                    # null or empty strings among the splits' image paths
+
+
+def plan_images(splits_dir: Path, root: Path) -> ImagePlan:
     paths, empty_entries = collect_image_paths(splits_dir)
     ids, errors = hash_images(paths, root)
-
-    backbone = load_backbone(config.weights, config.seed, config.download_timeout_s)
-    fingerprint = config_fingerprint(backbone.weights, prep, precision)
-    cache_table, cached = read_cache(cache_path, fingerprint)
-
-    # one representative path per content (the first in sort order)
     representative: dict[str, str] = {}
     for path in paths:
         if path in ids:
             representative.setdefault(ids[path], path)
+    return ImagePlan(paths, ids, errors, representative, empty_entries)
+
+
+def reuse_cached(plan: ImagePlan, cache_table: pa.Table, cached: dict[str, tuple[int, int, int]],
+                 prep: Preprocessing) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
+    """(features, errors by content id, reused content ids) of the contents already in the cache.
+
+    A cached image above today's max_image_pixels is refused as the decoder would refuse it."""
+    reused = [i for i in plan.representative if i in cached]
+    matrix = feature_matrix(cache_table["feature"].take(pa.array([cached[i][0] for i in reused], pa.int64())))
     features: dict[str, np.ndarray] = {}
-    content_errors: dict[str, str] = {}
-    reused_ids = [i for i in representative if i in cached]
-    cached_matrix = feature_matrix(cache_table["feature"].take(pa.array([cached[i][0] for i in reused_ids], pa.int64())))
-    for image_id, vector in zip(reused_ids, cached_matrix):
+    errors: dict[str, str] = {}
+    for image_id, vector in zip(reused, matrix):
         width, height = cached[image_id][1:]
         if width * height > prep.max_image_pixels:
-            content_errors[image_id] = f"{TOO_LARGE}: {width}x{height} pixels > max_image_pixels {prep.max_image_pixels}"
+            errors[image_id] = f"{TOO_LARGE}: {width}x{height} pixels > max_image_pixels {prep.max_image_pixels}"
         else:
             features[image_id] = vector
-    to_compute = [i for i in representative if i not in cached]
+    return features, errors, reused
 
-    model = backbone.model.to(device).eval()
+
+def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    model = model.to(device).eval()
     if device.type == "cpu":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # macOS has no affinity
         torch.set_num_threads(cores or 1)
     else:  # channels-last feeds the tensor cores; on CPU it measured no faster (bench/bench_features.py)
         torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
-    compute_started = time.perf_counter()
-    matrix, batch_errors, sizes = extract(model, [root / representative[i] for i in to_compute], prep,
-                                          config.batch_size, config.num_workers, device, precision)
-    compute_seconds = time.perf_counter() - compute_started
-    new_ids, new_rows = [], []
-    for index, image_id in enumerate(to_compute):
-        if index in batch_errors:
-            content_errors[image_id] = batch_errors[index]
-        else:
-            features[image_id] = matrix[index]
-            new_ids.append(image_id)
-            new_rows.append(index)
-    for path in paths:
-        if path in ids and ids[path] in content_errors:
-            errors[path] = content_errors[ids[path]]
+    return model
 
-    table = build_features_table(paths, ids, errors, features)
-    write_table(table, out, metadata={
-        "backbone": BACKBONE,
-        "weights": backbone.weights,
-        "preprocessing": json.dumps(prep.describe(), sort_keys=True),
-        "precision": precision,
-        "fingerprint": fingerprint,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-    })
-    if new_ids:
-        write_cache(cache_path, cache_table, fingerprint, new_ids,
-                    [sizes[i] for i in new_rows], matrix[new_rows])
 
-    ok = sum(table["ok"].to_pylist())
-    failed_by_kind = Counter(error_kind(errors[p]) for p in paths if p in errors)
-    computed = len(new_ids)
-    metrics = {
-        "images_total": len(paths),
-        "images_ok": ok,
-        "images_failed": len(paths) - ok,
-        "failed_by_error": dict(sorted(failed_by_kind.items())),
-        "empty_path_entries": empty_entries,
-        "unique_contents": len(representative),
-        "reused_from_cache": len(reused_ids),
-        "computed": computed,
-        "decode_failed": len(batch_errors),
-        "images_per_s": round(computed / compute_seconds, 2) if computed else 0.0,
-        "seconds": round(time.perf_counter() - started, 2),
-        "device": str(device),
-        "precision": precision,
-        "weights": backbone.weights,
-        "fingerprint": fingerprint,
-    }
+@dataclass
+class Computed:
+    """What the backbone made of the contents not in the cache."""
+    features: dict[str, np.ndarray]       # content id -> feature, for the decodable ones
+    sizes: dict[str, tuple[int, int]]     # content id -> (width, height), same keys
+    errors: dict[str, str]                # content id -> "kind: detail" for the others
+    seconds: float
+
+
+def compute_new(backbone: Backbone, image_ids: list[str], plan: ImagePlan, config: FeatureConfig,
+                device: torch.device, precision: str, root: Path) -> Computed:
+    started = time.perf_counter()
+    if not image_ids:
+        return Computed({}, {}, {}, 0.0)
+    model = prepare_model(backbone.model, device)
+    matrix, errors, sizes = extract(model, [root / plan.representative[i] for i in image_ids], config.preprocessing,
+                                    config.batch_size, config.num_workers, device, precision)
+    ok = [index for index in range(len(image_ids)) if index not in errors]
+    return Computed({image_ids[i]: matrix[i] for i in ok}, {image_ids[i]: sizes[i] for i in ok},
+                    {image_ids[i]: errors[i] for i in errors}, time.perf_counter() - started)
+
+
+def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: Path = DEFAULT_OUT,
+                 cache_path: Path = DEFAULT_CACHE, metrics_path: Path = DEFAULT_METRICS,
+                 root: Path = Path(".")) -> dict:
+    """The whole stage; returns the metrics it writes. Splits without any image still get all three outputs."""
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    precision = precision_for(device)
+    plan = plan_images(splits_dir, root)
+    # without any image to featurise no backbone is loaded (nor its weights downloaded)
+    backbone = load_backbone(config.weights, config.seed, config.download_timeout_s) if plan.representative else None
+    weights = backbone.weights if backbone else NO_BACKBONE
+    fingerprint = config_fingerprint(weights, config.preprocessing, precision)
+    cache_table, cached = read_cache(cache_path, fingerprint)
+
+    features, content_errors, reused = reuse_cached(plan, cache_table, cached, config.preprocessing)
+    computed = compute_new(backbone, [i for i in plan.representative if i not in cached], plan, config,
+                           device, precision, root) if backbone else Computed({}, {}, {}, 0.0)
+    features.update(computed.features)
+    content_errors.update(computed.errors)
+    errors = dict(plan.errors)
+    errors.update({p: content_errors[plan.ids[p]] for p in plan.paths if plan.ids.get(p) in content_errors})
+
+    for path in (out, cache_path, metrics_path):
+        remove_leftovers(path)
+    table = build_features_table(plan.paths, plan.ids, errors, features)
+    write_table(table, out, metadata=output_metadata(weights, config.preprocessing, precision, fingerprint))
+    write_cache(cache_path, cache_table, fingerprint, computed)
+    metrics = features_metrics(plan, table, errors, reused, computed, device, precision, weights, fingerprint)
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
     write_json(metrics, metrics_path)
     failed_text = ", ".join(f"{k} {v}" for k, v in metrics["failed_by_error"].items()) or "none"
-    print(f"features: {len(paths)} image paths -> {ok} ok, {len(paths) - ok} failed ({failed_text}); "
-          f"{len(representative)} unique contents, {len(reused_ids)} reused from cache, {computed} computed "
-          f"at {metrics['images_per_s']} img/s on {device} ({precision}); weights {backbone.weights}; "
-          f"{metrics['seconds']} s", file=sys.stderr)
+    print(f"features: {len(plan.paths)} image paths -> {metrics['images_ok']} ok, {metrics['images_failed']} failed "
+          f"({failed_text}); {len(plan.representative)} unique contents, {len(reused)} reused from cache, "
+          f"{metrics['computed']} computed at {metrics['images_per_s']} img/s on {device} ({precision}); "
+          f"weights {weights}; {metrics['seconds']} s", file=sys.stderr)
     return metrics
 
 
-def write_cache(path: Path, old: pa.Table, fingerprint: str, image_ids: list[str],
-                sizes: list[tuple[int, int]], matrix: np.ndarray) -> None:
-    """Old entries plus the new ones, sorted by (fingerprint, image_id) so the bytes are reproducible."""
+def output_metadata(weights: str, prep: Preprocessing, precision: str, fingerprint: str) -> dict[str, str]:
+    return {"backbone": BACKBONE, "weights": weights, "preprocessing": json.dumps(prep.describe(), sort_keys=True),
+            "precision": precision, "fingerprint": fingerprint, "torch": torch.__version__,
+            "torchvision": torchvision.__version__}
+
+
+def features_metrics(plan: ImagePlan, table: pa.Table, errors: dict[str, str], reused: list[str], computed: Computed,
+                     device: torch.device, precision: str, weights: str, fingerprint: str) -> dict:
+    ok = sum(table["ok"].to_pylist())
+    n_computed = len(computed.features)
+    return {
+        "images_total": len(plan.paths),
+        "images_ok": ok,
+        "images_failed": len(plan.paths) - ok,
+        "failed_by_error": dict(sorted(Counter(error_kind(errors[p]) for p in plan.paths if p in errors).items())),
+        "empty_path_entries": plan.empty_entries,
+        "unique_contents": len(plan.representative),
+        "reused_from_cache": len(reused),
+        "computed": n_computed,
+        "decode_failed": len(computed.errors),
+        "images_per_s": round(n_computed / computed.seconds, 2) if n_computed else 0.0,
+        "device": str(device),
+        "precision": precision,
+        "weights": weights,
+        "fingerprint": fingerprint,
+    }
+
+
+def write_cache(path: Path, old: pa.Table, fingerprint: str, computed: Computed) -> None:
+    """Old entries plus the new ones, sorted by (fingerprint, image_id) so the bytes are reproducible.
+
+    Always written, even with nothing new: DVC expects every declared output to exist."""
+    image_ids = sorted(computed.features)
+    sizes = [computed.sizes[i] for i in image_ids]
+    matrix = np.stack([computed.features[i] for i in image_ids]) if image_ids else np.zeros((0, FEATURE_DIM), np.float32)
     new = pa.Table.from_arrays([
         pa.array([fingerprint] * len(image_ids), pa.string()),
         pa.array(image_ids, pa.string()),

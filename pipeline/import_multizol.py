@@ -1,12 +1,15 @@
 """Import the published Multi-ZOL release as raw records of our contract, so the pipeline can run on it.
 
     python -m pipeline.import_multizol --release DIR [--out data/raw/multizol] [--format auto|txt|json]
+                                       [--keep-duplicate-pairs]
+    python -m pipeline.import_multizol [--params params.yaml]     # settings from its `multizol` section (DVC)
 
 Reads `zol_{Train,Dev,Test}_jieba.txt` (4 lines per (review, aspect) pair: segmented text, a Python list of
 image names, the Chinese aspect name, the score) or `multi_jsonData/*.json` (one review per file), plus the
 images in `img/` when present. Writes `<out>/reviews.jsonl` (one record per review, all its aspect scores,
 `source: "multizol"`, `release_split` aspect -> split for the txt format, `segmented: true` for the txt
-text) and links the images into `<out>/images/`. Then set `data.raw: <out>` in params.yaml.
+text) and links the images into `<out>/images/`, replacing `<out>` whole; the counts go to
+`metrics/import.json`. Then set `data.raw: <out>` in params.yaml.
 
 The txt files hold a review once per scored aspect: lines with identical text and image list are one review,
 whose review_id is a hash of both. `--format auto` reads the txt files when any exist (they carry the release's
@@ -20,6 +23,7 @@ import ast
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -28,14 +32,17 @@ from pathlib import Path, PureWindowsPath
 
 from common.aspects import canonical_aspect
 from common.contract import IMAGES_DIR, RAW_FIELDS, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
+from common.atomic import atomic_dir, remove_leftovers, write_json
 from common.errors import UserError, cli_entry
-from common.atomic import atomic_path, write_json
+from common.params import DEFAULT_PARAMS, load_params, require
 
 TXT_FILES = {"train": "zol_Train_jieba.txt", "dev": "zol_Dev_jieba.txt", "test": "zol_Test_jieba.txt"}
 JSON_DIR = "multi_jsonData"
 IMG_DIR = "img"
 UNDEFINED_IMAGE = "http_undefined"
-STATS_FILE = "import_stats.json"
+DEFAULT_OUT = "data/raw/multizol"
+METRICS_PATH = "metrics/import.json"
+COPY_SUFFIX = re.compile(r"-copy\d+$")   # review_id of the 2nd, 3rd... copy of a duplicated pair (--keep-duplicate-pairs)
 
 
 def aspect_key(name: str) -> str:
@@ -57,46 +64,76 @@ def review_id_of(text: str, images: list[str]) -> str:
     return f"mz-{digest[:16]}"
 
 
-def read_txt_release(release: Path, stats: Counter) -> dict[str, dict]:
-    """review_id -> partial record from the zol_*_jieba.txt files present (one record per text + images)."""
+def read_txt_file(path: Path) -> list[tuple[str, str, str, str]]:
+    """The (text, image list, aspect name, score) samples of one zol_*_jieba.txt file."""
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) % 4:
+        raise UserError(f"{path}: {len(lines)} lines is not a multiple of 4 (text, images, aspect, score per "
+                        f"sample); the file is truncated or not a Multi-ZOL release file")
+    return [tuple(s.strip() for s in lines[start:start + 4]) for start in range(0, len(lines), 4)]  # type: ignore[misc]
+
+
+def parse_image_list(images_line: str, where: str, stats: Counter) -> list[str]:
+    try:
+        images = ast.literal_eval(images_line) if images_line else []
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise UserError(f"{where}: the image list {images_line[:60]!r} is not a Python list; "
+                        f"the file is not a Multi-ZOL release file") from None
+    if not isinstance(images, (list, tuple)):
+        images = [images]
+    names = [image_name(str(i)) for i in images]
+    stats["images_undefined"] += sum(1 for n in names if n is None)
+    return [n for n in names if n]
+
+
+def read_txt_release(release: Path, stats: Counter, keep_duplicates: bool = False) -> dict[str, dict]:
+    """review_id -> partial record from the zol_*_jieba.txt files present (one record per text + images).
+
+    The release holds some (review, aspect) pairs twice. By default the first copy is kept (the files are read
+    train, dev, test, so a copy in train wins over one in test) and each dropped copy is counted in
+    stats["duplicates"]; with keep_duplicates every copy becomes a pair of its own, in a record
+    `<review_id>-copy<n>` for the n-th copy, exactly as the release has them.
+    """
     reviews: dict[str, dict] = {}
     for split, filename in TXT_FILES.items():
         path = release / filename
         if not path.is_file():
             continue
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-        while lines and not lines[-1].strip():
-            lines.pop()
-        if len(lines) % 4:
-            raise UserError(f"{path}: {len(lines)} lines is not a multiple of 4 (text, images, aspect, score per "
-                            f"sample); the file is truncated or not a Multi-ZOL release file")
-        for start in range(0, len(lines), 4):
-            text, images_line, aspect_name, score_line = (s.strip() for s in lines[start:start + 4])
-            try:
-                images = ast.literal_eval(images_line) if images_line else []
-                if not isinstance(images, (list, tuple)):
-                    images = [images]
-                names = [n for n in (image_name(str(i)) for i in images) if n]
-                stats["images_undefined"] += sum(1 for i in images if image_name(str(i)) is None)
-            except (ValueError, SyntaxError):
-                raise UserError(f"{path}:{start + 2}: the image list {images_line[:60]!r} is not a Python list; "
-                                f"the file is not a Multi-ZOL release file") from None
+        mtime = path.stat().st_mtime
+        for index, (text, images_line, aspect_name, score_line) in enumerate(read_txt_file(path)):
+            names = parse_image_list(images_line, f"{path}:{4 * index + 2}", stats)
             try:
                 score: float | str = float(score_line)
             except ValueError:
                 score = score_line      # clean quarantines it (score_not_numeric)
-            review_id = review_id_of(text, names)
+            key = aspect_key(aspect_name)
+            base_id = review_id_of(text, names)
+            review_id, copy = base_id, 1
+            while key in reviews.get(review_id, {}).get("scores", {}):
+                first = reviews[base_id]
+                if not keep_duplicates:
+                    count_duplicate(stats, first[RELEASE_SPLIT_FIELD][key], split, first["scores"][key] == score)
+                    review_id = None
+                    break
+                copy += 1
+                review_id = f"{base_id}-copy{copy}"
+            if review_id is None:
+                continue
             record = reviews.setdefault(review_id, {"review_id": review_id, "body": text, "images": names,
                                                     "scores": {}, RELEASE_SPLIT_FIELD: {}, SEGMENTED_FIELD: True,
-                                                    "_mtime": path.stat().st_mtime})
-            key = aspect_key(aspect_name)
-            if key in record["scores"]:
-                stats["duplicate_pairs_dropped"] += 1
-                continue
+                                                    "_mtime": mtime})
             record["scores"][key] = score
             record[RELEASE_SPLIT_FIELD][key] = split
             stats[f"pairs_{split}"] += 1
     return reviews
+
+
+def count_duplicate(stats: Counter, kept_split: str, dropped_split: str, same_score: bool) -> None:
+    stats["duplicate_pairs_dropped"] += 1
+    stats["duplicate_pairs_dropped_same_score" if same_score else "duplicate_pairs_dropped_other_score"] += 1
+    stats[f"duplicate_pairs_kept_in_{kept_split}_dropped_from_{dropped_split}"] += 1
 
 
 def read_json_release(release: Path, stats: Counter) -> dict[str, dict]:
@@ -166,11 +203,13 @@ def build_record(partial: dict, release: Path, out: Path, stats: Counter) -> dic
     return record
 
 
-def import_release(release: str | Path, out: str | Path, fmt: str = "auto") -> dict:
-    """Write `<out>/reviews.jsonl` (sorted by review_id, atomically) and `<out>/images/`; return the counts."""
+def import_release(release: str | Path, out: str | Path, fmt: str = "auto", keep_duplicates: bool = False) -> dict:
+    """Write `<out>/reviews.jsonl` (sorted by review_id) and `<out>/images/`, the folder replaced whole; return the
+    counts (metrics)."""
     release, out = Path(release), Path(out)
     if not release.is_dir():
-        raise UserError(f"{release} is not a folder: pass --release the unpacked Multi-ZOL release")
+        raise UserError(f"{release} is not a folder: pass --release (or multizol.release in params.yaml) the "
+                        f"unpacked Multi-ZOL release")
     has_txt = any((release / f).is_file() for f in TXT_FILES.values())
     has_json = (release / JSON_DIR).is_dir()
     if fmt == "auto":
@@ -179,33 +218,69 @@ def import_release(release: str | Path, out: str | Path, fmt: str = "auto") -> d
         raise UserError(f"{release} holds no Multi-ZOL files ({', '.join(TXT_FILES.values())} or {JSON_DIR}/*.json); "
                         f"pass --release the folder that holds them")
     stats: Counter = Counter()
-    partials = read_txt_release(release, stats) if fmt == "txt" else read_json_release(release, stats)
-    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    records = [build_record(partials[rid], release, out, stats) for rid in sorted(partials)]
-    with atomic_path(out / REVIEWS_FILE) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
+    partials = (read_txt_release(release, stats, keep_duplicates) if fmt == "txt"
+                else read_json_release(release, stats))
+    with atomic_dir(out) as staging:
+        (staging / IMAGES_DIR).mkdir()
+        records = [build_record(partials[rid], release, staging, stats) for rid in sorted(partials)]
+        with open(staging / REVIEWS_FILE, "w", encoding="utf-8", newline="\n") as handle:
             for record in records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    counts = {"format": fmt, "reviews": len(records), "pairs": sum(len(r["scores"]) for r in records),
-              "reviews_with_image": sum(1 for r in records if r["images"]), **dict(sorted(stats.items()))}
-    write_json(counts, out / STATS_FILE)
-    return counts
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return import_metrics(fmt, records, stats, keep_duplicates)
+
+
+def import_metrics(fmt: str, records: list[dict], stats: Counter, keep_duplicates: bool) -> dict:
+    def take(prefix: str) -> dict[str, int]:
+        return {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
+
+    duplicates = {"kept_as_in_release": keep_duplicates, "dropped": 0, "dropped_same_score": 0,
+                  "dropped_other_score": 0, **take("duplicate_pairs_")}
+    if keep_duplicates:
+        duplicates["extra_copies_kept"] = sum(1 for r in records if COPY_SUFFIX.search(r["review_id"]))
+    return {"format": fmt, "reviews": len(records), "pairs": sum(len(r["scores"]) for r in records),
+            "pairs_by_split": take("pairs_"), "reviews_with_image": sum(1 for r in records if r["images"]),
+            "images": {kind: stats[f"images_{kind}"] for kind in ("linked", "missing", "undefined")},
+            "json_files_unreadable": stats["json_files_unreadable"],
+            "duplicate_pairs": duplicates}
+
+
+def settings(args: argparse.Namespace) -> tuple[str, str, str, bool]:
+    """(release, out, format, keep_duplicate_pairs): from the command line, or params.yaml's `multizol` section."""
+    if args.release:
+        return args.release, args.out or DEFAULT_OUT, args.format or "auto", args.keep_duplicate_pairs
+    section = load_params("multizol", args.params)
+    fmt = require(section, "format", "multizol", str)
+    if fmt not in ("auto", "txt", "json"):
+        raise UserError(f"params.yaml: 'multizol.format' must be auto, txt or json, got {fmt!r}")
+    return (require(section, "release", "multizol", str), DEFAULT_OUT, fmt,
+            require(section, "keep_duplicate_pairs", "multizol", bool))
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.import_multizol", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--release", required=True, help="folder of the unpacked Multi-ZOL release")
-    parser.add_argument("--out", default="data/raw/multizol", help="raw folder to write (default: data/raw/multizol)")
-    parser.add_argument("--format", choices=("auto", "txt", "json"), default="auto",
-                        help="which files to read (auto: the txt files when present, else the json files)")
+    parser.add_argument("--release", help="folder of the unpacked Multi-ZOL release (default: multizol.release of "
+                                          "the params file, with every other setting from there too)")
+    parser.add_argument("--out", help=f"raw folder to write (default: {DEFAULT_OUT})")
+    parser.add_argument("--format", choices=("auto", "txt", "json"),
+                        help="which files to read (auto, the default: the txt files when present, else the json files)")
+    parser.add_argument("--keep-duplicate-pairs", action="store_true",
+                        help="keep every copy of a (review, aspect) pair the release holds twice (default: the first)")
+    parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)")
+    parser.add_argument("--metrics", default=str(METRICS_PATH), help="counts JSON (default: %(default)s)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    counts = import_release(args.release, args.out, args.format)
-    details = ", ".join(f"{k} {v}" for k, v in counts.items() if k not in ("format", "reviews", "pairs"))
-    print(f"import_multizol ({counts['format']}): {counts['reviews']} reviews, {counts['pairs']} pairs -> "
-          f"{Path(args.out) / REVIEWS_FILE} ({details}); {time.perf_counter() - started:.1f} s")
+    release, out, fmt, keep_duplicates = settings(args)
+    counts = import_release(release, out, fmt, keep_duplicates)
+    remove_leftovers(args.metrics)
+    write_json(counts, args.metrics)
+    dropped = counts["duplicate_pairs"]["dropped"]
+    print(f"import_multizol ({counts['format']}): {counts['reviews']} reviews, {counts['pairs']} pairs "
+          f"({', '.join(f'{k} {v}' for k, v in counts['pairs_by_split'].items()) or 'no release split'}) -> "
+          f"{Path(out) / REVIEWS_FILE}; {counts['reviews_with_image']} reviews with images; duplicate pairs "
+          f"{'kept' if keep_duplicates else f'dropped: {dropped}'}; counts in {args.metrics}; "
+          f"{time.perf_counter() - started:.1f} s")
     return 0
 
 

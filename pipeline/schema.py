@@ -1,4 +1,4 @@
-"""Arrow schemas of the Parquet files the data stages write (the contracts of DESIGN.md)."""
+"""Arrow schemas of the Parquet files the data stages write (docs/data-contract.md describes each column)."""
 from __future__ import annotations
 
 import pyarrow as pa
@@ -20,6 +20,7 @@ PAIRS_SCHEMA = pa.schema([
     ("image_paths", pa.list_(pa.string())),  # downloaded images in page order, relative to the repo root
     ("n_images", pa.int16()),
     ("release_split", pa.string()),   # the split a release put this pair in (Multi-ZOL), else null
+    ("presegmented", pa.bool_()),     # text came already segmented (space-separated words, Multi-ZOL's txt files)
 ])
 
 # data/segmented/{train,dev,test}.parquet
@@ -47,6 +48,3 @@ FEATURES_SCHEMA = pa.schema([
 
 PAIR_SORT_KEY: list[str] = ["review_id", "aspect"]
 
-# Parquet key-value metadata of pairs.parquet and the splits: a JSON list of the review_ids whose text came
-# already segmented (Multi-ZOL's zol_*_jieba.txt); the segment stage splits those texts on whitespace.
-PRESEGMENTED_METADATA_KEY = "zol_mimn.presegmented_review_ids"

@@ -4,17 +4,20 @@
 
 Adds `tokens` (jieba words of `text`, punctuation and stop words removed as params say) and
 `aspect_tokens` (words of `aspect_zh`, never stop-word filtered). Text that came already segmented
-(the Multi-ZOL release) keeps its segmentation: it is split on whitespace.
+(`presegmented`, the Multi-ZOL release) is split on whitespace; its words are kept as they are unless
+`segment.filter_presegmented` is true. `metrics/segment.json` counts the words before and after the filters.
+The three output files are replaced together: all new, or (on any failure) all old.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import multiprocessing
 import os
-import tempfile
 import time
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -23,15 +26,18 @@ import jieba
 import pandas as pd
 from tqdm import tqdm
 
+from common.atomic import atomic_dir, remove_leftovers, write_json
 from common.errors import UserError, cli_entry
-from pipeline.io import read_frame, write_frame
 from common.params import DEFAULT_PARAMS, load_params, require
+from pipeline.io import read_frame, write_frame
 from pipeline.schema import SEGMENTED_SCHEMA, SPLITS
-from pipeline.split import SPLITS_DIR, presegmented_ids
+from pipeline.split import SPLITS_DIR
 
 SEGMENTED_DIR = Path("data/segmented")
+METRICS_PATH = Path("metrics/segment.json")
 CHUNK_ROWS = 256           # texts per task sent to a worker
 MIN_ROWS_PER_PROCESS = 2000  # below this many rows per extra process, one process is faster than starting a pool
+COUNT_KEYS = ("words", "punctuation_removed", "stopwords_removed", "tokens")
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class SegmentParams:
     remove_punctuation: bool
     remove_stopwords: bool
     processes: int
+    filter_presegmented: bool = False   # the paper keeps the release's own words as they are
 
     @classmethod
     def from_section(cls, section: dict) -> "SegmentParams":
@@ -51,7 +58,8 @@ class SegmentParams:
                    stopwords=require(section, "stopwords", "segment", str),
                    remove_punctuation=require(section, "remove_punctuation", "segment", bool),
                    remove_stopwords=require(section, "remove_stopwords", "segment", bool),
-                   processes=processes)
+                   processes=processes,
+                   filter_presegmented=require(section, "filter_presegmented", "segment", bool))
 
 
 def load_stopwords(path: str | Path) -> frozenset[str]:
@@ -68,6 +76,29 @@ def is_punctuation(token: str) -> bool:
     return all(ch.isspace() or unicodedata.category(ch)[0] in "PS" for ch in token)
 
 
+@functools.lru_cache(maxsize=1)
+def _main_dictionary() -> tuple[dict[str, int], int]:
+    """jieba's prefix dictionary, built from the dictionary file in the jieba package, once per process.
+
+    jieba would otherwise read (and write) a pickled cache in the shared temp folder: anyone could plant a
+    cache there that changes the segmentation, and it is no DVC dependency. Building it costs about 2 s.
+    """
+    builder = jieba.Tokenizer()
+    with builder.get_dict_file() as handle:
+        return builder.gen_pfdict(handle)
+
+
+def new_tokenizer(user_dict: Path) -> jieba.Tokenizer:
+    """A jieba tokenizer with the main and the user dictionary, that never touches a cache file."""
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    freq, total = _main_dictionary()
+    tokenizer.FREQ, tokenizer.total = dict(freq), total    # a copy: the user dictionary adds words to it
+    tokenizer.initialized = True
+    tokenizer.load_userdict(str(user_dict))
+    return tokenizer
+
+
 class Segmenter:
     """A jieba tokenizer with the user dictionary, plus the stop-word and punctuation filters."""
 
@@ -75,24 +106,38 @@ class Segmenter:
         user_dict = Path(params.user_dict)
         if not user_dict.is_file():
             raise UserError(f"{user_dict} not found: restore the committed user dictionary or fix segment.user_dict in params.yaml")
-        jieba.setLogLevel(logging.WARNING)
-        self.tokenizer = jieba.Tokenizer()
-        self.tokenizer.tmp_dir = tempfile.gettempdir()   # jieba's cache goes to the system temp dir, never the repo
-        self.tokenizer.load_userdict(str(user_dict))     # initialises the main dictionary first
+        self.tokenizer = new_tokenizer(user_dict)
         self.stopwords = load_stopwords(params.stopwords) if params.remove_stopwords else frozenset()
         self.remove_punctuation = params.remove_punctuation
         self.params = params
 
-    def _keep(self, token: str, filter_stopwords: bool) -> bool:
-        if not token.strip():
-            return False
-        if self.remove_punctuation and is_punctuation(token):
-            return False
-        return not (filter_stopwords and token in self.stopwords)
+    def _verdict(self, word: str, filters: bool) -> str:
+        """"tokens" (kept), "punctuation_removed" or "stopwords_removed"."""
+        if filters and self.remove_punctuation and is_punctuation(word):
+            return "punctuation_removed"
+        if filters and word in self.stopwords:
+            return "stopwords_removed"
+        return "tokens"
+
+    def tokens_and_counts(self, text: str, presegmented: bool = False,
+                          filter_stopwords: bool = True) -> tuple[list[str], Counter]:
+        """The kept words, and how many words there were, were kept and were removed by each filter."""
+        words = text.split() if presegmented else self.tokenizer.lcut(text)
+        filters = not presegmented or self.params.filter_presegmented
+        kept: list[str] = []
+        counts: Counter = Counter()
+        for word in (w.strip() for w in words):
+            if not word:
+                continue
+            verdict = self._verdict(word, filters) if filter_stopwords or is_punctuation(word) else "tokens"
+            counts["words"] += 1
+            counts[verdict] += 1
+            if verdict == "tokens":
+                kept.append(word)
+        return kept, counts
 
     def tokens(self, text: str, presegmented: bool = False, filter_stopwords: bool = True) -> list[str]:
-        words = text.split() if presegmented else self.tokenizer.lcut(text)
-        return [w.strip() for w in words if self._keep(w, filter_stopwords)]
+        return self.tokens_and_counts(text, presegmented, filter_stopwords)[0]
 
     def aspect_tokens(self, aspect_zh: str) -> list[str]:
         return self.tokens(aspect_zh, filter_stopwords=False)
@@ -108,9 +153,9 @@ def _init_worker(params: SegmentParams) -> None:
         _worker = Segmenter(params)
 
 
-def _segment_chunk(chunk: Sequence[tuple[str, bool]]) -> list[list[str]]:
+def _segment_chunk(chunk: Sequence[tuple[str, bool]]) -> list[tuple[list[str], Counter]]:
     assert _worker is not None
-    return [_worker.tokens(text, presegmented) for text, presegmented in chunk]
+    return [_worker.tokens_and_counts(text, presegmented) for text, presegmented in chunk]
 
 
 def resolve_processes(requested: int, n_rows: int, min_rows_per_process: int = MIN_ROWS_PER_PROCESS) -> int:
@@ -119,36 +164,31 @@ def resolve_processes(requested: int, n_rows: int, min_rows_per_process: int = M
     return max(1, min(wanted, n_rows // max(1, min_rows_per_process)))
 
 
-def segment_texts(texts: Sequence[str], presegmented: Sequence[bool], params: SegmentParams,
-                  processes: int = 1, chunk_rows: int = CHUNK_ROWS, progress: bool = False) -> list[list[str]]:
-    """Tokens of each text, in input order; identical whatever `processes` is."""
+def segment_with_counts(texts: Sequence[str], presegmented: Sequence[bool], params: SegmentParams,
+                        processes: int = 1, chunk_rows: int = CHUNK_ROWS,
+                        progress: bool = False) -> list[tuple[list[str], Counter]]:
+    """(tokens, word counts) of each text, in input order; identical whatever `processes` is."""
     items = list(zip(texts, presegmented))
     chunks = [items[i:i + chunk_rows] for i in range(0, len(items), chunk_rows)]
-    bar = tqdm(total=len(items), desc="segment", unit=" texts", disable=not progress)
-    results: list[list[str]] = []
+    results: list[tuple[list[str], Counter]] = []
     _init_worker(params)
-    if processes <= 1:
-        for chunk in chunks:
-            results.extend(_segment_chunk(chunk))
-            bar.update(len(chunk))
-    else:
-        with multiprocessing.get_context().Pool(processes, initializer=_init_worker, initargs=(params,)) as pool:
-            for tokens in pool.imap(_segment_chunk, chunks):   # imap keeps the chunks in order
-                results.extend(tokens)
-                bar.update(len(tokens))
-    bar.close()
+    with tqdm(total=len(items), desc="segment", unit=" texts", disable=not progress) as bar:
+        if processes <= 1:
+            for chunk in chunks:
+                results.extend(_segment_chunk(chunk))
+                bar.update(len(chunk))
+        else:
+            with multiprocessing.get_context().Pool(processes, initializer=_init_worker, initargs=(params,)) as pool:
+                for part in pool.imap(_segment_chunk, chunks):   # imap keeps the chunks in order
+                    results.extend(part)
+                    bar.update(len(part))
     return results
 
 
-def segment_frame(frame: pd.DataFrame, presegmented_review_ids: Iterable[str], params: SegmentParams,
-                  processes: int = 1, chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
-    """A split frame with `tokens` and `aspect_tokens` added, rows in the same order."""
-    preseg = set(presegmented_review_ids)
-    flags = [rid in preseg for rid in frame["review_id"]]
-    out = frame.copy()
-    out["tokens"] = segment_texts(list(frame["text"]), flags, params, processes, chunk_rows) if len(frame) else []
-    out["aspect_tokens"] = aspect_token_column(frame["aspect_zh"], params)
-    return out
+def segment_texts(texts: Sequence[str], presegmented: Sequence[bool], params: SegmentParams,
+                  processes: int = 1, chunk_rows: int = CHUNK_ROWS, progress: bool = False) -> list[list[str]]:
+    """Tokens of each text, in input order; identical whatever `processes` is."""
+    return [tokens for tokens, _ in segment_with_counts(texts, presegmented, params, processes, chunk_rows, progress)]
 
 
 def aspect_token_column(aspect_names: Iterable[str], params: SegmentParams) -> list[list[str]]:
@@ -161,6 +201,44 @@ def aspect_token_column(aspect_names: Iterable[str], params: SegmentParams) -> l
     return [list(cache[name]) for name in names]
 
 
+def with_tokens(frame: pd.DataFrame, tokens: list[list[str]], params: SegmentParams) -> pd.DataFrame:
+    """`frame` with the `tokens` and `aspect_tokens` columns (also for an empty frame)."""
+    out = frame.copy()
+    out["tokens"] = pd.Series(tokens, index=frame.index, dtype=object)
+    out["aspect_tokens"] = pd.Series(aspect_token_column(frame["aspect_zh"], params), index=frame.index, dtype=object)
+    return out
+
+
+def segment_frame(frame: pd.DataFrame, params: SegmentParams, processes: int = 1,
+                  chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+    """A split frame with `tokens` and `aspect_tokens` added, rows in the same order."""
+    tokens = segment_texts(list(frame["text"]), list(frame["presegmented"].astype(bool)), params, processes, chunk_rows)
+    return with_tokens(frame, tokens, params)
+
+
+def segment_splits(frames: dict[str, pd.DataFrame], params: SegmentParams,
+                   processes: int, progress: bool = False) -> tuple[dict[str, pd.DataFrame], dict]:
+    """All splits through one pool (their texts concatenated, then cut back); (segmented frames, metrics)."""
+    texts = [t for name in SPLITS for t in frames[name]["text"]]
+    flags = [bool(f) for name in SPLITS for f in frames[name]["presegmented"]]
+    results = segment_with_counts(texts, flags, params, processes, progress=progress)
+    segmented, metrics, start = {}, {}, 0
+    for name in SPLITS:
+        part = results[start:start + len(frames[name])]
+        part_flags = flags[start:start + len(frames[name])]
+        start += len(part)
+        segmented[name] = with_tokens(frames[name], [tokens for tokens, _ in part], params)
+        metrics[name] = {"rows": len(part), **{
+            kind: count_words([c for (_, c), f in zip(part, part_flags) if f == (kind == "presegmented")])
+            for kind in ("jieba", "presegmented")}}
+    return segmented, {"filter_presegmented": params.filter_presegmented, "splits": metrics}
+
+
+def count_words(counts: list[Counter]) -> dict[str, int]:
+    total = sum(counts, Counter())
+    return {"rows": len(counts), **{key: int(total[key]) for key in COUNT_KEYS}}
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.segment", description=__doc__,
@@ -170,24 +248,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     params = SegmentParams.from_section(load_params("segment", args.params))
     frames = {name: read_frame(SPLITS_DIR / f"{name}.parquet") for name in SPLITS}
-    preseg = {name: presegmented_ids(SPLITS_DIR / f"{name}.parquet") for name in SPLITS}
-    # one pool for all splits: segment the concatenated texts, then cut them back
-    texts = [t for name in SPLITS for t in frames[name]["text"]]
-    flags = [rid in preseg[name] for name in SPLITS for rid in frames[name]["review_id"]]
-    processes = resolve_processes(params.processes, len(texts))
-    tokens = segment_texts(texts, flags, params, processes, progress=True)
-    start = 0
-    n_tokens = 0
-    for name in SPLITS:
-        frame = frames[name].copy()
-        frame["tokens"] = tokens[start:start + len(frame)]
-        frame["aspect_tokens"] = aspect_token_column(frame["aspect_zh"], params)
-        start += len(frame)
-        n_tokens += sum(len(t) for t in frame["tokens"])
-        write_frame(frame, SEGMENTED_DIR / f"{name}.parquet", SEGMENTED_SCHEMA)
+    n_rows = sum(len(frame) for frame in frames.values())
+    if n_rows == 0:
+        raise UserError(f"{SPLITS_DIR} holds no rows in any split: see metrics/clean.json for why every record "
+                        f"was dropped")
+    processes = resolve_processes(params.processes, n_rows)
+    segmented, metrics = segment_splits(frames, params, processes, progress=True)
+    with atomic_dir(SEGMENTED_DIR) as staging:       # the three files change together or not at all
+        for name in SPLITS:
+            write_frame(segmented[name], staging / f"{name}.parquet", SEGMENTED_SCHEMA)
+    remove_leftovers(METRICS_PATH)
+    write_json(metrics, METRICS_PATH)
     sizes = ", ".join(f"{name} {len(frames[name])}" for name in SPLITS)
-    print(f"segment: {len(texts)} rows ({sizes}) -> {n_tokens} tokens "
-          f"({n_tokens / max(1, len(texts)):.1f} per row, {sum(flags)} pre-segmented); "
+    words = {key: sum(m[kind][key] for m in metrics["splits"].values() for kind in ("jieba", "presegmented"))
+             for key in COUNT_KEYS}
+    print(f"segment: {n_rows} rows ({sizes}): {words['words']} words -> {words['tokens']} tokens "
+          f"({words['punctuation_removed']} punctuation, {words['stopwords_removed']} stop words removed); "
           f"{processes} process(es); {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -9,20 +9,18 @@ seeded, with each split's size and label histogram as close to the ratios as a g
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from common.errors import UserError, cli_entry
-from common.atomic import write_json
+from common.atomic import atomic_dir, remove_leftovers, write_json
 from pipeline.io import read_frame, write_frame
 from common.params import DEFAULT_PARAMS, load_params, require
-from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, PRESEGMENTED_METADATA_KEY, SPLITS
+from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, SPLITS
 
 PAIRS_PATH = Path("data/clean/pairs.parquet")   # written by pipeline.clean
 SPLITS_DIR = Path("data/splits")
@@ -168,12 +166,6 @@ def split_metrics(splits: dict[str, pd.DataFrame], params: SplitParams) -> dict:
     }
 
 
-def presegmented_ids(path: Path) -> set[str]:
-    metadata = pq.read_schema(path).metadata or {}
-    raw = metadata.get(PRESEGMENTED_METADATA_KEY.encode())
-    return set(json.loads(raw)) if raw else set()
-
-
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.split", description=__doc__,
@@ -187,12 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{PAIRS_PATH} holds no pairs: see data/clean/rejected.parquet and metrics/clean.json "
                         f"for why every record was dropped")
     splits = split_pairs(pairs, params)
-    preseg = presegmented_ids(PAIRS_PATH)
-    for name, frame in splits.items():
-        ids = sorted(preseg & set(frame["review_id"]))
-        write_frame(frame, SPLITS_DIR / f"{name}.parquet", PAIRS_SCHEMA,
-                    metadata={PRESEGMENTED_METADATA_KEY: json.dumps(ids)} if ids else None)
+    with atomic_dir(SPLITS_DIR) as staging:      # the three files change together or not at all
+        for name, frame in splits.items():
+            write_frame(frame, staging / f"{name}.parquet", PAIRS_SCHEMA)
     metrics = split_metrics(splits, params)
+    remove_leftovers(METRICS_PATH)
     write_json(metrics, METRICS_PATH)
     sizes = ", ".join(f"{n} {m['pairs']} pairs/{m['reviews']} reviews" for n, m in metrics["splits"].items())
     print(f"split ({params.method}): {len(pairs)} pairs in -> {sizes}; "

@@ -45,7 +45,8 @@ def test_join_fields_skips_empty_fields():
     assert join_fields(["标题", None, "", "  ", "<p>正文</p>", 123]) == "标题\n正文\n123"
 
 
-@pytest.mark.parametrize("value, expected", [(9.2, (9, None)), (8.5, (9, None)), (10, (10, None)), ("6", (6, None)),
+@pytest.mark.parametrize("value, expected", [(9.2, (9, None)), (int("9" * 400), (None, "score_out_of_range")),
+                                             ("9" * 400, (None, "score_not_numeric")), (8.5, (9, None)), (10, (10, None)), ("6", (6, None)),
                                              (0.2, (None, "score_out_of_range")), (11, (None, "score_out_of_range")),
                                              ("好", (None, "score_not_numeric")), (None, (None, "score_not_numeric")),
                                              (True, (None, "score_not_numeric")), (float("nan"), (None, "score_not_numeric"))])
@@ -96,7 +97,7 @@ def test_good_record_gives_one_pair_per_aspect(raw_dir):
     assert row["text"] == "很满意\n拍照清晰\n续航一般"
     # page order (image_urls), not the order of `images`
     assert list(row["image_paths"]) == [f"{raw_dir.as_posix()}/images/full/a.jpg", f"{raw_dir.as_posix()}/images/full/b.jpg"]
-    assert row["n_images"] == 2 and row["release_split"] is None
+    assert row["n_images"] == 2 and row["release_split"] is None and not row["presegmented"]
     assert metrics["pairs_out"] == 2 and metrics["reviews_out"] == 1 and metrics["records_in"] == 1
     assert metrics["label_histogram"]["5"] == 1 and metrics["label_histogram"]["9"] == 1
     assert metrics["pairs_by_aspect"] == {"battery": 1, "camera": 1}
@@ -177,7 +178,8 @@ def _write_repo(tmp_path: Path, records: list) -> None:
     _png(raw / "images/full/b.jpg", (0, 0, 255))
     (raw / "reviews.jsonl").write_text("\n".join(_lines(*records)) + "\n", encoding="utf-8")
     (tmp_path / "params.yaml").write_text(
-        "data:\n  raw: data/raw/zol\nclean:\n  require_image: true\n  min_text_chars: 5\n  dedupe_same_text: true\n",
+        "data:\n  raw: data/raw/zol\nclean:\n  require_image: true\n  min_text_chars: 5\n  dedupe_same_text: true\n"
+        "features:\n  image_size: 224\n  max_image_pixels: 40000000\n",
         encoding="utf-8")
 
 
@@ -201,6 +203,80 @@ def test_main_writes_schemas_and_identical_bytes_on_rerun(tmp_path, monkeypatch,
 def test_main_missing_input_is_a_user_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(
-        "data:\n  raw: nowhere\nclean:\n  require_image: true\n  min_text_chars: 5\n  dedupe_same_text: true\n")
+        "data:\n  raw: nowhere\nclean:\n  require_image: true\n  min_text_chars: 5\n  dedupe_same_text: true\n"
+        "features:\n  image_size: 224\n  max_image_pixels: 40000000\n")
     assert clean.main([]) == 2
     assert "nowhere/reviews.jsonl not found" in capsys.readouterr().err
+
+
+# ---- what real data holds: one rejected row each, never a traceback ----------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("line, reason, detail", [
+    (_record("r1", image_urls=[{}]), "invalid_field", "image_urls must be a list of strings"),
+    (_record("r1", images=[{"url": ["https://i/a.jpg"], "path": "full/a.jpg"}]), "invalid_field", "images[0].url"),
+    (_record("r1", images=[{}]), "invalid_field", "images[0] must be an object with a string path"),
+    (_record("r1", images="full/a.jpg"), "invalid_field", "images must be a list"),
+    (_record("r1", images=[{"url": "u", "path": "../../outside.jpg"}]), "invalid_field", "is outside images/"),
+    (_record("r1", images=[{"url": "u", "path": "/etc/passwd"}]), "invalid_field", "is outside images/"),
+    (_record("r1", images=[{"url": "u", "path": "C:\\x.jpg"}]), "invalid_field", "is outside images/"),
+    (_record("r1", title={"a": 1}), "invalid_field", "title must be a string or null, got dict"),
+    (_record("r1", product_id=1206100), "invalid_field", "product_id must be a string or null, got int"),
+    ('{"review_id": NaN, "scores": {"camera": 8}, "title": "很满意的手机"}', "invalid_field", "review_id must be a string"),
+    (_record(7), "invalid_field", "review_id must be a string, got int"),
+    (_record("r1", scores=[8, 9]), "invalid_field", "scores must be an object"),
+    (_record("r1", release_split={"camera": 1}), "invalid_field", "release_split must be an object of strings"),
+    (_record("r1", segmented="yes"), "invalid_field", "segmented must be true, false or null"),
+    ('{"review_id": "r1", "nested": ' + DEEP + "}", "malformed_json", "nested too deeply"),
+    (DEEP, "malformed_json", "nested too deeply"),
+])
+def test_malformed_record_is_rejected_with_a_reason(raw_dir, line, reason, detail):
+    lines = _lines(line, _record("r2", title="另一条评论"))
+    pairs, rejected, metrics = records_to_pairs(lines, raw_dir, PARAMS)
+    assert list(rejected["reason"]) == [reason] and detail in rejected.loc[0, "detail"]
+    assert rejected.loc[0, "line_no"] == 1 and rejected.loc[0, "review_id"] in (None, "r1")
+    assert set(pairs["review_id"]) == {"r2"}                        # the next line is read as usual
+    assert metrics["rejected_records_by_reason"] == {reason: 1}
+
+
+def test_a_400_digit_score_is_a_rejected_pair(raw_dir):
+    line = json.dumps(_record("r1")).replace('"camera": 10', '"camera": ' + "9" * 400)
+    pairs, rejected, _ = records_to_pairs([line], raw_dir, PARAMS)
+    assert list(pairs["aspect"]) == ["battery"]
+    assert list(zip(rejected["aspect"], rejected["reason"])) == [("camera", "score_out_of_range")]
+
+
+def _truncated_jpeg(path: Path) -> None:
+    import io
+    import numpy as np
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) * 6 // 10])
+
+
+def test_images_features_would_refuse_do_not_make_a_review_multimodal(raw_dir):
+    """clean keeps an image exactly when the features stage can decode it (one check: decode_image)."""
+    from pipeline.imaging import Preprocessing, decode_image
+    _truncated_jpeg(raw_dir / "images/full/truncated.jpg")
+    Image.new("RGB", (300, 200)).save(raw_dir / "images/full/bomb.png")   # 60,000 px > the limit below
+    params = CleanParams(require_image=True, min_text_chars=5, dedupe_same_text=True,
+                         images=Preprocessing(image_size=64, max_image_pixels=50_000))
+    lines = _lines(_record("r1", images=[{"url": "https://i/a.jpg", "path": "full/truncated.jpg"}]),
+                   _record("r2", title="另一条评论", images=[{"url": "https://i/a.jpg", "path": "full/bomb.png"}]),
+                   _record("r3", title="第三条评论"))
+    pairs, rejected, metrics = records_to_pairs(lines, raw_dir, params)
+    assert list(rejected["reason"]) == ["no_image", "no_image"]
+    assert set(pairs["review_id"]) == {"r3"}
+    assert metrics["images"] == {"usable": 2, "missing": 0, "undecodable": 2}
+    for name in ("truncated.jpg", "bomb.png"):                      # and features refuses them too
+        with pytest.raises(Exception, match="truncated|too_large"):
+            decode_image(raw_dir / "images/full" / name, params.images)
+
+
+def test_presegmented_flag_is_a_column(raw_dir):
+    pairs, _, metrics = records_to_pairs(_lines(_record("r1", segmented=True), _record("r2", title="另一条评论")),
+                                         raw_dir, PARAMS)
+    assert dict(zip(pairs["review_id"], pairs["presegmented"])) == {"r1": True, "r2": False}
+    assert metrics["presegmented_reviews_out"] == 1

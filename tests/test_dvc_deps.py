@@ -57,8 +57,22 @@ def _closure(root: str) -> set[Path]:
     return {f for f in files if f.name != "__init__.py" or f.stat().st_size > 200}
 
 
+DVC_FILES = ["dvc.yaml", "sources/zol/dvc.yaml", "sources/multizol/dvc.yaml"]
+
+
 def _stages() -> dict:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    """Every stage of the main pipeline and of the source pipelines (whose wdir is the repository root)."""
+    stages = {}
+    for name in DVC_FILES:
+        for stage, spec in yaml.safe_load((REPO / name).read_text(encoding="utf-8"))["stages"].items():
+            assert spec.get("wdir", "../..") == "../.." or name == "dvc.yaml", f"{name}:{stage} runs elsewhere"
+            stages[stage if name == "dvc.yaml" else f"{name}:{stage}"] = spec
+    return stages
+
+
+def test_every_pipeline_file_is_checked() -> None:
+    found = [*REPO.glob("dvc.yaml"), *REPO.glob("*/dvc.yaml"), *REPO.glob("*/*/dvc.yaml")]
+    assert sorted(str(p.relative_to(REPO)) for p in found) == sorted(DVC_FILES)
 
 
 @pytest.mark.parametrize("stage", sorted(_stages()))
@@ -118,7 +132,7 @@ def _leaf_keys(node: dict, prefix: str = "") -> set[str]:
 def test_every_param_is_declared_by_a_stage() -> None:
     """A param that no stage declares could change an output while `dvc repro` thinks all is up to date."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    dvc_text = (REPO / "dvc.yaml").read_text(encoding="utf-8")
+    dvc_text = "".join((REPO / name).read_text(encoding="utf-8") for name in DVC_FILES)
     declared = {d for spec in _stages().values() for d in spec.get("params", [])}
     interpolated = set(re.findall(r"\$\{([\w.]+)\}", dvc_text))
     undeclared = _leaf_keys(params) - declared - interpolated - set(UNTRACKED_PARAMS)

@@ -19,7 +19,7 @@ from pipeline.backbone import IMAGENET_FILE_NAME, file_backbone, load_backbone, 
 from common.errors import UserError
 from pipeline.features import (FeatureConfig, load_features, features_metadata, main, read_features,
                                run_features)
-from pipeline.image_data import IMAGENET_MEAN, IMAGENET_STD, ImageError, Preprocessing, decode_image
+from pipeline.imaging import IMAGENET_MEAN, IMAGENET_STD, ImageError, Preprocessing, decode_image
 from pipeline.io import write_frame
 from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, PAIRS_SCHEMA
 
@@ -49,7 +49,7 @@ def write_splits(root: Path, reviews: dict[str, dict[str, list[str]]]) -> Path:
             "review_id": review_id, "product_id": "p1", "product_name": "phone", "brand": "b",
             "aspect": "appearance", "aspect_zh": "外观", "score": 8, "label": 7, "text": "好",
             "image_paths": [f"{IMAGES}/{name}" if name else "" for name in names],
-            "n_images": len(names), "release_split": None,
+            "n_images": len(names), "release_split": None, "presegmented": False,
         } for review_id, names in reviews.get(split, {}).items()]
         write_frame(pd.DataFrame(rows, columns=PAIRS_SCHEMA.names), splits / f"{split}.parquet", PAIRS_SCHEMA)
     return splits
@@ -268,3 +268,36 @@ def test_every_common_mode_becomes_three_finite_channels(tmp_path: Path, mode: s
     noisy(24, 16, 0).convert(mode).save(path, fmt)
     array, size = decode_image(path, Preprocessing(image_size=32, max_image_pixels=10_000))
     assert size == (24, 16) and array.shape == (3, 32, 32) and np.isfinite(array).all()
+
+
+def test_splits_without_any_image_still_get_every_output(tmp_path: Path, monkeypatch):
+    """Text-only data (the public Multi-ZOL part): valid empty features and cache, and no backbone is loaded."""
+    write_splits(tmp_path, {"train": {"r1": [], "r2": []}, "dev": {"r3": []}, "test": {"r4": []}})
+
+    def no_backbone(*args):
+        raise AssertionError("the backbone must not be loaded without images")
+
+    monkeypatch.setattr("pipeline.features.load_backbone", no_backbone)
+    metrics = run(tmp_path)
+    features = pq.read_table(tmp_path / "data/features/images.parquet")
+    assert features.num_rows == 0 and features.schema.remove_metadata() == FEATURES_SCHEMA
+    assert features_metadata(tmp_path / "data/features/images.parquet")["weights"].startswith("none")
+    assert pq.read_table(tmp_path / "data/features/cache.parquet").num_rows == 0
+    assert (metrics["images_total"], metrics["images_ok"], metrics["computed"]) == (0, 0, 0)
+    first = (tmp_path / "data/features/images.parquet").read_bytes()
+    run(tmp_path)
+    assert (tmp_path / "data/features/images.parquet").read_bytes() == first
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_16_bit_greyscale_png_keeps_its_grey_levels(tmp_path: Path):
+    """65535-scale values become 255-scale ones: mid grey stays mid grey (PIL alone would saturate it to white)."""
+    path = tmp_path / "grey16.png"
+    Image.fromarray(np.full((8, 8), 32768, dtype=np.uint16)).save(path)
+    assert Image.open(path).mode == "I;16"
+    array, _ = decode_image(path, Preprocessing(image_size=32, max_image_pixels=10_000))
+    expected = [(128 / 255 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+    np.testing.assert_allclose(array[:, 0, 0], expected, rtol=1e-5)
+    Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)).save(path)
+    white = [(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+    np.testing.assert_allclose(decode_image(path, Preprocessing(32, 10_000))[0][:, 0, 0], white, rtol=1e-5)

@@ -75,7 +75,9 @@ def test_txt_release_groups_pairs_into_reviews(txt_release, tmp_path):
     out = tmp_path / "raw"
     counts = import_release(txt_release, out)
     assert counts["format"] == "txt" and counts["reviews"] == 2 and counts["pairs"] == 6
-    assert counts["images_linked"] == 2 and counts["images_missing"] == 1
+    assert counts["images"] == {"linked": 2, "missing": 1, "undefined": 0}
+    assert counts["duplicate_pairs"] == {"kept_as_in_release": False, "dropped": 0, "dropped_same_score": 0,
+                                         "dropped_other_score": 0}
     records = {r["review_id"]: r for r in _read(out)}
     first = records[review_id_of(TEXT_1, [IMG_A, IMG_B])]
     assert first["scores"] == {"appearance": 10.0, "camera": 8.0, "battery": 4.0, "音质": 2.0}
@@ -92,7 +94,7 @@ def test_json_release(json_release, tmp_path, capsys):
     out = tmp_path / "raw"
     counts = import_release(json_release, out)
     assert counts["format"] == "json" and counts["reviews"] == 2
-    assert counts["images_undefined"] == 1 and counts["images_missing"] == 1 and counts["json_files_unreadable"] == 1
+    assert counts["images"] == {"linked": 2, "missing": 1, "undefined": 1} and counts["json_files_unreadable"] == 1
     records = {r["review_id"]: r for r in _read(out)}
     assert records["mz-1001"]["scores"] == {"appearance": 10, "camera": None}     # clean quarantines the null
     assert [i["path"] for i in records["mz-1001"]["images"]] == [IMG_A]
@@ -115,12 +117,15 @@ def test_release_through_clean_split_segment(txt_release, tmp_path, monkeypatch)
     first = (tmp_path / "data/raw/multizol/reviews.jsonl").read_bytes()
     assert import_multizol.main(["--release", str(txt_release), "--out", "data/raw/multizol"]) == 0
     assert (tmp_path / "data/raw/multizol/reviews.jsonl").read_bytes() == first
+    assert json.loads(Path("metrics/import.json").read_text())["reviews"] == 2
     (tmp_path / "params.yaml").write_text(
         "data:\n  raw: data/raw/multizol\n"
         "clean:\n  require_image: false\n  min_text_chars: 5\n  dedupe_same_text: true\n"
+        "features:\n  image_size: 224\n  max_image_pixels: 40000000\n"
         "split:\n  method: predefined\n  group_by: review\n  train: 0.8\n  dev: 0.1\n  test: 0.1\n  seed: 1\n"
         "segment:\n  user_dict: data/lexicon/user_dict.txt\n  stopwords: data/lexicon/stopwords.txt\n"
-        "  remove_punctuation: true\n  remove_stopwords: true\n  processes: 1\n", encoding="utf-8")
+        "  remove_punctuation: true\n  remove_stopwords: true\n  filter_presegmented: false\n  processes: 1\n",
+        encoding="utf-8")
     assert clean.main([]) == 0 and split.main([]) == 0 and segment.main([]) == 0
     metrics = json.loads(Path("metrics/split.json").read_text())
     assert {n: m["pairs"] for n, m in metrics["splits"].items()} == {"train": 3, "dev": 1, "test": 1}
@@ -128,8 +133,48 @@ def test_release_through_clean_split_segment(txt_release, tmp_path, monkeypatch)
     rejected = json.loads(Path("metrics/clean.json").read_text())["rejected_pairs_by_reason"]
     assert rejected == {"unknown_aspect": 1}
     from pipeline.io import read_frame
-    assert split.presegmented_ids(split.SPLITS_DIR / "train.parquet") == set(read_frame("data/splits/train.parquet")["review_id"])
+    assert read_frame("data/splits/train.parquet")["presegmented"].all()
     train = read_frame("data/segmented/train.parquet").set_index("aspect")
     assert list(train["aspect_tokens"]["appearance"]) == ["外观", "手感"]
     assert list(train["tokens"]["appearance"]) == ["外观手感", "漂亮", "拍照", "清晰", "续航", "一般"]
     assert list(train["image_paths"]["appearance"]) == [f"data/raw/multizol/images/{IMG_A}", f"data/raw/multizol/images/{IMG_B}"]
+
+
+def test_duplicate_pairs_are_counted_and_can_be_kept(tmp_path):
+    """The release holds some pairs twice; which copy is kept decides the test set, so both choices exist."""
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "zol_Train_jieba.txt").write_text(_txt(
+        (TEXT_1, [], "外观手感", "10.0"), (TEXT_1, [], "外观手感", "10.0"), (TEXT_2, [], "屏幕效果", "6.0")),
+        encoding="utf-8")
+    (release / "zol_Test_jieba.txt").write_text(_txt(
+        (TEXT_2, [], "屏幕效果", "6.0"), (TEXT_2, [], "屏幕效果", "4.0"), (TEXT_2, [], "性价比", "8.0")),
+        encoding="utf-8")
+    counts = import_release(release, tmp_path / "dropped")
+    assert counts["pairs"] == 3 and counts["pairs_by_split"] == {"test": 1, "train": 2}
+    assert counts["duplicate_pairs"] == {"kept_as_in_release": False, "dropped": 3, "dropped_same_score": 2,
+                                         "dropped_other_score": 1, "kept_in_train_dropped_from_test": 2,
+                                         "kept_in_train_dropped_from_train": 1}
+    kept = import_release(release, tmp_path / "kept", keep_duplicates=True)
+    assert kept["pairs"] == 6 and kept["pairs_by_split"] == {"test": 3, "train": 3}
+    assert kept["duplicate_pairs"] == {"kept_as_in_release": True, "dropped": 0, "dropped_same_score": 0,
+                                       "dropped_other_score": 0, "extra_copies_kept": 3}
+    records = {r["review_id"]: r for r in _read(tmp_path / "kept")}
+    base = review_id_of(TEXT_2, [])
+    assert records[base]["scores"] == {"screen": 6.0, "price_performance": 8.0}
+    assert records[f"{base}-copy2"]["scores"] == {"screen": 6.0}
+    assert records[f"{base}-copy2"]["release_split"] == {"screen": "test"}
+    assert records[f"{base}-copy3"]["scores"] == {"screen": 4.0}
+
+
+def test_settings_from_params_and_output_replaced_whole(txt_release, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(f"multizol:\n  release: {txt_release}\n  format: txt\n"
+                                          f"  keep_duplicate_pairs: false\n", encoding="utf-8")
+    stale = tmp_path / "data/raw/multizol/images/stale.jpg"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from an older import")
+    assert import_multizol.main([]) == 0
+    assert not stale.exists() and (tmp_path / "data/raw/multizol/images" / IMG_A).is_file()
+    assert json.loads(Path("metrics/import.json").read_text())["format"] == "txt"
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -33,7 +33,8 @@ def make_split(n_reviews: int, seed: int, aspects: list[str], prefix: str, n_ima
             rows.append({"review_id": f"{prefix}{r:04d}", "product_id": "p1", "product_name": "手机", "brand": "b",
                          "aspect": aspect, "aspect_zh": ASPECT_ZH[aspect], "score": score, "label": score - 1,
                          "text": "".join(tokens), "image_paths": paths, "n_images": len(paths),
-                         "release_split": None, "tokens": tokens, "aspect_tokens": ASPECT_TOKENS[aspect]})
+                         "release_split": None, "presegmented": False, "tokens": tokens,
+                         "aspect_tokens": ASPECT_TOKENS[aspect]})
     return pd.DataFrame(rows).astype({"score": "int8", "label": "int8", "n_images": "int16"})
 
 

@@ -22,10 +22,11 @@ from pipeline.schema import FEATURES_SCHEMA, PAIRS_SCHEMA, REJECTED_SCHEMA, SEGM
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-SKIPPED_IN_COPY = ("tests/", "bench/", "dvc.lock")   # the copy runs the pipeline from scratch
-STAGES = ["sample_site", "crawl", "clean", "split", "segment", "features", "train", "evaluate"]
+SKIPPED_IN_COPY = ("tests/", "bench/")   # and every dvc.lock: the copy runs the pipeline from scratch
+SOURCE_STAGES = ["sources/zol/dvc.yaml:sample_site", "sources/zol/dvc.yaml:crawl"]
+STAGES = ["clean", "split", "segment", "features", "train", "evaluate"]
 # Files whose bytes must be identical after a forced re-run (a mirror crawl is stamped with the mirror's date).
-DATA_STAGES = ["sample_site", "crawl", "clean", "split", "segment", "features"]
+DATA_STAGES = [*SOURCE_STAGES, "clean", "split", "segment", "features"]
 DETERMINISTIC_OUTPUTS = [
     "data/sample_site/manifest.json", "data/raw/zol/reviews.jsonl",
     "data/clean/pairs.parquet", "data/clean/rejected.parquet",
@@ -41,7 +42,7 @@ def _copy_project(dest: Path) -> None:
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                             capture_output=True, text=True, check=True).stdout.splitlines()
     for name in listed:
-        if name.startswith(SKIPPED_IN_COPY) or not (REPO / name).is_file():
+        if name.startswith(SKIPPED_IN_COPY) or name.endswith("dvc.lock") or not (REPO / name).is_file():
             continue
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,11 @@ def repro_repo(tmp_path_factory) -> Path:
 def test_every_stage_ran_and_lock_written(repro_repo: Path) -> None:
     lock = yaml.safe_load((repro_repo / "dvc.lock").read_text(encoding="utf-8"))
     assert sorted(lock["stages"]) == sorted(STAGES)
-    status = _run(["dvc", "status"], repro_repo)
+    source_lock = yaml.safe_load((repro_repo / "sources/zol/dvc.lock").read_text(encoding="utf-8"))
+    assert sorted(source_lock["stages"]) == ["crawl", "sample_site"]
+    assert not (repro_repo / "sources/multizol/dvc.lock").exists()      # the other source is not part of this run
+    assert not (repro_repo / "data/raw/multizol").exists()
+    status = _run(["dvc", "status", "evaluate"], repro_repo)
     assert "up to date" in status.stdout
 
 

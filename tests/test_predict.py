@@ -37,7 +37,7 @@ ASPECTS = ["price_performance", "performance", "battery", "appearance", "camera"
 # dimension and their standardisation does not magnify rounding)
 SOLID = {0: (0, 0, 255), 1: (0, 255, 0)}
 SEGMENT = {"user_dict": "data/lexicon/user_dict.txt", "stopwords": "data/lexicon/stopwords.txt",
-           "remove_punctuation": True, "remove_stopwords": True, "processes": 1}
+           "remove_punctuation": True, "remove_stopwords": True, "processes": 1, "filter_presegmented": False}
 FEATURES = FeatureConfig(weights="random", image_size=32, batch_size=8, num_workers=0, device="cpu", seed=0)
 
 
@@ -223,9 +223,10 @@ def test_a_batch_of_raw_records_is_read_as_the_clean_and_segment_stages_read_it(
 
     # the tokens are exactly those the clean and segment stages give the same records
     segmenter = predict.Segmenter(SegmentParams(**SEGMENT))
-    ours = {r.review_id: r.tokens for r in predict.reviews_from_jsonl(raw / "reviews.jsonl", segmenter) if not r.error}
+    records = predict.reviews_from_jsonl(raw / "reviews.jsonl", segmenter, predict.Preprocessing(32, 40_000_000))
+    ours = {r.review_id: r.tokens for r in records if not r.error}
     pairs, _, _ = records_to_pairs(lines, raw, CleanParams(require_image=False, min_text_chars=1, dedupe_same_text=False))
-    staged = segment_frame(pairs, [], SegmentParams(**SEGMENT)).drop_duplicates("review_id")
+    staged = segment_frame(pairs, SegmentParams(**SEGMENT)).drop_duplicates("review_id")
     assert set(ours) == {"n1", "n4"}
     assert ours == {rid: list(tokens) for rid, tokens in zip(staged["review_id"], staged["tokens"]) if rid in ours}
     assert "清晰" in ours["n1"] and "OPPO" in ours["n4"] and not any("x.cn" in t for t in ours["n1"])

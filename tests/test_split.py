@@ -10,7 +10,7 @@ import pytest
 from pipeline import clean, split
 from common.errors import UserError
 from pipeline.io import write_frame
-from pipeline.schema import PAIRS_SCHEMA, PRESEGMENTED_METADATA_KEY, SPLITS
+from pipeline.schema import PAIRS_SCHEMA, SPLITS
 from pipeline.split import SplitParams, assign_groups, split_pairs
 
 ASPECTS = ["appearance", "battery", "camera", "performance", "price_performance", "screen"]
@@ -26,7 +26,8 @@ def realistic_pairs(n_reviews: int = 600, seed: int = 0, products: int = 40) -> 
             score = int(np.clip(mood + rng.choice([-2, 0, 0, 0, 2]) - (rng.random() < 0.05), 1, 10))
             rows.append(dict(review_id=f"r{r:04d}", product_id=f"p{r % products:02d}", product_name="", brand="",
                              aspect=aspect, aspect_zh=aspect, score=score, label=score - 1, text="文本",
-                             image_paths=[], n_images=0, release_split=None))
+                             image_paths=[], n_images=0, release_split=None,
+                             presegmented=r in (1, 49)))
     return pd.DataFrame(rows)
 
 
@@ -112,7 +113,7 @@ def test_main_metrics_and_identical_bytes_on_rerun(tmp_path, monkeypatch):
         "split:\n  method: random\n  group_by: review\n  train: 0.8\n  dev: 0.1\n  test: 0.1\n  seed: 42\n")
     pairs = realistic_pairs(n_reviews=50)
     assert split.PAIRS_PATH == clean.PAIRS_PATH
-    write_frame(pairs, split.PAIRS_PATH, PAIRS_SCHEMA, metadata={PRESEGMENTED_METADATA_KEY: json.dumps(["r0001", "r0049"])})
+    write_frame(pairs, split.PAIRS_PATH, PAIRS_SCHEMA)
     assert split.main([]) == 0
     outputs = [split.SPLITS_DIR / f"{n}.parquet" for n in SPLITS] + [split.METRICS_PATH]
     first = [p.read_bytes() for p in outputs]
@@ -122,5 +123,32 @@ def test_main_metrics_and_identical_bytes_on_rerun(tmp_path, monkeypatch):
     assert sum(m["pairs"] for m in metrics["splits"].values()) == len(pairs)
     assert sum(m["reviews"] for m in metrics["splits"].values()) == 50
     assert metrics["overlap"]["reviews_in_several_splits"] == 0
-    carried = set().union(*(split.presegmented_ids(split.SPLITS_DIR / f"{n}.parquet") for n in SPLITS))
-    assert carried == {"r0001", "r0049"}
+    carried = pd.concat([pd.read_parquet(split.SPLITS_DIR / f"{n}.parquet") for n in SPLITS])
+    assert set(carried.loc[carried["presegmented"], "review_id"]) == {"r0001", "r0049"}
+    assert not [p.name for p in tmp_path.rglob("*.tmp")]
+
+
+def test_a_failed_write_leaves_the_old_split_files(tmp_path, monkeypatch):
+    """The three files change together: a failure while writing the second leaves all three old ones."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(
+        "split:\n  method: random\n  group_by: review\n  train: 0.8\n  dev: 0.1\n  test: 0.1\n  seed: 42\n")
+    write_frame(realistic_pairs(n_reviews=50), split.PAIRS_PATH, PAIRS_SCHEMA)
+    assert split.main([]) == 0
+    outputs = [split.SPLITS_DIR / f"{n}.parquet" for n in SPLITS]
+    old = [p.read_bytes() for p in outputs]
+    write_frame(realistic_pairs(n_reviews=50, seed=1), split.PAIRS_PATH, PAIRS_SCHEMA)
+    real_write, written = split.write_frame, []
+
+    def failing_write(frame, path, schema):
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(path)
+        real_write(frame, path, schema)
+
+    monkeypatch.setattr(split, "write_frame", failing_write)
+    with pytest.raises(OSError):
+        split.main([])
+    assert [p.read_bytes() for p in outputs] == old
+    assert sorted(p.name for p in split.SPLITS_DIR.iterdir()) == sorted(f"{n}.parquet" for n in SPLITS)
+    assert not list(split.SPLITS_DIR.parent.glob(".*.tmp"))

@@ -1,0 +1,132 @@
+"""Decoding one review image: the single check of "is this image usable?" that both `clean` and `features` apply.
+
+No torch here, so the clean stage can import it cheaply; pipeline/image_data.py batches these decodes for the
+backbone.
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# error kinds recorded as "<kind>: <detail>" in the features table
+MISSING, UNREADABLE, TRUNCATED, TOO_LARGE, NON_FINITE = "missing", "unreadable", "truncated", "too_large", "non_finite"
+
+# single-channel modes with more than 8 bits per sample (16-bit PNG greyscale opens as I;16); PIL's own
+# convert("RGB") clips them at 255, so anything above 1/256 of full scale would turn white
+WIDE_GREY_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+WIDE_GREY_MAX = 65535.0
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    image_size: int
+    max_image_pixels: int
+
+    def describe(self) -> dict[str, Any]:
+        """What shapes the features (recorded in the output's metadata and in the cache key)."""
+        return {
+            "decode": "PIL, EXIF orientation applied, JPEG draft decoding at >= target size",
+            "color": "RGB (transparency composited on white; 16-bit grey scaled by 255/65535)",
+            "resize": [self.image_size, self.image_size],
+            "interpolation": "bilinear (PIL, antialiased), aspect ratio not kept",
+            "scale": "1/255",
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+        }
+
+
+class ImageError(Exception):
+    """Why one image cannot be used; `kind` is one of the error kinds above."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+
+
+def error_kind(error: str) -> str:
+    """The kind part of an error string written by this module ("too_large: ..." -> "too_large")."""
+    return error.split(":", 1)[0]
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes (the image_id); OSError when it cannot be read."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _wide_grey_to_8bit(img: Image.Image) -> Image.Image:
+    values = np.asarray(img, dtype=np.float64) * (255.0 / WIDE_GREY_MAX)
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in WIDE_GREY_MODES:
+        img = _wide_grey_to_8bit(img)
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    if not has_alpha:
+        return img.convert("RGB")
+    rgba = img.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def image_to_array(img: Image.Image, image_size: int) -> np.ndarray:
+    """A decoded PIL image -> float32 CHW array, resized to image_size² and ImageNet-normalised."""
+    rgb = to_rgb(img).resize((image_size, image_size), Image.Resampling.BILINEAR)
+    pixels = np.asarray(rgb, dtype=np.float32) / np.float32(255.0)
+    normalised = (pixels - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1))
+
+
+def decode_image(path: Path, prep: Preprocessing) -> tuple[np.ndarray, tuple[int, int]]:
+    """Read, check and preprocess one image file; raises ImageError naming the kind of failure.
+
+    This is the one usability check of the project: `clean` keeps an image exactly when this succeeds.
+    """
+    # PIL's bomb limit is a module global: set it for this call only (workers may be spawned), then restore it
+    previous_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = prep.max_image_pixels
+    try:
+        return _decode_checked(path, prep)
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
+
+
+def _decode_checked(path: Path, prep: Preprocessing) -> tuple[np.ndarray, tuple[int, int]]:
+    try:
+        with warnings.catch_warnings():
+            # PIL warns above MAX_IMAGE_PIXELS (the check below refuses those) and raises above twice that
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size  # from the header: nothing decoded yet
+                if width * height > prep.max_image_pixels:
+                    raise ImageError(TOO_LARGE, f"{width}x{height} pixels > max_image_pixels {prep.max_image_pixels}")
+                if img.format == "JPEG":
+                    img.draft("RGB", (prep.image_size, prep.image_size))
+                img.load()
+                return image_to_array(ImageOps.exif_transpose(img), prep.image_size), (width, height)
+    except ImageError:
+        raise
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise ImageError(MISSING, f"no such file ({type(exc).__name__})") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(TOO_LARGE, str(exc)) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(UNREADABLE, "not a recognised image format") from exc
+    except OSError as exc:
+        kind = TRUNCATED if "truncated" in str(exc).lower() else UNREADABLE
+        raise ImageError(kind, str(exc) or type(exc).__name__) from exc
+    except Exception as exc:  # noqa: BLE001 - corrupt data makes PIL raise almost anything
+        raise ImageError(UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
