@@ -162,3 +162,24 @@ def test_second_repro_does_nothing_and_forced_rerun_is_byte_identical(repro_repo
     assert forced.stdout.count("Running stage") == len(DATA_STAGES)
     after = {rel: _digest(repro_repo / rel) for rel in DETERMINISTIC_OUTPUTS}
     assert after == before
+
+
+def test_a_second_machine_pulls_from_a_dvc_remote_and_reproduces_nothing(repro_repo: Path, tmp_path: Path) -> None:
+    """The README's DVC-remote recipe with a local-folder remote: push the run, clone the git repository elsewhere,
+    `dvc pull`, and the pipeline is up to date there (no stage re-runs, the model is the same file)."""
+    git = ["git", "-c", "user.name=zol-mimn test", "-c", "user.email=test@localhost"]
+    remote = tmp_path / "remote"
+    _run(["dvc", "remote", "add", "-f", "-d", "shared", str(remote)], repro_repo)
+    _run(["dvc", "push"], repro_repo)
+    _run(["git", "add", "-A"], repro_repo)
+    _run([*git, "commit", "-q", "-m", "a run"], repro_repo)
+    clone = tmp_path / "second-machine"
+    _run(["git", "clone", "-q", str(repro_repo), str(clone)], tmp_path)
+    assert not (clone / "models/mimn.pt").exists()
+    _run(["dvc", "pull"], clone)
+    assert _digest(clone / "models/mimn.pt") == _digest(repro_repo / "models/mimn.pt")
+    assert _digest(clone / "data/features/cache.parquet") == _digest(repro_repo / "data/features/cache.parquet")
+    status = _run(["dvc", "status"], clone)
+    assert "up to date" in status.stdout, status.stdout
+    idle = _run(["dvc", "repro"], clone)
+    assert "Running stage" not in idle.stdout
