@@ -158,7 +158,7 @@ class FrontierScheduler(Scheduler):
     def _beat(self) -> None:
         try:
             self.frontier.heartbeat()
-            self.frontier.requeue_dead()
+            self._requeue_dead()
         except Exception:  # a Redis hiccup: the next beat tries again (the alive key outlives a few beats)
             logger.exception("Redis heartbeat failed")
             return
@@ -166,13 +166,19 @@ class FrontierScheduler(Scheduler):
         if slot is not None:
             slot.nextcall.schedule()
 
+    def _requeue_dead(self) -> None:
+        moved = self.frontier.requeue_dead()
+        if moved:
+            self.stats.inc_value("frontier/requeued_from_dead_workers", moved)
+            logger.warning("%d request(s) of dead worker(s) queued again", moved)
+
     def spider_idle(self, spider=None) -> None:
         """Nothing left here: close only when no worker holds a request (they may queue more)."""
         for token in list(self.entries):  # the engine is idle, so everything this worker popped is done
             entry = self.entries[token]
             entry.output_done, entry.items_done = True, entry.items
             self._maybe_ack(token)
-        self.frontier.requeue_dead()
+        self._requeue_dead()
         if self.frontier.pending() > 0:
             raise DontCloseSpider
         self.crawl_finished = True
