@@ -14,7 +14,7 @@ What is adapted from scrapy-redis 0.9.1 (built for Scrapy 1.x/2.x before 2.13), 
   products, reviews and long pages itself), so a duplicate is the replay of a requeued page, already queued.
   Retries and redirects replace their in-flight original and are never filtered.
 - its scheduler calls `stats.inc_value(..., spider=...)`, deprecated in Scrapy 2.19 (a warning per request);
-  this one does not. Its idle handling closes a worker as soon as the queue is empty: here a worker waits while
+  this one does not, nor the deprecated `Spider.log()` its `open` calls on a non-empty queue. Its idle handling closes a worker as soon as the queue is empty: here a worker waits while
   other workers still hold requests (they may queue more) and requeues the requests of dead workers.
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy_redis.dupefilter import RFPDupeFilter
+from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 from twisted.internet import task
 
@@ -116,7 +117,6 @@ class FrontierScheduler(Scheduler):
         namespace = settings.get("ZOL_REDIS_KEY") or "zol"
         server = connect(settings.get("REDIS_URL"))
         scheduler = cls(server, persist=True, queue_key=f"{namespace}:requests",
-                        queue_cls="scrapy_redis.queue.PriorityQueue",
                         dupefilter=FrontierDupeFilter(server, key=f"{namespace}:dupefilter"))
         scheduler.stats = crawler.stats
         scheduler.crawler = crawler
@@ -128,7 +128,9 @@ class FrontierScheduler(Scheduler):
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
     def open(self, spider):
-        super().open(spider)
+        # not Scheduler.open: it calls Spider.log(), deprecated in Scrapy 2.19, when the queue is not empty
+        self.spider = spider
+        self.queue = PriorityQueue(server=self.server, spider=spider, key=self.queue_key)
         settings = self.crawler.settings
         self.frontier.check_arguments(spider.crawl_arguments(settings.get("ZOL_MIRROR") or ""))
         self.frontier.heartbeat()
