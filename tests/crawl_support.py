@@ -101,6 +101,7 @@ class MirrorServer:
         if faults_file.is_file():
             self.faults.script.update(json.loads(faults_file.read_text(encoding="utf-8")))
         self.delay = 0.0  # seconds added to every answer
+        self.gate: threading.Event | None = None  # when set to an Event: every answer waits for it (30 s at most)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -111,6 +112,8 @@ class MirrorServer:
                 raw_path = self.path.split("?", 1)[0]
                 path = unquote(raw_path)  # like any static file server
                 server.log.append((time.monotonic(), path.lstrip("/")))
+                if server.gate is not None:
+                    server.gate.wait(30)
                 action = server.faults.next_action(path.lstrip("/"))
                 time.sleep(server.delay)
                 if isinstance(action, tuple) and action[0] == "sleep":  # outlive the client's timeout

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -107,9 +108,14 @@ def test_shared_host_delay_spaces_requests_of_all_workers(redis_server):
 def test_two_workers_write_the_ground_truth(site, single_crawl, mirror_server, redis_server, tmp_path):
     root, manifest = site
     server = mirror_server(root)
-    server.delay = 0.05  # slow enough that neither worker is done before the other has started
+    server.delay, server.gate = 0.05, threading.Event()  # nothing is answered before both workers have joined
     folders = [tmp_path / "w1", tmp_path / "w2"]
     workers = [_worker(folder, server.url, redis_server.url, "two", 30, "CONCURRENT_REQUESTS=2") for folder in folders]
+    client, deadline = redis.Redis.from_url(redis_server.url), time.monotonic() + 60
+    while client.scard("two:workers") < 2:
+        assert time.monotonic() < deadline and all(w.poll() is None for w in workers)
+        time.sleep(0.02)
+    server.gate.set()
     for process in workers:
         _finish(process)
     shares = [json.loads((f / "worker_stats.json").read_text(encoding="utf-8")) for f in folders]
