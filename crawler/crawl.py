@@ -7,6 +7,9 @@ The crawl writes into a staging folder beside `<out>` that replaces `<out>` only
 reviews or images never survive and a failed crawl leaves the previous output alone. An `<out>` holding anything
 but a crawl's output is refused, never replaced. A --jobdir holding a partial crawl made with other arguments is
 refused too.
+With `backend: redis` the stage resets the frontier `redis_key` in the Redis at `redis_url`, starts `workers`
+`scrapy crawl zol` processes sharing it (workers on other machines may join: README, "Crawling on several
+machines"), waits for them and merges their folders into `<out>` (crawler.merge).
 Exit status: 0 ok, 2 bad params, 3 the crawl yielded no reviews, 4 interrupted, other = scrapy failed.
 """
 from __future__ import annotations
@@ -30,7 +33,8 @@ from crawler.spiders.zol import ZolSpider
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR_SPEED_SETTINGS = ("AUTOTHROTTLE_ENABLED=0", "DOWNLOAD_DELAY=0", "RETRY_BACKOFF_BASE=0",
-                         "CONCURRENT_REQUESTS=32", "CONCURRENT_REQUESTS_PER_DOMAIN=16")
+                         "CONCURRENT_REQUESTS=32", "CONCURRENT_REQUESTS_PER_DOMAIN=16", "ZOL_REDIS_HOST_DELAY=0")
+BACKENDS = ("local", "redis")
 CRAWL_OUTPUT_ENTRIES = {REVIEWS_FILE, STATS_FILE, IMAGES_DIR}
 
 
@@ -120,6 +124,42 @@ def scrapy_command(args: dict[str, str], staging: Path, mirror: str, jobdir: str
     return command
 
 
+def redis_options(params: dict) -> tuple[str, str, int]:
+    """(redis_url, redis_key, workers) of `backend: redis`, validated."""
+    url = str(params.get("redis_url") or "")
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise UserError(f"params.yaml: 'crawl.redis_url' must be a redis:// URL, got {url!r}")
+    key = str(params.get("redis_key") or "")
+    if not key or any(c.isspace() for c in key):
+        raise UserError(f"params.yaml: 'crawl.redis_key' must be a non-empty name without spaces, got {key!r}")
+    workers = require(params, "workers", "crawl", int)
+    if workers < 1:
+        raise UserError(f"params.yaml: 'crawl.workers' must be >= 1, got {workers}")
+    return url, key, workers
+
+
+def run_redis_workers(args: dict[str, str], staging: Path, mirror: str, polite: bool, env: dict,
+                      url: str, key: str, workers: int) -> tuple[int, dict]:
+    """Reset the frontier, run `workers` scrapy processes on it and merge their folders into `staging`."""
+    from crawler.frontier import Frontier, connect
+    from crawler.merge import merge
+    Frontier(connect(url), key).reset()
+    folders = [staging.with_name(f"{staging.name}.worker{i}") for i in range(workers)]
+    env = {**env, "ZOL_BACKEND": "redis", "REDIS_URL": url, "ZOL_REDIS_KEY": key}
+    processes = []
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+        processes.append(subprocess.Popen(scrapy_command(args, folder, mirror, None, polite), cwd=REPO, env=env))
+    codes = [process.wait() for process in processes]
+    failed = next((code for code in codes if code != 0), 0)
+    if failed:
+        return failed, {}
+    summary = merge(folders, staging)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    return (0 if summary["reviews"] else 3), summary
+
+
 def summary_line(stats: dict, seconds: float) -> str:
     pages = sum(stats.get("pages", {}).values())
     failures = sum(stats.get("page_failures", {}).values()) + sum(stats.get("parse_failures", {}).values())
@@ -140,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
 
     params = load_params("crawl", opts.params)
+    backend = params.get("backend", "local")
+    if backend not in BACKENDS:
+        raise UserError(f"params.yaml: 'crawl.backend' must be local or redis, got {backend!r}")
+    redis = redis_options(params) if backend == "redis" else None
+    if redis and opts.jobdir:
+        raise UserError("--jobdir is for crawl.backend local; the Redis frontier is a redis crawl's resume state")
     mirror = str(params.get("mirror") or "").strip()
     if mirror and not mirror.startswith(("http://", "https://")):
         if not Path(mirror).is_dir():
@@ -158,9 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     env = {**os.environ, "ZOL_MIRROR": mirror, "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
-    command = scrapy_command(args, staging, mirror, opts.jobdir, polite)
-    print(f"crawl: {'mirror ' + mirror if mirror else 'the live site (polite: expect hours)'} -> {out}", flush=True)
-    returncode = subprocess.call(command, cwd=REPO, env=env)
+    where = 'mirror ' + mirror if mirror else 'the live site (polite: expect hours)'
+    print(f"crawl: {where} -> {out}" + (f" ({redis[2]} worker(s) on {redis[0]})" if redis else ""), flush=True)
+    if redis:
+        returncode, _ = run_redis_workers(args, staging, mirror, polite, env, *redis)
+    else:
+        returncode = subprocess.call(scrapy_command(args, staging, mirror, opts.jobdir, polite), cwd=REPO, env=env)
     stats_path = staging / STATS_FILE
     stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
     if returncode != 0:

@@ -3,10 +3,12 @@
 Outputs under ZOL_OUT (names from common.contract): `reviews.jsonl` (UTF-8, one line per review_id, sorted by
 (product_id, review_id), written to a temp file and renamed at close), `crawl_stats.json`, `images/`.
 With JOBDIR every item is also appended to a partial file there, so a crawl killed midway and resumed
-writes every review exactly once.
+writes every review exactly once. A worker of a shared crawl (ZOL_BACKEND=redis) appends every item to
+`<out>/journal.jsonl` as it is written instead, and leaves reviews.jsonl and crawl_stats.json to `crawler.merge`.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -26,10 +28,12 @@ from scrapy.pipelines.media import FileException
 
 from common.atomic import write_bytes, write_json, write_text
 from common.contract import CRAWL_FIELDS, RAW_FIELDS, REVIEWS_FILE, STATS_FILE
+from crawler.attribution import attributed
 from crawler.resume import partial_path, save_arguments
 from crawler.urls import resolve
 
 logger = logging.getLogger(__name__)
+JOURNAL_FILE = "journal.jsonl"  # a shared crawl's worker: every review it wrote, one a line (crawler.merge)
 
 _SAFE_STEM_RE = re.compile(r"^[A-Za-z0-9_\-.]+$")
 _SAFE_EXT_RE = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
@@ -137,6 +141,10 @@ class ReviewImagesPipeline(FilesPipeline):
         return await super().media_downloaded(response, request, info, item=item)
 
     def item_completed(self, results, item: Any, info) -> Any:
+        with attributed(self.crawler.stats, item):
+            return self._count_images(results, item)
+
+    def _count_images(self, results, item: Any) -> Any:
         stats = self.crawler.stats
         adapter = ItemAdapter(item)
         _, bad, capped = download_plan(adapter.get(self.files_urls_field), self._cap())
@@ -218,7 +226,8 @@ class ReviewJsonlPipeline:
         self.crawler = crawler
         self.out = Path(crawler.settings.get("ZOL_OUT") or "data/raw/zol")
         self.crawled_at = crawler.settings.get("ZOL_CRAWLED_AT") or ""
-        self.partial = partial_path(crawler.settings.get("JOBDIR"))
+        self.shared = crawler.settings.get("ZOL_BACKEND") == "redis"
+        self.partial = self.out / JOURNAL_FILE if self.shared else partial_path(crawler.settings.get("JOBDIR"))
         self.records: dict[str, dict[str, Any]] = {}
         self.partial_file = None
 
@@ -232,7 +241,9 @@ class ReviewJsonlPipeline:
     def open_spider(self, spider=None) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         spider = spider or self.crawler.spider
-        if self.partial is not None:
+        if self.shared:
+            self._open_journal()
+        elif self.partial is not None:
             # only the records the spider trusts (same arguments, image files whole); the rest are crawled again
             self.records = dict(spider.resume.records)
             self.crawler.stats.set_value("zol/reviews/resumed", len(self.records))
@@ -246,6 +257,18 @@ class ReviewJsonlPipeline:
                 self.partial_file.write("\n")
             if self.records:
                 logger.info("resuming: %d review(s) already scraped in %s", len(self.records), self.partial)
+
+    def _open_journal(self) -> None:
+        """One worker a folder: a second worker on the same folder is refused (its lines would interleave)."""
+        self.partial_file = self.partial.open("a", encoding="utf-8")
+        try:
+            fcntl.flock(self.partial_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.partial_file.close()
+            self.partial_file = None
+            raise RuntimeError(f"{self.partial} is written by another worker: give each worker its own -a out=")
+        if self.partial.stat().st_size and not self.partial.read_bytes().endswith(b"\n"):
+            self.partial_file.write("\n")  # a killed worker's torn last line stays on its own
 
     def process_item(self, item: Any, spider=None) -> Any:
         record = _record(item, self.crawled_at)
@@ -265,6 +288,9 @@ class ReviewJsonlPipeline:
             self.partial_file = None
 
     def spider_closed(self, spider, reason: str) -> None:
+        if self.shared:  # the crawl's output is the merge of every worker's journal (crawler.merge)
+            logger.info("worker wrote %d review(s) to %s", len(self.records), self.partial)
+            return
         write_reviews(list(self.records.values()), self.out / REVIEWS_FILE)
         summary = crawl_summary(self.crawler.stats.get_stats(), len(self.records), reason)
         write_json(summary, self.out / STATS_FILE, sort_keys=False)

@@ -73,6 +73,21 @@ MEDIA_ALLOW_REDIRECTS = True
 DUPEFILTER_CLASS = "crawler.resume.MemoryDupeFilter"
 SCHEDULER = "crawler.resume.MemoryQueueScheduler"
 
+# ZOL_BACKEND=redis: this process is one worker of a crawl shared through Redis (crawler.redis_backend); several
+# workers on any machines share the queue, the dupefilter, the counters and the per-host delay
+ZOL_BACKEND = os.environ.get("ZOL_BACKEND", "local")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+ZOL_REDIS_KEY = os.environ.get("ZOL_REDIS_KEY", "zol")            # the crawl's namespace in Redis
+ZOL_REDIS_WORKER_TTL = float(os.environ.get("ZOL_REDIS_WORKER_TTL", "30"))  # s without a heartbeat: dead
+ZOL_REDIS_HOST_DELAY = 1.0  # s between two requests to a host, crawl-wide (replaces DOWNLOAD_DELAY); 0 = none
+if ZOL_BACKEND == "redis":
+    SCHEDULER = "crawler.redis_backend.FrontierScheduler"
+    STATS_CLASS = "crawler.redis_backend.FrontierStatsCollector"
+    DOWNLOAD_DELAY = 0.0  # the shared delay below holds for all workers together
+    DOWNLOADER_MIDDLEWARES["crawler.redis_backend.SharedHostDelayMiddleware"] = 560
+elif ZOL_BACKEND != "local":
+    raise ValueError(f"ZOL_BACKEND must be local or redis, got {ZOL_BACKEND!r}")
+
 LOG_LEVEL = os.environ.get("ZOL_LOG_LEVEL", "INFO")
 FEED_EXPORT_ENCODING = "utf-8"
 COMMANDS_MODULE = "crawler.commands"

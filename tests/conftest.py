@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from crawl_support import MirrorServer, build_fixture_mirror
+from crawl_support import MirrorServer, RedisServer, build_fixture_mirror
 
 
 @pytest.fixture
@@ -28,3 +28,14 @@ def fixture_mirror(tmp_path) -> tuple[Path, dict]:
     """A small mirror made of the real 2018 pages (see crawl_support.build_fixture_mirror)."""
     root = tmp_path / "mirror"
     return root, build_fixture_mirror(root)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    """A real redis-server on a free loopback port for the module's tests (skipped when it is not installed)."""
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis"))
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()

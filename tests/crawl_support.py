@@ -101,6 +101,7 @@ class MirrorServer:
         if faults_file.is_file():
             self.faults.script.update(json.loads(faults_file.read_text(encoding="utf-8")))
         self.delay = 0.0  # seconds added to every answer
+        self.gate: threading.Event | None = None  # when set to an Event: every answer waits for it (30 s at most)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -111,6 +112,8 @@ class MirrorServer:
                 raw_path = self.path.split("?", 1)[0]
                 path = unquote(raw_path)  # like any static file server
                 server.log.append((time.monotonic(), path.lstrip("/")))
+                if server.gate is not None:
+                    server.gate.wait(30)
                 action = server.faults.next_action(path.lstrip("/"))
                 time.sleep(server.delay)
                 if isinstance(action, tuple) and action[0] == "sleep":  # outlive the client's timeout
@@ -209,3 +212,38 @@ def build_fixture_mirror(root: Path) -> dict:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
     return {"long_pages": sorted(long_paths), "images": sorted(image_paths)}
+
+
+# ---- a real Redis server for the shared-frontier tests ----------------------------------------------------------
+class RedisServer:
+    """`redis-server` on a free loopback port, in a temporary folder, nothing saved to disk."""
+
+    def __init__(self, folder: Path) -> None:
+        import shutil
+        import socket
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise FileNotFoundError("redis-server is not on PATH (Debian: apt-get install redis-server)")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(self.url).ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"redis-server did not start on port {self.port}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,6 +24,7 @@ from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from common.contract import IMAGES_DIR
+from crawler.attribution import tracked
 from crawler.items import ReviewItem
 from crawler.parse_list import ListedReview, Product, declared_rating_count, has_more_reviews, parse_product, \
     parse_review, review_nodes
@@ -93,6 +94,14 @@ class ProductTally:
         return self.expected is not None and self.expected > REVIEWS_PER_PAGE * page
 
 
+@dataclass
+class RankingState:
+    """The ranking walk so far; it travels with the ranking requests (page n+1 is asked for by page n), so any
+    worker of a shared crawl can read the next page."""
+    product_ids: list[str] = field(default_factory=list)
+    cards_seen: int = 0
+
+
 class ZolSpider(scrapy.Spider):
     name = "zol"
     allowed_domains = list(ALLOWED_DOMAINS)
@@ -107,12 +116,19 @@ class ZolSpider(scrapy.Spider):
         self.only_products = [p.strip() for p in str(products or "").split(",") if p.strip()]
         self.crawl_date = date.fromisoformat(crawl_date) if crawl_date else datetime.now(timezone.utc).date()
         self.out = out
-        self.product_ids: list[str] = []
-        self.cards_seen = 0
+        self.ranking = RankingState()
         self.tallies: dict[str, ProductTally] = {}
         self.seen_review_ids: set[str] = set()
         self.long_urls: dict[str, str] = {}  # long-review URL -> the review whose page it is
         self.resume = ResumeState()
+        # crawl.backend redis: the frontier (crawler.frontier) shares the first listing of each review and the
+        # holder of each long page between workers; the request state (ranking, tallies) travels in meta
+        self.shared = None
+        self.frontier_tracker = None
+
+    @property
+    def product_ids(self) -> list[str]:
+        return self.ranking.product_ids
 
     def crawl_arguments(self, mirror: str) -> dict[str, Any]:
         """What a JOBDIR's partial output must have been crawled with to be resumed by this crawl."""
@@ -173,31 +189,33 @@ class ZolSpider(scrapy.Spider):
     async def start(self):
         if self.only_products:
             for product_id in self.only_products:
-                if self._take_product(product_id):
+                if self._take_product(product_id, self.ranking):
                     yield self._review_list_request(RankedProduct(product_id, None, None, None,
                                                                   review_list_url(product_id)), rank=None)
         elif self.list_pages > 0:
-            yield self._ranking_request(ranking_url(1), 1)
+            yield self._ranking_request(ranking_url(1), 1, self.ranking)
 
-    def _ranking_request(self, url: str, page: int, guessed: bool = False) -> scrapy.Request:
-        return self._request(url, "ranking", self.parse_ranking, meta={"page": page, "guessed_url": guessed})
+    def _ranking_request(self, url: str, page: int, state: RankingState, guessed: bool = False) -> scrapy.Request:
+        return self._request(url, "ranking", self.parse_ranking,
+                             meta={"page": page, "guessed_url": guessed, "ranking": state})
 
-    def _full(self) -> bool:
-        return bool(self.max_products) and len(self.product_ids) >= self.max_products
+    def _full(self, state: RankingState) -> bool:
+        return bool(self.max_products) and len(state.product_ids) >= self.max_products
 
-    def _take_product(self, product_id: str) -> bool:
-        if product_id in self.product_ids or self._full():
+    def _take_product(self, product_id: str, state: RankingState) -> bool:
+        if product_id in state.product_ids or self._full(state):
             return False
-        self.product_ids.append(product_id)
+        state.product_ids.append(product_id)
         return True
 
     def _review_list_request(self, ranked: RankedProduct, rank: int | None) -> scrapy.Request:
         return self._request(ranked.review_list_url, "review_list", self.parse_review_list,
                              meta={"ranked": ranked, "rank": rank})
 
+    @tracked
     def parse_ranking(self, response: Response) -> Iterator[scrapy.Request]:
         self._page_ok(response, "ranking")
-        page = response.meta["page"]
+        page, state = response.meta["page"], response.meta.get("ranking", self.ranking)
         ranked = [product for card in ranked_cards(response.selector) if (product := parse_card(card, response.url))]
         if not ranked:
             ranked = ranking_list_links(response.selector, response.url)
@@ -205,14 +223,15 @@ class ZolSpider(scrapy.Spider):
                                "on %s; %d product link(s) inside the ranking list taken instead", response.url,
                                len(ranked))
         for product in ranked:
-            self.cards_seen += 1
-            if self._take_product(product.product_id):
-                yield self._review_list_request(product, rank=self.cards_seen)
+            state.cards_seen += 1
+            if self._take_product(product.product_id, state):
+                yield self._review_list_request(product, rank=state.cards_seen)
         next_url = next_ranking_page(response.selector, response.url)
-        if next_url and page < self.list_pages and not self._full():
-            yield self._ranking_request(next_url, page + 1)
+        if next_url and page < self.list_pages and not self._full(state):
+            yield self._ranking_request(next_url, page + 1, state)
 
     # ---- review pages --------------------------------------------------------------------------------------
+    @tracked
     def parse_review_list(self, response: Response) -> Iterator[Any]:
         self._page_ok(response, "review_list")
         ranked: RankedProduct = response.meta["ranked"]
@@ -239,12 +258,18 @@ class ZolSpider(scrapy.Spider):
     def _ajax_request(self, tally: ProductTally, page: int) -> scrapy.Request:
         product_id = tally.product.product_id
         return self._request(
-            ajax_review_url(product_id, page), "ajax", self.parse_ajax, meta={"product_id": product_id, "page": page},
+            ajax_review_url(product_id, page), "ajax", self.parse_ajax,
+            meta={"product_id": product_id, "page": page, "tally": tally},
             headers={"Referer": review_list_url(product_id), "X-Requested-With": "XMLHttpRequest"})
 
+    def _tally(self, meta: dict) -> ProductTally:
+        """The product's tally: the one its requests carry (any worker's), else this spider's."""
+        return meta.get("tally") or self.tallies[meta["product_id"]]
+
+    @tracked
     def parse_ajax(self, response: Response) -> Iterator[Any]:
         self._page_ok(response, "ajax")
-        tally, page = self.tallies[response.meta["product_id"]], response.meta["page"]
+        tally, page = self._tally(response.meta), response.meta["page"]
         try:
             data = json.loads(_json_text(response))
             html = data["list"]
@@ -315,14 +340,29 @@ class ZolSpider(scrapy.Spider):
                 self._count("parse_failures/review_without_id")
                 self._lost("review_without_id", 1, "a review on %s has no review id", response.url)
                 continue
-            yield from self._listed(listed)
+            yield from self._listed(listed, f"{tally.product.product_id}:{page}")
 
-    def _listed(self, listed: ListedReview) -> Iterator[Any]:
-        review_id = listed.item.review_id
+    def _first_listing(self, review_id: str, page: str) -> bool:
+        """Whether this is the review's first listing; shared between workers by page, so a page read again
+        (its worker died) still holds the reviews it listed first."""
         if review_id in self.seen_review_ids:
+            return False
+        if self.shared is not None and self.shared.claim("review", review_id, page) != page:
+            return False
+        self.seen_review_ids.add(review_id)
+        return True
+
+    def _long_page_holder(self, url: str, review_id: str) -> str:
+        """The review whose long page `url` is: the first that links it."""
+        if self.shared is not None:
+            return self.shared.claim("long", url, review_id)
+        return self.long_urls.setdefault(url, review_id)
+
+    def _listed(self, listed: ListedReview, page: str) -> Iterator[Any]:
+        review_id = listed.item.review_id
+        if not self._first_listing(review_id, page):
             self._count("reviews/duplicates_skipped")
             return
-        self.seen_review_ids.add(review_id)
         if review_id in self.resume.records:
             self._count("reviews/resumed_skipped")
             return
@@ -331,15 +371,15 @@ class ZolSpider(scrapy.Spider):
         elif not is_allowed_host(listed.long_url):
             self._count("long/offsite")
             yield self._fallback(listed, "its long page %s is off-site", listed.long_url)
-        elif self.long_urls.setdefault(listed.long_url, review_id) != review_id:
+        elif (holder := self._long_page_holder(listed.long_url, review_id)) != review_id:
             self._count("long/shared_url")
-            yield self._fallback(listed, "its long page %s is the page of review %s", listed.long_url,
-                                 self.long_urls[listed.long_url])
+            yield self._fallback(listed, "its long page %s is the page of review %s", listed.long_url, holder)
         else:
             yield self._request(listed.long_url, "long", self.parse_long, meta={"listed": listed},
                                 headers={"Referer": review_list_url(listed.item.product_id)})
 
     # ---- long reviews --------------------------------------------------------------------------------------
+    @tracked
     def parse_long(self, response: Response) -> Iterator[ReviewItem]:
         self._page_ok(response, "long")
         listed: ListedReview = response.meta["listed"]
@@ -377,6 +417,7 @@ class ZolSpider(scrapy.Spider):
         return self._finish(listed.item, listed.unknown_labels)
 
     # ---- failures ------------------------------------------------------------------------------------------
+    @tracked
     def page_failed(self, failure) -> Iterator[Any]:
         request = failure.request
         kind = request.meta.get("zol_kind", "other")
@@ -386,8 +427,7 @@ class ZolSpider(scrapy.Spider):
         if kind == "long":  # the list page's data stands in for the long page
             yield self._fallback(request.meta["listed"], "its long page failed")
         elif kind == "ajax":
-            yield from self._ajax_page_lost(self.tallies[request.meta["product_id"]], request.meta["page"],
-                                            request.url)
+            yield from self._ajax_page_lost(self._tally(request.meta), request.meta["page"], request.url)
         elif kind == "review_list":
             ranked: RankedProduct = request.meta["ranked"]
             tally = ProductTally(Product(ranked.product_id, ranked.name, None), ranked.listed_reviews,
@@ -401,9 +441,9 @@ class ZolSpider(scrapy.Spider):
                        "ranking card counts %s)", ranked.product_id, ranked.listed_reviews)
             self._end_product(tally)
         elif kind == "ranking" and not request.meta.get("guessed_url"):
-            page = request.meta["page"]
-            if page < self.list_pages and not self._full():  # its pager is lost with it: the next page by pattern
-                yield self._ranking_request(ranking_url(page + 1), page + 1, guessed=True)
+            page, state = request.meta["page"], request.meta.get("ranking", self.ranking)
+            if page < self.list_pages and not self._full(state):  # its pager is lost with it: the next by pattern
+                yield self._ranking_request(ranking_url(page + 1), page + 1, state, guessed=True)
 
     def request_dropped(self, request: scrapy.Request, spider=None) -> None:
         """A request dropped by the scheduler gets no callback and no errback: counted, never silent."""

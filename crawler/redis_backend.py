@@ -1,0 +1,287 @@
+"""Scrapy side of `crawl.backend: redis`: scrapy-redis's scheduler made a reliable, shared frontier.
+
+Enabled by ZOL_BACKEND=redis (crawler.settings). Every `scrapy crawl zol` worker started so, on any machine, shares
+the queue, the dupefilter, the crawl's counters and the per-host delay in one Redis (crawler.frontier explains the
+keys and why a killed worker loses nothing). Each worker writes its own folder (`-a out=...`): `journal.jsonl`,
+one review a line, appended as each is written; `images/`; and at close `worker_stats.json`. `python -m
+crawler.merge` combines the folders into one crawl output.
+
+What is adapted from scrapy-redis 0.9.1 (built for Scrapy 1.x/2.x before 2.13), and why:
+- pop/push: its PriorityQueue pops with ZRANGE+ZREMRANGEBYRANK, so a worker killed after a pop loses the request;
+  here a Lua script moves it into the worker's in-flight hash, and it leaves only when done (reliable queue).
+- the dupefilter is its RFPDupeFilter (key and fingerprint), but checked and queued in one script, and a
+  duplicate is absorbed rather than dropped: every request this spider makes has its own URL (it de-duplicates
+  products, reviews and long pages itself), so a duplicate is the replay of a requeued page, already queued.
+  Retries and redirects replace their in-flight original and are never filtered.
+- its scheduler calls `stats.inc_value(..., spider=...)`, deprecated in Scrapy 2.19 (a warning per request);
+  this one does not, nor the deprecated `Spider.log()` its `open` calls on a non-empty queue. Its idle handling closes a worker as soon as the queue is empty: here a worker waits while
+  other workers still hold requests (they may queue more) and requeues the requests of dead workers.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import socket
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from scrapy import Request, signals
+from scrapy.exceptions import DontCloseSpider, NotConfigured
+from scrapy.statscollectors import MemoryStatsCollector
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+from scrapy_redis.dupefilter import RFPDupeFilter
+from scrapy_redis.queue import PriorityQueue
+from scrapy_redis.scheduler import Scheduler
+from twisted.internet import task
+
+from common.atomic import write_json
+from crawler.frontier import Frontier, connect
+
+logger = logging.getLogger(__name__)
+
+TOKEN = "zol_frontier"         # request.meta key: which in-flight entry a popped request (or its retry) is
+WORKER_STATS_FILE = "worker_stats.json"
+ATTRIBUTED_PREFIX = "zol/"     # the spider's and the pipelines' counters: added to the crawl's once per request
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class InFlight:
+    """A request this worker popped: done when its callback's output is exhausted and its items are written."""
+    member: bytes
+    items: int = 0
+    items_done: int = 0
+    output_done: bool = False
+    counters: Counter = field(default_factory=Counter)
+
+
+class FrontierStatsCollector(MemoryStatsCollector):
+    """Scrapy's stats, plus: a `zol/...` increment made while a tracked request's callback (or its item's image
+    pipeline) runs is also kept with that request, and reaches the crawl's counters in Redis with its ack."""
+
+    def __init__(self, crawler) -> None:
+        super().__init__(crawler)
+        self.current: InFlight | None = None
+        self.item_entries: dict[int, InFlight] = {}
+        self.unattributed: Counter = Counter()
+
+    def inc_value(self, key: str, count: int = 1, start: int = 0, spider=None) -> None:
+        super().inc_value(key, count, start)
+        if key.startswith(ATTRIBUTED_PREFIX):
+            if self.current is not None:
+                self.current.counters[key] += count
+            else:
+                self.unattributed[key] += count
+
+    @contextmanager
+    def attributing_item(self, item: Any) -> Iterator[None]:
+        before, self.current = self.current, self.item_entries.get(id(item))
+        try:
+            yield
+        finally:
+            self.current = before
+
+    def local_counters(self) -> dict[str, Any]:
+        """What only this worker saw: Scrapy's own counters and the `zol/` ones made outside any request."""
+        local = {k: v for k, v in self.get_stats().items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith(ATTRIBUTED_PREFIX)}
+        local.update(self.unattributed)
+        return dict(sorted(local.items()))
+
+
+class FrontierDupeFilter(RFPDupeFilter):
+    """scrapy-redis's fingerprints and key; the check itself happens in the scheduler's push script."""
+
+    def request_seen(self, request: Request) -> bool:  # not used by FrontierScheduler (atomic in its push)
+        return bool(self.server.sismember(self.key, self.request_fingerprint(request)))
+
+    def close(self, reason: str = "") -> None:  # the fingerprints belong to the crawl, not to one worker
+        pass
+
+
+class FrontierScheduler(Scheduler):
+    """scrapy-redis's Scheduler on the reliable frontier (see the module doc)."""
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        settings = crawler.settings
+        namespace = settings.get("ZOL_REDIS_KEY") or "zol"
+        server = connect(settings.get("REDIS_URL"))
+        scheduler = cls(server, persist=True, queue_key=f"{namespace}:requests",
+                        dupefilter=FrontierDupeFilter(server, key=f"{namespace}:dupefilter"))
+        scheduler.stats = crawler.stats
+        scheduler.crawler = crawler
+        scheduler.frontier = Frontier(server, namespace, worker_id(), settings.getfloat("ZOL_REDIS_WORKER_TTL", 30.0))
+        scheduler.entries = {}
+        scheduler.crawl_finished = False
+        scheduler.beat = None
+        return scheduler
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+    def open(self, spider):
+        # not Scheduler.open: it calls Spider.log(), deprecated in Scrapy 2.19, when the queue is not empty
+        self.spider = spider
+        self.queue = PriorityQueue(server=self.server, spider=spider, key=self.queue_key)
+        settings = self.crawler.settings
+        self.frontier.check_arguments(spider.crawl_arguments(settings.get("ZOL_MIRROR") or ""))
+        self.frontier.heartbeat()
+        spider.shared = self.frontier
+        spider.frontier_tracker = self
+        for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
+            self.crawler.signals.connect(self.item_finished, signal=signal)
+        self.crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
+        self.beat = task.LoopingCall(self._beat)
+        self.beat.start(min(1.0, self.frontier.ttl_ms / 3000), now=False)
+        logger.info("worker %s joined the Redis frontier %r (%d request(s) queued)", self.frontier.worker,
+                    self.frontier.ns, self.frontier.queued())
+
+    def close(self, reason):
+        if self.beat is not None and self.beat.running:
+            self.beat.stop()
+        out = Path(self.crawler.settings.get("ZOL_OUT") or ".")
+        out.mkdir(parents=True, exist_ok=True)
+        write_json({"worker": self.frontier.worker, "finish_reason": reason, "crawl_finished": self.crawl_finished,
+                    "crawl": self.frontier.stats() if self.crawl_finished else {},
+                    "local": self.stats.local_counters()}, out / WORKER_STATS_FILE, sort_keys=False)
+        requeued = self.frontier.retire()
+        if requeued:
+            logger.warning("worker %s left %d unfinished request(s) to the other workers", self.frontier.worker,
+                           requeued)
+
+    def _beat(self) -> None:
+        try:
+            self.frontier.heartbeat()
+            self._requeue_dead()
+        except Exception:  # a Redis hiccup: the next beat tries again (the alive key outlives a few beats)
+            logger.exception("Redis heartbeat failed")
+            return
+        slot = getattr(self.crawler.engine, "_slot", None)  # wake the engine: others may have queued requests
+        if slot is not None:
+            slot.nextcall.schedule()
+
+    def _requeue_dead(self) -> None:
+        moved = self.frontier.requeue_dead()
+        if moved:
+            self.stats.inc_value("frontier/requeued_from_dead_workers", moved)
+            logger.warning("%d request(s) of dead worker(s) queued again", moved)
+
+    def spider_idle(self, spider=None) -> None:
+        """Nothing left here: close only when no worker holds a request (they may queue more)."""
+        for token in list(self.entries):  # the engine is idle, so everything this worker popped is done
+            entry = self.entries[token]
+            entry.output_done, entry.items_done = True, entry.items
+            self._maybe_ack(token)
+        self._requeue_dead()
+        if self.frontier.pending() > 0:
+            raise DontCloseSpider
+        self.crawl_finished = True
+
+    # ---- the queue ----------------------------------------------------------------------------------------
+    def enqueue_request(self, request: Request) -> bool:
+        token = request.meta.pop(TOKEN, None)
+        member = self.queue._encode_request(request)
+        score = -request.priority
+        original = self.entries.pop(token, None) if token else None
+        if original is not None:  # a retry or redirect of a request this worker holds takes its place
+            if not self.frontier.replace(original.member, score, member):
+                self.stats.inc_value("frontier/stale_replacements")
+        elif request.dont_filter:
+            self.frontier.push(score, member)
+        elif not self.frontier.push_new(self.df.request_fingerprint(request), score, member):
+            self.stats.inc_value("frontier/replayed_requests_absorbed")
+            return True
+        self.stats.inc_value("scheduler/enqueued/redis")
+        return True
+
+    def next_request(self) -> Request | None:
+        member = self.frontier.pop()
+        if member is None:
+            return None
+        request = self.queue._decode_request(member)
+        token = hashlib.sha1(member).hexdigest()
+        request.meta[TOKEN] = token
+        self.entries[token] = InFlight(member)
+        self.stats.inc_value("scheduler/dequeued/redis")
+        return request
+
+    def has_pending_requests(self) -> bool:
+        return self.frontier.queued() > 0
+
+    def __len__(self) -> int:
+        return self.frontier.queued()
+
+    # ---- tracking (crawler.attribution.tracked) -----------------------------------------------------------
+    def follow(self, request: Request, output: Iterable[Any] | None):
+        token = request.meta.get(TOKEN)
+        if token not in self.entries:
+            return output
+        return self._follow(token, self.entries[token], output)
+
+    def _follow(self, token: str, entry: InFlight, output: Iterable[Any] | None) -> Iterator[Any]:
+        stats = self.stats
+        values = iter(output or ())
+        try:
+            while True:
+                stats.current = entry
+                try:
+                    value = next(values)
+                except StopIteration:
+                    return
+                finally:
+                    stats.current = None
+                if value is not None and not isinstance(value, Request):
+                    entry.items += 1
+                    stats.item_entries[id(value)] = entry
+                yield value
+        finally:
+            entry.output_done = True
+            self._maybe_ack(token)
+
+    def item_finished(self, item: Any, response=None, spider=None, **kwargs: Any) -> None:
+        self.stats.item_entries.pop(id(item), None)
+        request = getattr(response, "request", None)
+        token = request.meta.get(TOKEN) if request is not None else None
+        if token in self.entries:
+            self.entries[token].items_done += 1
+            self._maybe_ack(token)
+
+    def _maybe_ack(self, token: str) -> None:
+        entry = self.entries.get(token)
+        if entry is None or not entry.output_done or entry.items_done < entry.items:
+            return
+        del self.entries[token]
+        if not self.frontier.ack(entry.member, dict(entry.counters)):
+            self.stats.inc_value("frontier/stale_acks")  # taken for dead meanwhile: another worker redoes it
+
+
+class SharedHostDelayMiddleware:
+    """Politeness for the crawl as a whole: a request to a host starts ZOL_REDIS_HOST_DELAY seconds after the
+    previous one of any worker (the next allowed time per host is reserved atomically in Redis, on its clock)."""
+
+    def __init__(self, crawler) -> None:
+        self.delay = crawler.settings.getfloat("ZOL_REDIS_HOST_DELAY", 0.0)
+        if self.delay <= 0:
+            raise NotConfigured
+        self.crawler = crawler
+        self.frontier = Frontier(connect(crawler.settings.get("REDIS_URL")), crawler.settings.get("ZOL_REDIS_KEY"))
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    async def process_request(self, request: Request, spider=None):
+        wait = self.frontier.reserve_host(urlparse_cached(request).hostname or "", self.delay)
+        if wait > 0:
+            from twisted.internet import reactor  # the one Scrapy installed
+            self.crawler.stats.inc_value("frontier/host_delay_s", round(wait, 3))
+            await maybe_deferred_to_future(task.deferLater(reactor, wait, lambda: None))
+        return None

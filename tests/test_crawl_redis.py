@@ -1,0 +1,197 @@
+"""crawl.backend redis: `scrapy crawl zol` workers sharing a real Redis frontier, over the loopback HTTP mirror."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+
+from crawl_support import CRAWLED_AT, REPO, run_crawl, scrapy_command
+from crawler.frontier import Frontier
+from crawler.merge import merge
+from sitegen.mirror import generate_mirror
+
+pytestmark = pytest.mark.slow
+PRODUCTS, REVIEWS_PER_PRODUCT, SEED = 4, 4, 5  # 45 reviews, 17 pages, 83 images: small and every page kind
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("site") / "mirror"
+    return root, generate_mirror(root, PRODUCTS, REVIEWS_PER_PRODUCT, SEED)
+
+
+@pytest.fixture(scope="module")
+def single_crawl(site, tmp_path_factory):
+    """The single-process crawl of the same mirror: what the merged output must equal byte for byte."""
+    root, manifest = site
+    result = run_crawl(tmp_path_factory.mktemp("single") / "out", str(root), f"crawl_date={manifest['crawl_date']}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _worker(out: Path, mirror: str, redis_url: str, key: str, ttl: float = 30, *settings: str) -> subprocess.Popen:
+    command, env = scrapy_command(out, mirror, settings=("ZOL_REDIS_HOST_DELAY=0", *settings))
+    env.update(ZOL_BACKEND="redis", REDIS_URL=redis_url, ZOL_REDIS_KEY=key, ZOL_REDIS_WORKER_TTL=str(ttl),
+               ZOL_LOG_LEVEL="WARNING")
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _finish(process: subprocess.Popen) -> None:
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-3000:]
+
+
+def _journal_ids(folder: Path) -> list[str]:
+    path = folder / "journal.jsonl"
+    return [json.loads(line)["review_id"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _assert_ground_truth(out: Path, manifest: dict, single) -> dict:
+    lines = (out / "reviews.jsonl").read_text(encoding="utf-8").splitlines()
+    ids = [json.loads(line)["review_id"] for line in lines]
+    assert len(ids) == len(set(ids))  # none twice
+    assert sorted(ids) == sorted(r["review_id"] for r in manifest["reviews"])  # none missing
+    assert (out / "reviews.jsonl").read_bytes() == (single.out / "reviews.jsonl").read_bytes()
+    for image in (single.out / "images").iterdir():
+        assert (out / "images" / image.name).read_bytes() == image.read_bytes()
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(p.name for p in (single.out / "images").iterdir())
+    stats = json.loads((out / "crawl_stats.json").read_text(encoding="utf-8"))
+    # the accounting counters are the crawl's, each request counted once however many workers read it
+    for key in ("reviews", "reviews_lost", "reviews_accounted", "reviews_scraped_this_run", "duplicates_skipped",
+                "pages", "page_failures", "aspects", "unknown_labels", "images", "long_fallback_to_list"):
+        assert stats[key] == single.stats[key], key
+    assert stats["reviews_accounted"] == len(manifest["reviews"]) and stats["reviews_lost"] == {}
+    return stats
+
+
+def test_frontier_reliable_queue_and_counters(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    alive = Frontier(client, "unit", "alive", worker_ttl_s=30)
+    doomed = Frontier(client, "unit", "doomed", worker_ttl_s=0.2)
+    for frontier in (alive, doomed):
+        frontier.heartbeat()
+    assert alive.push_new("fp1", -10, b"r1") and alive.push_new("fp2", 0, b"r2")
+    assert not doomed.push_new("fp1", -10, b"r1-again")  # a replayed request is absorbed
+    assert doomed.pop() == b"r1" and alive.pop() == b"r2"  # highest priority first, into the in-flight hash
+    assert alive.queued() == 0 and alive.pending() == 2
+    assert alive.ack(b"r2", {"zol/pages/ajax": 1, "zol/retry_backoff_s": 0.5})
+    assert not alive.ack(b"r2", {"zol/pages/ajax": 1})  # acked once: counted once
+    time.sleep(0.3)  # the doomed worker's heartbeat expired: its request goes back
+    assert alive.requeue_dead() == 1 and alive.pending() == 1
+    assert not doomed.ack(b"r1", {"zol/pages/ranking": 1})  # its late ack counts nothing
+    assert alive.pop() == b"r1" and alive.ack(b"r1", {"zol/pages/ranking": 1})
+    assert alive.pending() == 0
+    assert alive.stats() == {"zol/pages/ajax": 1, "zol/pages/ranking": 1, "zol/retry_backoff_s": 0.5}
+    assert alive.claim("review", "42", "p1:1") == "p1:1" and doomed.claim("review", "42", "p1:3") == "p1:1"
+
+
+def test_shared_host_delay_spaces_requests_of_all_workers(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    workers = [Frontier(redis.Redis.from_url(redis_server.url), "polite", name) for name in ("a", "b")]
+    waits = [workers[i % 2].reserve_host("detail.zol.com.cn", 0.2) for i in range(6)]
+    # the reservations are back to back, 0.2 s apart, whichever worker asks
+    assert all(abs(wait - 0.2 * i) < 0.05 for i, wait in enumerate(waits)), waits
+    assert workers[0].reserve_host("pro-fd.zol-img.com.cn", 0.2) == 0  # per host
+    assert client.exists("polite:next:detail.zol.com.cn")
+
+
+def test_two_workers_write_the_ground_truth(site, single_crawl, mirror_server, redis_server, tmp_path):
+    root, manifest = site
+    server = mirror_server(root)
+    server.delay, server.gate = 0.05, threading.Event()  # nothing is answered before both workers have joined
+    folders = [tmp_path / "w1", tmp_path / "w2"]
+    workers = [_worker(folder, server.url, redis_server.url, "two", 30, "CONCURRENT_REQUESTS=2") for folder in folders]
+    client, deadline = redis.Redis.from_url(redis_server.url), time.monotonic() + 60
+    while client.scard("two:workers") < 2:
+        assert time.monotonic() < deadline and all(w.poll() is None for w in workers)
+        time.sleep(0.02)
+    server.gate.set()
+    for process in workers:
+        _finish(process)
+    shares = [json.loads((f / "worker_stats.json").read_text(encoding="utf-8")) for f in folders]
+    assert all(share["crawl_finished"] for share in shares)
+    assert all(share["local"].get("scheduler/dequeued/redis", 0) > 0 for share in shares)  # both crawled
+    assert len(_journal_ids(folders[0])) + len(_journal_ids(folders[1])) == len(manifest["reviews"])
+    stats = merge(folders, tmp_path / "raw")
+    _assert_ground_truth(tmp_path / "raw", manifest, single_crawl)
+    # every page was fetched by one worker only (a scripted fault's page once more per fault)
+    hits = Counter(path for _, path in server.log if "robots.txt" not in path and "zol-img" not in path)
+    assert hits and all(n == 1 + len(manifest["faults"].get(path, [])) for path, n in hits.items()), hits
+    assert stats["reviews"] == len(manifest["reviews"])
+    assert Frontier(redis.Redis.from_url(redis_server.url), "two").pending() == 0
+
+
+def test_a_killed_worker_loses_nothing(site, single_crawl, mirror_server, redis_server, tmp_path):
+    """Worker A is SIGKILLed mid-crawl holding requests; worker B requeues them once A's heartbeat expires and
+    finishes: the merge of both folders is the ground truth, and every counter is counted exactly once."""
+    root, manifest = site
+    server = mirror_server(root)
+    server.delay = 0.05
+    first, second = tmp_path / "a", tmp_path / "b"
+    killed = _worker(first, server.url, redis_server.url, "kill", ttl=1.5)
+    deadline = time.monotonic() + 60
+    while len(_journal_ids(first) if (first / "journal.jsonl").exists() else []) < 5:
+        assert time.monotonic() < deadline and killed.poll() is None
+        time.sleep(0.02)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert Frontier(redis.Redis.from_url(redis_server.url), "kill").pending() > 0  # it held work
+    assert not (first / "worker_stats.json").exists()
+    server.delay = 0.0
+    survivor = _worker(second, server.url, redis_server.url, "kill", ttl=1.5)
+    _finish(survivor)
+    local = json.loads((second / "worker_stats.json").read_text(encoding="utf-8"))["local"]
+    assert local["frontier/requeued_from_dead_workers"] >= 1
+    merge([first, second], tmp_path / "raw")
+    _assert_ground_truth(tmp_path / "raw", manifest, single_crawl)
+
+
+def _stage(tmp_path: Path, mirror: str, out: Path, redis_url: str, workers: int = 2) -> subprocess.CompletedProcess:
+    params = tmp_path / "params.yaml"
+    params.write_text(f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 50\n  review_pages: 20\n"
+                      f"  products: ''\n  max_products: 0\n  max_images_per_review: 0\n  polite: false\n"
+                      f"  crawl_date: ''\n  backend: redis\n  redis_url: '{redis_url}'\n  redis_key: stage\n"
+                      f"  workers: {workers}\n", encoding="utf-8")
+    env = {**os.environ, "ZOL_CRAWLED_AT": CRAWLED_AT, "ZOL_LOG_LEVEL": "WARNING"}
+    return subprocess.run([sys.executable, "-m", "crawler.crawl", "--params", str(params)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_stage_with_redis_backend_equals_the_local_crawl(site, single_crawl, redis_server, tmp_path):
+    root, manifest = site
+    out = tmp_path / "raw"
+    done = _stage(tmp_path, str(root), out, redis_server.url)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 worker(s) on redis://" in done.stdout and f"-> {len(manifest['reviews'])} reviews (0 lost)" in done.stdout
+    _assert_ground_truth(out, manifest, single_crawl)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "raw"]  # no worker folder left
+
+
+@pytest.mark.parametrize("url, message", [
+    ("http://127.0.0.1:1/0", "'crawl.redis_url' must be a redis:// URL"),
+    ("redis://127.0.0.1:1/0", "cannot reach Redis at redis://127.0.0.1:1/0"),
+])
+def test_stage_names_a_bad_redis(site, tmp_path, url, message):
+    root, _ = site
+    done = _stage(tmp_path, str(root), tmp_path / "raw", url)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and message in done.stderr
+
+
+def test_merge_refuses_folders_of_an_unfinished_crawl(tmp_path):
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / "journal.jsonl").write_text("", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "crawler.merge", str(folder), "--out", str(tmp_path / "raw")],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "no worker saw the crawl finish" in done.stderr
+    assert not (tmp_path / "raw").exists()
