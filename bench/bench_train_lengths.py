@@ -1,0 +1,139 @@
+"""Benchmark: MIMN training pairs/s on real review lengths, ours against the reference code's way, in one run.
+
+Text lengths are drawn from the Multi-ZOL public part's training file (`../shared/data/multizol-public`, or
+`$MULTIZOL_PUBLIC`) when present, else from the histogram recorded from it in `bench/data/`. Both methods train
+the same MIMN (the paper's sizes: 300-d words, 100 units, 3 hops, K = 5 image slots, batch 128) on the same pairs;
+only the data path differs:
+
+- reference: as the public reference code feeds its model: random batches, every text padded to L = 320, packed
+  (length-aware) LSTMs;
+- ours: `train.bucket_by_length` batches (similar lengths together, batch order shuffled, model/sampler.py),
+  each batch padded only to its longest text, the LSTMs unpacked on CPU (they never see padding either way).
+
+Each method runs in its own process (its peak RSS is its own) over N, 2N and 4N pairs, one epoch each after a
+warm-up step. Results: bench/results/train_lengths.json.
+
+    .venv/bin/python bench/bench_train_lengths.py [--pairs 384] [--threads 0]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "bench" / "results" / "train_lengths.json"
+RECORDED = REPO / "bench" / "data" / "multizol_train_lengths.json"
+VOCAB, BATCH, CAP, IMAGES = 20_000, 128, 320, 5
+
+
+def real_lengths() -> tuple[list[int], str]:
+    """Text lengths of the public training pairs (words, capped at 320), and where they came from."""
+    public = Path(os.environ.get("MULTIZOL_PUBLIC", REPO.parent / "shared/data/multizol-public")) / "zol_Train_jieba.txt"
+    if public.is_file():
+        lines = public.read_text(encoding="utf-8").split("\n")
+        return [min(len(lines[i].split()), CAP) or 1 for i in range(0, len(lines) - 3, 4)], str(public)
+    counts = json.loads(RECORDED.read_text(encoding="utf-8"))["counts"]
+    return [max(int(k), 1) for k, v in counts.items() for _ in range(v)], str(RECORDED)
+
+
+def run_method(method: str, pairs: int, threads: int) -> dict:
+    """Time one epoch of `pairs` pairs with one method (called in a child process)."""
+    import torch
+
+    from model.config import MIMNConfig
+    from model.data import batch_inputs
+    from model.mimn import MIMN
+    from model.sampler import LengthBucketSampler
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    lengths, _ = real_lengths()
+    g = torch.Generator().manual_seed(0)
+    picked = [lengths[int(i)] for i in torch.randint(len(lengths), (pairs,), generator=g)]
+    texts = [torch.randint(2, VOCAB, (n,), generator=g) for n in picked]
+    aspects = [torch.randint(2, VOCAB, (2,), generator=g) for _ in picked]
+    images = [torch.randn(int(k), 2048, generator=g) for k in torch.randint(0, IMAGES + 1, (pairs,), generator=g)]
+    targets = torch.randint(0, 8, (pairs,), generator=g)
+    config = MIMNConfig(vocab_size=VOCAB, num_classes=8, embed_dim=300, hidden_dim=100)
+    model = MIMN(config)
+    if method == "reference":
+        for module in model.modules():
+            if hasattr(module, "packed"):
+                module.packed = True
+        order = torch.randperm(pairs, generator=g).tolist()
+        batches = [order[i:i + BATCH] for i in range(0, pairs, BATCH)]
+    else:
+        batches = list(LengthBucketSampler(picked, BATCH, seed=0))
+
+    def make(batch: list[int]):
+        text = [texts[i] for i in batch]
+        if method == "reference":   # every text padded to L: a dummy row of length 320 sets the padded width
+            inputs = batch_inputs(text + [torch.zeros(CAP, dtype=torch.long)], [aspects[i] for i in batch] + [aspects[0]],
+                                  [images[i] for i in batch] + [images[0][:0]], 2048)
+            inputs = {k: v[:-1] for k, v in inputs.items()}
+        else:
+            inputs = batch_inputs(text, [aspects[i] for i in batch], [images[i] for i in batch], 2048)
+        return inputs, targets[batch]
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+
+    def step(batch: list[int]) -> None:
+        inputs, y = make(batch)
+        optimizer.zero_grad()
+        loss_fn(model(**inputs), y).backward()
+        optimizer.step()
+
+    step(batches[0])   # warm-up (allocations, thread pools)
+    tick = time.perf_counter()
+    for batch in batches:
+        step(batch)
+    seconds = time.perf_counter() - tick
+    padded = sum(CAP if method == "reference" else max(picked[i] for i in b) for b in batches for _ in b)
+    return {"method": method, "pairs": pairs, "seconds": round(seconds, 2), "pairs_per_second": round(pairs / seconds, 1),
+            "padding_fraction": round(1 - sum(picked) / padded, 3),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=384, help="N: pairs of the smallest epoch (2N and 4N follow)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    parser.add_argument("--child", nargs=2, metavar=("METHOD", "PAIRS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    threads = args.threads or os.cpu_count() or 1
+    if args.child:
+        print(json.dumps(run_method(args.child[0], int(args.child[1]), threads)))
+        return 0
+    lengths, source = real_lengths()
+    runs = []
+    for scale in (1, 2, 4):
+        for method in ("reference", "ours"):
+            out = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--child", method,
+                                  str(args.pairs * scale)], capture_output=True, text=True, check=True).stdout
+            runs.append(json.loads(out.strip().splitlines()[-1]))
+            print(runs[-1], flush=True)
+    ratios = {str(s): round(next(r for r in runs if r["method"] == "ours" and r["pairs"] == args.pairs * s)["pairs_per_second"]
+                            / next(r for r in runs if r["method"] == "reference" and r["pairs"] == args.pairs * s)["pairs_per_second"], 2)
+              for s in (1, 2, 4)}
+    sorted_lengths = sorted(lengths)
+    results = {"lengths_from": source, "length_median": sorted_lengths[len(lengths) // 2],
+               "length_mean": round(sum(lengths) / len(lengths), 1),
+               "share_at_cap": round(sum(1 for n in lengths if n >= CAP) / len(lengths), 3),
+               "threads": threads, "batch_size": BATCH, "runs": runs, "speedup_ours_over_reference": ratios}
+    print("speed-up (ours / reference) at N, 2N, 4N pairs:", ratios)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
