@@ -126,9 +126,10 @@ class TrainParams:
     min_word_count: int = 1
     device: str = "auto"
     num_threads: int = 0
+    nproc: int = 1                # training processes on this machine (torchrun, DDP); see model/distributed.py
 
     def check(self) -> None:
-        for name in ("repeats", "batch_size", "max_epochs", "patience", "min_word_count"):
+        for name in ("repeats", "batch_size", "max_epochs", "patience", "min_word_count", "nproc"):
             at_least("train", name, getattr(self, name), 1)
         at_least("train", "num_threads", self.num_threads, 0)
         at_least("train", "weight_decay", self.weight_decay, 0.0)

@@ -16,6 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from common.errors import UserError
+from model import distributed
 from model.metrics import classification_metrics
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
@@ -82,6 +83,7 @@ def train_epoch(model: nn.Module, loss_fn: Callable, optimizer: torch.optim.Opti
         targets.append(target.cpu())
         progress.update(len(target))
     y_pred, y_true = torch.cat(preds).numpy(), torch.cat(targets).numpy()
+    loss_sum, y_pred, y_true = distributed.gather_epoch(loss_sum, y_pred, y_true)   # [ddp] every rank's pairs
     return {"loss": loss_sum / len(y_true), **classification_metrics(y_true, y_pred)}, len(y_true)
 
 
@@ -114,6 +116,7 @@ def fit(model: nn.Module, loss_fn: Callable, optimizer: torch.optim.Optimizer, t
         if on_epoch_end is not None:
             on_epoch_end(row)
         score = -dev_metrics["loss"] if monitor == "loss" else dev_metrics[monitor]
+        score = distributed.agree(score)   # [ddp] rank 0's score: best epoch and early stop decided alike everywhere
         if score > best_score:
             best_score, waited = score, 0
             result.best_epoch, result.best_dev = epoch, dev_metrics

@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from model.config import MIMNConfig, Settings
+from model import distributed
 from model.data import (ImageFeatures, PairDataset, check_feature_coverage, feature_norm, features_record, read_features,
                         read_split)
 from model.embeddings import build_word_vectors
@@ -199,9 +200,10 @@ def train_mimn(prepared: Prepared, settings: Settings, seed: int, device: torch.
     weights = class_weights(prepared.class_counts, tp.class_weights)
     loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device),
                                   label_smoothing=tp.label_smoothing)
-    result = fit(model, loss_fn, optimizer,
-                 make_loader(prepared.datasets["train"], tp.batch_size, shuffle=True, seed=seed,
-                             bucket=tp.bucket_by_length),
+    # [ddp] with torchrun: the model in DDP and this rank's share of each batch; both unchanged in one process
+    result = fit(distributed.wrap_model(model, device, seed), loss_fn, optimizer,
+                 distributed.shard_loader(make_loader(prepared.datasets["train"], tp.batch_size, shuffle=True,
+                                                      seed=seed, bucket=tp.bucket_by_length)),
                  eval_loader(prepared.datasets["dev"], tp.batch_size, bucket=tp.bucket_by_length)[0],
                  max_epochs=tp.max_epochs, patience=tp.patience, device=device, monitor=tp.select_metric,
                  scheduler=scheduler, show_progress=verbose,
@@ -209,7 +211,7 @@ def train_mimn(prepared: Prepared, settings: Settings, seed: int, device: torch.
                      f"seed {seed} epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} | "
                      f"dev loss {row['dev_loss']:.4f} acc {row['dev_accuracy']:.4f} macro-F1 {row['dev_macro_f1']:.4f} "
                      f"weighted-F1 {row['dev_weighted_f1']:.4f}", flush=True)) if verbose else None)
-    model.load_state_dict(result.best_state)
+    model.load_state_dict(distributed.unwrap_state(result.best_state))   # [ddp] DDP's keys are module.*
     return model.cpu(), result, vectors
 
 
@@ -240,17 +242,17 @@ def run(params: dict, verbose: bool = True) -> dict:
     started = time.perf_counter()
     device = choose_device(settings.train.device)
     configure_torch(device, settings.train.num_threads)
+    device = distributed.setup(device, settings.train.num_threads)   # [ddp] joins torchrun's group, if any
+    verbose = verbose and distributed.is_main()
     seed_everything(settings.train.seed)
     prepared = prepare(settings)
-    if settings.model.family == "linear":
-        return run_linear(prepared, settings, params, started)
+    if settings.model.family == "linear":   # [ddp] nothing to share: rank 0 fits it alone
+        return run_linear(prepared, settings, params, started) if distributed.is_main() else {"family": "linear"}
     runs = [train_mimn(prepared, settings, seed, device, verbose) for seed in settings.train.seeds]
     model, result, vectors = runs[0]
     repeats = [{"seed": seed, "model": m.state_dict(), "epoch": int(r.best_epoch),
                 "metrics": {k: float(v) for k, v in r.best_dev.items()}}
                for seed, (m, r, _) in zip(settings.train.seeds[1:], runs[1:])]
-    save_checkpoint(checkpoint(model, prepared, result.best_epoch, result.best_dev, params, result.history, repeats))
-    write_curve(result.history, CURVE_PATH)
     metrics = {
         "family": settings.model.family,
         "best_epoch": result.best_epoch,
@@ -273,8 +275,12 @@ def run(params: dict, verbose: bool = True) -> dict:
         "device": device.type,
         "seeds": settings.train.seeds,
         "dev_by_seed": [{"seed": s, "best_epoch": r.best_epoch, **r.best_dev} for s, (_, r, _) in zip(settings.train.seeds, runs)],
+        **({"processes": distributed.world_size()} if distributed.world_size() > 1 else {}),
     }
-    write_json(metrics, METRICS_PATH)
+    if distributed.is_main():   # [ddp] rank 0 writes
+        save_checkpoint(checkpoint(model, prepared, result.best_epoch, result.best_dev, params, result.history, repeats))
+        write_curve(result.history, CURVE_PATH)
+        write_json(metrics, METRICS_PATH)
     return metrics
 
 
@@ -284,7 +290,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="parameter file (sections model, embeddings, train)")
     args = parser.parse_args(argv)
     params = {s: load_params(s, args.params) for s in ("model", "embeddings", "train")}
-    metrics = run(params)
+    nproc = Settings.from_params(params).train.nproc
+    if nproc > 1 and not distributed.launched():   # [ddp] train.nproc: this command again, as nproc processes
+        return distributed.relaunch(nproc, "model.train", ["--params", args.params])
+    try:
+        metrics = run(params)
+        prints = distributed.is_main()
+    finally:
+        distributed.teardown()
+    if not prints:
+        return 0
     if metrics["family"] == "linear":
         print(f"train (linear): C {metrics['c']} chosen on dev, dev macro-F1 {metrics['dev']['macro_f1']:.4f} "
               f"acc {metrics['dev']['accuracy']:.4f}, {metrics['seconds']:.1f}s -> {MODEL_PATH}")
