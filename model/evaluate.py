@@ -28,7 +28,7 @@ from model.train import FEATURES_PATH, MODEL_PATH, SEGMENTED_DIR, choose_device,
 from model.vocab import UNK_ID, Vocab
 from common.errors import UserError, cli_entry
 from common.aspects import aspect_zh
-from common.atomic import atomic_path, new_staging_dir, replace_dir, write_json
+from common.atomic import atomic_path, new_staging_dir, replace_dir, write_json, write_text
 from pipeline.io import write_table
 from common.params import load_params
 
@@ -36,6 +36,7 @@ TEST_PATH = SEGMENTED_DIR / "test.parquet"
 METRICS_PATH = Path("metrics/test.json")
 REPORTS_DIR = Path("reports")
 EXPLAIN_DIR = REPORTS_DIR / "explain"
+CONFUSION_PLOT = Path("plots/confusion.csv")
 PREDICTIONS_SCHEMA = pa.schema([
     ("review_id", pa.string()), ("aspect", pa.string()), ("score", pa.int8()), ("predicted_score", pa.int8()),
     ("label", pa.int8()), ("predicted_label", pa.int8()), ("probabilities", pa.list_(pa.float32())),
@@ -194,6 +195,12 @@ def write_reports(frame: pd.DataFrame, probs: np.ndarray, metrics: dict, no_imag
                   REPORTS_DIR / "confusion.png",
                   f"test confusion (accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f})")
     learning_curve_png(ckpt["history"], REPORTS_DIR / "learning_curve.png", int(ckpt["epoch"]))   # empty for linear
+    # the confusion matrix as DVC draws it (`dvc plots show` / `dvc plots diff`): one row per test pair
+    scores = np.asarray(labels.class_scores)
+    pd.DataFrame({"actual": scores[frame["label"].to_numpy()], "predicted": scores[frame["predicted_label"].to_numpy()],
+                  "review_id": frame["review_id"], "aspect": frame["aspect"]}) \
+        .sort_values(["review_id", "aspect"], kind="stable")[["actual", "predicted"]] \
+        .pipe(lambda rows: write_text(rows.to_csv(index=False, lineterminator="\n"), CONFUSION_PLOT))
 
 
 def explain_selection(frame: pd.DataFrame) -> list[str]:
