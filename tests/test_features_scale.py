@@ -119,3 +119,25 @@ def test_two_shard_processes_merge_into_the_single_process_bytes(photos: Path, p
 def main_merge(args: list[str]) -> int:
     from pipeline.features import main
     return main(args)
+
+
+def test_torchrun_ranks_compute_their_shards_and_rank_0_merges(photos: Path):
+    """The same entry point under torchrun (2 CPU processes, gloo) writes the single-process bytes."""
+    features = photos / "data/features"
+    params = photos / "params.yaml"
+    params.write_text("features:\n  weights: random\n  image_size: 64\n  batch_size: 2\n  num_workers: 0\n"
+                      "  device: cpu\n  max_image_pixels: 100000\n  seed: 0\n  download_timeout_s: 1\n"
+                      "  precision: bf16\n")
+    run(photos, replace(CONFIG, image_size=64, batch_size=2, max_image_pixels=100_000, precision="bf16"),
+        out="single.parquet", cache="single_cache.parquet")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "pipeline.features", "--params", str(params), "--splits", str(photos / "data/splits"),
+         "--root", str(photos), "--out", str(features / "images.parquet"), "--cache", str(features / "cache.parquet"),
+         "--metrics", str(photos / "metrics/features.json"), "--shard-dir", str(features / "shards"),
+         "--log-dir", str(photos / "logs")], cwd=photos, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((photos / "metrics/features.json").read_text())["merged_from_shards"] == 7
+    assert (features / "images.parquet").read_bytes() == (features / "single.parquet").read_bytes()
+    assert (features / "cache.parquet").read_bytes() == (features / "single_cache.parquet").read_bytes()
