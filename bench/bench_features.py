@@ -1,31 +1,38 @@
-"""Benchmark: images/s of feature extraction on CPU at 224, our batched DataLoader vs one image at a time.
+"""Benchmark: the features stage's CPU path end to end (decode included) against one image at a time in fp32.
 
-One image at a time without batching is how the public reference code featurises (open, transform,
-forward a batch of 1). Both paths use the same random-init ResNet-50 and the same generated JPEGs.
+One image at a time in fp32 is how the public reference code featurises (PIL open, torchvision transforms,
+forward a batch of 1, NCHW). The stage's path is `pipeline.features` as params.yaml configures it
+(channels-last, bf16 autocast where the CPU has native bf16, batches, decode workers). Both use the same
+random-init ResNet-50 and the same generated 640x480 JPEGs. Every measurement runs in a fresh process, so its
+peak RSS is its own; the two methods alternate within each round so that outside load hits both alike, and
+the speed-up is the median of the per-round ratios. The same run also measures the choices behind the
+defaults: PIL against torchvision.io.decode_jpeg, decode workers against the core count, batch size, fp32.
 
-    .venv/bin/python bench/bench_features.py [--images 40] [--size 224]
+    .venv/bin/python bench/bench_features.py [--images 32] [--rounds 3]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from torchvision import transforms
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.backbone import random_backbone  # noqa: E402
-from pipeline.features import extract  # noqa: E402
-from pipeline.imaging import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 from common.atomic import write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "features.json"
+SIZE = 224
 
 
 def generate_images(folder: Path, count: int) -> list[Path]:
@@ -42,67 +49,165 @@ def generate_images(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def one_at_a_time(model: torch.nn.Module, paths: list[Path], size: int) -> np.ndarray:
-    transform = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor(),
+# ---- one measurement, in its own process ----
+
+def one_at_a_time_fp32(model, paths: list[Path]) -> None:
+    import torch
+    from torchvision import transforms
+
+    from pipeline.imaging import IMAGENET_MEAN, IMAGENET_STD
+    transform = transforms.Compose([transforms.Resize((SIZE, SIZE)), transforms.ToTensor(),
                                     transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-    out = []
     with torch.inference_mode():
         for path in paths:
-            pixels = transform(Image.open(path).convert("RGB")).unsqueeze(0)
-            out.append(model(pixels)[0].numpy())
-    return np.stack(out)
+            model(transform(Image.open(path).convert("RGB")).unsqueeze(0))
+
+
+def decode_torchvision(paths: list[Path]) -> None:
+    """torchvision.io.decode_jpeg (libjpeg-turbo, full resolution) + antialiased resize + normalisation."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+    from torchvision.transforms.v2 import functional as F
+
+    from pipeline.imaging import IMAGENET_MEAN, IMAGENET_STD
+    for path in paths:
+        image = decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB)
+        image = F.resize(image, [SIZE, SIZE], antialias=True)
+        F.normalize(image.to(torch.float32) / 255.0, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def measure(args: argparse.Namespace) -> dict:
+    import torch
+
+    from common.params import load_params
+    from pipeline.backbone import random_backbone
+    from pipeline.features import (FeatureConfig, available_cores, extract, prepare_model, resolve_num_workers,
+                                   resolve_precision)
+    from pipeline.imaging import decode_image
+
+    paths = sorted(Path(args.files).glob("*.jpg"))[:args.count]
+    torch.set_num_threads(available_cores())
+    record: dict = {"method": args.measure, "images": len(paths)}
+    if args.measure.startswith("decode"):   # as one decode worker runs: a single thread
+        torch.set_num_threads(1)
+        config = FeatureConfig.from_params(load_params("features", REPO / "params.yaml"))
+        run = (lambda: [decode_image(p, config.preprocessing) for p in paths]) if args.measure == "decode_pil" \
+            else (lambda: decode_torchvision(paths))
+        run()  # warm the page cache and the libraries
+        started = time.perf_counter()
+        run()
+    else:
+        model = random_backbone(0).model
+        if args.measure == "one_fp32":
+            one_at_a_time_fp32(model, paths[:2])  # warm-up: first-call allocations count in neither figure
+            started = time.perf_counter()
+            one_at_a_time_fp32(model, paths)
+        else:
+            config = FeatureConfig.from_params(load_params("features", REPO / "params.yaml"))
+            overrides = {k: v for k, v in (("num_workers", args.workers), ("batch_size", args.batch_size),
+                                           ("precision", args.precision)) if v is not None}
+            config = replace(config, device="cpu", **overrides)
+            device = torch.device("cpu")
+            precision = resolve_precision(config.precision, device)
+            workers = resolve_num_workers(config.num_workers, device)
+            model = prepare_model(model, device)
+            # warm-up on one full batch: oneDNN builds its kernels per input shape, once per run
+            warm = (paths * config.batch_size)[:config.batch_size]
+            extract(model, warm, config.preprocessing, config.batch_size, 0, device, precision)
+            started = time.perf_counter()
+            _, errors, _ = extract(model, paths, config.preprocessing, config.batch_size, workers, device, precision)
+            assert not errors, errors
+            record.update(precision=precision, batch_size=config.batch_size, num_workers=workers,
+                          threads=torch.get_num_threads())
+    seconds = time.perf_counter() - started
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
+    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    record.update(seconds=round(seconds, 3), images_per_s=round(len(paths) / seconds, 2),
+                  peak_rss_mb=round(own), peak_rss_decode_worker_mb=round(workers_peak))
+    return record
+
+
+def spawn(files: Path, method: str, count: int, **options) -> dict:
+    command = [sys.executable, __file__, "--measure", method, "--files", str(files), "--count", str(count)]
+    for key, value in options.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
+    if done.returncode:
+        raise SystemExit(f"{method} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median_of(records: list[dict], key: str = "images_per_s") -> float:
+    return round(statistics.median(r[key] for r in records), 2)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=40)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; speedup = median ratio")
+    parser.add_argument("--images", type=int, default=32, help="base image count; growth runs 2x and 4x")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; speed-up = median ratio")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--files", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args)))
+        return 0
 
-    threads = len(os.sched_getaffinity(0))
-    torch.set_num_threads(threads)
-    model = random_backbone(0).model
-    with torch.inference_mode():  # warm-up: first-call allocations are not part of either figure
-        model(torch.zeros(2, 3, args.size, args.size))
+    from pipeline.features import available_cores, cpu_flags, cpu_has_native_bf16
+    cores, n = available_cores(), args.images
+    flags = cpu_flags()
     with tempfile.TemporaryDirectory() as tmp:
-        paths = generate_images(Path(tmp), args.images)
-
-        # alternate the two methods so that load from other processes hits both alike
-        single_s, batched_s = [], []
+        files = Path(tmp)
+        generate_images(files, 4 * n)
+        rounds = []
         for _ in range(args.rounds):
-            started = time.perf_counter()
-            single = one_at_a_time(model, paths, args.size)
-            single_s.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            batched, errors, _ = extract(model, paths, Preprocessing(args.size, 40_000_000),
-                                         args.batch_size, args.workers, torch.device("cpu"), "fp32")
-            batched_s.append(time.perf_counter() - started)
-    # the ratio within a round compares adjacent measurements: the figure most robust to outside load
-    round_ratios = [round(s / b, 2) for s, b in zip(single_s, batched_s)]
-    single_s, batched_s = min(single_s), min(batched_s)
-    assert not errors, errors
+            rounds.append((spawn(files, "one_fp32", n), spawn(files, "stage", n)))
+        ratios = [round(s["images_per_s"] / o["images_per_s"], 2) for o, s in rounds]
+        growth = {}
+        for factor in (2, 4):
+            growth[f"x{factor}"] = {"images": factor * n, "one_fp32": spawn(files, "one_fp32", factor * n),
+                                    "stage": spawn(files, "stage", factor * n)}
+        decode = {name: [spawn(files, name, 4 * n) for _ in range(args.rounds)]
+                  for name in ("decode_pil", "decode_torchvision")}
+        workers = {w: spawn(files, "stage", n, workers=w) for w in sorted({0, 1, cores})}
+        variants = {"batch_1": spawn(files, "stage", n, batch_size=1),
+                    "fp32_channels_last_batched": spawn(files, "stage", n, precision="fp32")}
 
+    stage, one = [s for _, s in rounds], [o for o, _ in rounds]
     results = {
-        "images": args.images,
-        "image_size": args.size,
-        "torch_threads": threads,
-        "rounds": args.rounds,
-        "load_average_1min": round(os.getloadavg()[0], 2),
-        "batched": {"batch_size": args.batch_size, "num_workers": args.workers,
-                    "seconds": round(batched_s, 2), "images_per_s": round(args.images / batched_s, 2)},
-        "one_at_a_time": {"seconds": round(single_s, 2), "images_per_s": round(args.images / single_s, 2)},
-        "speedup_per_round": round_ratios,
-        "speedup": float(np.median(round_ratios)),
-        "feature_cosine_batched_vs_single_mean": round(float(np.mean(
-            (batched * single).sum(1) / np.linalg.norm(batched, axis=1) / np.linalg.norm(single, axis=1))), 4),
+        "machine": {"cores": cores, "bf16_native": cpu_has_native_bf16(flags),
+                    "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile", "bf16"}),
+                    "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
+        "images": n, "image_size": SIZE, "rounds": args.rounds,
+        "stage": {"images_per_s_median": median_of(stage), "peak_rss_mb_median": median_of(stage, "peak_rss_mb"),
+                  "config": {k: stage[0][k] for k in ("precision", "batch_size", "num_workers", "threads")},
+                  "runs": stage},
+        "one_at_a_time_fp32": {"images_per_s_median": median_of(one),
+                               "peak_rss_mb_median": median_of(one, "peak_rss_mb"), "runs": one},
+        "speedup_per_round": ratios,
+        "speedup": statistics.median(ratios),
+        "growth": {
+            label: {"images": g["images"],
+                    "stage_images_per_s": g["stage"]["images_per_s"],
+                    "one_fp32_images_per_s": g["one_fp32"]["images_per_s"],
+                    "speedup": round(g["stage"]["images_per_s"] / g["one_fp32"]["images_per_s"], 2),
+                    "stage_peak_rss_mb": g["stage"]["peak_rss_mb"],
+                    "one_fp32_peak_rss_mb": g["one_fp32"]["peak_rss_mb"]}
+            for label, g in {"x1": {"images": n, "stage": stage[0], "one_fp32": one[0]}, **growth}.items()},
+        "decode_one_thread_images_per_s": {name: median_of(runs) for name, runs in decode.items()},
+        "decode_workers_images_per_s": {str(w): r["images_per_s"] for w, r in workers.items()},
+        "variants_images_per_s": {name: r["images_per_s"] for name, r in variants.items()},
     }
     write_json(results, RESULTS)
-    print(f"features on CPU ({threads} threads, {args.images} images at {args.size}): batched "
-          f"{results['batched']['images_per_s']} img/s vs one at a time {results['one_at_a_time']['images_per_s']} "
-          f"img/s (best rounds); speedup x{results['speedup']} (median of rounds {round_ratios}); written to {RESULTS}")
+    print(f"features on CPU ({cores} cores, bf16 native: {results['machine']['bf16_native']}; {n} images at "
+          f"{SIZE}, decode included): stage {results['stage']['images_per_s_median']} img/s "
+          f"({results['stage']['config']}) vs one at a time fp32 "
+          f"{results['one_at_a_time_fp32']['images_per_s_median']} img/s: x{results['speedup']} (median of "
+          f"rounds {ratios}); decode PIL vs torchvision {results['decode_one_thread_images_per_s']}; workers "
+          f"{results['decode_workers_images_per_s']}; written to {RESULTS}")
     return 0
 
 

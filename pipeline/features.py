@@ -5,6 +5,11 @@ backbone, weights, preprocessing and precision are reused from a keyed cache, so
 adding a few reviews computes only their new images.
 
     python -m pipeline.features [--params params.yaml] [--splits data/splits] [--out ...] [--cache ...]
+
+Several processes or machines: `--shard i/n` computes only the i-th of n deterministic parts of the images
+still to compute and writes them to a shard file; the next run without --shard merges every shard file into
+the cache and writes the same bytes as one process would have. Under `torchrun` the ranks are the shards and
+rank 0 merges.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +32,10 @@ import torchvision
 from tqdm import tqdm
 
 from common.atomic import remove_leftovers, write_json
+from common.runlog import DEFAULT_LOG_DIR, write_run_log
 from pipeline.backbone import BACKBONE, Backbone, load_backbone
 from common.errors import UserError, cli_entry
-from pipeline.image_data import make_loader
+from pipeline.image_data import fixed_batches, make_loader
 from pipeline.imaging import MISSING, NON_FINITE, TOO_LARGE, UNREADABLE, Preprocessing, error_kind, sha256_file
 from pipeline.io import read_frame, write_table
 from common.params import load_params, require
@@ -38,6 +45,14 @@ DEFAULT_SPLITS = Path("data/splits")
 DEFAULT_OUT = Path("data/features/images.parquet")
 DEFAULT_CACHE = Path("data/features/cache.parquet")
 DEFAULT_METRICS = Path("metrics/features.json")
+DEFAULT_SHARDS = Path("data/features/shards")
+PRECISIONS = ("auto", "fp32", "bf16")
+# /proc/cpuinfo flags of native bf16 arithmetic: AVX512-BF16 (Cooper Lake, Zen 4+), AMX (Sapphire Rapids+),
+# and Arm's BF16 extension; without one of them bf16 is emulated and slower than fp32
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+# decode processes on CPU for num_workers: auto; 0 (decode in the main process between batches) measured
+# fastest on 2 cores, where any worker takes cycles from the convolutions (bench/results/features.json)
+AUTO_CPU_WORKERS = 0
 NO_BACKBONE = "none (the splits reference no image)"
 
 # data/features/cache.parquet: features by (content, configuration), kept across runs (DVC persist: true)
@@ -55,11 +70,12 @@ class FeatureConfig:
     weights: str = "auto"
     image_size: int = 224
     batch_size: int = 16
-    num_workers: int = 2
+    num_workers: int | str = "auto"
     device: str = "auto"
     max_image_pixels: int = 40_000_000
     seed: int = 0
     download_timeout_s: float = 20.0
+    precision: str = "fp32"          # params.yaml says auto; fp32 here keeps direct callers exact
 
     @classmethod
     def from_params(cls, section: dict) -> "FeatureConfig":
@@ -68,17 +84,22 @@ class FeatureConfig:
             weights=str(require(section, "weights", name, str)),
             image_size=require(section, "image_size", name, int),
             batch_size=require(section, "batch_size", name, int),
-            num_workers=require(section, "num_workers", name, int),
+            num_workers=require(section, "num_workers", name, (int, str)),
             device=require(section, "device", name, str),
             max_image_pixels=require(section, "max_image_pixels", name, int),
             seed=require(section, "seed", name, int),
             download_timeout_s=float(require(section, "download_timeout_s", name, (int, float))),
+            precision=require(section, "precision", name, str),
         )
         if config.image_size < 32:
             raise UserError(f"params.yaml: 'features.image_size' must be >= 32, got {config.image_size}")
-        if config.batch_size < 1 or config.num_workers < 0 or config.max_image_pixels < 1:
+        workers = config.num_workers
+        if config.batch_size < 1 or config.max_image_pixels < 1 or (
+                workers != "auto" and (isinstance(workers, str) or workers < 0)):
             raise UserError("params.yaml: 'features.batch_size' and 'features.max_image_pixels' must be >= 1 "
-                            "and 'features.num_workers' >= 0")
+                            "and 'features.num_workers' auto or >= 0")
+        if config.precision not in PRECISIONS:
+            raise UserError(f"params.yaml: 'features.precision' must be auto, fp32 or bf16, got {config.precision!r}")
         if config.device not in ("auto", "cpu", "cuda"):
             raise UserError(f"params.yaml: 'features.device' must be auto, cpu or cuda, got {config.device!r}")
         return config
@@ -93,13 +114,67 @@ def resolve_device(name: str) -> torch.device:
         raise UserError("params.yaml: 'features.device' is cuda but no CUDA GPU is visible; set it to auto or cpu")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process on this machine
+        index = int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
     return torch.device(name)
 
 
-def precision_for(device: torch.device) -> str:
-    if device.type != "cuda":
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo ("flags" on x86, "Features" on Arm); empty where unknown."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:  # not Linux
+            return set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
+    """Whether this CPU computes bf16 in hardware (oneDNN then runs bf16 convolutions faster than fp32)."""
+    flags = cpu_flags() if flags is None else flags
+    return torch.backends.mkldnn.is_available() and bool(flags & BF16_CPU_FLAGS)
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """features.precision (auto | fp32 | bf16) -> what runs: fp32 | bf16-autocast | fp16-autocast.
+
+    auto: bf16 autocast on CPUs with native bf16 (x1.2 over fp32 at the same batch on a Zen 4 CPU, cosine
+    >= 0.999 to the fp32 features), fp32 on other CPUs; on GPUs bf16 where supported, else fp16."""
+    if requested == "fp32":
         return "fp32"
-    return "bf16-autocast" if torch.cuda.is_bf16_supported() else "fp16-autocast"
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16-autocast"
+        if requested == "bf16":
+            raise UserError("params.yaml: 'features.precision' is bf16 but this GPU has no bf16; set auto or fp32")
+        return "fp16-autocast"
+    if requested == "bf16" or cpu_has_native_bf16():
+        if not cpu_has_native_bf16():
+            print("note: features.precision=bf16 on a CPU without native bf16 (avx512_bf16/amx): it is emulated, "
+                  "expect it slower than fp32", file=sys.stderr)
+        return "bf16-autocast"
+    return "fp32"
+
+
+def available_cores() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # macOS: no affinity
+    return cores or 1
+
+
+def resolve_num_workers(requested: int | str, device: torch.device) -> int:
+    """features.num_workers: auto = the measured best on CPU (decoding in this process: the convolutions
+    already keep every core busy, bench/bench_features.py), on a GPU one decode process per core up to 8."""
+    if requested != "auto":
+        return int(requested)
+    if device.type == "cuda":
+        return min(available_cores(), 8)
+    return AUTO_CPU_WORKERS
 
 
 def config_fingerprint(weights: str, prep: Preprocessing, precision: str) -> str:
@@ -139,21 +214,59 @@ def hash_images(paths: list[str], root: Path) -> tuple[dict[str, str], dict[str,
     return ids, errors
 
 
+def read_cache_table(path: Path) -> pa.Table:
+    """A cache (or shard) file as CACHE_SCHEMA; empty when absent, with a warning when unreadable."""
+    if not path.is_file():
+        return CACHE_SCHEMA.empty_table()
+    try:
+        return pq.read_table(path).select(CACHE_SCHEMA.names).cast(CACHE_SCHEMA)
+    except (pa.ArrowInvalid, OSError, KeyError, ValueError) as exc:
+        print(f"warning: {path} is unreadable ({exc}); ignoring it, its images are computed again", file=sys.stderr)
+        return CACHE_SCHEMA.empty_table()
+
+
+def cache_index(table: pa.Table, fingerprint: str) -> dict[str, tuple[int, int, int]]:
+    """image_id -> (row, width, height) of the rows computed with this configuration."""
+    return {image_id: (row, w, h) for row, (fp, image_id, w, h) in enumerate(zip(
+        table["fingerprint"].to_pylist(), table["image_id"].to_pylist(), table["width"].to_pylist(),
+        table["height"].to_pylist())) if fp == fingerprint}
+
+
 def read_cache(path: Path, fingerprint: str) -> tuple[pa.Table, dict[str, tuple[int, int, int]]]:
     """The whole cache table, and image_id -> (row, width, height) for this configuration."""
-    if not path.is_file():
-        return CACHE_SCHEMA.empty_table(), {}
+    table = read_cache_table(path)
+    return table, cache_index(table, fingerprint)
+
+
+def shard_path(shard_dir: Path, shard: tuple[int, int]) -> Path:
+    return shard_dir / f"shard-{shard[0]:04d}-of-{shard[1]:04d}.parquet"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/n' -> (i, n) with 0 <= i < n."""
+    index, _, total = text.partition("/")
     try:
-        table = pq.read_table(path)
-        table = table.select(CACHE_SCHEMA.names).cast(CACHE_SCHEMA)
-    except (pa.ArrowInvalid, OSError, KeyError, ValueError) as exc:
-        print(f"warning: {path} is unreadable ({exc}); ignoring it, every image is computed again", file=sys.stderr)
-        return CACHE_SCHEMA.empty_table(), {}
-    fingerprints = table["fingerprint"].to_pylist()
-    index = {image_id: (row, w, h) for row, (fp, image_id, w, h) in enumerate(zip(
-        fingerprints, table["image_id"].to_pylist(), table["width"].to_pylist(), table["height"].to_pylist()))
-        if fp == fingerprint}
-    return table, index
+        shard = int(index), int(total)
+    except ValueError:
+        shard = (-1, 0)
+    if not 0 <= shard[0] < shard[1]:
+        raise UserError(f"--shard must be i/n with 0 <= i < n (e.g. 0/2), got {text!r}")
+    return shard
+
+
+def merge_shards(cache: pa.Table, shard_dir: Path) -> tuple[pa.Table, int, list[Path]]:
+    """The cache plus the rows of every shard file under shard_dir that it lacks; (table, rows added, files)."""
+    files = sorted(shard_dir.glob("shard-*-of-*.parquet")) if shard_dir.is_dir() else []
+    if not files:
+        return cache, 0, []
+    combined = pa.concat_tables([cache, *(read_cache_table(f) for f in files)])
+    seen: set[tuple[str, str]] = set()
+    keep = []
+    for row, key in enumerate(zip(combined["fingerprint"].to_pylist(), combined["image_id"].to_pylist())):
+        if key not in seen:   # first occurrence: the cache's own row wins over a shard's
+            seen.add(key)
+            keep.append(row)
+    return combined.take(pa.array(keep, pa.int64())), len(keep) - cache.num_rows, files
 
 
 def features_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
@@ -169,24 +282,29 @@ def feature_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def extract(model: torch.nn.Module, files: list[Path], prep: Preprocessing, batch_size: int, num_workers: int,
-            device: torch.device, precision: str) -> tuple[np.ndarray, dict[int, str], dict[int, tuple[int, int]]]:
-    """Features [len(files), 2048] (zeros where decoding failed), errors by index, (w, h) by index."""
+            device: torch.device, precision: str, batches: list[list[int]] | None = None
+            ) -> tuple[np.ndarray, dict[int, str], dict[int, tuple[int, int]]]:
+    """Features [len(files), 2048] (zeros where decoding failed), errors by index, (w, h) by index.
+
+    `batches` (index lists) replaces the plain cut into batch_size; files in no batch stay zero. The model
+    should come from prepare_model (channels-last, like the input)."""
     out = np.zeros((len(files), FEATURE_DIM), dtype=np.float32)
     errors: dict[int, str] = {}
     sizes: dict[int, tuple[int, int]] = {}
-    if not files:
+    batches = fixed_batches(len(files), batch_size) if batches is None else batches
+    if not batches:
         return out, errors, sizes
     autocast_dtype = {"bf16-autocast": torch.bfloat16, "fp16-autocast": torch.float16}.get(precision)
-    loader = make_loader(files, prep, batch_size, num_workers, pin_memory=device.type == "cuda")
-    with torch.inference_mode(), tqdm(total=len(files), desc="features", unit="img", file=sys.stderr,
-                                      disable=len(files) < 2 * batch_size) as bar:
+    loader = make_loader(files, prep, batches, num_workers, pin_memory=device.type == "cuda")
+    total = sum(map(len, batches))
+    with torch.inference_mode(), tqdm(total=total, desc="features", unit="img", file=sys.stderr,
+                                      disable=total < 4 * len(batches[0])) as bar:
         for batch in loader:
             errors.update(batch.errors)
             sizes.update(batch.sizes)
             if batch.ok_indices:
-                pixels = batch.pixels.to(device, non_blocking=True)
-                if device.type == "cuda":
-                    pixels = pixels.contiguous(memory_format=torch.channels_last)
+                # channels-last on CPU too: oneDNN's convolutions run on NHWC without reordering each layer
+                pixels = batch.pixels.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                     feats = model(pixels)
                 feats = feats.float().cpu().numpy()
@@ -258,14 +376,21 @@ def reuse_cached(plan: ImagePlan, cache_table: pa.Table, cached: dict[str, tuple
     return features, errors, reused
 
 
+def local_processes() -> int:
+    """Processes sharing this machine's cores: torchrun's LOCAL_WORLD_SIZE, else 1."""
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    model = model.to(device).eval()
+    """Eval mode, channels-last on every device; on CPU the cores split between this machine's processes."""
+    model = model.to(device).eval().to(memory_format=torch.channels_last)
     if device.type == "cpu":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # macOS has no affinity
-        torch.set_num_threads(cores or 1)
-    else:  # channels-last feeds the tensor cores; on CPU it measured no faster (bench/bench_features.py)
+        torch.set_num_threads(max(1, available_cores() // local_processes()))
+    else:
         torch.backends.cudnn.benchmark = True
-        model = model.to(memory_format=torch.channels_last)
     return model
 
 
@@ -276,34 +401,60 @@ class Computed:
     sizes: dict[str, tuple[int, int]]     # content id -> (width, height), same keys
     errors: dict[str, str]                # content id -> "kind: detail" for the others
     seconds: float
+    num_workers: int = 0
+
+
+def shard_batches(count: int, batch_size: int, shard: tuple[int, int] | None) -> list[list[int]]:
+    """The batches of the `count` contents to compute that belong to `shard` (i, n): batch k goes to shard
+    k mod n. Whole batches, cut as the unsharded run cuts them, so each feature comes out of the same batch
+    (the same bits) in a sharded and in a single-process run."""
+    batches = fixed_batches(count, batch_size)
+    if shard is None:
+        return batches
+    index, total = shard
+    return batches[index::total]
 
 
 def compute_new(backbone: Backbone, image_ids: list[str], plan: ImagePlan, config: FeatureConfig,
-                device: torch.device, precision: str, root: Path) -> Computed:
+                device: torch.device, precision: str, root: Path,
+                shard: tuple[int, int] | None = None) -> Computed:
     started = time.perf_counter()
-    if not image_ids:
+    batches = shard_batches(len(image_ids), config.batch_size, shard)
+    if not batches:
         return Computed({}, {}, {}, 0.0)
+    workers = resolve_num_workers(config.num_workers, device)
     model = prepare_model(backbone.model, device)
     matrix, errors, sizes = extract(model, [root / plan.representative[i] for i in image_ids], config.preprocessing,
-                                    config.batch_size, config.num_workers, device, precision)
-    ok = [index for index in range(len(image_ids)) if index not in errors]
+                                    config.batch_size, workers, device, precision, batches)
+    done = [index for batch in batches for index in batch]
+    ok = [index for index in done if index not in errors]
     return Computed({image_ids[i]: matrix[i] for i in ok}, {image_ids[i]: sizes[i] for i in ok},
-                    {image_ids[i]: errors[i] for i in errors}, time.perf_counter() - started)
+                    {image_ids[i]: errors[i] for i in errors}, time.perf_counter() - started, workers)
 
 
 def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: Path = DEFAULT_OUT,
                  cache_path: Path = DEFAULT_CACHE, metrics_path: Path = DEFAULT_METRICS,
-                 root: Path = Path(".")) -> dict:
-    """The whole stage; returns the metrics it writes. Splits without any image still get all three outputs."""
+                 root: Path = Path("."), shard: tuple[int, int] | None = None,
+                 shard_dir: Path = DEFAULT_SHARDS, log_dir: Path = DEFAULT_LOG_DIR) -> dict:
+    """The whole stage; returns the metrics it writes. Splits without any image still get all three outputs.
+
+    With `shard` (i, n) only the i-th part of the images still to compute is computed, into a shard file
+    under shard_dir, and nothing else is written; without it, shard files found there are merged first.
+    Timings go to the run log (log_dir/features.json), never to the DVC-tracked metrics."""
     started = time.perf_counter()
     device = resolve_device(config.device)
-    precision = precision_for(device)
+    precision = resolve_precision(config.precision, device)
     plan = plan_images(splits_dir, root)
     # without any image to featurise no backbone is loaded (nor its weights downloaded)
     backbone = load_backbone(config.weights, config.seed, config.download_timeout_s) if plan.representative else None
     weights = backbone.weights if backbone else NO_BACKBONE
     fingerprint = config_fingerprint(weights, config.preprocessing, precision)
-    cache_table, cached = read_cache(cache_path, fingerprint)
+    cache_table = read_cache_table(cache_path)
+    if shard is not None:
+        return run_shard(backbone, plan, config, device, precision, fingerprint, cache_table, root, shard,
+                         shard_dir, log_dir, started)
+    cache_table, from_shards, shard_files = merge_shards(cache_table, shard_dir)
+    cached = cache_index(cache_table, fingerprint)
 
     features, content_errors, reused = reuse_cached(plan, cache_table, cached, config.preprocessing)
     computed = compute_new(backbone, [i for i in plan.representative if i not in cached], plan, config,
@@ -318,15 +469,56 @@ def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: 
     table = build_features_table(plan.paths, plan.ids, errors, features)
     write_table(table, out, metadata=output_metadata(weights, config.preprocessing, precision, fingerprint))
     write_cache(cache_path, cache_table, fingerprint, computed)
+    for merged in shard_files:  # their rows are in the cache now
+        merged.unlink()
     metrics = features_metrics(plan, table, errors, reused, computed, device, precision, weights, fingerprint)
-    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    metrics["precision_param"] = config.precision
+    metrics["merged_from_shards"] = from_shards
     write_json(metrics, metrics_path)
+    timing = run_timing(computed, started, device)
+    write_run_log("features", {**timing, "computed": metrics["computed"], "precision": precision}, log_dir)
     failed_text = ", ".join(f"{k} {v}" for k, v in metrics["failed_by_error"].items()) or "none"
     print(f"features: {len(plan.paths)} image paths -> {metrics['images_ok']} ok, {metrics['images_failed']} failed "
-          f"({failed_text}); {len(plan.representative)} unique contents, {len(reused)} reused from cache, "
-          f"{metrics['computed']} computed at {metrics['images_per_s']} img/s on {device} ({precision}); "
-          f"weights {weights}; {metrics['seconds']} s", file=sys.stderr)
+          f"({failed_text}); {len(plan.representative)} unique contents, {len(reused)} reused from cache"
+          f"{f' ({from_shards} merged from {len(shard_files)} shard files)' if shard_files else ''}, "
+          f"{metrics['computed']} computed at {timing['images_per_s']} img/s on {device} ({precision}, "
+          f"{timing['threads']} threads, {timing['num_workers']} decode workers); weights {weights}; "
+          f"{timing['seconds']} s", file=sys.stderr)
     return metrics
+
+
+def run_timing(computed: Computed, started: float, device: torch.device) -> dict:
+    """The run log's figures: they change on every run, so they stay out of metrics/ (DVC)."""
+    n_computed = len(computed.features)
+    return {
+        "seconds": round(time.perf_counter() - started, 2),
+        "compute_seconds": round(computed.seconds, 2),
+        "images_per_s": round(n_computed / computed.seconds, 2) if n_computed and computed.seconds else 0.0,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "num_workers": computed.num_workers,
+    }
+
+
+def run_shard(backbone: Backbone | None, plan: ImagePlan, config: FeatureConfig, device: torch.device,
+              precision: str, fingerprint: str, cache_table: pa.Table, root: Path, shard: tuple[int, int],
+              shard_dir: Path, log_dir: Path, started: float) -> dict:
+    """One shard: its batches of the contents the cache lacks, written as cache rows to its shard file."""
+    cached = cache_index(cache_table, fingerprint)
+    todo = [i for i in plan.representative if i not in cached]
+    computed = compute_new(backbone, todo, plan, config, device, precision, root, shard) if backbone \
+        else Computed({}, {}, {}, 0.0)
+    path = shard_path(shard_dir, shard)
+    remove_leftovers(path)
+    write_table(new_cache_rows(fingerprint, computed), path)
+    timing = run_timing(computed, started, device)
+    record = {**timing, "shard": f"{shard[0]}/{shard[1]}", "to_compute": len(todo),
+              "computed": len(computed.features), "decode_failed": len(computed.errors), "precision": precision}
+    write_run_log(f"features-shard-{shard[0]}-of-{shard[1]}", record, log_dir)
+    print(f"features shard {shard[0]}/{shard[1]}: {record['computed']} of the {len(todo)} contents to compute "
+          f"-> {path} ({record['decode_failed']} undecodable, left to the merge) at {timing['images_per_s']} img/s "
+          f"on {device} ({precision}, {timing['threads']} threads); {timing['seconds']} s", file=sys.stderr)
+    return record
 
 
 def output_metadata(weights: str, prep: Preprocessing, precision: str, fingerprint: str) -> dict[str, str]:
@@ -349,7 +541,6 @@ def features_metrics(plan: ImagePlan, table: pa.Table, errors: dict[str, str], r
         "reused_from_cache": len(reused),
         "computed": n_computed,
         "decode_failed": len(computed.errors),
-        "images_per_s": round(n_computed / computed.seconds, 2) if n_computed else 0.0,
         "device": str(device),
         "precision": precision,
         "weights": weights,
@@ -357,21 +548,25 @@ def features_metrics(plan: ImagePlan, table: pa.Table, errors: dict[str, str], r
     }
 
 
-def write_cache(path: Path, old: pa.Table, fingerprint: str, computed: Computed) -> None:
-    """Old entries plus the new ones, sorted by (fingerprint, image_id) so the bytes are reproducible.
-
-    Always written, even with nothing new: DVC expects every declared output to exist."""
+def new_cache_rows(fingerprint: str, computed: Computed) -> pa.Table:
+    """The computed features as cache rows, sorted by image_id."""
     image_ids = sorted(computed.features)
     sizes = [computed.sizes[i] for i in image_ids]
     matrix = np.stack([computed.features[i] for i in image_ids]) if image_ids else np.zeros((0, FEATURE_DIM), np.float32)
-    new = pa.Table.from_arrays([
+    return pa.Table.from_arrays([
         pa.array([fingerprint] * len(image_ids), pa.string()),
         pa.array(image_ids, pa.string()),
         pa.array([w for w, _ in sizes], pa.int32()),
         pa.array([h for _, h in sizes], pa.int32()),
         features_array(matrix),
     ], schema=CACHE_SCHEMA)
-    merged = pa.concat_tables([old, new]).combine_chunks()
+
+
+def write_cache(path: Path, old: pa.Table, fingerprint: str, computed: Computed) -> None:
+    """Old entries plus the new ones, sorted by (fingerprint, image_id) so the bytes are reproducible.
+
+    Always written, even with nothing new: DVC expects every declared output to exist."""
+    merged = pa.concat_tables([old, new_cache_rows(fingerprint, computed)]).combine_chunks()
     merged = merged.sort_by([("fingerprint", "ascending"), ("image_id", "ascending")])
     write_table(merged, path)
 
@@ -413,14 +608,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics", type=Path, default=DEFAULT_METRICS, help="metrics JSON (default: %(default)s)")
     parser.add_argument("--root", type=Path, default=Path("."),
                         help="folder the splits' image paths are relative to (default: the repository root)")
+    parser.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
+                        help="compute only part I of N of the images still to compute (batch k goes to part k mod "
+                             "N) into a shard file, and write nothing else; a later run without --shard merges "
+                             "the shard files. Under torchrun the ranks are the parts and rank 0 merges.")
+    parser.add_argument("--shard-dir", type=Path, default=DEFAULT_SHARDS,
+                        help="folder of the shard files (default: %(default)s)")
+    parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR,
+                        help="run log folder: timings, kept out of metrics/ (default: %(default)s)")
     return parser.parse_args(argv)
+
+
+def run_under_torchrun(config: FeatureConfig, args: argparse.Namespace) -> None:
+    """torchrun: every rank computes its shard; once all succeeded, rank 0 merges and writes the outputs.
+
+    gloo (CPU sockets) is only used to agree that every shard was written, so it works with GPUs too."""
+    import torch.distributed as dist
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    dist.init_process_group("gloo", timeout=timedelta(hours=12))  # a large shard can take hours
+    try:
+        failed = torch.zeros(1)
+        try:
+            run_features(config, args.splits, args.out, args.cache, args.metrics, args.root, (rank, world),
+                         args.shard_dir, args.log_dir)
+        except BaseException:
+            failed += 1
+            dist.all_reduce(failed)
+            raise
+        dist.all_reduce(failed)
+        if failed.item():
+            raise UserError(f"{int(failed.item())} of {world} feature shards failed (see their errors); "
+                            "nothing merged, the shards written are kept for the next run")
+        if rank == 0:
+            run_features(config, args.splits, args.out, args.cache, args.metrics, args.root, None,
+                         args.shard_dir, args.log_dir)
+    finally:
+        dist.destroy_process_group()
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = FeatureConfig.from_params(load_params("features", args.params))
-    run_features(config, args.splits, args.out, args.cache, args.metrics, args.root)
+    if args.shard is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        run_under_torchrun(config, args)
+    else:
+        run_features(config, args.splits, args.out, args.cache, args.metrics, args.root, args.shard,
+                     args.shard_dir, args.log_dir)
     return 0
 
 

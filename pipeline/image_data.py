@@ -50,13 +50,20 @@ def collate_decoded(items: list) -> DecodedBatch:
     )
 
 
-def make_loader(files: list[Path], prep: Preprocessing, batch_size: int, num_workers: int,
+def fixed_batches(count: int, batch_size: int) -> list[list[int]]:
+    """Indices 0..count-1 in order, cut into batches of `batch_size` (the last one may be shorter)."""
+    return [list(range(start, min(start + batch_size, count))) for start in range(0, count, batch_size)]
+
+
+def make_loader(files: list[Path], prep: Preprocessing, batches: list[list[int]], num_workers: int,
                 pin_memory: bool = False) -> DataLoader:
-    """Batches in file order (deterministic), decoded by `num_workers` processes (0 = in this process)."""
+    """The given batches of `files`, in order, decoded by `num_workers` processes (0 = in this process).
+
+    The batches are explicit so that a shard of the work forms exactly the batches the whole run forms:
+    a batch's composition can change the last bits of its features (pipeline/features.py, sharding)."""
     return DataLoader(
         ImageFileDataset(files, prep),
-        batch_size=batch_size,
-        shuffle=False,
+        batch_sampler=batches,
         num_workers=num_workers,
         collate_fn=collate_decoded,
         pin_memory=pin_memory,

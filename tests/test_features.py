@@ -25,7 +25,7 @@ from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, PAIRS_SCHEMA
 
 IMAGES = "data/raw/zol/images"
 CONFIG = FeatureConfig(weights="random", image_size=64, batch_size=4, num_workers=0, device="cpu",
-                       max_image_pixels=5000, seed=0, download_timeout_s=2)
+                       max_image_pixels=5000, seed=0, download_timeout_s=2, precision="fp32")
 
 
 def noisy(width: int, height: int, seed: int, mode: str = "RGB") -> Image.Image:
@@ -81,7 +81,8 @@ def site(tmp_path: Path) -> Path:
 def run(root: Path, config: FeatureConfig = CONFIG, out: str = "images.parquet", cache: str = "cache.parquet") -> dict:
     features = root / "data" / "features"
     return run_features(config, root / "data" / "splits", features / out, features / cache,
-                        root / "metrics" / "features.json", root=root)
+                        root / "metrics" / "features.json", root=root, shard_dir=features / "shards",
+                        log_dir=root / "logs")
 
 
 def test_one_row_per_distinct_path_with_errors_and_content_ids(site: Path):
@@ -115,7 +116,11 @@ def test_one_row_per_distinct_path_with_errors_and_content_ids(site: Path):
     assert metrics["computed"] == 3 and metrics["reused_from_cache"] == 0 and metrics["decode_failed"] == 4
     assert metrics["empty_path_entries"] == 1
     assert metrics["weights"] == "random:seed=0" and metrics["device"] == "cpu"
+    assert metrics["precision"] == "fp32" and metrics["precision_param"] == "fp32"
     assert json.loads((site / "metrics/features.json").read_text()) == metrics
+    assert not {"seconds", "images_per_s"} & set(metrics)       # timings go to the untracked run log
+    log = json.loads((site / "logs/features.json").read_text())
+    assert log["seconds"] > 0 and log["images_per_s"] > 0 and log["num_workers"] == 2
     meta = features_metadata(site / "data/features/images.parquet")
     assert meta["weights"] == "random:seed=0" and meta["precision"] == "fp32"
     assert meta["backbone"].startswith("torchvision.models.resnet50")
@@ -253,10 +258,15 @@ def test_cli_help_bad_params_and_missing_splits(tmp_path: Path, capsys):
     assert exc.value.code == 0 and "--params" in capsys.readouterr().out
     params = tmp_path / "params.yaml"
     params.write_text("features:\n  weights: random\n  image_size: 64\n  batch_size: 2\n  num_workers: 0\n"
-                      "  device: tpu\n  max_image_pixels: 100\n  seed: 0\n  download_timeout_s: 1\n")
+                      "  device: tpu\n  max_image_pixels: 100\n  seed: 0\n  download_timeout_s: 1\n  precision: auto\n")
     assert main(["--params", str(params)]) == 2
     assert "'features.device' must be auto, cpu or cuda" in capsys.readouterr().err
-    params.write_text(params.read_text().replace("tpu", "cpu"))
+    params.write_text(params.read_text().replace("tpu", "cpu").replace("precision: auto", "precision: fp16"))
+    assert main(["--params", str(params)]) == 2
+    assert "'features.precision' must be auto, fp32 or bf16" in capsys.readouterr().err
+    params.write_text(params.read_text().replace("precision: fp16", "precision: auto"))
+    assert main(["--params", str(params), "--shard", "2/2"]) == 2
+    assert "--shard must be i/n with 0 <= i < n" in capsys.readouterr().err
     assert main(["--params", str(params), "--splits", str(tmp_path / "nosplits")]) == 2
     assert "nosplits/train.parquet not found" in capsys.readouterr().err
 
