@@ -42,7 +42,7 @@ from model.vocab import UNK_ID, Vocab
 from pipeline.backbone import (BACKBONE, IMAGENET_FILE_NAME, Backbone, WeightsUnavailable, file_backbone,
                                imagenet_backbone, imagenet_cache_file, random_backbone)
 from pipeline.clean import TEXT_FIELDS, CleanStats, ImageChecker, Rejected, canonical_key, check_fields, parse_score
-from pipeline.features import extract
+from pipeline.features import extract, prepare_model, resolve_precision
 from pipeline.image_data import Preprocessing
 from pipeline.io import write_table
 from pipeline.segment import Segmenter, SegmentParams
@@ -251,9 +251,9 @@ class ImageFeaturizer:
             refuse_other_weights(recorded, backbone.weights)
         # the features stage's precision when this device can use it, else fp32 (they differ by rounding only)
         recorded_precision = record.get("precision", "fp32")
-        if self.device.type == "cuda" and recorded_precision != "fp32":
-            self.precision = "bf16-autocast" if torch.cuda.is_bf16_supported() else "fp16-autocast"
-        self.model = backbone.model.to(self.device).eval()
+        if recorded_precision != "fp32":
+            self.precision = resolve_precision("auto", self.device)   # bf16 on CPUs with native bf16, else fp32
+        self.model = prepare_model(backbone.model, self.device)       # channels-last, as the stage runs it
 
     def __call__(self, files: list[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         """path -> standardised feature for the decodable files; path -> error for the others."""
