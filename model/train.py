@@ -28,7 +28,7 @@ from model.linear import fit_linear
 from model.loop import fit
 from model.families import build_model, checkpoint_fields
 from model.sampler import LengthBucketSampler, ordered_batches
-from model.vocab import Vocab, build_vocab
+from model.vocab import PAD_ID, Vocab, build_vocab
 from common.errors import UserError, cli_entry
 from common.atomic import atomic_path, write_json
 from common.params import load_params
@@ -105,6 +105,7 @@ class Prepared:
     datasets: dict[str, PairDataset]
     corpus: list[list[str]]
     class_counts: list[int]
+    idf: torch.Tensor   # (vocab,) smoothed IDF of each word over the training pairs (the wide path's weights)
 
 
 def prepare(settings: Settings) -> Prepared:
@@ -133,7 +134,19 @@ def prepare(settings: Settings) -> Prepared:
     datasets = {s: PairDataset(f, vocab, labels, features, mean, std, config.max_text_len, config.max_aspect_len,
                                config.max_images) for s, f in frames.items() if s != "test"}
     counts = np.bincount(datasets["train"].targets.numpy(), minlength=labels.num_classes).tolist()
-    return Prepared(vocab, labels, config, mean, std, frames, datasets, corpus, counts)
+    return Prepared(vocab, labels, config, mean, std, frames, datasets, corpus, counts,
+                    inverse_document_frequency(datasets["train"].text, len(vocab)))
+
+
+def inverse_document_frequency(texts: list[torch.Tensor], vocab_size: int) -> torch.Tensor:
+    """sklearn's smoothed IDF, ln((1 + n) / (1 + df)) + 1, per word id over the training pairs (as the linear
+    baseline's TF-IDF); <pad> gets 0."""
+    df = torch.zeros(vocab_size)
+    for ids in texts:
+        df[torch.unique(ids)] += 1
+    idf = torch.log((1 + len(texts)) / (1 + df)) + 1
+    idf[PAD_ID] = 0.0
+    return idf
 
 
 def checkpoint(model: nn.Module, prepared: Prepared, epoch: int, dev_metrics: dict, params: dict,
@@ -172,11 +185,15 @@ def save_checkpoint(ckpt: dict) -> None:
 
 
 def make_optimizer(model: nn.Module, settings: Settings) -> torch.optim.Optimizer:
-    """AdamW; the word vectors move at train.lr * embeddings.lr_scale (0: frozen) and are never decayed."""
+    """AdamW; the word vectors move at train.lr * embeddings.lr_scale (0: frozen) and are never decayed; the wide
+    path (model.word_evidence) has its own weight decay, train.wide_weight_decay."""
     lr, scale = settings.train.lr, settings.embeddings.lr_scale
     model.embedding.weight.requires_grad_(scale > 0)
-    rest = [p for n, p in model.named_parameters() if n != "embedding.weight"]
+    wide = [p for n, p in model.named_parameters() if n.startswith("word_evidence.")]
+    rest = [p for n, p in model.named_parameters() if n != "embedding.weight" and not n.startswith("word_evidence.")]
     groups = [{"params": rest, "weight_decay": settings.train.weight_decay}]
+    if wide:
+        groups.append({"params": wide, "weight_decay": settings.train.wide_weight_decay})
     if scale > 0:
         groups.append({"params": [model.embedding.weight], "lr": lr * scale, "weight_decay": 0.0})
     return torch.optim.AdamW(groups, lr=lr)
@@ -191,6 +208,8 @@ def train_mimn(prepared: Prepared, settings: Settings, seed: int, device: torch.
     seed_everything(seed)
     model = build_model(settings.model.family, settings.model.mimn_section(), prepared.config.vocab_size,
                         prepared.config.num_classes, vectors.weights)
+    if getattr(model, "word_evidence", None) is not None:
+        model.word_evidence.set_word_weights(prepared.idf)
     optimizer = make_optimizer(model, settings)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.max_epochs)
                  if tp.lr_schedule == "cosine" else None)
