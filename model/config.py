@@ -13,6 +13,7 @@ from typing import Any
 
 from common.errors import UserError
 from model.layers import ATTENTION_SCORES
+from model.losses import LOSSES
 
 VARIANTS: tuple[str, ...] = ("mimn", "self", "text2img", "img2text")
 # neural families share MIMN's inputs and the training loop (model/families.py); `linear` is the TF-IDF baseline
@@ -38,7 +39,7 @@ class MIMNConfig:
     dropout: float = 0.5
     variant: str = "mimn"         # the paper's Table 4: mimn | self | text2img | img2text
     attention_score: str = "mlp"  # mlp: u·tanh(W[m, q] + b) | linear: tanh(w·[m, q] + b), see layers.MemoryAttention
-    word_evidence: bool = False   # add the wide path's logits (model/word_evidence.py), an extension of the paper; False here so checkpoints from before the flag rebuild as plain MIMN (params.yaml turns it on)
+    word_evidence: bool = True    # add the wide path's logits (model/word_evidence.py), an extension of the paper
     wide_buckets: int = 262144    # rows of the hashed (aspect, word) table
     wide_dropout: float = 0.0     # share of the words the wide path drops in training
 
@@ -130,6 +131,8 @@ class TrainParams:
     select_metric: str = "macro_f1"
     class_weights: str = "sqrt"
     label_smoothing: float = 0.0
+    loss: str = "ce"
+    ordinal_weight: float = 1.0
     bucket_by_length: bool = True
     min_word_count: int = 1
     device: str = "auto"
@@ -148,6 +151,8 @@ class TrainParams:
         one_of("train", "classes", self.classes, (10, 8))
         one_of("train", "select_metric", self.select_metric, SELECT_METRICS)
         one_of("train", "class_weights", self.class_weights, CLASS_WEIGHTS)
+        one_of("train", "loss", self.loss, LOSSES)
+        at_least("train", "ordinal_weight", self.ordinal_weight, 0.0)
         one_of("train", "lr_schedule", self.lr_schedule, LR_SCHEDULES)
         one_of("train", "device", self.device, ("auto", "cpu", "cuda"))
 

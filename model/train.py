@@ -26,6 +26,7 @@ from model.embeddings import build_word_vectors
 from model.labels import LabelMap
 from model.linear import fit_linear
 from model.loop import fit
+from model.losses import make_loss
 from model.families import build_model, checkpoint_fields
 from model.sampler import LengthBucketSampler, ordered_batches
 from model.vocab import PAD_ID, Vocab, build_vocab
@@ -214,8 +215,8 @@ def train_mimn(prepared: Prepared, settings: Settings, seed: int, device: torch.
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.max_epochs)
                  if tp.lr_schedule == "cosine" else None)
     weights = class_weights(prepared.class_counts, tp.class_weights)
-    loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device),
-                                  label_smoothing=tp.label_smoothing)
+    loss_fn = make_loss(tp.loss, prepared.labels.class_scores, tp.ordinal_weight,
+                        None if weights is None else weights.to(device), tp.label_smoothing).to(device)
     result = fit(model, loss_fn, optimizer,
                  make_loader(prepared.datasets["train"], tp.batch_size, shuffle=True, seed=seed,
                              bucket=tp.bucket_by_length),

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from model.config import MIMNConfig, Settings
+from model.families import rebuild_model
 from model.mimn import MIMN
 from model.train import inverse_document_frequency, make_optimizer
 from model.word_evidence import WordEvidence, aspect_keys, pair_buckets
@@ -16,10 +17,11 @@ from test_model_mimn import SMALL, make_batch, one_thread, pad_with_garbage  # n
 from test_model_train import TINY_PARAMS
 
 WIDE = dict(SMALL, word_evidence=True, wide_buckets=997)
+PLAIN = dict(SMALL, word_evidence=False)
 
 
 def test_plain_mimn_has_no_wide_path_and_its_weights_keep_their_names():
-    plain, wide = MIMN(MIMNConfig(**SMALL)), MIMN(MIMNConfig(**WIDE))
+    plain, wide = MIMN(MIMNConfig(**PLAIN)), MIMN(MIMNConfig(**WIDE))
     assert plain.word_evidence is None
     assert set(plain.state_dict()) < set(wide.state_dict())
     assert {k for k in wide.state_dict() if k not in plain.state_dict()} == {
@@ -28,7 +30,7 @@ def test_plain_mimn_has_no_wide_path_and_its_weights_keep_their_names():
 
 def test_a_fresh_wide_path_adds_nothing_so_logits_equal_plain_mimn():
     torch.manual_seed(0)
-    plain = MIMN(MIMNConfig(**SMALL)).eval()
+    plain = MIMN(MIMNConfig(**PLAIN)).eval()
     wide = MIMN(MIMNConfig(**WIDE)).eval()
     wide.load_state_dict(plain.state_dict(), strict=False)
     inputs = make_batch()
@@ -123,6 +125,15 @@ def test_the_wide_path_gets_its_own_weight_decay():
     assert decay[id(model.classifier.weight)] == 0.01
     assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == sum(
         p.numel() for p in model.parameters())
+
+
+def test_a_checkpoint_from_before_the_flag_rebuilds_as_plain_mimn():
+    torch.manual_seed(0)
+    model = MIMN(MIMNConfig(**PLAIN)).eval()
+    config = {k: v for k, v in dataclasses.asdict(model.config).items()
+              if k not in ("word_evidence", "wide_buckets", "wide_dropout")}
+    restored = rebuild_model({"family": "mimn", "config": config, "model": model.state_dict()})
+    assert restored.word_evidence is None
 
 
 def test_checkpoint_round_trip_keeps_the_wide_path_and_its_idf():
