@@ -129,7 +129,7 @@ class TrainParams:
     max_epochs: int = 8
     patience: int = 8
     select_metric: str = "macro_f1"
-    class_weights: str = "sqrt"
+    class_weights: str = "balanced"
     label_smoothing: float = 0.0
     loss: str = "ce"
     ordinal_weight: float = 1.0
