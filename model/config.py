@@ -13,6 +13,7 @@ from typing import Any
 
 from common.errors import UserError
 from model.layers import ATTENTION_SCORES
+from model.losses import LOSSES
 
 VARIANTS: tuple[str, ...] = ("mimn", "self", "text2img", "img2text")
 # neural families share MIMN's inputs and the training loop (model/families.py); `linear` is the TF-IDF baseline
@@ -38,6 +39,9 @@ class MIMNConfig:
     dropout: float = 0.5
     variant: str = "mimn"         # the paper's Table 4: mimn | self | text2img | img2text
     attention_score: str = "mlp"  # mlp: u·tanh(W[m, q] + b) | linear: tanh(w·[m, q] + b), see layers.MemoryAttention
+    word_evidence: bool = True    # add the wide path's logits (model/word_evidence.py), an extension of the paper
+    wide_buckets: int = 262144    # rows of the hashed (aspect, word) table
+    wide_dropout: float = 0.0     # share of the words the wide path drops in training
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -46,10 +50,11 @@ class MIMNConfig:
             raise ValueError(f"attention_score must be one of {', '.join(ATTENTION_SCORES)}, got {self.attention_score!r}")
         if not 1 <= self.hops <= MAX_HOPS:
             raise ValueError(f"hops must be 1..{MAX_HOPS}, got {self.hops}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "wide_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         for name in ("vocab_size", "num_classes", "embed_dim", "hidden_dim", "max_text_len",
-                     "max_aspect_len", "max_images", "image_dim"):
+                     "max_aspect_len", "max_images", "image_dim", "wide_buckets"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -75,6 +80,9 @@ class ModelParams:
     image_dim: int = 2048
     dropout: float = 0.5
     attention_score: str = "mlp"
+    word_evidence: bool = True
+    wide_buckets: int = 262144
+    wide_dropout: float = 0.0
     linear_c: tuple = (0.1, 0.3, 1.0, 3.0, 10.0)   # inverse regularisation strengths tried; the best on dev is kept
 
     def check(self) -> None:
@@ -95,7 +103,7 @@ class ModelParams:
 class EmbeddingParams:
     """params.yaml `embeddings`: initial word vectors and how fast they may move."""
     source: str = "sgns"          # sgns | random | path to a word2vec text file
-    epochs: int = 25
+    epochs: int = 10
     window: int = 5
     negative: int = 5
     min_count: int = 1
@@ -115,13 +123,16 @@ class TrainParams:
     classes: int = 10
     lr: float = 0.005
     weight_decay: float = 0.0
+    wide_weight_decay: float = 0.0
     lr_schedule: str = "constant"
     batch_size: int = 128
-    max_epochs: int = 20
+    max_epochs: int = 8
     patience: int = 8
     select_metric: str = "macro_f1"
-    class_weights: str = "sqrt"
+    class_weights: str = "balanced"
     label_smoothing: float = 0.0
+    loss: str = "ce"
+    ordinal_weight: float = 1.0
     bucket_by_length: bool = True
     min_word_count: int = 1
     device: str = "auto"
@@ -133,6 +144,7 @@ class TrainParams:
             at_least("train", name, getattr(self, name), 1)
         at_least("train", "num_threads", self.num_threads, 0)
         at_least("train", "weight_decay", self.weight_decay, 0.0)
+        at_least("train", "wide_weight_decay", self.wide_weight_decay, 0.0)
         if not self.lr > 0:
             raise UserError(f"params.yaml: 'train.lr' must be > 0, got {self.lr}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -140,6 +152,8 @@ class TrainParams:
         one_of("train", "classes", self.classes, (10, 8))
         one_of("train", "select_metric", self.select_metric, SELECT_METRICS)
         one_of("train", "class_weights", self.class_weights, CLASS_WEIGHTS)
+        one_of("train", "loss", self.loss, LOSSES)
+        at_least("train", "ordinal_weight", self.ordinal_weight, 0.0)
         one_of("train", "lr_schedule", self.lr_schedule, LR_SCHEDULES)
         one_of("train", "device", self.device, ("auto", "cpu", "cuda"))
 

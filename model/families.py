@@ -67,7 +67,11 @@ def checkpoint_fields(model: nn.Module) -> dict:
 
 def rebuild_model(ckpt: dict) -> nn.Module:
     """The model a checkpoint dict describes, its weights loaded (a checkpoint without a family is MIMN's)."""
-    config_class, model_class = _family_classes(str(ckpt.get("family", DEFAULT_FAMILY)))
-    model = model_class(config_class(**ckpt["config"]))
+    family = str(ckpt.get("family", DEFAULT_FAMILY))
+    config_class, model_class = _family_classes(family)
+    config = dict(ckpt["config"])
+    if family == "mimn":   # checkpoints from before model.word_evidence existed hold a plain MIMN
+        config.setdefault("word_evidence", False)
+    model = model_class(config_class(**config))
     model.load_state_dict(ckpt["model"])
     return model

@@ -13,6 +13,7 @@ from torch import nn
 from model.config import MIMNConfig
 from model.layers import BiLSTMEncoder, MemoryAttention, length_mask, masked_mean
 from model.vocab import PAD_ID
+from model.word_evidence import WordEvidence
 
 # which queries attend to each memory in hops 2..H, per variant (the paper's Table 4)
 TEXT_QUERIES = {"mimn": ("text", "img"), "self": ("text",), "text2img": ("text",), "img2text": ("text", "img")}
@@ -41,6 +42,9 @@ class MIMN(nn.Module):
         self.text_gru = nn.GRUCell(memory_dim, memory_dim)
         self.image_gru = nn.GRUCell(memory_dim, memory_dim)
         self.classifier = nn.Linear(2 * memory_dim, config.num_classes)
+        # the wide path (an extension, off in the paper's MIMN): every word's evidence, per aspect
+        self.word_evidence = (WordEvidence(config.vocab_size, config.num_classes, config.wide_buckets,
+                                           config.wide_dropout) if config.word_evidence else None)
         if embedding_weights is not None:  # set last: nothing after this re-initialises the vectors
             self.load_embeddings(embedding_weights)
 
@@ -83,6 +87,8 @@ class MIMN(nn.Module):
             v_text = self.text_gru(text_read, v_text)
             v_img = self.image_gru(image_read, v_img)
         logits = self.classifier(self.dropout(torch.cat([v_text, v_img], dim=-1)))
+        if self.word_evidence is not None:
+            logits = logits + self.word_evidence(text_ids, text_lengths, aspect_ids, aspect_lengths)
         if not return_attention:
             return logits
         return logits, {"text": torch.stack(text_hops, dim=1), "image": torch.stack(image_hops, dim=1)}

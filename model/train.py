@@ -28,9 +28,10 @@ from model.embeddings import build_word_vectors
 from model.labels import LabelMap
 from model.linear import fit_linear
 from model.loop import fit
+from model.losses import make_loss
 from model.families import build_model, checkpoint_fields
 from model.sampler import LengthBucketSampler, ordered_batches
-from model.vocab import Vocab, build_vocab
+from model.vocab import PAD_ID, Vocab, build_vocab
 from common.errors import UserError, cli_entry
 from common.atomic import atomic_path, write_json
 from common.params import load_params
@@ -107,6 +108,7 @@ class Prepared:
     datasets: dict[str, PairDataset]
     corpus: list[list[str]]
     class_counts: list[int]
+    idf: torch.Tensor   # (vocab,) smoothed IDF of each word over the training pairs (the wide path's weights)
 
 
 def prepare(settings: Settings) -> Prepared:
@@ -135,7 +137,19 @@ def prepare(settings: Settings) -> Prepared:
     datasets = {s: PairDataset(f, vocab, labels, features, mean, std, config.max_text_len, config.max_aspect_len,
                                config.max_images) for s, f in frames.items() if s != "test"}
     counts = np.bincount(datasets["train"].targets.numpy(), minlength=labels.num_classes).tolist()
-    return Prepared(vocab, labels, config, mean, std, frames, datasets, corpus, counts)
+    return Prepared(vocab, labels, config, mean, std, frames, datasets, corpus, counts,
+                    inverse_document_frequency(datasets["train"].text, len(vocab)))
+
+
+def inverse_document_frequency(texts: list[torch.Tensor], vocab_size: int) -> torch.Tensor:
+    """sklearn's smoothed IDF, ln((1 + n) / (1 + df)) + 1, per word id over the training pairs (as the linear
+    baseline's TF-IDF); <pad> gets 0."""
+    df = torch.zeros(vocab_size)
+    for ids in texts:
+        df[torch.unique(ids)] += 1
+    idf = torch.log((1 + len(texts)) / (1 + df)) + 1
+    idf[PAD_ID] = 0.0
+    return idf
 
 
 def checkpoint(model: nn.Module, prepared: Prepared, epoch: int, dev_metrics: dict, params: dict,
@@ -175,11 +189,15 @@ def save_checkpoint(ckpt: dict) -> None:
 
 
 def make_optimizer(model: nn.Module, settings: Settings) -> torch.optim.Optimizer:
-    """AdamW; the word vectors move at train.lr * embeddings.lr_scale (0: frozen) and are never decayed."""
+    """AdamW; the word vectors move at train.lr * embeddings.lr_scale (0: frozen) and are never decayed; the wide
+    path (model.word_evidence) has its own weight decay, train.wide_weight_decay."""
     lr, scale = settings.train.lr, settings.embeddings.lr_scale
     model.embedding.weight.requires_grad_(scale > 0)
-    rest = [p for n, p in model.named_parameters() if n != "embedding.weight"]
+    wide = [p for n, p in model.named_parameters() if n.startswith("word_evidence.")]
+    rest = [p for n, p in model.named_parameters() if n != "embedding.weight" and not n.startswith("word_evidence.")]
     groups = [{"params": rest, "weight_decay": settings.train.weight_decay}]
+    if wide:
+        groups.append({"params": wide, "weight_decay": settings.train.wide_weight_decay})
     if scale > 0:
         groups.append({"params": [model.embedding.weight], "lr": lr * scale, "weight_decay": 0.0})
     return torch.optim.AdamW(groups, lr=lr)
@@ -194,12 +212,14 @@ def train_mimn(prepared: Prepared, settings: Settings, seed: int, device: torch.
     seed_everything(seed)
     model = build_model(settings.model.family, settings.model.mimn_section(), prepared.config.vocab_size,
                         prepared.config.num_classes, vectors.weights)
+    if getattr(model, "word_evidence", None) is not None:
+        model.word_evidence.set_word_weights(prepared.idf)
     optimizer = make_optimizer(model, settings)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.max_epochs)
                  if tp.lr_schedule == "cosine" else None)
     weights = class_weights(prepared.class_counts, tp.class_weights)
-    loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device),
-                                  label_smoothing=tp.label_smoothing)
+    loss_fn = make_loss(tp.loss, prepared.labels.class_scores, tp.ordinal_weight,
+                        None if weights is None else weights.to(device), tp.label_smoothing).to(device)
     # [ddp] with torchrun: the model in DDP and this rank's share of each batch; both unchanged in one process
     result = fit(distributed.wrap_model(model, device, seed), loss_fn, optimizer,
                  distributed.shard_loader(make_loader(prepared.datasets["train"], tp.batch_size, shuffle=True,
