@@ -27,6 +27,7 @@ from model.plots import confusion_png, learning_curve_png
 from model.train import FEATURES_PATH, MODEL_PATH, SEGMENTED_DIR, choose_device, configure_torch
 from model.vocab import UNK_ID, Vocab
 from common.errors import UserError, cli_entry
+from common.runlog import write_run_log
 from common.aspects import aspect_zh
 from common.atomic import atomic_path, new_staging_dir, replace_dir, write_json, write_text
 from pipeline.io import write_table
@@ -173,7 +174,8 @@ def run(train_params: dict) -> dict:
         staging = new_staging_dir(EXPLAIN_DIR)
         write_index([], staging, f"No attention pages: model.family {metrics['family']} does not return its attention")
         replace_dir(staging, EXPLAIN_DIR)
-    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    metrics["seconds"] = round(time.perf_counter() - started, 2)   # printed and in logs/, not in metrics/test.json
+    write_run_log("evaluate", {"seconds": metrics["seconds"]})
     return metrics
 
 

@@ -34,6 +34,7 @@ from model.sampler import LengthBucketSampler, ordered_batches
 from model.vocab import PAD_ID, Vocab, build_vocab
 from common.errors import UserError, cli_entry
 from common.atomic import atomic_path, write_json
+from common.runlog import write_run_log
 from common.params import load_params
 
 SEGMENTED_DIR = Path("data/segmented")
@@ -246,11 +247,21 @@ def run_linear(prepared: Prepared, settings: Settings, params: dict, started: fl
                      "train_class_counts": prepared.class_counts, "history": [], "repeats": []})
     write_curve([], CURVE_PATH)
     metrics = {"family": "linear", "c": model.c, "dev": {k: v for k, v in best.items() if k != "c"},
-               "dev_by_c": rows, "seconds": round(time.perf_counter() - started, 2),
+               "dev_by_c": rows,
                "train_pairs": len(frames["train"]), "dev_pairs": len(frames["dev"]),
                "features": len(model.features), "num_classes": labels.num_classes}
     write_json(metrics, METRICS_PATH)
+    write_run_log("train", {"seconds": round(time.perf_counter() - started, 2)})
     return metrics
+
+
+def visual_memory(datasets: dict[str, PairDataset]) -> dict:
+    """How many train and dev pairs have a usable image; with none, every visual memory is masked (text only)."""
+    with_image = {split: sum(1 for rows in datasets[split].image_rows if len(rows)) for split in ("train", "dev")}
+    note = ("masked: no train or dev pair has a usable image, the model reads the text only"
+            if not any(with_image.values()) else "used where a pair has a usable image, masked elsewhere")
+    return {"visual_memory": note, "train_pairs_with_image": with_image["train"],
+            "dev_pairs_with_image": with_image["dev"]}
 
 
 def run(params: dict, verbose: bool = True) -> dict:
@@ -279,9 +290,6 @@ def run(params: dict, verbose: bool = True) -> dict:
         "dev": result.best_dev,
         "epochs_run": len(result.history),
         "stopped_early": result.stopped_early,
-        "seconds": round(time.perf_counter() - started, 2),
-        "train_seconds": round(result.seconds, 2),
-        "train_pairs_per_second": round(result.train_pairs_per_second, 1),
         "train_pairs": len(prepared.datasets["train"]),
         "dev_pairs": len(prepared.datasets["dev"]),
         "vocab_size": len(prepared.vocab),
@@ -292,6 +300,7 @@ def run(params: dict, verbose: bool = True) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "trainable_parameters": sum(p.numel() for n, p in model.named_parameters()
                                     if n != "embedding.weight" or settings.embeddings.lr_scale > 0),
+        **visual_memory(prepared.datasets),
         "device": device.type,
         "seeds": settings.train.seeds,
         "dev_by_seed": [{"seed": s, "best_epoch": r.best_epoch, **r.best_dev} for s, (_, r, _) in zip(settings.train.seeds, runs)],
@@ -301,7 +310,11 @@ def run(params: dict, verbose: bool = True) -> dict:
         save_checkpoint(checkpoint(model, prepared, result.best_epoch, result.best_dev, params, result.history, repeats))
         write_curve(result.history, CURVE_PATH)
         write_json(metrics, METRICS_PATH)
-    return metrics
+        # timings change on every run: kept out of metrics/train.json (DVC-tracked), in logs/train.json
+        write_run_log("train", {"seconds": round(time.perf_counter() - started, 2), "train_seconds": round(result.seconds, 2),
+                                "train_pairs_per_second": round(result.train_pairs_per_second, 1)})
+    return {**metrics, "seconds": round(time.perf_counter() - started, 2),
+            "train_pairs_per_second": round(result.train_pairs_per_second, 1)}
 
 
 @cli_entry
@@ -322,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if metrics["family"] == "linear":
         print(f"train (linear): C {metrics['c']} chosen on dev, dev macro-F1 {metrics['dev']['macro_f1']:.4f} "
-              f"acc {metrics['dev']['accuracy']:.4f}, {metrics['seconds']:.1f}s -> {MODEL_PATH}")
+              f"acc {metrics['dev']['accuracy']:.4f} -> {MODEL_PATH}")
         return 0
     print(f"train: {metrics['train_pairs']} train / {metrics['dev_pairs']} dev pairs, vocab {metrics['vocab_size']} "
           f"(embedding coverage {metrics['embedding_coverage']:.1%}), seeds {metrics['seeds']}, {metrics['epochs_run']} "
