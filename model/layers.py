@@ -34,7 +34,7 @@ class MemoryAttention(nn.Module):
     w_q q is the same at every position and tanh is monotonic, so the ranking of the positions can never depend
     on the query (the aspect); only the sharpness can. score `mlp` (the default) reads w as an MLP,
     h_i = u tanh(W [m_i, q] + b): the query shifts each hidden unit differently, so the aspect decides which
-    words are read. DESIGN.md calls it an "MLP score"; on the sample the linear reading plateaus at about 62 % training accuracy.
+    words are read (the "MLP score" of the attention literature); on the sample the linear reading plateaus at about 62 % training accuracy.
     """
 
     def __init__(self, memory_dim: int, query_dim: int, score: str = "mlp") -> None:
