@@ -15,7 +15,7 @@ import torch
 
 from pipeline.features import (FeatureConfig, cpu_flags, cpu_has_native_bf16, features_metadata, read_features,
                                resolve_precision, run_features, shard_batches)
-from tests.test_features import CONFIG, IMAGES, encoded, noisy, write_splits
+from test_features import CONFIG, IMAGES, encoded, noisy, write_splits
 
 REPO = Path(__file__).resolve().parents[1]
 
