@@ -108,7 +108,9 @@ def test_shared_host_delay_spaces_requests_of_all_workers(redis_server):
 def test_two_workers_write_the_ground_truth(site, single_crawl, mirror_server, redis_server, tmp_path):
     root, manifest = site
     server = mirror_server(root)
-    server.delay, server.gate = 0.05, threading.Event()  # nothing is answered before both workers have joined
+    # nothing is answered before both workers have joined, and each answer takes long enough that the crawl
+    # outlasts the idle worker's next look at the queue (under load, one worker could otherwise take it all)
+    server.delay, server.gate = 0.3, threading.Event()
     folders = [tmp_path / "w1", tmp_path / "w2"]
     workers = [_worker(folder, server.url, redis_server.url, "two", 30, "CONCURRENT_REQUESTS=2") for folder in folders]
     client, deadline = redis.Redis.from_url(redis_server.url), time.monotonic() + 60
