@@ -11,20 +11,12 @@ import torch
 from common.errors import UserError
 from model.families import FAMILIES, build_model, checkpoint_fields, family_of, rebuild_model
 from model.layers import LSTMEncoder, aspect_location_weights, last_state
-from test_model_mimn import make_batch, pad_with_garbage
+from test_model_mimn import make_batch, one_thread, pad_with_garbage  # noqa: F401  (one_thread: autouse fixture)
 
 SIZES = {"embed_dim": 16, "hidden_dim": 8, "image_dim": 12, "max_text_len": 40, "hops": 3, "dropout": 0.0,
          "variant": "mimn", "attention_score": "mlp", "family": "ignored by the configs"}
 TEXT_ONLY = ["lstm", "atae_lstm", "memnet", "ian", "ram"]
 READS_ASPECT = [f for f in FAMILIES if f != "lstm"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make(family: str, **overrides) -> torch.nn.Module:
