@@ -23,6 +23,7 @@ MAX_HOPS = 5
 SELECT_METRICS: tuple[str, ...] = ("loss", "accuracy", "macro_f1", "weighted_f1")
 CLASS_WEIGHTS: tuple[str, ...] = ("none", "sqrt", "balanced")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+WIDE_INITS: tuple[str, ...] = ("linear", "zero")
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,9 @@ class MIMNConfig:
     variant: str = "mimn"         # the paper's Table 4: mimn | self | text2img | img2text
     attention_score: str = "mlp"  # mlp: u·tanh(W[m, q] + b) | linear: tanh(w·[m, q] + b), see layers.MemoryAttention
     word_evidence: bool = True    # add the wide path's logits (model/word_evidence.py), an extension of the paper
-    wide_buckets: int = 262144    # rows of the hashed (aspect, word) table
     wide_dropout: float = 0.0     # share of the words the wide path drops in training
+    wide_pairs: int = 0           # rows of the wide path's (aspect, word) table (set by training, not a param)
+    wide_aspects: int = 0         # rows of its per-aspect bias table (set by training, not a param)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -50,11 +52,13 @@ class MIMNConfig:
             raise ValueError(f"attention_score must be one of {', '.join(ATTENTION_SCORES)}, got {self.attention_score!r}")
         if not 1 <= self.hops <= MAX_HOPS:
             raise ValueError(f"hops must be 1..{MAX_HOPS}, got {self.hops}")
+        if self.wide_pairs < 0 or self.wide_aspects < 0:
+            raise ValueError(f"wide_pairs and wide_aspects must be >= 0, got {self.wide_pairs}, {self.wide_aspects}")
         for name in ("dropout", "wide_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         for name in ("vocab_size", "num_classes", "embed_dim", "hidden_dim", "max_text_len",
-                     "max_aspect_len", "max_images", "image_dim", "wide_buckets"):
+                     "max_aspect_len", "max_images", "image_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -81,12 +85,13 @@ class ModelParams:
     dropout: float = 0.5
     attention_score: str = "mlp"
     word_evidence: bool = True
-    wide_buckets: int = 262144
+    wide_init: str = "linear"     # linear: the wide path starts as the fitted linear baseline | zero
     wide_dropout: float = 0.0
     linear_c: tuple = (0.1, 0.3, 1.0, 3.0, 10.0)   # inverse regularisation strengths tried; the best on dev is kept
 
     def check(self) -> None:
         one_of("model", "family", self.family, FAMILIES)
+        one_of("model", "wide_init", self.wide_init, WIDE_INITS)
         if not self.linear_c or any(c <= 0 for c in self.linear_c):
             raise UserError(f"params.yaml: 'model.linear_c' must be a non-empty list of numbers > 0, got {list(self.linear_c)}")
         try:
@@ -124,6 +129,8 @@ class TrainParams:
     lr: float = 0.005
     weight_decay: float = 0.0
     wide_weight_decay: float = 0.0
+    wide_lr_scale: float = 1.0    # the wide path learns at lr * wide_lr_scale; 0 keeps it as initialised
+    wide_folds: int = 0           # >= 2: train the deep part beside out-of-fold linear logits (wide path fixed); 0: off
     lr_schedule: str = "constant"
     batch_size: int = 128
     max_epochs: int = 8
@@ -145,6 +152,9 @@ class TrainParams:
         at_least("train", "num_threads", self.num_threads, 0)
         at_least("train", "weight_decay", self.weight_decay, 0.0)
         at_least("train", "wide_weight_decay", self.wide_weight_decay, 0.0)
+        at_least("train", "wide_lr_scale", self.wide_lr_scale, 0.0)
+        if self.wide_folds == 1 or self.wide_folds < 0:
+            raise UserError(f"params.yaml: 'train.wide_folds' must be 0 (off) or >= 2, got {self.wide_folds}")
         if not self.lr > 0:
             raise UserError(f"params.yaml: 'train.lr' must be > 0, got {self.lr}")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -102,6 +102,7 @@ class PairDataset(Dataset):
                                         dtype=torch.long) for paths in frame["image_paths"]]
         self.images = torch.from_numpy((features.matrix - mean) / std).float()
         self.targets = torch.from_numpy(labels.scores_to_classes(frame["score"]))
+        self.wide_logits: torch.Tensor | None = None   # (N, classes): passed to the model as wide_logits when set
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -111,8 +112,11 @@ class PairDataset(Dataset):
 
     def collate(self, indices: list[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """(model inputs padded to this batch's longest item, targets)."""
-        return batch_inputs([self.text[i] for i in indices], [self.aspect[i] for i in indices],
-                            [self.images[self.image_rows[i]] for i in indices], self.images.shape[1]), self.targets[indices]
+        inputs = batch_inputs([self.text[i] for i in indices], [self.aspect[i] for i in indices],
+                              [self.images[self.image_rows[i]] for i in indices], self.images.shape[1])
+        if self.wide_logits is not None:
+            inputs["wide_logits"] = self.wide_logits[indices]
+        return inputs, self.targets[indices]
 
 
 def pad(sequences: list[torch.Tensor], min_len: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,9 +16,12 @@ import torch
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import normalize
 
 from model.metrics import classification_metrics
+
+ABSENT_CLASS_LOGIT = -20.0    # a class never seen in training: probability ~0, as predict_proba gives it
 
 
 def pair_features(tokens, aspect: str) -> list[str]:
@@ -55,6 +58,15 @@ class LinearModel:
         matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(frame), len(self.features)), dtype=np.float64)
         return normalize(matrix)
 
+    def logits(self, frame: pd.DataFrame) -> np.ndarray:
+        """(n, num_classes) float32 logits; classes absent from training get ABSENT_CLASS_LOGIT."""
+        out = np.full((len(frame), self.num_classes), ABSENT_CLASS_LOGIT, np.float32)
+        present = self.transform(frame) @ self.coef.T + self.intercept
+        if present.shape[1] == 1:
+            present = np.zeros_like(present)
+        out[:, self.classes] = present
+        return out
+
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """(n, num_classes) probabilities; classes absent from training get 0."""
         logits = self.transform(frame) @ self.coef.T + self.intercept
@@ -90,6 +102,18 @@ def fit_one(train: pd.DataFrame, y: np.ndarray, num_classes: int, c: float, seed
         coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
     return LinearModel(list(vectorizer.get_feature_names_out()), vectorizer.idf_, coef, intercept,
                        classifier.classes_.astype(np.int64), num_classes, c)
+
+
+def out_of_fold_logits(train: pd.DataFrame, y: np.ndarray, num_classes: int, c: float, folds: int,
+                       seed: int) -> np.ndarray:
+    """(n, num_classes) logits of each training pair from a model fitted on the other folds (folds by review, so a
+    review's text is never both fitted and scored): what the model says of text it has not seen."""
+    out = np.zeros((len(train), num_classes), np.float32)
+    groups = train["review_id"].to_numpy()
+    for fitted, held_out in GroupKFold(n_splits=folds).split(np.zeros(len(train)), y, groups):
+        part = fit_one(train.iloc[fitted], y[fitted], num_classes, c, seed)
+        out[held_out] = part.logits(train.iloc[held_out])
+    return out
 
 
 def fit_linear(train: pd.DataFrame, y_train: np.ndarray, dev: pd.DataFrame, y_dev: np.ndarray, num_classes: int,

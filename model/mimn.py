@@ -43,8 +43,8 @@ class MIMN(nn.Module):
         self.image_gru = nn.GRUCell(memory_dim, memory_dim)
         self.classifier = nn.Linear(2 * memory_dim, config.num_classes)
         # the wide path (an extension, off in the paper's MIMN): every word's evidence, per aspect
-        self.word_evidence = (WordEvidence(config.vocab_size, config.num_classes, config.wide_buckets,
-                                           config.wide_dropout) if config.word_evidence else None)
+        self.word_evidence = (WordEvidence(config.vocab_size, config.num_classes, config.wide_pairs,
+                                           config.wide_aspects, config.wide_dropout) if config.word_evidence else None)
         if embedding_weights is not None:  # set last: nothing after this re-initialises the vectors
             self.load_embeddings(embedding_weights)
 
@@ -56,14 +56,18 @@ class MIMN(nn.Module):
 
     def forward(self, text_ids: torch.Tensor, text_lengths: torch.Tensor, aspect_ids: torch.Tensor,
                 aspect_lengths: torch.Tensor, images: torch.Tensor, image_lengths: torch.Tensor,
-                return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                return_attention: bool = False, wide_logits: torch.Tensor | None = None
+                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Logits (B, num_classes). Inputs are padded to the batch's longest item; lengths give the real sizes
         (an image length of 0 masks the whole visual memory).
 
         return_attention=True returns (logits, attention) from this same pass: attention["text"] (B, H, T) and
         attention["image"] (B, H, K) are the weights each hop read its memory with. A hop with two queries
         reads the mean of two weighted sums, which is one weighted sum with the mean of the two weightings,
-        so that mean is the hop's attention exactly."""
+        so that mean is the hop's attention exactly.
+
+        wide_logits (B, num_classes), in training only: the wide path's logits computed elsewhere, used instead of
+        its own (out-of-fold logits of the linear baseline, train.wide_folds)."""
         text_mask = length_mask(text_lengths, text_ids.size(1))
         aspect_mask = length_mask(aspect_lengths, aspect_ids.size(1))
         image_mask = length_mask(image_lengths, images.size(1))
@@ -88,7 +92,8 @@ class MIMN(nn.Module):
             v_img = self.image_gru(image_read, v_img)
         logits = self.classifier(self.dropout(torch.cat([v_text, v_img], dim=-1)))
         if self.word_evidence is not None:
-            logits = logits + self.word_evidence(text_ids, text_lengths, aspect_ids, aspect_lengths)
+            logits = logits + (wide_logits if wide_logits is not None
+                               else self.word_evidence(text_ids, text_lengths, aspect_ids, aspect_lengths))
         if not return_attention:
             return logits
         return logits, {"text": torch.stack(text_hops, dim=1), "image": torch.stack(image_hops, dim=1)}

@@ -276,7 +276,11 @@ def differences(params: dict, plan: Plan, sizes: dict) -> list[tuple[str, str, s
         ("classes", "10 (one per score; the public code maps scores to 8)", f"{train.get('classes')}"),
         ("training", "Adam, lr 0.005, batch 128, dropout 0.5, early stopping on the dev loss",
          f"Adam, lr {train.get('lr')}, batch {train.get('batch_size')}, dropout {model.get('dropout')}, at most "
-         f"{plan.max_epochs} epochs, early stopping on dev macro-F1 (patience {train.get('patience')})"),
+         f"{plan.max_epochs} epochs, the epoch with the best dev `{train.get('select_metric')}` kept (patience "
+         f"{train.get('patience')}), class weights `{train.get('class_weights')}`"),
+        ("MIMN's wide path", "none", "`model.word_evidence: true`: MIMN adds the linear baseline's word evidence "
+         "(an extension; the baselines do not have it)" if model.get("word_evidence")
+         else "none (`model.word_evidence: false`, the paper's MIMN)"),
         ("attention score", "tanh(w·[m, q] + b) as printed", f"`model.attention_score: {model.get('attention_score')}` "
          "for MIMN and every baseline's MemoryAttention (IAN keeps its bilinear score)"),
         ("runs per row", "one (seed not stated)", f"{len(plan.seeds)} seeds ({', '.join(map(str, plan.seeds))}): "
@@ -357,9 +361,19 @@ def uncached_outputs(dvc_yaml: dict) -> list[str]:
     return sorted(paths)
 
 
-def queue_args(run: Run, copy_paths: Iterable[str] = ()) -> list[str]:
-    return ["exp", "run", "--queue", *[arg for p in run.set_params() for arg in ("-S", p)],
+def queue_args(run: Run, copy_paths: Iterable[str] = (), overrides: Iterable[str] = ()) -> list[str]:
+    return ["exp", "run", "--queue", *[arg for p in [*run.set_params(), *overrides] for arg in ("-S", p)],
             *[arg for path in copy_paths for arg in ("-C", path)]]
+
+
+def absolute_release(params: dict, root: Path) -> tuple[dict, list[str]]:
+    """(params, -S overrides) with a relative `multizol.release` made absolute. A queued experiment runs in a copy
+    of the repository under .dvc/tmp/exps/, where a path such as ../shared/... points somewhere else."""
+    release = (params.get("multizol") or {}).get("release")
+    if not isinstance(release, str) or not release or Path(release).is_absolute():
+        return params, []
+    absolute = str((root / release).resolve())
+    return {**params, "multizol": {**params["multizol"], "release": absolute}}, [f"multizol.release={absolute}"]
 
 
 def first_sizes(results: list[dict], plan: Plan) -> dict:
@@ -380,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(None, args.params)
     if "paper" not in params:
         raise UserError(f"{args.params} has no 'paper' section; add it (see the README's paper section)")
+    params, overrides = absolute_release(params, Path.cwd())
     plan = plan_from_params(params["paper"], params.get("model") or {}, fixed_params(params))
     jobs = args.jobs if args.jobs is not None else plan.jobs
     out = Path(args.out) if args.out else plan.out
@@ -393,13 +408,13 @@ def main(argv: list[str] | None = None) -> int:
           f"once), {len(plan.runs) - len(todo)} already done on {commit}, {len(todo)} to run", flush=True)
     if args.dry_run:
         for run in todo:
-            print("dvc " + " ".join(queue_args(run, copy_paths)))
+            print("dvc " + " ".join(queue_args(run, copy_paths, overrides)))
         if todo:
             print(f"dvc exp run --run-all --jobs {jobs}")
         return 0
     if todo and not args.collect_only:
         for run in todo:
-            proc = _dvc(queue_args(run, copy_paths), capture=True)
+            proc = _dvc(queue_args(run, copy_paths, overrides), capture=True)
             if proc.returncode != 0:
                 raise UserError(f"dvc exp run --queue failed for {' '.join(run.set_params())}: {proc.stderr.strip()}")
         _dvc(["exp", "run", "--run-all", "--jobs", str(jobs)])   # its output streams to the terminal

@@ -26,12 +26,13 @@ from model.data import (ImageFeatures, PairDataset, check_feature_coverage, feat
                         read_split)
 from model.embeddings import build_word_vectors
 from model.labels import LabelMap
-from model.linear import fit_linear
+from model.linear import fit_linear, out_of_fold_logits
+from model.word_evidence import linear_tables
 from model.loop import fit
 from model.losses import make_loss
 from model.families import build_model, checkpoint_fields
 from model.sampler import LengthBucketSampler, ordered_batches
-from model.vocab import PAD_ID, Vocab, build_vocab
+from model.vocab import Vocab, build_vocab
 from common.errors import UserError, cli_entry
 from common.atomic import atomic_path, write_json
 from common.runlog import write_run_log
@@ -109,7 +110,7 @@ class Prepared:
     datasets: dict[str, PairDataset]
     corpus: list[list[str]]
     class_counts: list[int]
-    idf: torch.Tensor   # (vocab,) smoothed IDF of each word over the training pairs (the wide path's weights)
+    wide: dict | None = None   # the wide path's tables from the fitted linear baseline (model.word_evidence)
 
 
 def prepare(settings: Settings) -> Prepared:
@@ -138,19 +139,30 @@ def prepare(settings: Settings) -> Prepared:
     datasets = {s: PairDataset(f, vocab, labels, features, mean, std, config.max_text_len, config.max_aspect_len,
                                config.max_images) for s, f in frames.items() if s != "test"}
     counts = np.bincount(datasets["train"].targets.numpy(), minlength=labels.num_classes).tolist()
-    return Prepared(vocab, labels, config, mean, std, frames, datasets, corpus, counts,
-                    inverse_document_frequency(datasets["train"].text, len(vocab)))
+    return Prepared(vocab, labels, config, mean, std, frames, datasets, corpus, counts)
 
 
-def inverse_document_frequency(texts: list[torch.Tensor], vocab_size: int) -> torch.Tensor:
-    """sklearn's smoothed IDF, ln((1 + n) / (1 + df)) + 1, per word id over the training pairs (as the linear
-    baseline's TF-IDF); <pad> gets 0."""
-    df = torch.zeros(vocab_size)
-    for ids in texts:
-        df[torch.unique(ids)] += 1
-    idf = torch.log((1 + len(texts)) / (1 + df)) + 1
-    idf[PAD_ID] = 0.0
-    return idf
+def fit_wide_path(prepared: Prepared, settings: Settings) -> dict:
+    """The linear baseline fitted on train (C chosen on dev), as the wide path's tables; sets prepared.wide and the
+    table sizes in prepared.config. Returns what metrics/train.json records of it."""
+    frames, datasets = prepared.frames, prepared.datasets
+    linear, rows = fit_linear(frames["train"], datasets["train"].targets.numpy(), frames["dev"],
+                              datasets["dev"].targets.numpy(), prepared.labels.num_classes, settings.model.linear_c,
+                              settings.train.select_metric, settings.train.seed)
+    aspects = {name: prepared.vocab.encode(tokens, prepared.config.max_aspect_len).tolist()
+               for frame in frames.values() for name, tokens in zip(frame["aspect"], frame["aspect_tokens"])}
+    prepared.wide = linear_tables(linear, list(prepared.vocab.tokens), aspects)
+    prepared.config = dataclasses.replace(prepared.config, wide_pairs=len(prepared.wide["pair_keys"]),
+                                          wide_aspects=len(prepared.wide["aspect_keys"]))
+    folds = settings.train.wide_folds if settings.model.wide_init == "linear" else 0
+    if folds:
+        datasets["train"].wide_logits = torch.from_numpy(out_of_fold_logits(
+            frames["train"], datasets["train"].targets.numpy(), prepared.labels.num_classes, linear.c, folds,
+            settings.train.seed))
+    best = next(r for r in rows if r["c"] == linear.c)
+    return {"init": settings.model.wide_init, "linear_c": linear.c, "stacking_folds": folds,
+            "linear_dev": {k: v for k, v in best.items() if k != "c"},
+            "pair_features": prepared.config.wide_pairs}
 
 
 def checkpoint(model: nn.Module, prepared: Prepared, epoch: int, dev_metrics: dict, params: dict,
@@ -192,16 +204,26 @@ def save_checkpoint(ckpt: dict) -> None:
 def make_optimizer(model: nn.Module, settings: Settings) -> torch.optim.Optimizer:
     """AdamW; the word vectors move at train.lr * embeddings.lr_scale (0: frozen) and are never decayed; the wide
     path (model.word_evidence) has its own weight decay, train.wide_weight_decay."""
-    lr, scale = settings.train.lr, settings.embeddings.lr_scale
+    lr, scale, wide_scale = settings.train.lr, settings.embeddings.lr_scale, settings.train.wide_lr_scale
+    if settings.train.wide_folds and settings.model.wide_init == "linear":
+        wide_scale = 0.0   # stacking: the wide path stays the fitted linear baseline
     model.embedding.weight.requires_grad_(scale > 0)
     wide = [p for n, p in model.named_parameters() if n.startswith("word_evidence.")]
     rest = [p for n, p in model.named_parameters() if n != "embedding.weight" and not n.startswith("word_evidence.")]
     groups = [{"params": rest, "weight_decay": settings.train.weight_decay}]
-    if wide:
-        groups.append({"params": wide, "weight_decay": settings.train.wide_weight_decay})
+    for p in wide:
+        p.requires_grad_(wide_scale > 0)
+    if wide and wide_scale > 0:
+        groups.append({"params": wide, "lr": lr * wide_scale, "weight_decay": settings.train.wide_weight_decay})
     if scale > 0:
         groups.append({"params": [model.embedding.weight], "lr": lr * scale, "weight_decay": 0.0})
     return torch.optim.AdamW(groups, lr=lr)
+
+
+def model_section(prepared: Prepared, settings: Settings) -> dict:
+    """params.yaml's model section plus the wide path's table sizes (known once its tables are built)."""
+    return {**settings.model.mimn_section(), "wide_pairs": prepared.config.wide_pairs,
+            "wide_aspects": prepared.config.wide_aspects}
 
 
 def train_mimn(prepared: Prepared, settings: Settings, seed: int, device: torch.device, verbose: bool = True):
@@ -211,10 +233,10 @@ def train_mimn(prepared: Prepared, settings: Settings, seed: int, device: torch.
     vectors = build_word_vectors(prepared.vocab, settings.embeddings.source, prepared.config.embed_dim, seed,
                                  prepared.corpus, dataclasses.asdict(settings.embeddings))
     seed_everything(seed)
-    model = build_model(settings.model.family, settings.model.mimn_section(), prepared.config.vocab_size,
+    model = build_model(settings.model.family, model_section(prepared, settings), prepared.config.vocab_size,
                         prepared.config.num_classes, vectors.weights)
     if getattr(model, "word_evidence", None) is not None:
-        model.word_evidence.set_word_weights(prepared.idf)
+        model.word_evidence.load_linear(prepared.wide, with_coefficients=settings.model.wide_init == "linear")
     optimizer = make_optimizer(model, settings)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.max_epochs)
                  if tp.lr_schedule == "cosine" else None)
@@ -279,6 +301,8 @@ def run(params: dict, verbose: bool = True) -> dict:
     prepared = prepare(settings)
     if settings.model.family == "linear":   # [ddp] nothing to share: rank 0 fits it alone
         return run_linear(prepared, settings, params, started) if distributed.is_main() else {"family": "linear"}
+    wide = (fit_wide_path(prepared, settings)
+            if settings.model.family == "mimn" and settings.model.word_evidence else None)
     runs = [train_mimn(prepared, settings, seed, device, verbose) for seed in settings.train.seeds]
     model, result, vectors = runs[0]
     repeats = [{"seed": seed, "model": m.state_dict(), "epoch": int(r.best_epoch),
@@ -301,6 +325,7 @@ def run(params: dict, verbose: bool = True) -> dict:
         "trainable_parameters": sum(p.numel() for n, p in model.named_parameters()
                                     if n != "embedding.weight" or settings.embeddings.lr_scale > 0),
         **visual_memory(prepared.datasets),
+        **({"wide_path": wide} if wide else {}),
         "device": device.type,
         "seeds": settings.train.seeds,
         "dev_by_seed": [{"seed": s, "best_epoch": r.best_epoch, **r.best_dev} for s, (_, r, _) in zip(settings.train.seeds, runs)],

@@ -52,7 +52,11 @@ def test_train_then_evaluate_write_every_output(workdir, capsys):
     assert set(metrics) == {"best_epoch", "dev", "epochs_run", "stopped_early", "train_pairs", "dev_pairs",
                             "vocab_size", "embedding_source", "embedding_coverage", "num_classes", "parameters",
                             "device", "family", "embedding_vectors_skipped_nonfinite", "trainable_parameters", "seeds",
-                            "dev_by_seed", "visual_memory", "train_pairs_with_image", "dev_pairs_with_image"}
+                            "dev_by_seed", "visual_memory", "train_pairs_with_image", "dev_pairs_with_image",
+                            "wide_path"}
+    # the wide path started as the linear baseline, fitted on train with C chosen on dev
+    assert metrics["wide_path"]["init"] == "linear" and metrics["wide_path"]["stacking_folds"] == 0
+    assert metrics["wide_path"]["linear_c"] in (0.1, 0.3, 1.0, 3.0, 10.0) and metrics["wide_path"]["pair_features"] > 0
     # timings live in the untracked run log, never in DVC-tracked metrics
     log = json.loads((workdir / "logs/train.json").read_text())
     assert log["seconds"] > 0 and log["train_pairs_per_second"] > 0
@@ -68,6 +72,7 @@ def test_train_then_evaluate_write_every_output(workdir, capsys):
     ckpt = torch.load(workdir / "models/mimn.pt", weights_only=True)
     assert set(ckpt) >= {"model", "config", "vocab", "labels", "epoch", "metrics", "params", "feature_norm"}
     assert ckpt["epoch"] == metrics["best_epoch"] and ckpt["config"]["hops"] == 2
+    assert ckpt["config"]["wide_pairs"] == metrics["wide_path"]["pair_features"]
     assert ckpt["labels"] == {"class_scores": list(range(1, 11))}
     assert ckpt["feature_norm"]["mean"].shape == (2048,) and ckpt["params"]["train"]["seed"] == 3
     assert "屏幕" in ckpt["vocab"]  # test-only aspect token still has an id

@@ -59,6 +59,21 @@ def test_queue_command_sets_every_param_of_the_run():
         "-S", "train.seed=2", "-S", "train.max_epochs=5", "-C", "data/features/cache.parquet"]
 
 
+def test_a_release_outside_the_repository_is_made_absolute_for_queued_experiments(tmp_path):
+    """A queued experiment runs in a copy under .dvc/tmp/exps/: ../shared/... would point elsewhere there."""
+    root = tmp_path / "repo"
+    params = {"multizol": {"release": "../shared/data/multizol-public", "format": "auto"}, "model": {"hops": 3}}
+    fixed, overrides = paper.absolute_release(params, root)
+    release = str((tmp_path / "shared/data/multizol-public").resolve())
+    assert fixed["multizol"] == {"release": release, "format": "auto"} and fixed["model"] == {"hops": 3}
+    assert overrides == [f"multizol.release={release}"]
+    assert params["multizol"]["release"] == "../shared/data/multizol-public"   # the caller's dict is left alone
+    run = paper.Run(paper.Setting("mimn", 3, "mimn"), 1, 2)
+    assert paper.queue_args(run, [], overrides)[-2:] == ["-S", f"multizol.release={release}"]
+    for absolute in ({"multizol": {"release": "/data/mz"}}, {"model": {}}):
+        assert paper.absolute_release(absolute, root) == (absolute, [])
+
+
 def test_uncached_outputs_of_the_pipeline_are_copied_into_experiments():
     stage = {"outs": ["data/a.parquet", {"data/b.parquet": {"persist": True, "cache": False}}],
              "metrics": [{"metrics/x.json": {"cache": False}}]}
