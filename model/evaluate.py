@@ -90,12 +90,17 @@ def summary(values: list[dict]) -> dict:
     return out
 
 
-def linear_baseline(labels: LabelMap, test: pd.DataFrame, y_test: np.ndarray, params: dict) -> dict:
-    """The linear baseline fitted here on train, its C chosen on dev (a few seconds): always reported."""
-    train, dev = read_split(SEGMENTED_DIR / "train.parquet"), read_split(SEGMENTED_DIR / "dev.parquet")
-    model, _ = fit_linear(train, labels.scores_to_classes(train["score"]), dev, labels.scores_to_classes(dev["score"]),
-                          labels.num_classes, params["model"]["linear_c"], params["train"]["select_metric"],
-                          int(params["train"]["seed"]))
+def linear_baseline(labels: LabelMap, test: pd.DataFrame, y_test: np.ndarray, params: dict, ckpt: dict) -> dict:
+    """The linear baseline, fitted on train with its C chosen on dev: always reported. The train stage already
+    fitted it with the same params when the model is the baseline or starts its wide path from it; else fit here."""
+    fitted = ckpt.get("linear") if ckpt.get("family") == "linear" else ckpt.get("linear_baseline")
+    if fitted is not None:
+        model = LinearModel.from_checkpoint(fitted)
+    else:
+        train, dev = read_split(SEGMENTED_DIR / "train.parquet"), read_split(SEGMENTED_DIR / "dev.parquet")
+        model, _ = fit_linear(train, labels.scores_to_classes(train["score"]), dev,
+                              labels.scores_to_classes(dev["score"]), labels.num_classes, params["model"]["linear_c"],
+                              params["train"]["select_metric"], int(params["train"]["seed"]))
     return {"c": model.c, **classification_metrics(y_test, model.predict_proba(test).argmax(1))}
 
 
@@ -161,7 +166,7 @@ def run(train_params: dict) -> dict:
         "per_class": per_class_report(frame["label"], frame["predicted_label"], names),
         "majority_baseline": {"score": labels.class_scores[majority],
                               **classification_metrics(frame["label"], frame["majority_label"])},
-        "linear_baseline": linear_baseline(labels, frame, targets, params),
+        "linear_baseline": linear_baseline(labels, frame, targets, params, ckpt),
         "ablation_no_images": {**{k: no_image[k] for k in ("accuracy", "macro_f1")},
                                "per_aspect": {a: {k: m[k] for k in ("accuracy", "macro_f1")}
                                               for a, m in per_aspect_no_image.items()}},

@@ -58,24 +58,22 @@ class LinearModel:
         matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(frame), len(self.features)), dtype=np.float64)
         return normalize(matrix)
 
+    def _present_logits(self, frame: pd.DataFrame) -> np.ndarray:
+        """(n, classes seen in training) logits; one class seen: all 0."""
+        logits = self.transform(frame) @ self.coef.T + self.intercept
+        return np.zeros_like(logits) if logits.shape[1] == 1 else logits
+
     def logits(self, frame: pd.DataFrame) -> np.ndarray:
         """(n, num_classes) float32 logits; classes absent from training get ABSENT_CLASS_LOGIT."""
         out = np.full((len(frame), self.num_classes), ABSENT_CLASS_LOGIT, np.float32)
-        present = self.transform(frame) @ self.coef.T + self.intercept
-        if present.shape[1] == 1:
-            present = np.zeros_like(present)
-        out[:, self.classes] = present
+        out[:, self.classes] = self._present_logits(frame)
         return out
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """(n, num_classes) probabilities; classes absent from training get 0."""
-        logits = self.transform(frame) @ self.coef.T + self.intercept
-        if logits.shape[1] == 1:
-            present = np.ones((len(frame), 1))
-        else:
-            logits = logits - logits.max(axis=1, keepdims=True)
-            present = np.exp(logits)
-            present /= present.sum(axis=1, keepdims=True)
+        logits = self._present_logits(frame)
+        present = np.exp(logits - logits.max(axis=1, keepdims=True))
+        present /= present.sum(axis=1, keepdims=True)
         probs = np.zeros((len(frame), self.num_classes), np.float32)
         probs[:, self.classes] = present
         return probs

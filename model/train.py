@@ -111,6 +111,7 @@ class Prepared:
     corpus: list[list[str]]
     class_counts: list[int]
     wide: dict | None = None   # the wide path's tables from the fitted linear baseline (model.word_evidence)
+    linear: dict | None = None  # that baseline (LinearModel.to_checkpoint): evaluate reports it without refitting
 
 
 def prepare(settings: Settings) -> Prepared:
@@ -152,6 +153,7 @@ def fit_wide_path(prepared: Prepared, settings: Settings) -> dict:
     aspects = {name: prepared.vocab.encode(tokens, prepared.config.max_aspect_len).tolist()
                for frame in frames.values() for name, tokens in zip(frame["aspect"], frame["aspect_tokens"])}
     prepared.wide = linear_tables(linear, list(prepared.vocab.tokens), aspects)
+    prepared.linear = linear.to_checkpoint()
     prepared.config = dataclasses.replace(prepared.config, wide_pairs=len(prepared.wide["pair_keys"]),
                                           wide_aspects=len(prepared.wide["aspect_keys"]))
     folds = settings.train.wide_folds if settings.model.wide_init == "linear" else 0
@@ -181,6 +183,7 @@ def checkpoint(model: nn.Module, prepared: Prepared, epoch: int, dev_metrics: di
         "train_class_counts": prepared.class_counts,
         "history": history,
         "repeats": repeats,   # the other seeds' models: [{seed, model, epoch, metrics}]
+        **({"linear_baseline": prepared.linear} if prepared.linear else {}),   # fitted for the wide path
     }
 
 
