@@ -94,3 +94,14 @@ def render_photo(camera: float, appearance: float, seed: list[int]) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()
+
+
+CROP_SIZE = (400, 300)  # the 2026 pages' `data-bigurl` crops: `t_s400x300c`
+
+
+def render_crop(photo: bytes) -> bytes:
+    """The 400x300 crop the site serves beside an original (other bytes, the same picture)."""
+    image = Image.open(io.BytesIO(photo)).convert("RGB").resize(CROP_SIZE)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()

@@ -1,10 +1,15 @@
 """Generate an offline mirror of ZOL's phone reviews that the `zol` spider can crawl without a network.
 
-    python -m sitegen.mirror --out data/sample_site --products 12 --reviews-per-product 25 --seed 7
+    python -m sitegen.mirror --out data/sample_site --products 12 --reviews-per-product 25 --seed 7 --era mixed
 
 Layout: `<out>/<host>/<path>` with the path exactly as in the URL (percent-encoding kept), GBK pages,
 original-size JPEGs, `<out>/manifest.json`: the ground truth the tests compare a crawl against, and
 `<out>/faults.json`: pages that fail once before they are served (the mirror download handler plays it).
+The era (sitegen.era2026) picks the markup: 2018 (every product as in 2018, the same bytes as before eras
+existed), 2026 (every product as today: scored and short reviews, star bars, image crops, the 2019 AJAX form,
+`/0/{proId}/review.shtml` redirected by `<out>/redirects.json`), or mixed (products 0-2 in 2018 markup, half of
+the others in 2026 markup, drawn from the seed). A site with 2026 pages adds to the manifest its `era` and, per
+review, its `layout` and `text` (what a crawl must read, field by field); a 2018 site's manifest is as before.
 The site shows what the real one does (docs/zol-site.md): ranking pages that also link unranked phones,
 long reviews with nested section headings and list-only cover pictures, relative and protocol-relative
 URLs, a long review filed under a sibling variant's product id.
@@ -17,13 +22,17 @@ import json
 import shutil
 import sys
 import time
+from collections import Counter
+from datetime import date
 from pathlib import Path
 
 from tqdm import tqdm
 
 from common.atomic import new_staging_dir, replace_dir
 from common.aspects import canonical_aspect
-from sitegen.images import render_photo
+from sitegen import pages2026
+from sitegen.era2026 import ERAS, LAYOUT_SCORED, apply_era, check_era
+from sitegen.images import render_crop, render_photo
 from sitegen.pages import (ajax_reviews, long_review_page, product_page, product_score, ranking_page,
                            review_list_page)
 from sitegen.plan import CRAWL_DATE, EDGE_CASES, Product, Review, plan_site
@@ -33,7 +42,8 @@ PRODUCTS_PER_RANKING_PAGE = 10
 EMBEDDED_REVIEWS = 20   # review.shtml embeds pages 1-2
 AJAX_PAGE_SIZE = 10
 MANIFEST = "manifest.json"
-FAULTS = "faults.json"  # read by crawler.mirror: {"<host>/<path>": [status, ...]}
+FAULTS = "faults.json"  # read by crawler.mirror: {"<host>/<path>": [status | "blocked" | "stub", ...]}
+REDIRECTS = "redirects.json"  # read by crawler.mirror: {"<host>/<path>": "https://..."} answered with a 301
 
 
 def _site_path(url: str) -> str:
@@ -56,37 +66,107 @@ def _review_entry(review: Review) -> dict:
     }
 
 
+def review_text(review: Review) -> dict:
+    """The review's text as a crawl must read it, field by field (each line stripped, lines joined by newlines)."""
+    text = review.text
+    fields = dict.fromkeys(("title", "pros", "cons", "summary", "body"))
+    if review.layout == LAYOUT_SCORED:
+        fields["title"] = text.title
+        fields["pros"], fields["cons"] = pages2026.scored_words(review)
+    elif review.layout != "2018":  # short: one paragraph
+        fields["body"] = review.short_text
+    elif review.long:  # the long page: its title, merits, faults and every section's heading and paragraphs
+        fields.update(title=text.title, pros="\n".join(text.pros), cons="\n".join(text.cons),
+                      body="\n".join(line for heading, paragraphs in text.sections for line in [heading, *paragraphs]))
+    else:
+        fields.update(title=text.title, pros="，".join(text.pros) + "。", cons="，".join(text.cons) + "。",
+                      summary=text.summary + "。" if text.summary else None)
+    return fields
+
+
+def review_truth(review: Review) -> dict:
+    """What a site with 2026 pages adds to a review's manifest entry."""
+    return {"layout": review.layout, "text": review_text(review)}
+
+
 def _product_entry(product: Product, rank: int | None) -> dict:
     return {"product_id": product.product_id, "name": product.name, "brand": product.brand, "rank": rank,
             "listed_score": product_score(product), "listed_reviews": len(product.reviews)}
 
 
-def faults(site: list[Product]) -> dict[str, list[int]]:
-    """A page that fails once (503, then served): the first AJAX page of product 0."""
-    return {_site_path(ajax_review_url(site[0].product_id, 3)): [503]} if len(site[0].reviews) > EMBEDDED_REVIEWS \
-        else {}
+def faults(site: list[Product]) -> dict[str, list[int | str]]:
+    """A page that fails once (503, then served): the first AJAX page of product 0. On a site with 2026 pages also
+    the review lists of its first two 2026 products: one answers the verification page once, the other the stub."""
+    first = site[0]
+    ajax = pages2026.ajax_review_url_2019 if first.era == "2026" else ajax_review_url
+    script: dict[str, list[int | str]] = \
+        {_site_path(ajax(first.product_id, 3)): [503]} if len(first.reviews) > EMBEDDED_REVIEWS else {}
+    for product, answer in zip([p for p in site if p.era == "2026"], ("blocked", "stub")):
+        script[_site_path(review_list_url(product.product_id))] = [answer]
+    return script
 
 
-def build_manifest(site: list[Product], seed: int, unranked: list[Product] = ()) -> dict:
+def redirected(site: list[Product]) -> list[Product]:
+    """The 2026 products whose ranking card links `/0/{proId}/review.shtml` (every other one, from the first)."""
+    return [p for p in site if p.era == "2026"][::2]
+
+
+def redirects(site: list[Product]) -> dict[str, str]:
+    return {_site_path(pages2026.unfiled_review_list_url(p.product_id)): review_list_url(p.product_id)
+            for p in redirected(site)}
+
+
+def build_manifest(site: list[Product], seed: int, unranked: list[Product] = (), era: str = "2018",
+                   crawl_date: date = CRAWL_DATE) -> dict:
     positions = {place: name for name, place in EDGE_CASES.items()}
     edge_cases = {}
     for p_index, product in enumerate(site):
         for r_index, review in enumerate(product.reviews):
-            if (p_index, r_index) in positions:
+            if (p_index, r_index) in positions and product.era == "2018":
                 edge_cases[positions[(p_index, r_index)]] = review.review_id
-    return {
+    manifest = {
         "seed": seed,
-        "crawl_date": CRAWL_DATE.isoformat(),
+        "crawl_date": crawl_date.isoformat(),
         "products": [_product_entry(p, rank) for rank, p in enumerate(site, start=1)],
         "reviews": [_review_entry(r) for p in site for r in p.reviews],
         "edge_cases": edge_cases,
         "unranked_products": [_product_entry(p, None) for p in unranked],
         "faults": faults(site),
     }
+    if era != "2018":  # a 2018 site's manifest stays as it was before eras existed (same bytes, same DVC hash)
+        for entry, review in zip(manifest["reviews"], [r for p in site for r in p.reviews]):
+            entry.update(review_truth(review))
+        manifest.update(era=era, redirects=redirects(site),
+                        products_in_2026=[p.product_id for p in site if p.era == "2026"])
+    return manifest
+
+
+def _product_files_2026(product: Product) -> dict[str, bytes]:
+    """Every page and image of one product in 2026 markup: review.shtml with the first 20 reviews, the 2019 AJAX form
+    for every page from 1 (pages 1-2 repeat the embedded reviews) to the first `div.empty-comment` one, and each
+    image as the original and as the 400x300 crop that `data-bigurl` names."""
+    files = {
+        _site_path(product_url(product.product_id)): product_page(product).encode("gbk"),
+        _site_path(review_list_url(product.product_id)):
+            pages2026.review_list_page(product, product.reviews[:EMBEDDED_REVIEWS]).encode("gbk"),
+    }
+    pages = -(-len(product.reviews) // AJAX_PAGE_SIZE)
+    for page in range(1, pages + 2):
+        chunk = product.reviews[(page - 1) * AJAX_PAGE_SIZE:page * AJAX_PAGE_SIZE]
+        files[_site_path(pages2026.ajax_review_url_2019(product.product_id, page))] = \
+            pages2026.ajax_reviews_2019(chunk).encode("ascii")
+    for review in product.reviews:
+        for image in review.images:
+            photo = render_photo(image.camera, image.appearance, image.seed)
+            files[image.site_path] = photo
+            files[_site_path(pages2026.sized(image, pages2026.CROP))] = render_crop(photo)
+    return files
 
 
 def _product_files(product: Product) -> dict[str, bytes]:
     """Every page and image of one product, keyed by site path."""
+    if product.era == "2026":
+        return _product_files_2026(product)
     files = {
         _site_path(product_url(product.product_id)): product_page(product).encode("gbk"),
         _site_path(review_list_url(product.product_id)):
@@ -115,27 +195,32 @@ def _write_tree(root: Path, files: dict[str, bytes]) -> None:
 
 
 def generate_mirror(out_dir: str | Path, products: int, reviews_per_product: int, seed: int,
-                    progress: bool = False) -> dict:
-    """Write the mirror to `out_dir` (replacing it) and return its manifest."""
+                    progress: bool = False, era: str = "2018") -> dict:
+    """Write the mirror to `out_dir` (replacing it) and return its manifest. `era`: 2018 | 2026 | mixed."""
+    check_era(era)
     if products < 1 or reviews_per_product < 1:
         raise ValueError(f"need at least 1 product and 1 review per product, got {products} and {reviews_per_product}")
     out = Path(out_dir)
     site, unranked = plan_site(products, reviews_per_product, seed)
-    manifest = build_manifest(site, seed, unranked)
+    crawl_date = apply_era(site, unranked, seed, era)
+    manifest = build_manifest(site, seed, unranked, era, crawl_date)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} exists and is not a folder; remove it or choose another --out")
     built = new_staging_dir(out)
     try:
         per_page = PRODUCTS_PER_RANKING_PAGE
         pages = [site[i:i + per_page] for i in range(0, len(site), per_page)]
+        links = {p.product_id: pages2026.review_list_link(p, redirected=True) for p in redirected(site)}
         files = {_site_path(ranking_url(n)): ranking_page(
                      n, len(pages), chunk, unranked, first_rank=1 + (n - 1) * per_page,
-                     elsewhere=site[per_page:][-2:] if n == 1 else []).encode("gbk")
+                     elsewhere=site[per_page:][-2:] if n == 1 else [], review_links=links).encode("gbk")
                  for n, chunk in enumerate(pages, start=1)}
         for product in tqdm([*site, *unranked], desc="mirror", unit="product", disable=not progress):
             files.update(_product_files(product))
         files[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
         files[FAULTS] = (json.dumps(manifest["faults"], indent=2, sort_keys=True) + "\n").encode("utf-8")
+        if manifest.get("redirects"):
+            files[REDIRECTS] = (json.dumps(manifest["redirects"], indent=2, sort_keys=True) + "\n").encode("utf-8")
         _write_tree(built, files)
         replace_dir(built, out)
     finally:
@@ -158,17 +243,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reviews-per-product", type=_positive, required=True,
                         help="reviews of each product (product 0 gets at least 33, so the AJAX pages are used)")
     parser.add_argument("--seed", type=int, required=True, help="random seed: same seed, same bytes")
+    parser.add_argument("--era", choices=ERAS, default="mixed",
+                        help="the site's markup: 2018, 2026 (scored and short reviews, star bars, image crops), or "
+                             "mixed (some products each; default, as params.yaml's sample.era)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        manifest = generate_mirror(args.out, args.products, args.reviews_per_product, args.seed, progress=True)
+        manifest = generate_mirror(args.out, args.products, args.reviews_per_product, args.seed, progress=True,
+                                   era=args.era)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     reviews = manifest["reviews"]
+    layouts = ", ".join(f"{n} {layout}" for layout, n in sorted(Counter(r.get("layout", "2018") for r in reviews).items()))
     print(f"mirror: {len(manifest['products'])} products, {len(reviews)} reviews "
           f"({sum(r['long'] for r in reviews)} long, {sum(r['n_images'] > 0 for r in reviews)} with images), "
-          f"{sum(r['n_images'] for r in reviews)} images -> {args.out} in {time.perf_counter() - started:.1f} s")
+          f"{sum(r['n_images'] for r in reviews)} images -> {args.out} in {time.perf_counter() - started:.1f} s "
+          f"(era {args.era}: {layouts})")
     return 0
 
 

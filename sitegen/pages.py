@@ -87,11 +87,12 @@ def _side_links(title: str, css: str, products: list[Product]) -> str:
 
 
 def ranking_page(page: int, pages: int, products: list[Product], unranked: list[Product],
-                 first_rank: int = 1, elsewhere: list[Product] = ()) -> str:
+                 first_rank: int = 1, elsewhere: list[Product] = (), review_links: dict[str, str] | None = None) -> str:
     """One page of the hot ranking: the ranked cards (`ul#J_PicMode > li[data-follow-id]`, with score and review
     count), the pager (`div.pagebar a.next` 下一页 but on the last), and, as on the real page, links to products
     that are not ranked here: search hot words, the 手机新品 sidebar, 新增点评产品 and 大家说 (`unranked`, and on
-    page 1 also ranked products of later pages, `elsewhere`)."""
+    page 1 also ranked products of later pages, `elsewhere`). `review_links`: a card's 人点评 link other than the
+    canonical review list (product id -> site-relative URL)."""
     items = []
     for rank, product in enumerate(products, start=first_rank):
         href = _path(_product_url(product))
@@ -99,7 +100,7 @@ def ranking_page(page: int, pages: int, products: list[Product], unranked: list[
             <a class="pic" href="{href}" target="_blank"><img width="220" height="165" alt="{escape(product.name)}" src="//2f.zol-img.com.cn/product/default_220x165.jpg"></a>
             <h3><a href="{href}" title="{escape(product.name)}">{escape(product.name)}</a></h3>
             <div class="price-row"><span class="price price-normal"><b class="price-sign">￥</b><b class="price-type">{product.price}</b></span></div>
-            <div class="comment-row"><span class="score">{product_score(product):.1f}</span><a href="{_path(review_list_url(product.product_id))}" class="comment-num">{len(product.reviews)}人点评</a></div>
+            <div class="comment-row"><span class="score">{product_score(product):.1f}</span><a href="{(review_links or {}).get(product.product_id) or _path(review_list_url(product.product_id))}" class="comment-num">{len(product.reviews)}人点评</a></div>
         </li>""")
     hot_words = "".join(f'<a href="{_path(_product_url(p))}">{escape(p.name)}</a>' for p in unranked[:2])
     header = f'<div class="search-box"><input type="text"/><div class="hot-words">{hot_words}</div></div>\n'

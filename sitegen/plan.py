@@ -103,9 +103,14 @@ class Review:
     review_product_id: str = ""         # the product the review is filed under (a sibling variant, or product_id)
     cover: Image | None = None          # a long review's list-only picture (not among its long page's figures)
     protocol_relative_link: bool = False
+    layout: str = "2018"                # 2018 | 2026-scored | 2026-short (sitegen.era2026)
+    star_overall: float | None = None   # a 2026 short review's star score (2..10): it has no aspect score
+    short_text: str | None = None       # a 2026 short review's one paragraph
 
     @property
     def overall(self) -> float:
+        if not self.scores:
+            return self.star_overall
         return round(sum(s for _, s in self.scores) / len(self.scores), 1)
 
     @property
@@ -134,6 +139,7 @@ class Product:
     manu_id: str
     price: int
     reviews: list[Review] = field(default_factory=list)
+    era: str = "2018"   # the markup its pages show: 2018 | 2026
 
 
 def _user_score(rng: random.Random) -> int:

@@ -70,7 +70,8 @@ def run_crawl(out: Path, mirror: str, *spider_args: str, settings: tuple[str, ..
 @dataclass
 class Faults:
     """Per-path scripted answers (path = the mirror-relative file): each request pops the next action: an int status, "truncate" (a third
-    of the body), "garble" (bytes that are not GBK) or ("sleep", seconds)."""
+    of the body), "garble" (bytes that are not GBK), ("sleep", seconds), or as in a mirror's faults.json "blocked"
+    (the verification page) and "stub" (the ~150-byte page)."""
     script: dict[str, list] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -94,12 +95,14 @@ class MirrorServer:
     """A loopback HTTP server whose root is a mirror folder (`/<host>/<path>`), with fault injection."""
 
     def __init__(self, root: Path) -> None:
+        from crawler.mirror import BLOCKED, REDIRECTS_FILE, STUB, load_redirects, scripted_answer  # scrapy: lazily
         self.root = root
         self.faults = Faults()
         self.log: list[tuple[float, str]] = []  # (monotonic time, path) of every request
         faults_file = root / "faults.json"      # the mirror's scripted faults, played as the folder mirror does
         if faults_file.is_file():
             self.faults.script.update(json.loads(faults_file.read_text(encoding="utf-8")))
+        self.redirects = load_redirects(root / REDIRECTS_FILE)  # path -> URL, answered with a 301 every time
         self.delay = 0.0  # seconds added to every answer
         self.gate: threading.Event | None = None  # when set to an Event: every answer waits for it (30 s at most)
         server = self
@@ -120,6 +123,10 @@ class MirrorServer:
                     time.sleep(action[1])
                 if isinstance(action, int):
                     return self._send(action, b"fault")
+                if action in (BLOCKED, STUB):
+                    return self._send(*scripted_answer(action))
+                if path.lstrip("/") in server.redirects:
+                    return self._send(301, b"", location=server.redirects[path.lstrip("/")])
                 file = server.root / path.lstrip("/")
                 if ".." in path or not file.is_file():
                     return self._send(404, b"")
@@ -130,8 +137,10 @@ class MirrorServer:
                     body = body.replace("优点".encode("gbk"), b"\xff\xfe", 1)
                 self._send(200, body)
 
-            def _send(self, status: int, body: bytes) -> None:
+            def _send(self, status: int, body: bytes, location: str | None = None) -> None:
                 self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
