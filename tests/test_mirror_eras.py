@@ -177,8 +177,8 @@ def test_redirects_and_faults_of_a_2026_site(site26):
 
 
 def test_mixed_site_keeps_the_edge_cases_in_2018_and_shows_both_eras(tmp_path):
-    manifest = generate_mirror(tmp_path / "mixed", products=12, reviews_per_product=3, seed=7, era="mixed")
-    again = generate_mirror(tmp_path / "again", products=12, reviews_per_product=3, seed=7, era="mixed")
+    manifest = generate_mirror(tmp_path / "mixed", products=12, reviews_per_product=4, seed=7, era="mixed")
+    again = generate_mirror(tmp_path / "again", products=12, reviews_per_product=4, seed=7, era="mixed")
     assert again == manifest
     ids = [p["product_id"] for p in manifest["products"]]
     in_2026 = manifest["products_in_2026"]
@@ -192,7 +192,7 @@ def test_mixed_site_keeps_the_edge_cases_in_2018_and_shows_both_eras(tmp_path):
     assert {layouts[r["review_id"]] for r in manifest["reviews"] if r["product_id"] in in_2026} == \
         {LAYOUT_SCORED, LAYOUT_SHORT}
     assert len(manifest["edge_cases"]) == 14 and manifest["crawl_date"] == "2018-09-15"
-    other = generate_mirror(tmp_path / "other", products=12, reviews_per_product=3, seed=8, era="mixed")
+    other = generate_mirror(tmp_path / "other", products=12, reviews_per_product=4, seed=8, era="mixed")
     assert other["products_in_2026"] != in_2026 or other["products"] != manifest["products"]
 
 
@@ -254,8 +254,7 @@ def test_params_and_stage_declare_the_era():
 
 def test_folder_mirror_plays_blocked_stub_and_redirect(tmp_path):
     from scrapy.http import Request
-    from scrapy.utils.test import get_crawler
-    from crawler.mirror import MirrorDownloadHandler
+    from crawler.mirror import MirrorDownloadHandler, ScriptedFaults, load_redirects
 
     page = "detail.zol.com.cn/1428/1427365/review.shtml"
     (tmp_path / page).parent.mkdir(parents=True)
@@ -263,7 +262,10 @@ def test_folder_mirror_plays_blocked_stub_and_redirect(tmp_path):
     (tmp_path / "faults.json").write_text(json.dumps({page: ["blocked", "stub", 503]}), encoding="utf-8")
     (tmp_path / "redirects.json").write_text(json.dumps({"detail.zol.com.cn/0/1427365/review.shtml":
                                                          "https://" + page}), encoding="utf-8")
-    handler = MirrorDownloadHandler(get_crawler(settings_dict={"ZOL_MIRROR": str(tmp_path)}))
+    # the folder half of the handler, without the network handler it keeps beside (that one needs a reactor)
+    handler = MirrorDownloadHandler.__new__(MirrorDownloadHandler)
+    handler.base, handler.maxsize = tmp_path, 0
+    handler.faults, handler.redirects = ScriptedFaults(tmp_path / "faults.json"), load_redirects(tmp_path / "redirects.json")
     url = "https://" + page
     answers = [handler._from_folder(Request(url), page) for _ in range(4)]
     assert [a.status for a in answers] == [200, 200, 503, 200]
