@@ -1,6 +1,7 @@
 """`scrapy crawl zol` end to end over a generated mirror, read from the folder and over loopback HTTP."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,7 +15,10 @@ import pytest
 from PIL import Image
 
 from crawl_support import REPO, run_crawl
-from sitegen.mirror import generate_mirror
+from sitegen.era2026 import apply_era
+from sitegen.mirror import generate_mirror, review_truth
+from sitegen.plan import plan_site
+from crawler.items import ReviewItem
 from crawler.pipelines import image_file_name
 from crawler.resume import partial_path
 from crawler.urls import long_review_url, short_review_url
@@ -62,6 +66,55 @@ def test_crawl_equals_manifest(site, folder_crawl):
         assert got["url"] == (long_review_url(want["review_product_id"], want["aid"]) if want["long"]
                               else short_review_url(want["review_product_id"], review_id))
         assert got["source"] == "zol" and got["crawled_at"] == "2018-09-15T00:00:00+00:00"
+
+
+# ---- every era (sample.era): the manifest's reviews with their layout, text, scores and original images -------
+SPIDER_KNOWS_LAYOUT = "layout" in {f.name for f in dataclasses.fields(ReviewItem)}
+NEEDS_2026_SPIDER = pytest.mark.skipif(not SPIDER_KNOWS_LAYOUT, reason="needs the 2026 spider (a review's layout)")
+TEXT_FIELDS = ("title", "pros", "cons", "summary", "body")
+
+
+def _truths(era: str) -> dict[str, dict]:
+    """Layout and text per review, from the plan (a 2018 site's manifest predates them and does not carry them)."""
+    site, unranked = plan_site(PRODUCTS, REVIEWS_PER_PRODUCT, SEED)
+    apply_era(site, unranked, SEED, era)
+    return {r.review_id: review_truth(r) for p in site for r in p.reviews}
+
+
+@pytest.fixture(scope="module", params=[pytest.param("2018", id="2018"),
+                                        pytest.param("2026", id="2026", marks=NEEDS_2026_SPIDER),
+                                        pytest.param("mixed", id="mixed", marks=NEEDS_2026_SPIDER)])
+def era_crawl(request, tmp_path_factory):
+    era = request.param
+    if era == "2018":  # the module's own 2018 site and crawl
+        _, manifest = request.getfixturevalue("site")
+        return era, manifest, request.getfixturevalue("folder_crawl")
+    root = tmp_path_factory.mktemp(f"site{era}") / "mirror"
+    manifest = generate_mirror(root, PRODUCTS, REVIEWS_PER_PRODUCT, SEED, era=era)
+    result = run_crawl(tmp_path_factory.mktemp(f"crawl{era}") / "out", str(root), f"crawl_date={manifest['crawl_date']}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return era, manifest, result
+
+
+def test_every_era_crawls_each_review_with_its_layout_text_scores_and_originals(era_crawl):
+    era, manifest, crawl = era_crawl
+    truths = _truths(era)
+    if era != "2018":
+        assert {r["review_id"]: {"layout": r["layout"], "text": r["text"]} for r in manifest["reviews"]} == \
+            {rid: truth for rid, truth in truths.items() if rid in {r["review_id"] for r in manifest["reviews"]}}
+    got = {r["review_id"]: r for r in crawl.reviews}
+    assert len(got) == len(crawl.reviews) and set(got) == {r["review_id"] for r in manifest["reviews"]}
+    for want in manifest["reviews"]:
+        review, truth = got[want["review_id"]], truths[want["review_id"]]
+        if SPIDER_KNOWS_LAYOUT:
+            assert review["layout"] == truth["layout"], want["review_id"]
+        assert {name: review[name] for name in TEXT_FIELDS} == truth["text"], want["review_id"]
+        assert (review["overall_score"], review["scores"]) == (want["overall_score"], want["scores"]), want["review_id"]
+        assert review["image_urls"] == want["image_urls"] and len(review["images"]) == want["n_images"]
+    if era != "2018":  # the review lists that answered the verification page and the stub once were crawled again
+        blocked = {answer for answers in manifest["faults"].values() for answer in answers if isinstance(answer, str)}
+        assert blocked == {"blocked", "stub"}
+        assert "blocked" in json.dumps(crawl.stats), "the blocked answers are not counted"
 
 
 def test_images_downloaded_once_and_decodable(site, folder_crawl):
