@@ -16,9 +16,10 @@ from parsel import Selector
 from PIL import Image
 
 from common.aspects import canonical_aspect
-from sitegen.era2026 import ERAS, LAYOUT_SCORED, LAYOUT_SHORT
+from sitegen.era2026 import ERAS, LAYOUT_SCORED, LAYOUT_SHORT, apply_era, products_in_2026
 from sitegen.mirror import generate_mirror, main
 from sitegen.pages2026 import ajax_review_url_2019, unfiled_review_list_url
+from sitegen.plan import plan_site
 from crawler.urls import ajax_review_url, ranking_url, review_list_url
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,18 +193,21 @@ def test_mixed_site_keeps_the_edge_cases_in_2018_and_shows_both_eras(tmp_path):
     assert {layouts[r["review_id"]] for r in manifest["reviews"] if r["product_id"] in in_2026} == \
         {LAYOUT_SCORED, LAYOUT_SHORT}
     assert len(manifest["edge_cases"]) == 14 and manifest["crawl_date"] == "2018-09-15"
-    other = generate_mirror(tmp_path / "other", products=12, reviews_per_product=4, seed=8, era="mixed")
-    assert other["products_in_2026"] != in_2026 or other["products"] != manifest["products"]
+    assert products_in_2026(12, "mixed", 7) == [ids.index(pid) for pid in in_2026]
+    assert products_in_2026(12, "mixed", 8) != products_in_2026(12, "mixed", 7)  # drawn from the seed
 
 
-def test_default_mixed_sample_keeps_most_reviews_scored(tmp_path):
+def test_default_mixed_sample_keeps_most_reviews_scored():
     """make run's sample (12 products x 25, seed 7, mixed): short reviews are cleaned out as no_score; the
     scored ones left must still give the model its pairs."""
-    manifest = generate_mirror(tmp_path / "sample", products=12, reviews_per_product=25, seed=7, era="mixed")
-    layouts = [r["layout"] for r in manifest["reviews"]]
+    site, unranked = plan_site(12, 25, 7)
+    apply_era(site, unranked, 7, "mixed")  # what generate_mirror does before writing (the same reviews)
+    reviews = [r for p in site for r in p.reviews]
+    layouts = [r.layout for r in reviews]
     assert len(layouts) == 33 + 11 * 25
     assert (layouts.count("2018"), layouts.count(LAYOUT_SCORED), layouts.count(LAYOUT_SHORT)) == (183, 65, 60)
-    assert all(r["scores"] for r in manifest["reviews"] if r["layout"] != LAYOUT_SHORT)
+    assert all(r.scores for r in reviews if r.layout != LAYOUT_SHORT)
+    assert not any(r.scores for r in reviews if r.layout == LAYOUT_SHORT)
 
 
 def _digest(root: Path) -> str:
