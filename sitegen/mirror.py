@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reviews-per-product", type=_positive, required=True,
                         help="reviews of each product (product 0 gets at least 33, so the AJAX pages are used)")
     parser.add_argument("--seed", type=int, required=True, help="random seed: same seed, same bytes")
-    parser.add_argument("--era", choices=ERAS, default="mixed",
+    parser.add_argument("--era", default="mixed", metavar="{" + ",".join(ERAS) + "}",
                         help="the site's markup: 2018, 2026 (scored and short reviews, star bars, image crops), or "
                              "mixed (some products each; default, as params.yaml's sample.era)")
     args = parser.parse_args(argv)

@@ -233,7 +233,7 @@ def test_cli_era_help_and_bad_value(tmp_path, capsys):
     bad = subprocess.run([sys.executable, "-m", "sitegen.mirror", "--out", str(tmp_path / "n"), "--products", "1",
                           "--reviews-per-product", "2", "--seed", "5", "--era", "2019"],
                          cwd=REPO, capture_output=True, text=True)
-    assert bad.returncode == 2 and "argument --era: invalid choice: '2019'" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr == "error: era must be one of 2018 | 2026 | mixed, got '2019'\n"
     assert "Traceback" not in bad.stderr and not (tmp_path / "n").exists()
 
 
@@ -243,7 +243,7 @@ def test_any_other_era_is_refused_in_one_line_before_writing(tmp_path_factory, e
     with pytest.raises(ValueError) as refused:
         generate_mirror(out, products=1, reviews_per_product=1, seed=1, era=era)
     assert str(refused.value).startswith("era must be one of 2018 | 2026 | mixed, got ")
-    assert "\n" not in str(refused.value).replace(repr(era), "") and not out.exists()
+    assert "\n" not in str(refused.value) and not out.exists()
 
 
 def test_params_and_stage_declare_the_era():
