@@ -210,7 +210,7 @@ def generate_mirror(out_dir: str | Path, products: int, reviews_per_product: int
     try:
         per_page = PRODUCTS_PER_RANKING_PAGE
         pages = [site[i:i + per_page] for i in range(0, len(site), per_page)]
-        links = {p.product_id: pages2026.review_list_link(p, redirected=True) for p in redirected(site)}
+        links = {p.product_id: pages2026.unfiled_review_list_link(p) for p in redirected(site)}
         files = {_site_path(ranking_url(n)): ranking_page(
                      n, len(pages), chunk, unranked, first_rank=1 + (n - 1) * per_page,
                      elsewhere=site[per_page:][-2:] if n == 1 else [], review_links=links).encode("gbk")

@@ -12,7 +12,7 @@ from html import escape
 from sitegen.era2026 import LAYOUT_SCORED
 from sitegen.pages import _breadcrumb, _head, _path, _product_url, _score_text, product_score
 from sitegen.plan import Image, Product, Review
-from crawler.urls import DETAIL, product_dir, review_list_url, short_review_url
+from crawler.urls import DETAIL, product_dir, short_review_url
 
 CROP = "t_s400x300c"          # data-bigurl: a 400x300 crop of the original
 MIDDLE, SMALL = "t_s660x660c", "t_s120x90c5c"
@@ -202,6 +202,6 @@ def ajax_reviews_2019(reviews: list[Review]) -> str:
     return json.dumps({"list": fragment}, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/")
 
 
-def review_list_link(product: Product, redirected: bool) -> str:
-    """The ranking card's link to the reviews: the canonical URL, or `/0/{proId}/review.shtml` (redirected)."""
-    return _path(unfiled_review_list_url(product.product_id) if redirected else review_list_url(product.product_id))
+def unfiled_review_list_link(product: Product) -> str:
+    """A ranking card's site-relative link to `/0/{proId}/review.shtml` (redirected to the review list)."""
+    return _path(unfiled_review_list_url(product.product_id))
