@@ -19,7 +19,7 @@ import argparse
 import contextlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, TextIO
 
@@ -33,7 +33,7 @@ from common.aspects import CANONICAL_ASPECTS, aspect_zh
 from common.atomic import atomic_path
 from common.errors import UserError, cli_entry
 from common.params import DEFAULT_PARAMS, load_params
-from model.checkpoint import LINEAR_FAMILY, load_checkpoint
+from model.checkpoint import load_checkpoint
 from model.data import batch_inputs
 from model.explain import (AspectView, IndexEntry, ReviewView, attention_lists, forward_with_attention, index_entry,
                            write_index, write_review)
@@ -127,6 +127,7 @@ class Predictor:
     min_aspect_pairs: int = DEFAULT_MIN_ASPECT_PAIRS
     batch_size: int = 64
     no_images_reason: str = "the model was trained without images"
+    features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)   # the current chunk's images
 
     def read_images(self, reviews: list[Review]) -> dict[int, list[str]]:
         """Per predictable review, the images the model reads; every other image goes to its images_not_read."""
@@ -290,10 +291,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def check_destinations(args: argparse.Namespace) -> None:
     """Refuse, before any work, outputs that cannot be written where they are asked for."""
-    if args.out != "-" and Path(args.out).is_dir():
-        raise UserError(f"--out {args.out} is a folder; name the output file (.jsonl, or .parquet)")
-    if args.explain is not None and args.explain.exists() and not args.explain.is_dir():
-        raise UserError(f"--explain {args.explain} is a file; name a folder for the pages")
+    if args.out != "-":
+        if Path(args.out).is_dir():
+            raise UserError(f"--out {args.out} is a folder; name the output file (.jsonl, or .parquet)")
+        refuse_file_in_path("--out", Path(args.out).parent)
+    if args.explain is not None:
+        if args.explain.exists() and not args.explain.is_dir():
+            raise UserError(f"--explain {args.explain} is a file; name a folder for the pages")
+        refuse_file_in_path("--explain", args.explain)
+
+
+def refuse_file_in_path(option: str, folder: Path) -> None:
+    """A folder to create whose path runs through an existing file cannot be made: one line, naming the file."""
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            raise UserError(f"{option}: {part} is a file, so no folder can be made under it")
 
 
 def make_predictor(args: argparse.Namespace, model, ckpt: dict, segmenter: Segmenter, device: torch.device,

@@ -5,6 +5,7 @@ checkpoint tells predict what it was trained on: the generated sample, and aspec
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -56,7 +57,6 @@ def build_family(root: Path, family: str) -> None:
 def family_project(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
     cwd = Path.cwd()
-    import os
     os.chdir(root)
     try:
         build_family(root, request.param)
@@ -226,4 +226,8 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_work(family_dir, 
     a_file = tmp_path / "pages.txt"
     a_file.write_text("mine", encoding="utf-8")
     assert f"--explain {a_file} is a file" in one_line_error(capsys, "--text", "手机", "--explain", str(a_file))
+    line = one_line_error(capsys, "--text", "手机", "--out", str(a_file / "sub/p.jsonl"))
+    assert f"--out: {a_file} is a file, so no folder can be made under it" in line
+    line = one_line_error(capsys, "--text", "手机", "--explain", str(a_file / "pages"))
+    assert f"--explain: {a_file} is a file" in line
     assert (folder / "keep.txt").read_text(encoding="utf-8") == a_file.read_text(encoding="utf-8") == "mine"
