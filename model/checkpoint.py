@@ -34,6 +34,13 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+HISTORY_KEYS = ("epoch", "train_loss", "dev_loss", "train_macro_f1", "dev_macro_f1", "train_accuracy", "dev_accuracy")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _finite_tensor(value, name: str, dims: int | None = None) -> torch.Tensor:
     _need(isinstance(value, torch.Tensor), f"{name} is not a tensor")
     _need(value.is_floating_point(), f"{name} is not a float tensor")
@@ -106,22 +113,22 @@ def check_neural(ckpt: dict, family: str, num_classes: int) -> None:
         _need(_is_int(repeat.get("seed")), f"repeats[{n}].seed is not an integer")
 
 
-def check_linear(data, num_classes: int) -> None:
+def check_linear(data, num_classes: int, name: str = "linear") -> None:
     """The linear baseline's tables (LinearModel.to_checkpoint) fit one another and the labels."""
-    _need(isinstance(data, dict), "linear is not a dict")
+    _need(isinstance(data, dict), f"{name} is not a dict")
     features = data.get("features")
-    _need(isinstance(features, list) and all(isinstance(f, str) for f in features), "linear.features is not a list of strings")
-    idf = _finite_tensor(data.get("idf"), "linear.idf", dims=1)
-    coef = _finite_tensor(data.get("coef"), "linear.coef", dims=2)
-    intercept = _finite_tensor(data.get("intercept"), "linear.intercept", dims=1)
+    _need(isinstance(features, list) and all(isinstance(f, str) for f in features), f"{name}.features is not a list of strings")
+    idf = _finite_tensor(data.get("idf"), f"{name}.idf", dims=1)
+    coef = _finite_tensor(data.get("coef"), f"{name}.coef", dims=2)
+    intercept = _finite_tensor(data.get("intercept"), f"{name}.intercept", dims=1)
     classes = data.get("classes")
-    _need(len(idf) == len(features) == coef.shape[1], "linear.idf, .coef and .features disagree on the feature count")
+    _need(len(idf) == len(features) == coef.shape[1], f"{name}.idf, .coef and .features disagree on the feature count")
     _need(isinstance(classes, list) and len(classes) == coef.shape[0] == len(intercept) >= 1
-          and len(set(classes)) == len(classes) and all(_is_int(c) and 0 <= c < num_classes for c in classes),
-          "linear.classes does not match linear.coef and the labels")
-    _need(data.get("num_classes") == num_classes, f"linear.num_classes is not {num_classes}")
+          and all(_is_int(c) and 0 <= c < num_classes for c in classes) and len(set(classes)) == len(classes),
+          f"{name}.classes does not match {name}.coef and the labels")
+    _need(data.get("num_classes") == num_classes, f"{name}.num_classes is not {num_classes}")
     c = data.get("c")
-    _need(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c), "linear.c is not a number")
+    _need(_is_number(c) and math.isfinite(c), f"{name}.c is not a number")
 
 
 def check_evaluation_fields(ckpt: dict, num_classes: int) -> None:
@@ -133,7 +140,10 @@ def check_evaluation_fields(ckpt: dict, num_classes: int) -> None:
     _need(isinstance(train, dict) and _is_int(train.get("seed")), "params.train.seed is not an integer")
     _need(_is_int(ckpt.get("epoch")), "epoch is not an integer")
     history = ckpt.get("history")
-    _need(isinstance(history, list) and all(isinstance(row, dict) for row in history), "history is not a list of dicts")
+    _need(isinstance(history, list) and all(isinstance(row, dict) and all(_is_number(row.get(key)) for key in HISTORY_KEYS)
+                                            for row in history), f"history is not a list of rows of {', '.join(HISTORY_KEYS)}")
+    if ckpt.get("linear_baseline") is not None:   # the linear baseline train fitted for MIMN's wide path
+        check_linear(ckpt["linear_baseline"], num_classes, "linear_baseline")
 
 
 def check_checkpoint(ckpt, for_evaluation: bool = False) -> str:

@@ -17,7 +17,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from common.errors import UserError
-from model.checkpoint import load_checkpoint
+from model.checkpoint import HISTORY_KEYS, load_checkpoint
 from model.explain import write_review
 from model.families import build_model, checkpoint_fields
 from model.labels import LabelMap
@@ -48,7 +48,7 @@ def neural_checkpoint(family: str) -> dict:
     return {"model": model.state_dict(), **checkpoint_fields(model), "vocab": list(VOCAB),
             "labels": {"class_scores": list(range(1, 11))}, "epoch": 1, "params": {"train": {"seed": 0}},
             "feature_norm": {"mean": torch.zeros(6), "std": torch.ones(6)}, "train_class_counts": [1] * 10,
-            "history": [], "repeats": [], "data_source": "sample", "aspect_train_pairs": {"battery": 40, "screen": 2}}
+            "history": [dict.fromkeys(HISTORY_KEYS, 1.0)], "repeats": [], "data_source": "sample", "aspect_train_pairs": {"battery": 40, "screen": 2}}
 
 
 def linear_checkpoint() -> dict:
@@ -68,7 +68,7 @@ PATHS = [(), ("family",), ("config",), ("config", "vocab_size"), ("config", "hop
          ("feature_norm", "mean"), ("feature_norm", "std"), ("features",), ("repeats",), ("train_class_counts",),
          ("params",), ("epoch",), ("history",), ("data_source",), ("aspect_train_pairs",), ("linear",),
          ("linear", "coef"), ("linear", "classes"), ("linear", "features"), ("linear", "idf"),
-         ("linear", "num_classes"), ("linear", "c")]
+         ("linear", "num_classes"), ("linear", "c"), ("linear_baseline",), ("history", 0)]
 
 
 def tensor(shape: list[int], kind: str, fill: float) -> torch.Tensor:
@@ -89,7 +89,14 @@ DELETE = object()
 mutations = st.lists(st.tuples(st.sampled_from(PATHS), st.one_of(st.just(DELETE), values)), min_size=0, max_size=3)
 
 
+def child(node, key):
+    if isinstance(node, dict):
+        return node.get(key)
+    return node[key] if isinstance(node, list) and isinstance(key, int) and key < len(node) else None
+
+
 def mutated(base: dict, changes) -> object:
+    """`base` with each (path, value) applied: the value put at the path (DELETE: the entry removed)."""
     ckpt: object = copy.deepcopy(base)
     for path, value in changes:
         if not path:
@@ -97,11 +104,13 @@ def mutated(base: dict, changes) -> object:
             continue
         parent = ckpt
         for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-        if isinstance(parent, dict):
-            if value is DELETE:
-                parent.pop(path[-1], None)
-            else:
+            parent = child(parent, key)
+        if isinstance(parent, dict) and value is DELETE:
+            parent.pop(path[-1], None)
+        elif isinstance(parent, dict) or child(parent, path[-1]) is not None:
+            if isinstance(parent, list) and value is DELETE:
+                del parent[path[-1]]
+            elif value is not DELETE:
                 parent[path[-1]] = value
     return ckpt
 
@@ -205,3 +214,19 @@ def test_a_raw_review_line_is_a_prediction_or_a_rejected_row_with_its_reason(tmp
             name = write_review(view, pages)
             assert (pages / f"{name}.html").is_file() and name != "index"
             assert all(p.parent == pages for p in pages.rglob("*"))
+
+
+@pytest.mark.parametrize("base, changes, message", [
+    ("mimn", [(("history", 0), {"epoch": 1})], "history is not a list of rows of epoch"),
+    ("mimn", [(("linear_baseline",), {"features": []})], "linear_baseline.idf is not a tensor"),
+    ("mimn", [(("model", "embedding.weight"), torch.full((len(VOCAB), 8), float("nan")))], "holds NaN"),
+    ("mimn", [(("config", "max_images"), 2.5)], "config.max_images is 2.5, not of type int"),
+    ("mimn", [(("config", "vocab_size"), 10**12)], "model.embedding.weight is not a tensor of shape (1000000000000, 8)"),
+    ("lstm", [(("feature_norm", "std"), torch.zeros(6))], "feature_norm.std has values <= 0"),
+    ("linear", [(("linear", "classes"), [2, 5, 12])], "linear.classes does not match"),
+    ("linear", [(("labels",), {"class_scores": [3, 1]})], "labels.class_scores is not an increasing list"),
+])
+def test_what_is_wrong_is_named(tmp_path, base, changes, message):
+    torch.save(mutated(BASES[base], changes), tmp_path / "model.pt")
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_checkpoint(tmp_path / "model.pt", for_evaluation=True)
