@@ -27,7 +27,8 @@ from common.atomic import write_text
 from common.errors import UserError, cli_entry
 from common.params import load_params, require
 from model.config import MAX_HOPS, VARIANTS
-from model.families import DEFAULT_FAMILY, FAMILIES
+from model.families import DEFAULT_FAMILY
+from model.provenance import MULTIZOL, SAMPLE, data_source
 
 GRID_KEYS = {("model", "family"), ("model", "hops"), ("model", "variant"), ("train", "seed"), ("train", "max_epochs")}
 TEST_METRICS = "metrics/test.json"
@@ -254,10 +255,10 @@ def _cell(value: tuple[float, float | None] | None) -> str:
 
 def _describe_data(params: dict) -> str:
     data_raw = str((params.get("data") or {}).get("raw", ""))
-    crawl, sample = params.get("crawl") or {}, params.get("sample") or {}
-    if "multizol" in data_raw.lower():
+    sample, source = params.get("sample") or {}, data_source(params)   # the rule train records in the checkpoint
+    if source == MULTIZOL:
         return f"the Multi-ZOL release imported into `{data_raw}`"
-    if data_raw == crawl.get("out") and crawl.get("mirror") and crawl.get("mirror") == sample.get("out"):
+    if source == SAMPLE:
         return (f"the generated offline sample (`{sample.get('out')}`: {sample.get('products')} products × "
                 f"{sample.get('reviews_per_product')} reviews, synthetic text and photos), not Multi-ZOL")
     return f"a crawl of zol.com.cn in `{data_raw}`, not Multi-ZOL"
