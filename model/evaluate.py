@@ -18,10 +18,10 @@ from model.data import ImageFeatures, PairDataset, check_feature_coverage, read_
 from model.explain import (AspectView, ReviewView, attention_lists, forward_with_attention, index_entry, write_index,
                            write_review)
 from model.labels import LabelMap
+from model.checkpoint import load_checkpoint
 from model.linear import LinearModel, fit_linear
 from model.loop import predict
 from model.metrics import PAPER_F1_NOTE, classification_metrics, confusion, per_class_report
-from model.families import rebuild_model
 from model.sampler import ordered_batches, restore_order
 from model.plots import confusion_png, learning_curve_png
 from model.train import FEATURES_PATH, MODEL_PATH, SEGMENTED_DIR, choose_device, configure_torch
@@ -42,22 +42,6 @@ PREDICTIONS_SCHEMA = pa.schema([
     ("review_id", pa.string()), ("aspect", pa.string()), ("score", pa.int8()), ("predicted_score", pa.int8()),
     ("label", pa.int8()), ("predicted_label", pa.int8()), ("probabilities", pa.list_(pa.float32())),
 ])
-
-
-def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module | LinearModel, dict]:
-    """The trained model (a neural family in eval mode on CPU, or the linear baseline) and the checkpoint dict,
-    loaded with weights_only=True."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} not found: run the train stage first (dvc repro train)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if ckpt.get("family", "mimn") == "linear":
-            return LinearModel.from_checkpoint(ckpt["linear"]), ckpt
-        model = rebuild_model(ckpt)
-    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{path} is not a checkpoint of this model ({exc}); re-run dvc repro train") from exc
-    return model.eval(), ckpt
 
 
 def without_images(batch):
@@ -108,7 +92,7 @@ def run(train_params: dict) -> dict:
     started = time.perf_counter()
     device = choose_device(str(train_params.get("device", "auto")))
     configure_torch(device, int(train_params.get("num_threads", 0)))
-    model, ckpt = load_checkpoint(MODEL_PATH)
+    model, ckpt = load_checkpoint(MODEL_PATH, for_evaluation=True)
     labels = LabelMap.from_dict(ckpt["labels"])
     frame = read_split(TEST_PATH)
     if frame.empty:

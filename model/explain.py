@@ -49,6 +49,8 @@ class AspectView:
     true_score: int | None
     text_attention: list[list[float]]     # [hop][word]
     image_attention: list[list[float]]    # [hop][image read]
+    training_pairs: int | None = None     # the model's training pairs of this aspect (None: not recorded)
+    few_training_pairs: bool | None = None   # fewer than predict's --min-aspect-pairs: the score means little
 
 
 @dataclass
@@ -61,10 +63,12 @@ class ReviewView:
     image_files: list[Path | None]        # where to read each one's thumbnail (None: not available)
     images_not_read: list[tuple[str, str]] = field(default_factory=list)   # (image, why)
     aspects: list[AspectView] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # what to know before reading the scores (training data)
 
     def to_dict(self) -> dict:
         return {
             "review_id": self.review_id,
+            **({"notes": self.notes} if self.notes else {}),
             "words": self.words,
             "unknown_words": [i for i, u in enumerate(self.unknown) if u],
             "words_not_read": self.words_not_read,
@@ -75,6 +79,8 @@ class ReviewView:
                 "predicted_score": a.predicted_score,
                 "score": a.true_score,
                 "probabilities": {str(s): round(p, 6) for s, p in a.probabilities.items()},
+                **({"training_pairs": a.training_pairs, "few_training_pairs": a.few_training_pairs}
+                   if a.few_training_pairs is not None else {}),
                 "hops": [{"hop": h + 1, "words": [round(w, 6) for w in a.text_attention[h]],
                           "images": [round(w, 6) for w in a.image_attention[h]]}
                          for h in range(len(a.text_attention))],
@@ -87,11 +93,17 @@ def attention_lists(weights: np.ndarray, length: int) -> list[list[float]]:
     return [[float(w) for w in hop[:length]] for hop in weights]
 
 
+RESERVED_PAGE_NAMES = {"index"}        # index.html lists the pages
+HASHED_NAME = re.compile(r".*-[0-9a-f]{16}$")
+
+
 def page_name(review_id: str) -> str:
-    """A safe, distinct file stem for a review id (ids that needed changing get a short hash)."""
-    safe = re.sub(r"[^0-9A-Za-z_.-]", "_", review_id)[:80].lstrip(".") or "review"
-    if safe != review_id:
-        safe += "-" + hashlib.sha256(review_id.encode()).hexdigest()[:8]
+    """A file stem for a review id that no other id gets: an id that is a plain lower-case file name is used as it
+    is; any other (changed characters, upper case that a case-insensitive disk would fold, a reserved name such as
+    `index`, or one that looks like a changed name) gets a hash of the whole id."""
+    safe = re.sub(r"[^0-9a-z_.-]", "_", review_id.lower())[:80].lstrip(".") or "review"
+    if safe != review_id or safe in RESERVED_PAGE_NAMES or HASHED_NAME.match(safe):
+        safe += "-" + hashlib.sha256(review_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return safe
 
 
@@ -121,7 +133,8 @@ h3{font-size:.9em;margin:.8em 0 .2em;color:#555}.key{color:#777;font-weight:norm
 .images{display:flex;flex-wrap:wrap;gap:10px;margin:.3em 0}
 figure{margin:0;text-align:center;font-size:.8em}figure img{display:block;border:4px solid;border-radius:3px}
 .noimg{width:80px;height:80px;border:1px dashed #999;font-size:.7em;overflow:hidden}
-.correct{color:#1a7f37}.wrong{color:#c62828}
+.correct{color:#1a7f37}.wrong{color:#c62828}.warning{background:#fff3cd;padding:.4em;border-radius:3px}
+.few{color:#c62828}
 """
 
 
@@ -164,6 +177,7 @@ def render_html(view: ReviewView) -> str:
     parts = [f'<!DOCTYPE html>\n<html lang="zh"><head><meta charset="utf-8"><title>review {title}: attention</title>',
              f"<style>{STYLE}</style></head><body>",
              f"<h1>{title}: what each hop attended to</h1>",
+             *[f'<p class="warning">{html.escape(note)}</p>' for note in view.notes],
              f'<p class="meta">{len(view.words)} words and {len(view.images)} image(s) read by the model'
              + (f"; {view.words_not_read} later words not read (past the model's text length)" if view.words_not_read else "")
              + "</p>"]
@@ -179,6 +193,9 @@ def render_html(view: ReviewView) -> str:
         if aspect.true_score is not None:
             css = "correct" if aspect.true_score == aspect.predicted_score else "wrong"
             verdict = f' · true <b class="true {css}">{aspect.true_score}</b>'
+        if aspect.few_training_pairs:
+            verdict += (f' · <span class="few">only {aspect.training_pairs} training pair(s) of this aspect: '
+                        "the score means little</span>")
         probs = " ".join(f"{s}: {p:.3f}" for s, p in aspect.probabilities.items())
         parts.append(f'<section class="aspect" id="aspect-{html.escape(aspect.aspect)}">'
                      f'<h2>{html.escape(aspect.aspect_zh)} <span class="key">{html.escape(aspect.aspect)}</span></h2>'
@@ -210,13 +227,15 @@ def index_entry(view: ReviewView) -> IndexEntry:
     return view.review_id, [(a.aspect, a.predicted_score, a.true_score) for a in view.aspects]
 
 
-def write_index(entries: list[IndexEntry], out_dir: str | Path, heading: str) -> None:
-    """index.html: one line per review page, with each aspect's predicted (and true) score."""
+def write_index(entries: list[IndexEntry], out_dir: str | Path, heading: str, notes: list[str] = ()) -> None:
+    """index.html: the notes, then one line per review page, with each aspect's predicted (and true) score."""
     rows = []
     for review_id, aspects in entries:
         scores = ", ".join(f"{html.escape(aspect)} {predicted}" + (f" (true {true})" if true is not None else "")
                            for aspect, predicted, true in aspects)
         rows.append(f'<li><a href="{page_name(review_id)}.html">{html.escape(review_id)}</a>: {scores}</li>')
     write_text(f'<!DOCTYPE html>\n<html lang="zh"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>'
-               f"<style>{STYLE}</style></head><body><h1>{html.escape(heading)}</h1><ul>{''.join(rows)}</ul>"
+               f"<style>{STYLE}</style></head><body><h1>{html.escape(heading)}</h1>"
+               + "".join(f'<p class="warning">{html.escape(note)}</p>' for note in notes)
+               + f"<ul>{''.join(rows)}</ul>"
                "</body></html>\n", Path(out_dir) / "index.html")

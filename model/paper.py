@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -26,7 +27,8 @@ from common.atomic import write_text
 from common.errors import UserError, cli_entry
 from common.params import load_params, require
 from model.config import MAX_HOPS, VARIANTS
-from model.families import DEFAULT_FAMILY, FAMILIES
+from model.families import DEFAULT_FAMILY
+from model.provenance import MULTIZOL, SAMPLE, data_source
 
 GRID_KEYS = {("model", "family"), ("model", "hops"), ("model", "variant"), ("train", "seed"), ("train", "max_epochs")}
 TEST_METRICS = "metrics/test.json"
@@ -154,9 +156,18 @@ def _file_data(data: dict, kind: str, path: str) -> dict:
     return entry.get("data") or {}
 
 
-def experiment_results(exp_show: list) -> list[dict]:
+def _grid_int(section: dict, key: str, default: int | None = None) -> int:
+    """An integer grid param of an experiment; ValueError naming it when it is null or not an integer."""
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key} is {json.dumps(value)}, not an integer")
+    return value
+
+
+def experiment_results(exp_show: list, skipped: list[str] | None = None) -> list[dict]:
     """One dict per experiment of `dvc exp show --json` (not the workspace or commits): its name, timestamp,
-    setting, seed, epoch budget, test metrics (None when it failed or has not run) and train/test sizes."""
+    setting, seed, epoch budget, test metrics (None when it failed or has not run) and train/test sizes. An
+    experiment whose grid params are not integers (`model.hops: null`) is left out, and `skipped` gets why."""
     results = []
     for commit in exp_show:
         for group in commit.get("experiments") or []:
@@ -166,15 +177,22 @@ def experiment_results(exp_show: list) -> list[dict]:
                 model, train = params.get("model") or {}, params.get("train") or {}
                 if "seed" not in train or "hops" not in model:
                     continue
+                name = state.get("name") or group.get("name") or state.get("rev")
+                try:
+                    hops, seed = _grid_int(model, "hops"), _grid_int(train, "seed")
+                    max_epochs = _grid_int(train, "max_epochs", 0)
+                except ValueError as exc:
+                    if skipped is not None:
+                        skipped.append(f"{name}: {exc}")
+                    continue
                 test, trained = _file_data(data, "metrics", TEST_METRICS), _file_data(data, "metrics", TRAIN_METRICS)
                 has_metrics = all(isinstance(test.get(m), (int, float)) for m in METRICS)
                 results.append({
-                    "name": state.get("name") or group.get("name") or state.get("rev"),
+                    "name": name,
                     "timestamp": data.get("timestamp") or "",
-                    "setting": Setting(str(model.get("family", DEFAULT_FAMILY)), int(model["hops"]),
-                                       str(model.get("variant", "mimn"))),
-                    "seed": int(train["seed"]),
-                    "max_epochs": int(train.get("max_epochs", 0)),
+                    "setting": Setting(str(model.get("family", DEFAULT_FAMILY)), hops, str(model.get("variant", "mimn"))),
+                    "seed": seed,
+                    "max_epochs": max_epochs,
                     "fixed": fixed_params(params),
                     "metrics": {m: float(test[m]) for m in METRICS} if has_metrics else None,
                     "sizes": {"train_pairs": trained.get("train_pairs"), "dev_pairs": trained.get("dev_pairs"),
@@ -237,10 +255,10 @@ def _cell(value: tuple[float, float | None] | None) -> str:
 
 def _describe_data(params: dict) -> str:
     data_raw = str((params.get("data") or {}).get("raw", ""))
-    crawl, sample = params.get("crawl") or {}, params.get("sample") or {}
-    if "multizol" in data_raw.lower():
+    sample, source = params.get("sample") or {}, data_source(params)   # the rule train records in the checkpoint
+    if source == MULTIZOL:
         return f"the Multi-ZOL release imported into `{data_raw}`"
-    if data_raw == crawl.get("out") and crawl.get("mirror") and crawl.get("mirror") == sample.get("out"):
+    if source == SAMPLE:
         return (f"the generated offline sample (`{sample.get('out')}`: {sample.get('products')} products × "
                 f"{sample.get('reviews_per_product')} reviews, synthetic text and photos), not Multi-ZOL")
     return f"a crawl of zol.com.cn in `{data_raw}`, not Multi-ZOL"
@@ -290,7 +308,8 @@ def differences(params: dict, plan: Plan, sizes: dict) -> list[tuple[str, str, s
     ]
 
 
-def render(plan: Plan, table: list[dict], params: dict, sizes: dict, commit: str, failed: int) -> str:
+def render(plan: Plan, table: list[dict], params: dict, sizes: dict, commit: str, failed: int,
+           skipped: list[str] = ()) -> str:
     lines = [
         "# The paper's Tables 2–4, reproduced",
         "",
@@ -308,6 +327,9 @@ def render(plan: Plan, table: list[dict], params: dict, sizes: dict, commit: str
     if failed:
         lines += ["", f"**{failed} experiment(s) of the grid have no test metrics** (failed or not run: "
                       "`dvc exp show`, `dvc queue logs <name>`); their rows average fewer seeds."]
+    if skipped:
+        lines += ["", f"{len(skipped)} experiment(s) left out, their grid params unreadable: "
+                      + "; ".join(f"`{why}`" for why in skipped) + "."]
     for number in sorted({r["table"] for r in table}):
         lines += ["", f"## {TABLE_TITLES[number]}", "",
                   "| method | paper accuracy | paper \"macro-F1\" (weighted) | accuracy | weighted-F1 | macro-F1 | seeds |",
@@ -366,6 +388,20 @@ def queue_args(run: Run, copy_paths: Iterable[str] = (), overrides: Iterable[str
             *[arg for path in copy_paths for arg in ("-C", path)]]
 
 
+PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./-]+")   # read by `-S` (Hydra's override grammar) as one plain string
+
+
+def set_option(key: str, value: str) -> str:
+    """`key=value` for `dvc exp run -S`, read back as exactly `value`: a value with other characters is quoted (else
+    a comma would make DVC sweep over two values, brackets a list); one that quoting cannot carry is refused."""
+    if PLAIN_VALUE.fullmatch(value):
+        return f"{key}={value}"
+    if any(c in value for c in "'\\$") or not value.isprintable():
+        raise UserError(f"params.yaml: '{key}' {value!r} holds a quote, backslash, '$' or control character, which "
+                        "`dvc exp run -S` cannot pass on; move or link the folder to a plainer path")
+    return f"{key}='{value}'"
+
+
 def absolute_release(params: dict, root: Path) -> tuple[dict, list[str]]:
     """(params, -S overrides) with a relative `multizol.release` made absolute. A queued experiment runs in a copy
     of the repository under .dvc/tmp/exps/, where a path such as ../shared/... points somewhere else."""
@@ -373,7 +409,8 @@ def absolute_release(params: dict, root: Path) -> tuple[dict, list[str]]:
     if not isinstance(release, str) or not release or Path(release).is_absolute():
         return params, []
     absolute = str((root / release).resolve())
-    return {**params, "multizol": {**params["multizol"], "release": absolute}}, [f"multizol.release={absolute}"]
+    return ({**params, "multizol": {**params["multizol"], "release": absolute}},
+            [set_option("multizol.release", absolute)])
 
 
 def first_sizes(results: list[dict], plan: Plan) -> dict:
@@ -403,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     dvc_yaml = Path("dvc.yaml")
     copy_paths = [p for p in uncached_outputs(yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {})
                   if Path(p).exists()] if dvc_yaml.is_file() else []
-    todo = missing_runs(plan, experiment_results(exp_show()))
+    todo = missing_runs(plan, experiment_results(exp_show(), []))
     print(f"paper: {len(plan.runs)} runs in the grid ({len(plan.rows)} rows × {len(plan.seeds)} seeds, shared rows "
           f"once), {len(plan.runs) - len(todo)} already done on {commit}, {len(todo)} to run", flush=True)
     if args.dry_run:
@@ -419,10 +456,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError(f"dvc exp run --queue failed for {' '.join(run.set_params())}: {proc.stderr.strip()}")
         _dvc(["exp", "run", "--run-all", "--jobs", str(jobs)])   # its output streams to the terminal
 
-    results = experiment_results(exp_show())
+    skipped: list[str] = []
+    results = experiment_results(exp_show(), skipped)
+    for why in skipped:
+        print(f"paper: experiment left out: {why}", file=sys.stderr)
     failed = len(missing_runs(plan, results))
     table = aggregate(plan, results)
-    write_text(render(plan, table, params, first_sizes(results, plan), commit, failed), out)
+    write_text(render(plan, table, params, first_sizes(results, plan), commit, failed, skipped), out)
     print(f"paper: {len(plan.runs) - failed}/{len(plan.runs)} runs with test metrics -> {out}")
     return 0
 

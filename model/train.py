@@ -30,6 +30,7 @@ from model.linear import fit_linear, out_of_fold_logits
 from model.word_evidence import linear_tables
 from model.loop import fit
 from model.losses import make_loss
+from model.provenance import aspect_pair_counts, data_source
 from model.families import build_model, checkpoint_fields
 from model.sampler import LengthBucketSampler, ordered_batches
 from model.vocab import Vocab, build_vocab
@@ -112,6 +113,7 @@ class Prepared:
     class_counts: list[int]
     wide: dict | None = None   # the wide path's tables from the fitted linear baseline (model.word_evidence)
     linear: dict | None = None  # that baseline (LinearModel.to_checkpoint): evaluate reports it without refitting
+    data_source: str = "unknown"  # sample | crawl | multizol | unknown (model.provenance)
 
 
 def prepare(settings: Settings) -> Prepared:
@@ -184,7 +186,14 @@ def checkpoint(model: nn.Module, prepared: Prepared, epoch: int, dev_metrics: di
         "history": history,
         "repeats": repeats,   # the other seeds' models: [{seed, model, epoch, metrics}]
         **({"linear_baseline": prepared.linear} if prepared.linear else {}),   # fitted for the wide path
+        **provenance(prepared),
     }
+
+
+def provenance(prepared: Prepared) -> dict:
+    """The training data's source and each aspect's training pairs: predict marks what they cannot support."""
+    return {"data_source": prepared.data_source,
+            "aspect_train_pairs": aspect_pair_counts(prepared.frames["train"]["aspect"])}
 
 
 def write_curve(history: list[dict], path: Path) -> None:
@@ -269,7 +278,8 @@ def run_linear(prepared: Prepared, settings: Settings, params: dict, started: fl
     best = next(r for r in rows if r["c"] == model.c)
     save_checkpoint({"family": "linear", "linear": model.to_checkpoint(), "labels": labels.to_dict(), "epoch": 0,
                      "metrics": {k: v for k, v in best.items() if k != "c"}, "params": params,
-                     "train_class_counts": prepared.class_counts, "history": [], "repeats": []})
+                     "train_class_counts": prepared.class_counts, "history": [], "repeats": [],
+                     **provenance(prepared)})
     write_curve([], CURVE_PATH)
     metrics = {"family": "linear", "c": model.c, "dev": {k: v for k, v in best.items() if k != "c"},
                "dev_by_c": rows,
@@ -292,6 +302,7 @@ def visual_memory(datasets: dict[str, PairDataset]) -> dict:
 def run(params: dict, verbose: bool = True) -> dict:
     """Train and write the model, curve and metrics; returns metrics/train.json's content."""
     settings = Settings.from_params(params)   # every param checked before anything is read or written
+    source = data_source(params)
     params = {"model": dataclasses.asdict(settings.model), "embeddings": dataclasses.asdict(settings.embeddings),
               "train": dataclasses.asdict(settings.train)}
     params["model"]["linear_c"] = list(settings.model.linear_c)
@@ -302,6 +313,7 @@ def run(params: dict, verbose: bool = True) -> dict:
     verbose = verbose and distributed.is_main()
     seed_everything(settings.train.seed)
     prepared = prepare(settings)
+    prepared.data_source = source
     if settings.model.family == "linear":   # [ddp] nothing to share: rank 0 fits it alone
         return run_linear(prepared, settings, params, started) if distributed.is_main() else {"family": "linear"}
     wide = (fit_wide_path(prepared, settings)
@@ -351,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="parameter file (sections model, embeddings, train)")
     args = parser.parse_args(argv)
     params = {s: load_params(s, args.params) for s in ("model", "embeddings", "train")}
+    whole = load_params(None, args.params)   # where the raw reviews came from (model.provenance.data_source)
+    params.update({s: whole[s] for s in ("data", "crawl", "sample") if isinstance(whole.get(s), dict)})
     nproc = Settings.from_params(params).train.nproc
     if nproc > 1 and not distributed.launched():   # [ddp] train.nproc: this command again, as nproc processes
         return distributed.relaunch(nproc, "model.train", ["--params", args.params])

@@ -180,3 +180,42 @@ def test_make_paper_runs_a_tiny_grid_with_dvc_experiments(tmp_path):
     again = _run([sys.executable, "-m", "model.paper"], tmp_path)   # nothing left to run: collects only
     assert "0 to run" in again.stdout
     assert (tmp_path / "reports/paper_tables.md").read_text(encoding="utf-8") == report
+
+
+# ---- hostile params and experiments ---------------------------------------------------------------------------
+
+def test_a_release_path_with_a_comma_reaches_dvc_as_one_value(tmp_path):
+    """`-S key=a,b` is DVC's sweep syntax (two experiments, a and b): the path is quoted so that DVC reads it whole."""
+    from dvc.utils.hydra import get_hydra_sweeps
+
+    _, overrides = paper.absolute_release({"multizol": {"release": "../data,v2 [copy]/multizol"}}, tmp_path / "repo")
+    release = str((tmp_path / "data,v2 [copy]/multizol").resolve())
+    assert overrides == [f"multizol.release='{release}'"]
+    sweeps = get_hydra_sweeps({"params.yaml": overrides})
+    assert len(sweeps) == 1 and sweeps[0]["params.yaml"] == [f"multizol.release='{release}'"]
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    (override,) = OverridesParser.create().parse_overrides(sweeps[0]["params.yaml"])
+    assert override.value() == release and not override.is_sweep_override()
+    # a plain path stays as it was; one that quoting cannot carry is refused with one line
+    assert paper.absolute_release({"multizol": {"release": "rel/mz"}}, Path("/r"))[1] == ["multizol.release=/r/rel/mz"]
+    with pytest.raises(UserError, match="cannot pass on"):
+        paper.absolute_release({"multizol": {"release": "it's/mz"}}, tmp_path)
+
+
+def test_an_experiment_with_null_hops_is_left_out_with_its_reason():
+    shown = json.loads(json.dumps(EXP_SHOW))
+    for commit in shown:
+        for group in commit.get("experiments") or []:
+            for state in group.get("revs") or []:
+                if state.get("name") == "coaly-skip":
+                    state["data"]["params"]["params.yaml"]["data"]["model"]["hops"] = None
+                if state.get("name") == "lower-hobo":
+                    state["data"]["params"]["params.yaml"]["data"]["train"]["max_epochs"] = "ten"
+    skipped: list[str] = []
+    results = paper.experiment_results(shown, skipped)
+    assert len(results) == 6 and {r["name"] for r in results}.isdisjoint({"coaly-skip", "lower-hobo"})
+    assert skipped == ["coaly-skip: hops is null, not an integer", 'lower-hobo: max_epochs is "ten", not an integer']
+    plan = tiny_plan()
+    text = paper.render(plan, paper.aggregate(plan, results), params(), paper.first_sizes(results, plan), "abc1234",
+                        failed=len(paper.missing_runs(plan, results)), skipped=skipped)
+    assert "2 experiment(s) left out, their grid params unreadable: `coaly-skip: hops is null, not an integer`" in text

@@ -3,6 +3,7 @@ segmented split, attention pages (rendered in headless Chromium when it is insta
 pages, and the refusal of image features from other backbone weights."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import torch
 import yaml
 from PIL import Image
 
-from model import evaluate, predict, train
+from model import evaluate, explain, predict, train
 from model.config import MIMNConfig
 from model.data import batch_inputs, features_record
 from model.mimn import MIMN
@@ -38,6 +39,9 @@ ASPECTS = ["price_performance", "performance", "battery", "appearance", "camera"
 SOLID = {0: (0, 0, 255), 1: (0, 255, 0)}
 SEGMENT = {"user_dict": "data/lexicon/user_dict.txt", "stopwords": "data/lexicon/stopwords.txt",
            "remove_punctuation": True, "remove_stopwords": True, "processes": 1, "filter_presegmented": False}
+# the raw reviews came from a crawl of the generated sample site, as params.yaml says by default (model/provenance.py)
+SAMPLE_SOURCE = {"sample": {"out": "data/sample_site"}, "crawl": {"out": "data/raw/zol", "mirror": "data/sample_site"},
+                 "data": {"raw": "data/raw/zol"}}
 FEATURES = FeatureConfig(weights="random", image_size=32, batch_size=8, num_workers=0, device="cpu", seed=0)
 
 
@@ -73,7 +77,7 @@ def build_project(root: Path, with_images: bool = True) -> None:
     random:seed=0), a tiny trained model and the evaluate stage, in `root` (the working directory)."""
     write_dataset(root)
     shutil.copytree(REPO / "data/lexicon", root / "data/lexicon")
-    params = {**TINY_PARAMS, "segment": SEGMENT}
+    params = {**TINY_PARAMS, "segment": SEGMENT, **SAMPLE_SOURCE}
     (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     for split in ("train", "dev", "test"):   # aspect tokens as the segment stage writes them
         path = root / f"data/segmented/{split}.parquet"
@@ -254,8 +258,32 @@ def test_explain_writes_attention_data_and_a_self_contained_page_per_review(work
         assert page.count("data:image/jpeg;base64,") == len(read) * 2 * 6
         assert all(word in page for word in row["tokens"]) and "true <b" in page
         assert "src=\"http" not in page and "<script" not in page and "<link" not in page   # self-contained
+        # the model was trained on the generated sample, and on no screen pair (the synthetic train split has none)
+        assert page.count("trained on the generated offline sample") == 1
+        assert page.count("only 0 training pair(s) of this aspect") == 1 and data["aspects"]["screen"]["few_training_pairs"]
+        assert data["notes"][0].startswith("warning: the model was trained on the generated offline sample")
     index = Path("out/explain/index.html").read_text(encoding="utf-8")
     assert all(f'href="{rid}.html"' in index for rid in test["review_id"])
+    assert "trained on the generated offline sample" in index
+
+
+def page_view(review_id: str) -> explain.ReviewView:
+    aspect = explain.AspectView("battery", "电池续航", 7, {7: 1.0}, None, [[1.0]], [[]])
+    return explain.ReviewView(review_id, ["好"], [False], 0, [], [], [], [aspect])
+
+
+def test_no_review_id_can_take_another_pages_file(tmp_path):
+    """`index` would overwrite index.html; ids that differ only in case would share a file on a case-insensitive
+    disk; an id spelled like another id's changed name would take its page."""
+    ids = ["index", "INDEX", "Index.html", "a b", "c0001", "C0001", "../up", "x" * 200]
+    ids.append("a_b-" + hashlib.sha256(b"a b").hexdigest()[:16])   # what "a b" is renamed to
+    names = [explain.write_review(page_view(i), tmp_path) for i in ids]
+    assert len({n.lower() for n in names}) == len(ids) and "index" not in names and names[4] == "c0001"
+    explain.write_index([explain.index_entry(page_view(i)) for i in ids], tmp_path, "pages")
+    index = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "<h1>pages</h1>" in index and all(f'href="{n}.html"' in index for n in names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["index.html", *(f"{n}.{e}" for n in names
+                                                                                    for e in ("html", "json"))])
 
 
 def test_evaluate_writes_pages_of_right_and_wrong_test_reviews(workdir):
