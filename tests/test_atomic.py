@@ -64,7 +64,8 @@ def test_kill_between_the_renames_replace_dir_alone_recovers(tmp_path: Path):
     assert (target / "data.txt").read_text() == "newer" and not (tmp_path / ".out.old.tmp").exists()
 
 
-@pytest.mark.skipif(getattr(atomic, "_RENAMEAT2", "before the fix") is None, reason="no renameat2 in this C library: the fallback is used")
+@pytest.mark.skipif(getattr(atomic, "_RENAMEAT2", "before the fix") is None,
+                    reason="no renameat2 in this C library: the fallback is used")
 def test_replace_dir_exchanges_in_one_step(tmp_path: Path, monkeypatch):
     """Where renameat2 exists there is no moment without the folder: no rename of `target` away at all."""
     target, built = _folder(tmp_path / "out", "old"), _folder(tmp_path / "built", "new")
