@@ -5,13 +5,20 @@ written first and renamed over the target only when writing succeeded; on any fa
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
+
+from common.errors import UserError
+
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2          # linux/fs.h: swap two existing paths in one step
 
 
 @contextmanager
@@ -64,6 +71,7 @@ def remove_leftovers(target: str | Path) -> list[Path]:
     target = Path(target)
     if not target.parent.is_dir():
         return []
+    restore_interrupted_replace(target)   # before the glob below, which would delete the old folder
     removed = []
     for leftover in sorted(target.parent.glob(f".{target.name}.*.tmp")):
         if leftover.is_dir() and not leftover.is_symlink():
@@ -90,16 +98,83 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def old_dir_of(target: Path) -> Path:
+    """Where the fallback of `replace_dir` parks the old folder between its two renames."""
+    return target.with_name(f".{target.name}.old.tmp")
+
+
+def restore_interrupted_replace(target: str | Path) -> bool:
+    """Put the old folder back when a kill between the two renames of `replace_dir` left no `target`."""
+    target = Path(target)
+    old = old_dir_of(target)
+    if os.path.lexists(target) or not old.is_dir():
+        return False
+    os.replace(old, target)
+    return True
+
+
+def _load_renameat2():
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):    # not glibc >= 2.28 (musl, macOS): the fallback is used
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_RENAMEAT2 = _load_renameat2()
+
+
+def exchange_paths(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one system call (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if _RENAMEAT2 is None:
+        return False
+    if _RENAMEAT2(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):   # the file system cannot do it
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
 def replace_dir(built: str | Path, target: str | Path) -> None:
-    """Replace folder `target` by the finished folder `built` with renames only (the old one is deleted)."""
+    """Replace folder `target` by the finished folder `built` (the old one is deleted).
+
+    One atomic exchange where the system has it; elsewhere two renames, and a kill between them is undone by
+    the next `replace_dir` or `remove_leftovers` of `target` (the old folder comes back)."""
     built, target = Path(built), Path(target)
+    restore_interrupted_replace(target)
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target} exists and is not a folder")
     if not target.exists():
         os.replace(built, target)
         return
-    old = target.with_name(f".{target.name}.old.tmp")
+    if exchange_paths(built, target):
+        shutil.rmtree(built, ignore_errors=True)      # it holds the old folder now
+        return
+    old = old_dir_of(target)
     shutil.rmtree(old, ignore_errors=True)
     os.replace(target, old)
     os.replace(built, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_folder(out: str | Path, entries: Collection[str], what: str) -> None:
+    """A stage's output folder is replaced whole: refuse one that holds anything but the `entries` the stage
+    writes (a user's other files would be lost), and one that is or holds the working folder (`--out .`).
+
+    `what` names the setting in the one-line error (e.g. "crawl.out", "--out")."""
+    out = Path(out)
+    if os.path.lexists(out) and not out.is_dir():
+        raise UserError(f"{what} {out} exists and is not a folder")
+    resolved = out.resolve()
+    if Path.cwd().resolve().is_relative_to(resolved):
+        raise UserError(f"{what} {out} is or holds the working folder; it would be replaced whole: "
+                        f"choose an empty or new folder")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in entries)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise UserError(f"{what} {out} holds other things than this stage's output ({shown}); it would be "
+                            f"replaced whole: choose an empty or new folder")

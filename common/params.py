@@ -36,3 +36,18 @@ def require(mapping: dict, key: str, section: str, kind: type | tuple[type, ...]
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise UserError(f"params.yaml: '{section}.{key}' must be {names}, got {value!r}")
     return value
+
+
+# features.image_size, read by clean and features alike: ResNet-50 needs >= 32 px; above 1024 px one image's
+# tensor alone passes 12 MB and a batch's activations many GB, a typo (100000) would ask for terabytes
+IMAGE_SIZE_RANGE = (32, 1024)
+
+
+def require_int_in(mapping: dict, key: str, section: str, low: int, high: int | None = None) -> int:
+    """mapping[key] as an integer in low..high (no upper bound when high is None), else a UserError naming
+    `section.key` and the range."""
+    value = require(mapping, key, section)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or high is not None and value > high:
+        wanted = f"in {low}..{high}" if high is not None else f">= {low}"
+        raise UserError(f"params.yaml: '{section}.{key}' must be an integer {wanted}, got {value!r}")
+    return value

@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common.atomic import replace_dir
+from common.atomic import check_output_folder, replace_dir
 from common.contract import IMAGES_DIR, REVIEWS_FILE, STATS_FILE
 from common.errors import UserError, cli_entry
 from common.params import load_params, require
@@ -88,14 +88,7 @@ def is_polite(params: dict, mirror: str) -> bool:
 
 def check_out_folder(out: Path) -> None:
     """`crawl.out` is rewritten whole: refuse a folder that holds anything but a crawl's output."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"crawl.out {out} exists and is not a folder")
-    if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in CRAWL_OUTPUT_ENTRIES)
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise UserError(f"crawl.out {out} holds other things than a crawl's output ({shown}); it would be "
-                            f"replaced whole: choose an empty or new folder")
+    check_output_folder(out, CRAWL_OUTPUT_ENTRIES, "crawl.out")
 
 
 def check_jobdir(jobdir: str | None, args: dict[str, str], mirror: str) -> None:

@@ -24,7 +24,7 @@ from common.aspects import CANONICAL_ASPECTS, aspect_zh, canonical_aspect
 from common.contract import IMAGES_DIR, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
 from common.errors import UserError, cli_entry
 from common.atomic import remove_leftovers, write_json
-from common.params import DEFAULT_PARAMS, load_params, require
+from common.params import DEFAULT_PARAMS, IMAGE_SIZE_RANGE, load_params, require, require_int_in
 from pipeline.imaging import MISSING, ImageError, Preprocessing, decode_image
 from pipeline.io import write_frame
 from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, REJECTED_SCHEMA
@@ -51,11 +51,11 @@ class CleanParams:
 
     @classmethod
     def from_sections(cls, clean: dict, features: dict) -> "CleanParams":
+        images = Preprocessing(image_size=require_int_in(features, "image_size", "features", *IMAGE_SIZE_RANGE),
+                               max_image_pixels=require_int_in(features, "max_image_pixels", "features", 1))
         return cls(require_image=require(clean, "require_image", "clean", bool),
                    min_text_chars=require(clean, "min_text_chars", "clean", int),
-                   dedupe_same_text=require(clean, "dedupe_same_text", "clean", bool),
-                   images=Preprocessing(image_size=require(features, "image_size", "features", int),
-                                        max_image_pixels=require(features, "max_image_pixels", "features", int)))
+                   dedupe_same_text=require(clean, "dedupe_same_text", "clean", bool), images=images)
 
 
 @dataclass
@@ -114,13 +114,12 @@ def canonical_key(label: str) -> str | None:
 
 def parse_line(raw_line: str | bytes) -> tuple[dict | None, str]:
     """(record, the line as text); record None for a blank line. Raises Rejected(malformed_json)."""
-    if isinstance(raw_line, bytes):
-        try:
-            line = raw_line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise Rejected("malformed_json", f"not UTF-8: {exc}", raw_line.decode("utf-8", "replace")) from None
-    else:
-        line = raw_line
+    if isinstance(raw_line, str):       # a lone surrogate in it fails the UTF-8 check below, like a bad byte
+        raw_line = raw_line.encode("utf-8", "surrogatepass")
+    try:
+        line = raw_line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected("malformed_json", f"not UTF-8: {exc}", raw_line.decode("utf-8", "replace")) from None
     line = line.lstrip("\ufeff").rstrip("\r\n")
     if not line.strip():
         return None, line
@@ -132,7 +131,20 @@ def parse_line(raw_line: str | bytes) -> tuple[dict | None, str]:
         raise Rejected("malformed_json", str(exc), line) from None
     if not isinstance(record, dict):
         raise Rejected("malformed_json", f"a JSON {type(record).__name__}, not an object", line)
+    if not encodes_as_utf8(line, record):
+        raise Rejected("malformed_json", "a string escape (\\ud800 ...) is a lone surrogate, not a character", line)
     return record, line
+
+
+def encodes_as_utf8(line: str, record: dict) -> bool:
+    """False when a \\uXXXX escape decoded to a lone surrogate: Parquet (UTF-8) could not store the text."""
+    if "\\u" not in line:      # the only way to a surrogate in a line that decoded as UTF-8
+        return True
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # ---- step 2: the raw contract's field types ----------------------------------------------------------
@@ -173,6 +185,8 @@ def check_fields(record: dict, images_dir: Path) -> None:
     for i, entry in enumerate(images or []):
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             raise Rejected("invalid_field", f"images[{i}] must be an object with a string path")
+        if "\x00" in entry["path"]:        # no file name holds one; the OS calls would raise ValueError
+            raise Rejected("invalid_field", f"images[{i}].path contains a NUL character")
         if not isinstance(entry.get("url"), (str, type(None))):
             raise Rejected("invalid_field", f"images[{i}].url must be a string or null")
         if not inside_folder(entry["path"], images_dir):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 import torchvision
@@ -38,7 +40,7 @@ from common.errors import UserError, cli_entry
 from pipeline.image_data import fixed_batches, make_loader
 from pipeline.imaging import MISSING, NON_FINITE, TOO_LARGE, UNREADABLE, Preprocessing, error_kind, sha256_file
 from pipeline.io import read_frame, write_table
-from common.params import load_params, require
+from common.params import IMAGE_SIZE_RANGE, load_params, require, require_int_in
 from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, SPLITS
 
 DEFAULT_SPLITS = Path("data/splits")
@@ -65,6 +67,18 @@ CACHE_SCHEMA = pa.schema([
 ])
 
 
+def timeout_seconds(section: dict) -> float:
+    """features.download_timeout_s as a finite number of seconds > 0."""
+    value = require(section, "download_timeout_s", "features", (int, float))
+    try:
+        seconds = float(value)
+    except OverflowError:             # an integer beyond float's range
+        seconds = math.inf
+    if isinstance(value, bool) or not 0 < seconds < math.inf:     # `not` catches NaN too
+        raise UserError(f"params.yaml: 'features.download_timeout_s' must be a number of seconds > 0, got {value!r}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     weights: str = "auto"
@@ -82,17 +96,15 @@ class FeatureConfig:
         name = "features"
         config = cls(
             weights=str(require(section, "weights", name, str)),
-            image_size=require(section, "image_size", name, int),
+            image_size=require_int_in(section, "image_size", name, *IMAGE_SIZE_RANGE),
             batch_size=require(section, "batch_size", name, int),
             num_workers=require(section, "num_workers", name, (int, str)),
             device=require(section, "device", name, str),
             max_image_pixels=require(section, "max_image_pixels", name, int),
             seed=require(section, "seed", name, int),
-            download_timeout_s=float(require(section, "download_timeout_s", name, (int, float))),
+            download_timeout_s=timeout_seconds(section),
             precision=require(section, "precision", name, str),
         )
-        if config.image_size < 32:
-            raise UserError(f"params.yaml: 'features.image_size' must be >= 32, got {config.image_size}")
         workers = config.num_workers
         if config.batch_size < 1 or config.max_image_pixels < 1 or (
                 workers != "auto" and (isinstance(workers, str) or workers < 0)):
@@ -214,15 +226,40 @@ def hash_images(paths: list[str], root: Path) -> tuple[dict[str, str], dict[str,
     return ids, errors
 
 
-def read_cache_table(path: Path) -> pa.Table:
-    """A cache (or shard) file as CACHE_SCHEMA; empty when absent, with a warning when unreadable."""
+def read_cache_table(path: Path) -> tuple[pa.Table, int]:
+    """(a cache or shard file's valid rows as CACHE_SCHEMA, how many invalid rows were dropped, with a warning).
+
+    Empty when absent, with a warning when unreadable; the images of dropped rows are computed again."""
     if not path.is_file():
-        return CACHE_SCHEMA.empty_table()
+        return CACHE_SCHEMA.empty_table(), 0
     try:
-        return pq.read_table(path).select(CACHE_SCHEMA.names).cast(CACHE_SCHEMA)
-    except (pa.ArrowInvalid, OSError, KeyError, ValueError) as exc:
+        table = pq.read_table(path).select(CACHE_SCHEMA.names)
+        valid = table.filter(valid_cache_rows(table)).cast(CACHE_SCHEMA)
+    except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
         print(f"warning: {path} is unreadable ({exc}); ignoring it, its images are computed again", file=sys.stderr)
-        return CACHE_SCHEMA.empty_table()
+        return CACHE_SCHEMA.empty_table(), 0
+    dropped = table.num_rows - valid.num_rows
+    if dropped:
+        print(f"warning: {path}: dropped {dropped} of {table.num_rows} rows with a null, a non-finite value, a "
+              f"size <= 0 or a feature not {FEATURE_DIM} wide; their images are computed again", file=sys.stderr)
+    return valid, dropped
+
+
+def valid_cache_rows(table: pa.Table) -> pa.BooleanArray:
+    """Per row: every field set, width and height > 0, a feature of FEATURE_DIM finite numbers.
+
+    A null feature must not reach feature_matrix (flatten() skips it and every later row would shift)."""
+    ok = np.ones(table.num_rows, dtype=bool)
+    for name in ("fingerprint", "image_id", "width", "height", "feature"):
+        ok &= table[name].is_valid().to_numpy(zero_copy_only=False)
+    for name in ("width", "height"):
+        ok &= pc.fill_null(pc.greater(table[name], 0), False).to_numpy(zero_copy_only=False)
+    feature = table["feature"].combine_chunks()
+    ok &= pc.fill_null(pc.list_value_length(feature), -1).to_numpy(zero_copy_only=False) == FEATURE_DIM
+    values = pc.cast(pc.list_flatten(feature), pa.float64())
+    bad_value = pc.invert(pc.fill_null(pc.is_finite(values), False)).to_numpy(zero_copy_only=False)
+    ok[pc.list_parent_indices(feature).to_numpy(zero_copy_only=False)[bad_value]] = False
+    return pa.array(ok)
 
 
 def cache_index(table: pa.Table, fingerprint: str) -> dict[str, tuple[int, int, int]]:
@@ -234,7 +271,7 @@ def cache_index(table: pa.Table, fingerprint: str) -> dict[str, tuple[int, int, 
 
 def read_cache(path: Path, fingerprint: str) -> tuple[pa.Table, dict[str, tuple[int, int, int]]]:
     """The whole cache table, and image_id -> (row, width, height) for this configuration."""
-    table = read_cache_table(path)
+    table, _ = read_cache_table(path)
     return table, cache_index(table, fingerprint)
 
 
@@ -259,7 +296,7 @@ def merge_shards(cache: pa.Table, shard_dir: Path) -> tuple[pa.Table, int, list[
     files = sorted(shard_dir.glob("shard-*-of-*.parquet")) if shard_dir.is_dir() else []
     if not files:
         return cache, 0, []
-    combined = pa.concat_tables([cache, *(read_cache_table(f) for f in files)])
+    combined = pa.concat_tables([cache, *(read_cache_table(f)[0] for f in files)])
     seen: set[tuple[str, str]] = set()
     keep = []
     for row, key in enumerate(zip(combined["fingerprint"].to_pylist(), combined["image_id"].to_pylist())):
@@ -275,10 +312,14 @@ def features_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
 
 
 def feature_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A fixed_size_list<float32>[2048] column -> float32 array [rows, 2048]."""
+    """A fixed_size_list<float32>[2048] column -> float32 array [rows, 2048], one row per entry of `column`."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
-    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, FEATURE_DIM).astype(np.float32, copy=False)
+    values = column.flatten()    # skips null entries: the rows after one would belong to other images
+    if column.null_count or len(values) != len(column) * FEATURE_DIM:
+        raise UserError(f"a feature column holds {column.null_count} null entries among {len(column)} rows: the file "
+                        f"is damaged; delete it and re-run dvc repro features")
+    return values.to_numpy(zero_copy_only=False).reshape(-1, FEATURE_DIM).astype(np.float32, copy=False)
 
 
 def extract(model: torch.nn.Module, files: list[Path], prep: Preprocessing, batch_size: int, num_workers: int,
@@ -449,7 +490,7 @@ def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: 
     backbone = load_backbone(config.weights, config.seed, config.download_timeout_s) if plan.representative else None
     weights = backbone.weights if backbone else NO_BACKBONE
     fingerprint = config_fingerprint(weights, config.preprocessing, precision)
-    cache_table = read_cache_table(cache_path)
+    cache_table, cache_rows_dropped = read_cache_table(cache_path)
     if shard is not None:
         return run_shard(backbone, plan, config, device, precision, fingerprint, cache_table, root, shard,
                          shard_dir, log_dir, started)
@@ -476,7 +517,8 @@ def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: 
     metrics["merged_from_shards"] = from_shards
     write_json(metrics, metrics_path)
     timing = run_timing(computed, started, device)
-    write_run_log("features", {**timing, "computed": metrics["computed"], "precision": precision}, log_dir)
+    write_run_log("features", {**timing, "computed": metrics["computed"], "precision": precision,
+                               "cache_rows_dropped": cache_rows_dropped}, log_dir)
     failed_text = ", ".join(f"{k} {v}" for k, v in metrics["failed_by_error"].items()) or "none"
     print(f"features: {len(plan.paths)} image paths -> {metrics['images_ok']} ok, {metrics['images_failed']} failed "
           f"({failed_text}); {len(plan.representative)} unique contents, {len(reused)} reused from cache"

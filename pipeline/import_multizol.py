@@ -9,7 +9,9 @@ image names, the Chinese aspect name, the score) or `multi_jsonData/*.json` (one
 images in `img/` when present. Writes `<out>/reviews.jsonl` (one record per review, all its aspect scores,
 `source: "multizol"`, `release_split` aspect -> split for the txt format, `segmented: true` for the txt
 text) and links the images into `<out>/images/`, replacing `<out>` whole; the counts go to
-`metrics/import.json`. Then set `data.raw: <out>` in params.yaml.
+`metrics/import.json`. Then set `data.raw: <out>` in params.yaml. Because `<out>` is replaced whole, an `<out>`
+holding anything else than those two entries is refused, and so is one that is, holds or lies inside the release
+(or holds the working folder). A release file that is not UTF-8 is read as GB18030 (a superset of GBK), counted.
 
 The txt files hold a review once per scored aspect: lines with identical text and image list are one review,
 whose review_id is a hash of both. `--format auto` reads the txt files when any exist (they carry the release's
@@ -22,6 +24,7 @@ import argparse
 import ast
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -32,7 +35,7 @@ from pathlib import Path, PureWindowsPath
 
 from common.aspects import canonical_aspect
 from common.contract import IMAGES_DIR, RAW_FIELDS, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
-from common.atomic import atomic_dir, remove_leftovers, write_json
+from common.atomic import atomic_dir, check_output_folder, remove_leftovers, write_json
 from common.errors import UserError, cli_entry
 from common.params import DEFAULT_PARAMS, load_params, require
 
@@ -42,6 +45,8 @@ IMG_DIR = "img"
 UNDEFINED_IMAGE = "http_undefined"
 DEFAULT_OUT = "data/raw/multizol"
 METRICS_PATH = "metrics/import.json"
+OUTPUT_ENTRIES = {REVIEWS_FILE, IMAGES_DIR}
+FALLBACK_ENCODING = "gb18030"  # the release was made on Chinese Windows: GBK, of which GB18030 is a superset
 COPY_SUFFIX = re.compile(r"-copy\d+$")   # review_id of the 2nd, 3rd... copy of a duplicated pair (--keep-duplicate-pairs)
 
 
@@ -64,9 +69,27 @@ def review_id_of(text: str, images: list[str]) -> str:
     return f"mz-{digest[:16]}"
 
 
-def read_txt_file(path: Path) -> list[tuple[str, str, str, str]]:
-    """The (text, image list, aspect name, score) samples of one zol_*_jieba.txt file."""
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+def decode_release_file(path: Path, stats: Counter) -> str:
+    """A release file's text: UTF-8, else GB18030 (counted in stats["files_decoded_gb18030"]); else a UserError."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = raw.decode(FALLBACK_ENCODING)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is neither UTF-8 nor {FALLBACK_ENCODING.upper()} (GBK) text (byte {exc.start}); "
+                        f"the file is damaged or not a Multi-ZOL release file") from None
+    stats["files_decoded_gb18030"] += 1
+    return text
+
+
+def read_txt_file(path: Path, stats: Counter) -> list[tuple[str, str, str, str]]:
+    """The (text, image list, aspect name, score) samples of one zol_*_jieba.txt file.
+
+    Lines end at '\n' only: str.splitlines() would also cut a review at U+2028, U+0085 or a form feed."""
+    lines = [line.removesuffix("\r") for line in decode_release_file(path, stats).split("\n")]
     while lines and not lines[-1].strip():
         lines.pop()
     if len(lines) % 4:
@@ -78,7 +101,7 @@ def read_txt_file(path: Path) -> list[tuple[str, str, str, str]]:
 def parse_image_list(images_line: str, where: str, stats: Counter) -> list[str]:
     try:
         images = ast.literal_eval(images_line) if images_line else []
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):   # TypeError: {[]: 1}
         raise UserError(f"{where}: the image list {images_line[:60]!r} is not a Python list; "
                         f"the file is not a Multi-ZOL release file") from None
     if not isinstance(images, (list, tuple)):
@@ -102,12 +125,9 @@ def read_txt_release(release: Path, stats: Counter, keep_duplicates: bool = Fals
         if not path.is_file():
             continue
         mtime = path.stat().st_mtime
-        for index, (text, images_line, aspect_name, score_line) in enumerate(read_txt_file(path)):
+        for index, (text, images_line, aspect_name, score_line) in enumerate(read_txt_file(path, stats)):
             names = parse_image_list(images_line, f"{path}:{4 * index + 2}", stats)
-            try:
-                score: float | str = float(score_line)
-            except ValueError:
-                score = score_line      # clean quarantines it (score_not_numeric)
+            score = parse_score_line(score_line)
             key = aspect_key(aspect_name)
             base_id = review_id_of(text, names)
             review_id, copy = base_id, 1
@@ -130,34 +150,54 @@ def read_txt_release(release: Path, stats: Counter, keep_duplicates: bool = Fals
     return reviews
 
 
+def parse_score_line(score_line: str) -> float | str:
+    """The score as a number; anything else (also nan, inf) stays text, for clean to quarantine (score_not_numeric)."""
+    try:
+        score = float(score_line)
+    except ValueError:
+        return score_line
+    return score if math.isfinite(score) else score_line
+
+
 def count_duplicate(stats: Counter, kept_split: str, dropped_split: str, same_score: bool) -> None:
     stats["duplicate_pairs_dropped"] += 1
     stats["duplicate_pairs_dropped_same_score" if same_score else "duplicate_pairs_dropped_other_score"] += 1
     stats[f"duplicate_pairs_kept_in_{kept_split}_dropped_from_{dropped_split}"] += 1
 
 
+def read_json_file(path: Path, stats: Counter) -> dict | None:
+    """One multi_jsonData file as a JSON object; None (warned, counted) when unreadable or of the wrong shape."""
+    try:
+        data = json.loads(decode_release_file(path, stats))
+    except (UserError, ValueError, RecursionError):     # ValueError: JSONDecodeError, a 5000-digit integer
+        stats["json_files_unreadable"] += 1
+        print(f"warning: {path} is not readable JSON; skipped")
+        return None
+    if not isinstance(data, dict):
+        stats["json_files_unreadable"] += 1
+        print(f"warning: {path} holds no JSON object; skipped")
+        return None
+    entries = data.get("img_path") or []
+    if isinstance(entries, str):
+        entries = [entries]
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        stats["json_files_rejected"] += 1
+        print(f"warning: {path}: img_path must be a string or a list of strings, got "
+              f"{type(data.get('img_path')).__name__}; skipped")
+        return None
+    data["img_path"] = entries
+    return data
+
+
 def read_json_release(release: Path, stats: Counter) -> dict[str, dict]:
     """review_id -> partial record from multi_jsonData/*.json (review_id = mz-<file stem>)."""
     reviews: dict[str, dict] = {}
     for path in sorted((release / JSON_DIR).glob("*.json")):
-        raw = path.read_bytes()
-        try:
-            try:
-                data = json.loads(raw.decode("utf-8-sig"))
-            except UnicodeDecodeError:
-                data = json.loads(raw.decode("gbk"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            stats["json_files_unreadable"] += 1
-            print(f"warning: {path} is not readable JSON; skipped")
+        data = read_json_file(path, stats)
+        if data is None:
             continue
-        if not isinstance(data, dict):
-            stats["json_files_unreadable"] += 1
-            print(f"warning: {path} holds no JSON object; skipped")
-            continue
-        entries = data.get("img_path") or []
-        if isinstance(entries, str):
-            entries = [entries]
-        names = [n for n in (image_name(str(e)) for e in entries) if n]
+        entries = data["img_path"]
+        names = [n for n in (image_name(e) for e in entries) if n]
         stats["images_undefined"] += len(entries) - len(names)
         scores = data.get("items_score")
         scores = {aspect_key(str(k)): v for k, v in scores.items()} if isinstance(scores, dict) else {}
@@ -180,12 +220,20 @@ def link_image(src: Path, dest: Path) -> None:
         shutil.copy2(src, dest)
 
 
+def is_file(path: Path) -> bool:
+    """Path.is_file, False also for a name the system cannot hold (NUL byte, too long)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def build_record(partial: dict, release: Path, out: Path, stats: Counter) -> dict:
     """A full raw record; images present in the release are linked into `<out>/images/`."""
     images = []
     for name in dict.fromkeys(partial["images"]):
         src = release / IMG_DIR / name
-        if not src.is_file():
+        if not is_file(src):
             stats["images_missing"] += 1
             continue
         link_image(src, out / IMAGES_DIR / name)
@@ -217,6 +265,7 @@ def import_release(release: str | Path, out: str | Path, fmt: str = "auto", keep
     if fmt == "txt" and not has_txt or fmt == "json" and not has_json or not fmt:
         raise UserError(f"{release} holds no Multi-ZOL files ({', '.join(TXT_FILES.values())} or {JSON_DIR}/*.json); "
                         f"pass --release the folder that holds them")
+    check_out_folder(release, out)
     stats: Counter = Counter()
     partials = (read_txt_release(release, stats, keep_duplicates) if fmt == "txt"
                 else read_json_release(release, stats))
@@ -227,6 +276,17 @@ def import_release(release: str | Path, out: str | Path, fmt: str = "auto", keep
             for record in records:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     return import_metrics(fmt, records, stats, keep_duplicates)
+
+
+def check_out_folder(release: Path, out: Path) -> None:
+    """`out` is replaced whole: refuse one that is, holds or lies inside the release, or holds other files."""
+    release_real, out_real = release.resolve(), out.resolve()
+    if release_real.is_relative_to(out_real) or out_real.is_relative_to(release_real):
+        where = ("is" if out_real == release_real else "holds" if release_real.is_relative_to(out_real)
+                 else "lies inside")
+        raise UserError(f"--out {out} {where} the release {release}; it would be replaced whole: choose a folder "
+                        f"outside the release (default: {DEFAULT_OUT})")
+    check_output_folder(out, OUTPUT_ENTRIES, "--out")
 
 
 def import_metrics(fmt: str, records: list[dict], stats: Counter, keep_duplicates: bool) -> dict:
@@ -241,6 +301,8 @@ def import_metrics(fmt: str, records: list[dict], stats: Counter, keep_duplicate
             "pairs_by_split": take("pairs_"), "reviews_with_image": sum(1 for r in records if r["images"]),
             "images": {kind: stats[f"images_{kind}"] for kind in ("linked", "missing", "undefined")},
             "json_files_unreadable": stats["json_files_unreadable"],
+            "json_files_rejected": stats["json_files_rejected"],
+            "files_decoded_gb18030": stats["files_decoded_gb18030"],
             "duplicate_pairs": duplicates}
 
 

@@ -231,6 +231,9 @@ DEEP = "[" * 100_000 + "]" * 100_000
     (_record("r1", segmented="yes"), "invalid_field", "segmented must be true, false or null"),
     ('{"review_id": "r1", "nested": ' + DEEP + "}", "malformed_json", "nested too deeply"),
     (DEEP, "malformed_json", "nested too deeply"),
+    (_record("r1", images=[{"url": "u", "path": "full/a.jpg\x00.png"}]), "invalid_field", "contains a NUL character"),
+    ('{"review_id": "r1\\ud800", "scores": {"camera": 8}, "title": "很满意的手机"}', "malformed_json", "lone surrogate"),
+    ('{"review_id": "r1", "scores": {"camera\\udc00": 8}, "title": "很满意的手机"}', "malformed_json", "lone surrogate"),
 ])
 def test_malformed_record_is_rejected_with_a_reason(raw_dir, line, reason, detail):
     lines = _lines(line, _record("r2", title="另一条评论"))
@@ -280,3 +283,42 @@ def test_presegmented_flag_is_a_column(raw_dir):
                                          raw_dir, PARAMS)
     assert dict(zip(pairs["review_id"], pairs["presegmented"])) == {"r1": True, "r2": False}
     assert metrics["presegmented_reviews_out"] == 1
+
+
+def test_nul_path_and_lone_surrogates_through_main_are_rejected_rows(tmp_path, monkeypatch, capsys):
+    """End to end: the rejected rows (with the raw line) are written to Parquet, which stores UTF-8 only."""
+    monkeypatch.chdir(tmp_path)
+    _write_repo(tmp_path, [_record("r1", images=[{"url": "u", "path": "full/a.jpg\x00"}]),
+                           '{"review_id": "r2", "scores": {"camera": 8}, "title": "很满意的手机\\udfff"}',
+                           _record("r3")])
+    assert clean.main([]) == 0
+    rejected = pq.read_table(clean.REJECTED_PATH).to_pylist()
+    assert [(r["line_no"], r["reason"]) for r in rejected] == [(1, "invalid_field"), (2, "malformed_json")]
+    assert "\\udfff" in rejected[1]["raw"]
+    assert pq.read_table(clean.PAIRS_PATH).column("review_id").to_pylist() == ["r3", "r3"]
+
+
+def test_a_str_line_with_a_lone_surrogate_is_a_rejected_row(raw_dir):
+    pairs, rejected, _ = records_to_pairs(['{"review_id": "r1", "title": "\udc80"}', json.dumps(_record("r2"))],
+                                          raw_dir, PARAMS)
+    assert list(rejected["reason"]) == ["malformed_json"] and "not UTF-8" in rejected.loc[0, "detail"]
+    assert rejected.loc[0, "raw"].encode("utf-8") and set(pairs["review_id"]) == {"r2"}
+
+
+@pytest.mark.parametrize("size", [16, 100_000, True, "224", None])
+def test_image_size_out_of_range_is_one_line(size):
+    """Unbounded, 100000 made clean's image check ask for a 100000 x 100000 array (120 GB) per image."""
+    with pytest.raises(clean.UserError) as info:
+        CleanParams.from_sections({"require_image": True, "min_text_chars": 5, "dedupe_same_text": True},
+                                  {"image_size": size, "max_image_pixels": 40_000_000})
+    assert str(info.value) == f"params.yaml: 'features.image_size' must be an integer in 32..1024, got {size!r}"
+
+
+def test_bad_image_size_through_main_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _write_repo(tmp_path, [_record("r1")])
+    params = tmp_path / "params.yaml"
+    params.write_text(params.read_text().replace("image_size: 224", "image_size: 16"))
+    assert clean.main([]) == 2
+    assert capsys.readouterr().err == "error: params.yaml: 'features.image_size' must be an integer in 32..1024, got 16\n"
+    assert not (tmp_path / "data/clean").exists()

@@ -311,3 +311,73 @@ def test_16_bit_greyscale_png_keeps_its_grey_levels(tmp_path: Path):
     Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)).save(path)
     white = [(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
     np.testing.assert_allclose(decode_image(path, Preprocessing(32, 10_000))[0][:, 0, 0], white, rtol=1e-5)
+
+
+# ---- a damaged cache: its bad rows are dropped and counted, never shifted onto other images ----------------
+
+def _damage_cache(path: Path, row: int, damage: str) -> str:
+    """Rewrite the cache with one row damaged (feature as a variable-length list, as a foreign writer might);
+    returns that row's image_id."""
+    import pyarrow as pa
+    rows = pq.read_table(path).to_pylist()
+    target = rows[row]
+    if damage == "null_feature":
+        target["feature"] = None
+    elif damage == "nan_feature":
+        target["feature"] = [float("nan")] * FEATURE_DIM
+    elif damage == "null_width":
+        target["width"] = None
+    elif damage == "short_feature":
+        target["feature"] = target["feature"][:3]
+    schema = pa.schema([("fingerprint", pa.string()), ("image_id", pa.string()), ("width", pa.int32()),
+                        ("height", pa.int32()), ("feature", pa.list_(pa.float32()))])
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return target["image_id"]
+
+
+def test_damaged_cache_row_is_dropped_counted_and_recomputed(site: Path, capsys):
+    """Before: a null feature shifted every later row onto other images' features, a null width was a
+    traceback, a NaN feature was reused as ok and one short feature lost the whole cache."""
+    run(site)
+    reference = load_features(site / "data/features/images.parquet")
+    cache = site / "data/features/cache.parquet"
+    good_cache = cache.read_bytes()
+    assert pq.read_table(cache).num_rows == 3
+    for damage in ("null_feature", "nan_feature", "null_width", "short_feature"):
+        cache.write_bytes(good_cache)
+        _damage_cache(cache, 0, damage)
+        capsys.readouterr()
+        again = run(site, out=f"{damage}.parquet")
+        assert (again["computed"], again["reused_from_cache"]) == (1, 2), damage   # only the damaged row again
+        again_features = load_features(site / f"data/features/{damage}.parquet")
+        assert sorted(again_features) == sorted(reference)
+        for path, vector in reference.items():                         # every image keeps its own feature
+            np.testing.assert_allclose(again_features[path], vector, rtol=1e-4, atol=1e-4, err_msg=damage)
+        assert "dropped 1 of 3 rows" in capsys.readouterr().err
+        assert json.loads((site / "logs/features.json").read_text())["cache_rows_dropped"] == 1
+        rows = pq.read_table(cache).to_pylist()
+        assert len(rows) == 3 and all(r["width"] and np.isfinite(r["feature"]).all() for r in rows)
+
+
+def test_features_file_with_a_null_feature_is_one_line_not_shifted_rows(tmp_path: Path):
+    import pyarrow as pa
+    path = tmp_path / "images.parquet"
+    schema = pa.schema([("path", pa.string()), ("ok", pa.bool_()), ("feature", pa.list_(pa.float32(), FEATURE_DIM))])
+    pq.write_table(pa.Table.from_pylist([{"path": "a", "ok": True, "feature": None},
+                                         {"path": "b", "ok": True, "feature": [1.0] * FEATURE_DIM}], schema=schema), path)
+    with pytest.raises(UserError, match="holds 1 null entries among 2 rows"):
+        load_features(path)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("image_size", 100_000, "'features.image_size' must be an integer in 32..1024, got 100000"),
+    ("image_size", 16, "'features.image_size' must be an integer in 32..1024, got 16"),
+    ("download_timeout_s", float("nan"), "'features.download_timeout_s' must be a number of seconds > 0, got nan"),
+    ("download_timeout_s", 10 ** 400, "'features.download_timeout_s' must be a number of seconds > 0"),
+])
+def test_out_of_range_params_are_one_line(key, value, message):
+    section = {"weights": "random", "image_size": 64, "batch_size": 2, "num_workers": 0, "device": "cpu",
+               "max_image_pixels": 100, "seed": 0, "download_timeout_s": 1, "precision": "auto", key: value}
+    with pytest.raises(UserError, match=message.replace(".", r"\.")) as info:
+        FeatureConfig.from_params(section)
+    assert "\n" not in str(info.value)

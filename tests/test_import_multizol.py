@@ -62,7 +62,7 @@ def json_release(tmp_path: Path) -> Path:
 
 
 def _read(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "reviews.jsonl").read_text(encoding="utf-8").splitlines()]
+    return [json.loads(line) for line in (out / "reviews.jsonl").read_text(encoding="utf-8").split("\n") if line]
 
 
 def test_image_name():
@@ -103,11 +103,13 @@ def test_json_release(json_release, tmp_path, capsys):
 
 
 def test_not_a_release(tmp_path):
+    release = tmp_path / "release"
+    release.mkdir()
     with pytest.raises(UserError, match="holds no Multi-ZOL files"):
-        import_release(tmp_path, tmp_path / "out")
-    (tmp_path / "zol_Train_jieba.txt").write_text("a\n['x']\n外观手感\n")
+        import_release(release, tmp_path / "out")
+    (release / "zol_Train_jieba.txt").write_text("a\n['x']\n外观手感\n")
     with pytest.raises(UserError, match="not a multiple of 4"):
-        import_release(tmp_path, tmp_path / "out")
+        import_release(release, tmp_path / "out")
 
 
 def test_release_through_clean_split_segment(txt_release, tmp_path, monkeypatch):
@@ -178,3 +180,116 @@ def test_settings_from_params_and_output_replaced_whole(txt_release, tmp_path, m
     assert not stale.exists() and (tmp_path / "data/raw/multizol/images" / IMG_A).is_file()
     assert json.loads(Path("metrics/import.json").read_text())["format"] == "txt"
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+# ---- what --out may be: the folder is replaced whole, so nothing else may be lost with it -------------------
+
+def _refused(capsys, *argv: str) -> str:
+    assert import_multizol.main(list(argv)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    return err
+
+
+def test_out_holding_other_files_is_refused_and_kept(txt_release, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("months of work")
+    err = _refused(capsys, "--release", str(txt_release), "--out", str(out), "--metrics", str(tmp_path / "m.json"))
+    assert "thesis.tex" in err and "other things than this stage's output" in err
+    assert [p.name for p in out.iterdir()] == ["thesis.tex"] and not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("where", ["is", "inside", "holds"])
+def test_out_that_is_inside_or_holds_the_release_is_refused(where, txt_release, tmp_path, capsys):
+    out = {"is": txt_release, "inside": txt_release / "raw", "holds": txt_release.parent}[where]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    err = _refused(capsys, "--release", str(txt_release), "--out", str(out), "--metrics", str(tmp_path / "m.json"))
+    assert "the release" in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_out_dot_is_refused(txt_release, tmp_path, monkeypatch, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    err = _refused(capsys, "--release", str(txt_release), "--out", ".", "--metrics", str(tmp_path / "m.json"))
+    assert "working folder" in err
+    assert work.is_dir() and list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == [
+        "release", "work"]
+
+
+def test_out_of_an_earlier_import_is_replaced(txt_release, tmp_path):
+    out = tmp_path / "raw"
+    import_release(txt_release, out)
+    (out / "images" / "stale.jpg").write_bytes(b"from an older import")   # inside the stage's own entries
+    assert import_release(txt_release, out)["reviews"] == 2
+    assert not (out / "images" / "stale.jpg").exists()
+
+
+# ---- release files as they come: encodings, odd line breaks, odd JSON -------------------------------------
+
+def test_gbk_release_file_is_read_and_counted(tmp_path):
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "zol_Train_jieba.txt").write_bytes(_txt((TEXT_1, [], "外观手感", "10.0")).encode("gbk"))
+    (release / "zol_Test_jieba.txt").write_text(_txt((TEXT_2, [], "屏幕效果", "6.0")), encoding="utf-8")
+    counts = import_release(release, tmp_path / "raw")
+    assert counts["files_decoded_gb18030"] == 1 and counts["pairs"] == 2
+    assert {r["body"] for r in _read(tmp_path / "raw")} == {TEXT_1, TEXT_2}
+
+
+def test_release_file_in_no_known_encoding_is_one_line(tmp_path):
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "zol_Train_jieba.txt").write_bytes(_txt((TEXT_1, [], "外观手感", "10.0")).encode("utf-8") + b"\xff\n")
+    with pytest.raises(UserError, match=r"zol_Train_jieba.txt is neither UTF-8 nor GB18030") as info:
+        import_release(release, tmp_path / "raw")
+    assert "\n" not in str(info.value) and not (tmp_path / "raw").exists()
+
+
+def test_line_separator_inside_a_review_stays_in_its_text(tmp_path):
+    """U+2028 (and U+0085, form feed) are no line ends of the release: str.splitlines() would cut there."""
+    release = tmp_path / "release"
+    release.mkdir()
+    text = "屏幕 细腻\u2028 性价比\x85 高\x0c 好"
+    (release / "zol_Train_jieba.txt").write_text(_txt((text, [], "屏幕效果", "6.0"), (TEXT_1, [], "外观手感", "8.0")),
+                                                 encoding="utf-8")
+    counts = import_release(release, tmp_path / "raw")
+    assert counts["reviews"] == 2 and counts["pairs"] == 2
+    assert {r["body"]: r["scores"] for r in _read(tmp_path / "raw")} == {text: {"screen": 6.0},
+                                                                          TEXT_1: {"appearance": 8.0}}
+    assert len(clean.read_lines(tmp_path / "raw" / "reviews.jsonl")) == 2      # and clean reads it so
+
+
+def test_crlf_release_file(tmp_path):
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "zol_Train_jieba.txt").write_bytes(_txt((TEXT_1, [IMG_A], "外观手感", "10.0")).replace("\n", "\r\n")
+                                                  .encode("utf-8"))
+    import_release(release, tmp_path / "raw")
+    assert [(r["body"], r["image_urls"]) for r in _read(tmp_path / "raw")] == [(TEXT_1, [f"img/{IMG_A}"])]
+
+
+def test_image_list_that_is_no_python_list_is_one_line(tmp_path):
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "zol_Train_jieba.txt").write_text("好看 好看\n{[]: 1}\n外观手感\n10.0\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"zol_Train_jieba.txt:2: the image list .* is not a Python list"):
+        import_release(release, tmp_path / "raw")
+
+
+def test_json_release_odd_files_are_skipped_with_a_reason(json_release, tmp_path, capsys):
+    folder = json_release / "multi_jsonData"
+    (folder / "2001.json").write_text(json.dumps({"review_data": "好", "img_path": 5, "items_score": {"外观手感": 9}}))
+    (folder / "2002.json").write_text(json.dumps({"review_data": "好", "img_path": [["..\\img\\a.jpg"]]}))
+    (folder / "2003.json").write_text("[" * 100_000 + "]" * 100_000)
+    (folder / "2004.json").write_text(json.dumps({"review_data": "好看", "img_path": [], "items_score": {"音质": 8}},
+                                                 ensure_ascii=False), encoding="gbk")
+    counts = import_release(json_release, tmp_path / "raw")
+    assert counts["reviews"] == 3 and counts["json_files_rejected"] == 2 and counts["json_files_unreadable"] == 2
+    assert counts["files_decoded_gb18030"] == 1
+    out = capsys.readouterr().out
+    assert "2001.json: img_path must be a string or a list of strings, got int; skipped" in out
+    assert "2003.json is not readable JSON" in out
+    assert {r["review_id"] for r in _read(tmp_path / "raw")} == {"mz-1001", "mz-1002", "mz-2004"}
