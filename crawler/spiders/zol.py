@@ -6,7 +6,9 @@ else setting ZOL_OUT).
 
 Every review the site lists is either written (with the list's data when its long page cannot be had) or counted as
 lost by reason (`zol/lost/<reason>`, logged at ERROR), and layout drift is loud (`zol/layout/<kind>`, ERROR): see
-docs/zol-site.md for the pages and the README for what crawl_stats.json counts.
+docs/zol-site.md for the pages (both eras: 2018 and 2026) and the README for what crawl_stats.json counts.
+A refusal is not drift: a page the site keeps refusing (`zol/blocked/<kind>`, crawler.blocking), or a ranking or
+review list the network never delivers, ends the crawl with `crawl_failure`, one line naming cause and remedy.
 """
 from __future__ import annotations
 
@@ -21,10 +23,12 @@ import scrapy
 from parsel import Selector
 from scrapy import signals
 from scrapy.http import Response
+from scrapy.exceptions import CloseSpider
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from common.contract import IMAGES_DIR
 from crawler.attribution import tracked
+from crawler.blocking import BlockedPage, CrawlFailure, blocked_failure, is_network_failure, network_failure
 from crawler.items import ReviewItem
 from crawler.parse_list import ListedReview, Product, declared_rating_count, has_more_reviews, parse_product, \
     parse_review, review_nodes
@@ -32,7 +36,7 @@ from crawler.parse_long import looks_like_long_review, parse_long_review
 from crawler.parse_ranking import RankedProduct, next_ranking_page, parse_card, ranked_cards, ranking_list_links
 from crawler.parse_text import unique
 from crawler.resume import ResumeState, load_resume
-from crawler.urls import ALLOWED_DOMAINS, ajax_review_url, is_allowed_host, ranking_url, review_list_url
+from crawler.urls import AJAX_FORMS, ALLOWED_DOMAINS, ajax_review_url, is_allowed_host, ranking_url, review_list_url
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,8 @@ REVIEWS_PER_PAGE = 10
 EMBEDDED_REVIEWS = 20
 FAR_SHORT = 0.1       # a product missing more than this share of its declared reviews is layout drift
 PRIORITY = {"ranking": 0, "review_list": 10, "ajax": 20, "long": 30}
+UNANSWERED_AJAX_PAGES = 2  # pages in a row that no AJAX form answers before a product's AJAX is given up
+FATAL_WHEN_UNREACHABLE = ("ranking", "review_list")  # a network failure of these ends the crawl
 
 
 def _positive_int(value: Any, name: str, default: int) -> int:
@@ -105,6 +111,8 @@ class RankingState:
 class ZolSpider(scrapy.Spider):
     name = "zol"
     allowed_domains = list(ALLOWED_DOMAINS)
+    crawl_failure: CrawlFailure | None = None  # why the crawl must exit non-zero (crawler.commands.crawl)
+    ajax_form: str | None = None               # the AJAX form (crawler.urls.AJAX_FORMS) that answered in this crawl
 
     def __init__(self, list_pages: Any = 50, review_pages: Any = 20, products: str = "", max_products: Any = 0,
                  max_images_per_review: Any = 0, crawl_date: str = "", out: str = "", **kwargs: Any) -> None:
@@ -255,12 +263,52 @@ class ZolSpider(scrapy.Spider):
         else:
             self._end_product(tally)
 
-    def _ajax_request(self, tally: ProductTally, page: int) -> scrapy.Request:
+    def _ajax_request(self, tally: ProductTally, page: int, form: str | None = None,
+                      unanswered: int = 0) -> scrapy.Request:
+        """AJAX page `page` in `form`, else the form that answered in this crawl, else the first form."""
         product_id = tally.product.product_id
+        form = form or self.ajax_form or next(iter(AJAX_FORMS))
         return self._request(
-            ajax_review_url(product_id, page), "ajax", self.parse_ajax,
-            meta={"product_id": product_id, "page": page, "tally": tally},
+            ajax_review_url(product_id, page, form), "ajax", self.parse_ajax,
+            meta={"product_id": product_id, "page": page, "tally": tally, "ajax_form": form,
+                  "ajax_unanswered": unanswered},
             headers={"Referer": review_list_url(product_id), "X-Requested-With": "XMLHttpRequest"})
+
+    def _ajax_answered(self, form: str) -> None:
+        self._count(f"ajax/{form}/answered")
+        if self.ajax_form is None:
+            self.ajax_form = form
+            logger.info("the AJAX review pages answer in form %s; the crawl keeps to it", form)
+
+    def _ajax_unanswered(self, meta: dict, url: str, why: str) -> Iterator[scrapy.Request]:
+        """An AJAX page that a form did not answer (404, not its JSON): before any form has answered in this crawl,
+        the next form is tried; a page no form answers is lost and the next page tried, and after
+        UNANSWERED_AJAX_PAGES such pages in a row the product's remaining reviews are lost as `ajax_unavailable`."""
+        tally, page, form = self._tally(meta), meta["page"], meta.get("ajax_form") or next(iter(AJAX_FORMS))
+        self._count(f"ajax/{form}/{why}")
+        if self.ajax_form == form:  # the crawl's form: only this page failed
+            yield from self._ajax_page_lost(tally, page, url)
+            return
+        forms = list(AJAX_FORMS)
+        later = forms[forms.index(form) + 1:] if self.ajax_form is None else [self.ajax_form]
+        if later:
+            yield self._ajax_request(tally, page, later[0], meta.get("ajax_unanswered", 0))
+            return
+        unanswered = meta.get("ajax_unanswered", 0) + 1
+        if unanswered < UNANSWERED_AJAX_PAGES and page < self.review_pages and tally.more_after(page):
+            held = tally.held_by_page(page)
+            tally.lost_on_pages += held
+            self._lost("ajax_page_failed", held, "no AJAX form answers page %d of product %s", page,
+                       tally.product.product_id)
+            yield self._ajax_request(tally, page + 1, forms[0], unanswered)
+            return
+        self._count("ajax/unavailable")
+        rest = max(0, (tally.expected or 0) - tally.read - tally.lost_on_pages)
+        tally.lost_on_pages += rest
+        self._lost("ajax_unavailable", rest, "no AJAX form (%s) answers the review pages of product %s after "
+                   "page %d (docs/zol-site.md: none is confirmed for 2026)", ", ".join(forms),
+                   tally.product.product_id, page - 1)
+        self._end_product(tally)
 
     def _tally(self, meta: dict) -> ProductTally:
         """The product's tally: the one its requests carry (any worker's), else this spider's."""
@@ -278,9 +326,11 @@ class ZolSpider(scrapy.Spider):
         except (ValueError, KeyError, TypeError) as exc:
             self._count("parse_failures/ajax_json")
             logger.error("AJAX review page %s is not the expected JSON ({list, isEnd}): %s", response.url, exc)
-            yield from self._ajax_page_lost(tally, page, response.url)
+            yield from self._ajax_unanswered(response.meta, response.url, "not_json")
             return
-        is_end = str(data.get("isEnd", "0")) == "1"
+        self._ajax_answered(response.meta.get("ajax_form") or next(iter(AJAX_FORMS)))
+        # 2018 marks the last page with isEnd; the 2019 form with an empty list holding div.empty-comment
+        is_end = str(data.get("isEnd", "0")) == "1" or "empty-comment" in html
         nodes = review_nodes(Selector(text=html)) if html.strip() else []
         if not nodes and is_end:
             self._count("pages/ajax_empty_last")
@@ -424,8 +474,37 @@ class ZolSpider(scrapy.Spider):
         status = failure.value.response.status if failure.check(HttpError) else None
         self._count(f"page_failures/{kind}")
         logger.error("%s page failed: %s (%s)", kind, request.url, status or repr(failure.value))
+        fatal = self._failure_cause(failure, kind, request.url)
+        for out in self._page_lost(kind, request, status):
+            if fatal is None or not isinstance(out, scrapy.Request):
+                yield out
+        if fatal is not None:  # stop asking a site that refuses us (or cannot be reached)
+            raise CloseSpider(fatal)
+
+    def _failure_cause(self, failure, kind: str, url: str) -> str | None:
+        """'blocked' or 'network' when the failure ends the crawl (then `crawl_failure` says why), else None."""
+        if failure.check(BlockedPage):
+            self._fail(blocked_failure(failure.value.kind, url, self.settings.get("USER_AGENT") or ""))
+            return "blocked"
+        if is_network_failure(failure.value):
+            self._count(f"network/{kind}")
+            if kind in FATAL_WHEN_UNREACHABLE:
+                self._fail(network_failure(failure.value, url))
+                return "network"
+        return None
+
+    def _fail(self, failure: CrawlFailure) -> None:
+        if self.crawl_failure is None:
+            self.crawl_failure = failure
+            logger.error("%s", failure.line)
+
+    def _page_lost(self, kind: str, request: scrapy.Request, status: int | None) -> Iterator[Any]:
+        """What a failed page costs: the long page's list data stands in, an AJAX page's reviews are lost (or, with
+        a 404 before any AJAX form answered, the next form is tried), a review list's product is lost."""
         if kind == "long":  # the list page's data stands in for the long page
             yield self._fallback(request.meta["listed"], "its long page failed")
+        elif kind == "ajax" and status is not None and self.ajax_form != request.meta.get("ajax_form"):
+            yield from self._ajax_unanswered(request.meta, request.url, "missing" if status == 404 else f"http_{status}")
         elif kind == "ajax":
             yield from self._ajax_page_lost(self._tally(request.meta), request.meta["page"], request.url)
         elif kind == "review_list":
@@ -456,7 +535,10 @@ class ZolSpider(scrapy.Spider):
             self._lost("long_request_dropped", 1, "review %s", request.meta["listed"].item.review_id)
 
     def _finish(self, item: ReviewItem, unknown_labels: tuple[str, ...]) -> ReviewItem:
-        if not item.scores:
+        self._count(f"layouts/{item.layout}")
+        if item.layout == "2026-short":  # a review without aspect scores by design: clean rejects it as no_score
+            self._count("reviews/without_scores")
+        elif not item.scores:
             self._layout_error("review_without_scores", "review %s (%s) has no aspect scores", item.review_id, item.url)
         for key in item.scores:
             self._count(f"aspects/{key}")
