@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scrapy import exceptions as scrapy_errors
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from twisted.internet import error as net_error
@@ -22,9 +23,13 @@ SKELETON = {
     "ajax": (b'"list"',),
     "long": (b"article", b"<h1"),
 }
+# Twisted's errors, and the ones Scrapy (2.14+) wraps them in
 NETWORK_ERRORS = (net_error.DNSLookupError, net_error.ConnectError, net_error.ConnectionRefusedError,
                   net_error.TimeoutError, net_error.TCPTimedOutError, net_error.ConnectionLost,
-                  ResponseNeverReceived, ResponseFailed)
+                  ResponseNeverReceived, ResponseFailed,
+                  *(getattr(scrapy_errors, name) for name in ("DownloadConnectionRefusedError", "CannotResolveHostError",
+                                                               "DownloadTimeoutError", "DownloadFailedError")
+                    if hasattr(scrapy_errors, name)))
 
 EXIT_LAYOUT_DRIFT = 5
 EXIT_BLOCKED = 6

@@ -71,7 +71,7 @@ def run_crawl(out: Path, mirror: str, *spider_args: str, settings: tuple[str, ..
 @dataclass
 class Faults:
     """Per-path scripted answers (path = the mirror-relative file): each request pops the next action: an int status, "truncate" (a third
-    of the body), "garble" (bytes that are not GBK) or ("sleep", seconds)."""
+    of the body), "garble" (bytes that are not GBK), ("sleep", seconds) or ("body", bytes) (served with 200)."""
     script: dict[str, list] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -98,6 +98,7 @@ class MirrorServer:
         self.root = root
         self.faults = Faults()
         self.log: list[tuple[float, str]] = []  # (monotonic time, path) of every request
+        self.headers: list[tuple[str, str | None, str | None]] = []  # (path, Referer, User-Agent) of every request
         faults_file = root / "faults.json"      # the mirror's scripted faults, played as the folder mirror does
         if faults_file.is_file():
             self.faults.script.update(json.loads(faults_file.read_text(encoding="utf-8")))
@@ -114,6 +115,7 @@ class MirrorServer:
                 raw_path = self.path.split("?", 1)[0]
                 path = unquote(raw_path)  # like any static file server
                 server.log.append((time.monotonic(), path.lstrip("/")))
+                server.headers.append((path.lstrip("/"), self.headers.get("Referer"), self.headers.get("User-Agent")))
                 if server.gate is not None:
                     server.gate.wait(30)
                 if path.lstrip("/") in server.redirects:
@@ -124,6 +126,8 @@ class MirrorServer:
                     time.sleep(action[1])
                 if isinstance(action, int):
                     return self._send(action, b"fault")
+                if isinstance(action, tuple) and action[0] == "body":
+                    return self._send(200, action[1])
                 file = server.root / path.lstrip("/")
                 if ".." in path or not file.is_file():
                     return self._send(404, b"")
