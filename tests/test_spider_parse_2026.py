@@ -220,3 +220,18 @@ def test_any_markup_gives_a_review_or_none(markup):
                                                                                       "2026-short"))
         if listed is not None:
             assert listed.item.overall_score is None or listed.item.overall_score >= 0
+
+
+# ---- the params that help against blocking reach Scrapy ----------------------------------------------------------
+def test_crawl_params_become_settings():
+    from common.errors import UserError
+    from crawler.crawl import crawl_settings
+    params = {"user_agent": "zol-mimn/0.1 (+research crawler)", "referer": "https://detail.zol.com.cn/",
+              "download_delay": 4, "min_field_coverage": 0.8, "fail_on_layout_drift": False}
+    assert crawl_settings(params) == ["DOWNLOAD_DELAY=4", "ZOL_MIN_FIELD_COVERAGE=0.8", "ZOL_FAIL_ON_LAYOUT_DRIFT=0",
+                                      "USER_AGENT=zol-mimn/0.1 (+research crawler)",
+                                      "ZOL_REFERER=https://detail.zol.com.cn/"]
+    assert crawl_settings(params, "redis")[0] == "ZOL_REDIS_HOST_DELAY=4"  # a shared crawl's delay is crawl-wide
+    for bad in ({"download_delay": -1}, {"min_field_coverage": 1.5}, {"fail_on_layout_drift": "yes"}):
+        with pytest.raises(UserError, match="params.yaml: 'crawl."):
+            crawl_settings(bad)
