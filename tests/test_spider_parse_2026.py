@@ -235,3 +235,68 @@ def test_crawl_params_become_settings():
     for bad in ({"download_delay": -1}, {"min_field_coverage": 1.5}, {"fail_on_layout_drift": "yes"}):
         with pytest.raises(UserError, match="params.yaml: 'crawl."):
             crawl_settings(bad)
+
+
+# ---- the AJAX forms: tried in order, the one that answers kept -------------------------------------------------
+def _ajax_spider():
+    from crawler.spiders.zol import ProductTally
+    crawler = get_crawler(ZolSpider)
+    spider = ZolSpider.from_crawler(crawler, crawl_date="2018-09-15")
+    crawler.spider = spider
+    tally = spider.tallies["1184692"] = ProductTally(Product("1184692", None, None), 89, 20)
+    return spider, tally
+
+
+def _first_request(spider, form: str = "2018"):
+    return spider._ajax_request(spider.tallies["1184692"], 3, form)
+
+
+def _fail(spider, request, status: int) -> list:
+    """The errback as Scrapy calls it for an HTTP error answer to `request`."""
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.python.failure import Failure
+    failure = Failure(HttpError(Response(request.url, status=status, request=request)))
+    failure.request = request
+    return list(spider.page_failed(failure))
+
+
+def _answer(spider, request, html: str) -> list:
+    import json
+    body = json.dumps({"list": html}).encode("ascii")
+    from scrapy.http import TextResponse
+    return list(spider.parse_ajax(TextResponse(request.url, body=body, request=request, encoding="utf-8")))
+
+
+def _next_ajax(outputs) -> list:
+    return [o for o in outputs if isinstance(o, Request) and o.meta.get("zol_kind") == "ajax"]
+
+
+def test_a_404_in_the_first_form_asks_the_next_form_which_is_then_kept():
+    spider, tally = _ajax_spider()
+    [retry] = _next_ajax(_fail(spider, _first_request(spider), 404))
+    assert retry.url == ajax_review_url("1184692", 3, "2019")
+    fragment = (FIXTURES / "xhr4_review_list_page3.html").read_bytes().decode("gbk")
+    outputs = _answer(spider, retry, fragment)
+    assert len([o for o in outputs if isinstance(o, ReviewItem)]) == 10 and spider.ajax_form == "2019"
+    [page_4] = _next_ajax(outputs)
+    assert page_4.url == ajax_review_url("1184692", 4, "2019")
+    # the 2019 form's end: an empty list holding div.empty-comment
+    assert _next_ajax(_answer(spider, page_4, '<div class="empty-comment">暂无点评</div>')) == []
+    stats = spider.crawler.stats
+    assert (stats.get_value("zol/ajax/2018/missing"), stats.get_value("zol/ajax/2019/answered")) == (1, 2)
+    assert stats.get_value("zol/pages/ajax_empty_last") == 1 and stats.get_value("zol/lost/ajax_page_failed") is None
+    assert spider._ajax_request(tally, 5).url == ajax_review_url("1184692", 5, "2019")  # the crawl keeps to it
+
+
+def test_pages_no_form_answers_are_counted_then_the_product_gives_up():
+    spider, tally = _ajax_spider()
+    tally.read = 20
+    request, asked = _first_request(spider), []
+    while request is not None:
+        asked.append(request.url)
+        following = _next_ajax(_fail(spider, request, 404))
+        request = following[0] if following else None
+    assert asked == [ajax_review_url("1184692", page, form) for page in (3, 4) for form in ("2018", "2019")]
+    stats = spider.crawler.stats
+    assert stats.get_value("zol/lost/ajax_page_failed") == 10 and stats.get_value("zol/lost/ajax_unavailable") == 59
+    assert stats.get_value("zol/ajax/unavailable") == 1 and tally.done and spider.crawl_failure is None
