@@ -7,9 +7,17 @@ from __future__ import annotations
 import socket
 
 import pytest
-
-from crawl_support import (PRODUCT_2026, REDIRECTING_LIST_2026, REVIEW_LIST, REVIEW_LIST_2026, STUB_PAGE,
-                           VERIFICATION_PAGE, build_2026_mirror, redirects_2026, run_crawl)
+from crawl_support import (
+    PRODUCT_2026,
+    REDIRECTING_LIST_2026,
+    REVIEW_LIST,
+    REVIEW_LIST_2026,
+    STUB_PAGE,
+    VERIFICATION_PAGE,
+    build_2026_mirror,
+    redirects_2026,
+    run_crawl,
+)
 
 pytestmark = pytest.mark.slow
 PHOTO_REVIEW = "12317803"  # the one review of the page with images (3)

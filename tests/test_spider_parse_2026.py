@@ -8,21 +8,28 @@ import re
 from datetime import date
 
 import pytest
-from hypothesis import given, strategies as st
+from crawl_support import FIXTURES, FIXTURES_2026
+from hypothesis import given
+from hypothesis import strategies as st
 from parsel import Selector
 from scrapy import Request
 from scrapy.http import HtmlResponse, Response
+from scrapy.utils.test import get_crawler
 
 from crawler.blocking import blocked_kind
 from crawler.coverage import coverage_drift, field_coverage
 from crawler.items import ReviewItem
-from crawler.parse_list import ListedReview, Product, declared_rating_count, parse_review, review_nodes
+from crawler.parse_list import (
+    ListedReview,
+    Product,
+    declared_rating_count,
+    parse_review,
+    review_nodes,
+)
 from crawler.parse_ranking import RankedProduct
 from crawler.parse_text import original_image_url
 from crawler.spiders.zol import ZolSpider
 from crawler.urls import ajax_review_url, review_list_url
-from crawl_support import FIXTURES, FIXTURES_2026
-from scrapy.utils.test import get_crawler
 
 PRODUCT = "1427365"
 NAME = "苹果iPhone 15（128GB）"  # h1.product-model__name
@@ -66,7 +73,7 @@ def _visible_texts() -> dict[str, str]:
     texts = {}
     for chunk in html.split('<div class="comments-item">')[1:]:
         review_id = re.search(r'data-rid="(\d+)"', chunk).group(1)
-        article = re.search(r'<div class="words-article">\s*<p>(.*?)</p>', chunk, re.S)
+        article = re.search(r'<div class="words-article">\s*<p>(.*?)</p>', chunk, re.DOTALL)
         if article:
             lines = html_entities.unescape(re.sub(r"<br\s*/?>", "\n", article.group(1))).split("\n")
             texts[review_id] = "\n".join(line.strip() for line in lines if line.strip())
@@ -179,7 +186,7 @@ def test_real_pages_are_not_refusals(kind, body):
 @pytest.mark.parametrize("kind, body, status, expected", [
     ("review_list", "<html><head><title>您正在进行防刷验证...</title></head><body></body></html>".encode("gbk"), 200,
      "verification"),
-    ("ranking", "<html><head><title>您正在进行防刷验证</title></head></html>".encode("utf-8"), 200, "verification"),
+    ("ranking", "<html><head><title>您正在进行防刷验证</title></head></html>".encode(), 200, "verification"),
     ("review_list", b"<html><head><script>location.reload()</script></head></html>", 200, "stub"),
     ("ajax", b"", 200, "stub"),
     ("long", b"forbidden", 403, "http_403"),

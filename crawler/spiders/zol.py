@@ -12,7 +12,6 @@ review list the network never delivers, ends the crawl with `crawl_failure`, one
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
@@ -27,6 +26,7 @@ from scrapy.exceptions import CloseSpider
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from common.contract import IMAGES_DIR
+from crawler.ajax_pages import AjaxPagesMixin
 from crawler.attribution import tracked
 from crawler.blocking import BlockedPage, CrawlFailure, blocked_failure, is_network_failure, network_failure
 from crawler.items import ReviewItem
@@ -36,7 +36,7 @@ from crawler.parse_long import looks_like_long_review, parse_long_review
 from crawler.parse_ranking import RankedProduct, next_ranking_page, parse_card, ranked_cards, ranking_list_links
 from crawler.parse_text import unique
 from crawler.resume import ResumeState, load_resume
-from crawler.urls import AJAX_FORMS, ALLOWED_DOMAINS, ajax_review_url, is_allowed_host, ranking_url, review_list_url
+from crawler.urls import ALLOWED_DOMAINS, is_allowed_host, ranking_url, review_list_url
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ REVIEWS_PER_PAGE = 10
 EMBEDDED_REVIEWS = 20
 FAR_SHORT = 0.1       # a product missing more than this share of its declared reviews is layout drift
 PRIORITY = {"ranking": 0, "review_list": 10, "ajax": 20, "long": 30}
-UNANSWERED_AJAX_PAGES = 2  # pages in a row that no AJAX form answers before a product's AJAX is given up
 FATAL_WHEN_UNREACHABLE = ("ranking", "review_list")  # a network failure of these ends the crawl
 
 
@@ -59,18 +58,6 @@ def _positive_int(value: Any, name: str, default: int) -> int:
     if number < 0:
         raise ValueError(f"spider argument {name} must be >= 0, got {number}")
     return number
-
-
-def _json_text(response: Response) -> str:
-    """The AJAX body as text: ZOL escapes everything to ASCII; otherwise the declared charset, else UTF-8, else GBK."""
-    body = response.body
-    content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
-    if body.isascii() or "charset=" in content_type:
-        return response.text
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        return body.decode("gb18030", errors="replace")
 
 
 @dataclass
@@ -108,11 +95,10 @@ class RankingState:
     cards_seen: int = 0
 
 
-class ZolSpider(scrapy.Spider):
+class ZolSpider(AjaxPagesMixin, scrapy.Spider):
     name = "zol"
     allowed_domains = list(ALLOWED_DOMAINS)
     crawl_failure: CrawlFailure | None = None  # why the crawl must exit non-zero (crawler.commands.crawl)
-    ajax_form: str | None = None               # the AJAX form (crawler.urls.AJAX_FORMS) that answered in this crawl
 
     def __init__(self, list_pages: Any = 50, review_pages: Any = 20, products: str = "", max_products: Any = 0,
                  max_images_per_review: Any = 0, crawl_date: str = "", out: str = "", **kwargs: Any) -> None:
@@ -263,94 +249,9 @@ class ZolSpider(scrapy.Spider):
         else:
             self._end_product(tally)
 
-    def _ajax_request(self, tally: ProductTally, page: int, form: str | None = None,
-                      unanswered: int = 0) -> scrapy.Request:
-        """AJAX page `page` in `form`, else the form that answered in this crawl, else the first form."""
-        product_id = tally.product.product_id
-        form = form or self.ajax_form or next(iter(AJAX_FORMS))
-        return self._request(
-            ajax_review_url(product_id, page, form), "ajax", self.parse_ajax,
-            meta={"product_id": product_id, "page": page, "tally": tally, "ajax_form": form,
-                  "ajax_unanswered": unanswered},
-            headers={"Referer": review_list_url(product_id), "X-Requested-With": "XMLHttpRequest"})
-
-    def _ajax_answered(self, form: str) -> None:
-        self._count(f"ajax/{form}/answered")
-        if self.ajax_form is None:
-            self.ajax_form = form
-            logger.info("the AJAX review pages answer in form %s; the crawl keeps to it", form)
-
-    def _ajax_unanswered(self, meta: dict, url: str, why: str) -> Iterator[scrapy.Request]:
-        """An AJAX page that a form did not answer (404, not its JSON): before any form has answered in this crawl,
-        the next form is tried; a page no form answers is lost and the next page tried, and after
-        UNANSWERED_AJAX_PAGES such pages in a row the product's remaining reviews are lost as `ajax_unavailable`."""
-        tally, page, form = self._tally(meta), meta["page"], meta.get("ajax_form") or next(iter(AJAX_FORMS))
-        self._count(f"ajax/{form}/{why}")
-        if self.ajax_form == form:  # the crawl's form: only this page failed
-            yield from self._ajax_page_lost(tally, page, url)
-            return
-        forms = list(AJAX_FORMS)
-        later = forms[forms.index(form) + 1:] if self.ajax_form is None else [self.ajax_form]
-        if later:
-            yield self._ajax_request(tally, page, later[0], meta.get("ajax_unanswered", 0))
-            return
-        unanswered = meta.get("ajax_unanswered", 0) + 1
-        if unanswered < UNANSWERED_AJAX_PAGES and page < self.review_pages and tally.more_after(page):
-            held = tally.held_by_page(page)
-            tally.lost_on_pages += held
-            self._lost("ajax_page_failed", held, "no AJAX form answers page %d of product %s", page,
-                       tally.product.product_id)
-            yield self._ajax_request(tally, page + 1, forms[0], unanswered)
-            return
-        self._count("ajax/unavailable")
-        rest = max(0, (tally.expected or 0) - tally.read - tally.lost_on_pages)
-        tally.lost_on_pages += rest
-        self._lost("ajax_unavailable", rest, "no AJAX form (%s) answers the review pages of product %s after "
-                   "page %d (docs/zol-site.md: none is confirmed for 2026)", ", ".join(forms),
-                   tally.product.product_id, page - 1)
-        self._end_product(tally)
-
     def _tally(self, meta: dict) -> ProductTally:
         """The product's tally: the one its requests carry (any worker's), else this spider's."""
         return meta.get("tally") or self.tallies[meta["product_id"]]
-
-    @tracked
-    def parse_ajax(self, response: Response) -> Iterator[Any]:
-        self._page_ok(response, "ajax")
-        tally, page = self._tally(response.meta), response.meta["page"]
-        try:
-            data = json.loads(_json_text(response))
-            html = data["list"]
-            if not isinstance(html, str):
-                raise TypeError("list is not a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            self._count("parse_failures/ajax_json")
-            logger.error("AJAX review page %s is not the expected JSON ({list, isEnd}): %s", response.url, exc)
-            yield from self._ajax_unanswered(response.meta, response.url, "not_json")
-            return
-        self._ajax_answered(response.meta.get("ajax_form") or next(iter(AJAX_FORMS)))
-        # 2018 marks the last page with isEnd; the 2019 form with an empty list holding div.empty-comment
-        is_end = str(data.get("isEnd", "0")) == "1" or "empty-comment" in html
-        nodes = review_nodes(Selector(text=html)) if html.strip() else []
-        if not nodes and is_end:
-            self._count("pages/ajax_empty_last")
-            self._end_product(tally)
-            return
-        yield from self._reviews(nodes, tally, response, page=page)
-        if nodes and not is_end and page < self.review_pages and (tally.expected is None or tally.more_after(page)):
-            yield self._ajax_request(tally, page + 1)
-        else:
-            self._end_product(tally)
-
-    def _ajax_page_lost(self, tally: ProductTally, page: int, url: str) -> Iterator[scrapy.Request]:
-        """A failed AJAX page: its reviews are counted lost, and the next pages are still read."""
-        held = tally.held_by_page(page)
-        tally.lost_on_pages += held
-        self._lost("ajax_page_failed", held, "AJAX page %s failed", url)
-        if page < self.review_pages and tally.more_after(page):
-            yield self._ajax_request(tally, page + 1)
-        else:
-            self._end_product(tally)
 
     def _end_product(self, tally: ProductTally) -> None:
         """The product's pages are done: compare what was read with what it declares."""
