@@ -339,12 +339,12 @@ class ReviewJsonlPipeline:
             self.partial_file = None
 
     def spider_closed(self, spider, reason: str) -> None:
+        records = list(self.records.values())
+        self._check_coverage(spider, field_coverage(records))  # a shared crawl's worker: on its own reviews
         if self.shared:  # the crawl's output is the merge of every worker's journal (crawler.merge)
             logger.info("worker wrote %d review(s) to %s", len(self.records), self.partial)
             return
-        records = list(self.records.values())
         write_reviews(records, self.out / REVIEWS_FILE)
-        self._check_coverage(spider, field_coverage(records))
         summary = crawl_summary(self.crawler.stats.get_stats(), len(self.records), reason, records)
         write_json(summary, self.out / STATS_FILE, sort_keys=False)
         spider.reviews_written = len(self.records)
