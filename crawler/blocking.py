@@ -15,12 +15,13 @@ PAGE_KINDS = ("ranking", "review_list", "ajax", "long")  # what a refusal is che
 VERIFICATION_MARK = "防刷验证"     # the verification page's title: 您正在进行防刷验证...
 STUB_MAX_BYTES = 1024               # public crawlers of 2026 report ~150-byte stubs for clients they refuse
 REFUSING_STATUSES = {403: "http_403", 429: "http_429"}
-# what every real page of a kind carries: a small page without any of these is a stub, not a page
+# what every real page of a kind carries: a small page without any of these is a stub, not a page. AJAX answers are
+# left out: no AJAX form is confirmed for 2026, and a small answer there is a form that does not answer (counted
+# `ajax/<form>/not_json`), not proof of a refusal; the review list on the same host shows a refusal anyway
 SKELETON = {
     "ranking": (b"J_PicMode", b"subcate57", b"cell_phone"),
     "review_list": (b"comments-item", b"comment-item", b"_j_comment_list", b"_PRO_", b"product-model",
                     b"total-num", b"_j_filter_tab"),
-    "ajax": (b'"list"',),
     "long": (b"article", b"<h1"),
 }
 # Twisted's errors, and the ones Scrapy (2.14+) wraps them in
@@ -61,7 +62,7 @@ def blocked_kind(page_kind: str | None, response: Response) -> str | None:
     body = response.body
     if _has_verification_mark(body):
         return "verification"
-    if len(body) < STUB_MAX_BYTES and not any(mark in body for mark in SKELETON[page_kind]):
+    if page_kind in SKELETON and len(body) < STUB_MAX_BYTES and not any(mark in body for mark in SKELETON[page_kind]):
         return "stub"
     return None
 

@@ -188,7 +188,9 @@ def test_real_pages_are_not_refusals(kind, body):
      "verification"),
     ("ranking", "<html><head><title>您正在进行防刷验证</title></head></html>".encode(), 200, "verification"),
     ("review_list", b"<html><head><script>location.reload()</script></head></html>", 200, "stub"),
-    ("ajax", b"", 200, "stub"),
+    ("long", b"", 200, "stub"),
+    ("ajax", b"<html>not found</html>", 200, None),  # a form that does not answer, not a refusal
+    ("ajax", "<title>您正在进行防刷验证</title>".encode("gbk"), 200, "verification"),
     ("long", b"forbidden", 403, "http_403"),
     ("review_list", b"", 429, "http_429"),
     ("image", b"", 200, None),          # images are judged by the image pipeline (not_an_image)
