@@ -98,17 +98,29 @@ class BackoffRetryMiddleware(RetryMiddleware):
             await maybe_deferred_to_future(deferLater(reactor, delay, lambda: None))
 
     async def process_response(self, request: Request, response: Response, spider=None):
-        kind = blocked_kind(request.meta.get("zol_kind"), response)
-        if kind:
-            return await self._blocked(request, response, kind)
         result = super().process_response(request, response)
         if isinstance(result, Request):
             await self._wait(self._delay(request, response))
         return result
 
-    async def _blocked(self, request: Request, response: Response, kind: str) -> Request:
-        """A refusal is counted (`zol/blocked/<kind>`) and retried after the back-off; when the retries are spent
-        the request fails with BlockedPage, which the spider reports as blocked (never as layout drift)."""
+    async def process_exception(self, request: Request, exception: Exception, spider=None):
+        result = super().process_exception(request, exception)
+        if isinstance(result, Request):
+            await self._wait(self._delay(request, None))
+        return result
+
+
+class BlockedPageMiddleware(BackoffRetryMiddleware):
+    """A refusal (crawler.blocking: verification page, stub, 403, 429) to a page request is counted
+    (`zol/blocked/<kind>`) and retried after the back-off, through the retry machinery (RETRY_TIMES, `retry/...`
+    stats); when the retries are spent the request fails with BlockedPage, which the spider reports as blocked,
+    never as layout drift. It sits before the redirect middlewares (a stub may be a meta refresh to the home page,
+    which must not be followed as if it were the page); other answers and all exceptions pass through untouched."""
+
+    async def process_response(self, request: Request, response: Response, spider=None):
+        kind = blocked_kind(request.meta.get("zol_kind"), response)
+        if not kind:
+            return response
         self.crawler.stats.inc_value(f"zol/blocked/{kind}")
         logger.warning("the site refused %s (%s, %d bytes)", request.url, kind, len(response.body))
         retry = None if request.meta.get("dont_retry") else self._retry(request, f"blocked_{kind}")
@@ -118,7 +130,4 @@ class BackoffRetryMiddleware(RetryMiddleware):
         return retry
 
     async def process_exception(self, request: Request, exception: Exception, spider=None):
-        result = super().process_exception(request, exception)
-        if isinstance(result, Request):
-            await self._wait(self._delay(request, None))
-        return result
+        return None

@@ -53,7 +53,9 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.EveryRequestRobotsTxtMiddleware": 100,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,
-    "crawler.middlewares.DefaultRefererMiddleware": 590,
+    # answers reach it decompressed (590) and before MetaRefresh (580) acts: a stub's refresh is a refusal
+    "crawler.middlewares.BlockedPageMiddleware": 585,
+    "crawler.middlewares.DefaultRefererMiddleware": 595,
 }
 # the offline mirror (ZOL_MIRROR) sits where the network would: every middleware and the downloader's per-host
 # slots (delay, AutoThrottle, concurrency) act as live; with ZOL_MIRROR empty it is Scrapy's HTTP handler

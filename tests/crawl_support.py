@@ -230,7 +230,8 @@ REVIEW_LIST_2026 = "detail.zol.com.cn/1428/1427365/review.shtml"
 REDIRECTING_LIST_2026 = "detail.zol.com.cn/0/1427365/review.shtml"  # answered with a 301 to REVIEW_LIST_2026
 VERIFICATION_PAGE = ('<!DOCTYPE html><html><head><meta charset="utf-8"><title>您正在进行防刷验证...</title></head>'
                      '<body><div id="captcha"></div><script src="/verify.js"></script></body></html>').encode("utf-8")
-STUB_PAGE = b'<html><head><meta charset="utf-8"><script>window.location.reload();</script></head><body></body></html>\n'
+STUB_PAGE = (b'<html><head><meta http-equiv="refresh" content="0;url=https://www.zol.com.cn/"></head>'  # not followed
+             b'<body><script>location.href="https://www.zol.com.cn/";</script></body></html>\n')
 
 
 def build_2026_mirror(root: Path, missing_original: int = 1) -> dict:
