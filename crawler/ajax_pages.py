@@ -35,39 +35,44 @@ def _json_text(response: Response) -> str:
 
 
 class AjaxPagesMixin:
-    """AJAX pages 3.. of a product: asked in the crawl's form (the first that answered), else in each form in turn."""
-    ajax_form: str | None = None  # the AJAX form that answered in this crawl
+    """AJAX pages 3.. of a product: asked first in the form that answered in this crawl, then in the others in
+    their fixed order; a product keeps to the form that answered its previous page."""
+    ajax_form: str | None = None  # the first AJAX form that answered in this crawl
 
-    def _ajax_request(self, tally: ProductTally, page: int, form: str | None = None,
-                      unanswered: int = 0) -> scrapy.Request:
-        """AJAX page `page` in `form`, else the form that answered in this crawl, else the first form."""
+    def _form_order(self, tried: tuple[str, ...] = ()) -> list[str]:
+        """The forms to ask a page in: the crawl's answering form first, then AJAX_FORMS in order, less `tried`."""
+        order = ([self.ajax_form] if self.ajax_form else []) + [f for f in AJAX_FORMS if f != self.ajax_form]
+        return [form for form in order if form not in tried]
+
+    def _ajax_request(self, tally: ProductTally, page: int, form: str | None = None, unanswered: int = 0,
+                      tried: tuple[str, ...] = ()) -> scrapy.Request:
+        """AJAX page `page` in `form` (default: the first of _form_order); `tried`: the forms that did not answer
+        it, `unanswered`: the pages in a row before it that no form answered."""
         product_id = tally.product.product_id
-        form = form or self.ajax_form or next(iter(AJAX_FORMS))
+        form = form or self._form_order()[0]
         return self._request(
             ajax_review_url(product_id, page, form), "ajax", self.parse_ajax,
             meta={"product_id": product_id, "page": page, "tally": tally, "ajax_form": form,
-                  "ajax_unanswered": unanswered},
+                  "ajax_tried": (*tried, form), "ajax_unanswered": unanswered},
             headers={"Referer": review_list_url(product_id), "X-Requested-With": "XMLHttpRequest"})
 
     def _ajax_answered(self, form: str) -> None:
         self._count(f"ajax/{form}/answered")
         if self.ajax_form is None:
             self.ajax_form = form
-            logger.info("the AJAX review pages answer in form %s; the crawl keeps to it", form)
+            logger.info("the AJAX review pages answer in form %s; it is asked first from now on", form)
 
     def _ajax_unanswered(self, meta: dict, url: str, why: str) -> Iterator[scrapy.Request]:
-        """An AJAX page that a form did not answer (404, not its JSON): before any form has answered in this crawl,
-        the next form is tried; a page no form answers is lost and the next page tried, and after
-        UNANSWERED_AJAX_PAGES such pages in a row the product's remaining reviews are lost as `ajax_unavailable`."""
-        tally, page, form = self._tally(meta), meta["page"], meta.get("ajax_form") or next(iter(AJAX_FORMS))
+        """An AJAX page that a form did not answer (an HTTP error, not its JSON): asked in the next untried form; a
+        page no form answers is lost and the next page tried, and after UNANSWERED_AJAX_PAGES such pages in a row
+        the product's remaining reviews are lost as `ajax_unavailable`."""
+        tally, page = self._tally(meta), meta["page"]
+        form = meta.get("ajax_form") or next(iter(AJAX_FORMS))
+        tried = tuple(meta.get("ajax_tried") or (form,))
         self._count(f"ajax/{form}/{why}")
-        if self.ajax_form == form:  # the crawl's form: only this page failed
-            yield from self._ajax_page_lost(tally, page, url)
-            return
-        forms = list(AJAX_FORMS)
-        later = forms[forms.index(form) + 1:] if self.ajax_form is None else [self.ajax_form]
-        if later:
-            yield self._ajax_request(tally, page, later[0], meta.get("ajax_unanswered", 0))
+        untried = self._form_order(tried)
+        if untried:
+            yield self._ajax_request(tally, page, untried[0], meta.get("ajax_unanswered", 0), tried)
             return
         unanswered = meta.get("ajax_unanswered", 0) + 1
         if unanswered < UNANSWERED_AJAX_PAGES and page < self.review_pages and tally.more_after(page):
@@ -75,13 +80,13 @@ class AjaxPagesMixin:
             tally.lost_on_pages += held
             self._lost("ajax_page_failed", held, "no AJAX form answers page %d of product %s", page,
                        tally.product.product_id)
-            yield self._ajax_request(tally, page + 1, forms[0], unanswered)
+            yield self._ajax_request(tally, page + 1, unanswered=unanswered)
             return
         self._count("ajax/unavailable")
         rest = max(0, (tally.expected or 0) - tally.read - tally.lost_on_pages)
         tally.lost_on_pages += rest
         self._lost("ajax_unavailable", rest, "no AJAX form (%s) answers the review pages of product %s after "
-                   "page %d (docs/zol-site.md: none is confirmed for 2026)", ", ".join(forms),
+                   "page %d (docs/zol-site.md: none is confirmed for 2026)", ", ".join(AJAX_FORMS),
                    tally.product.product_id, page - 1)
         self._end_product(tally)
 
@@ -109,7 +114,7 @@ class AjaxPagesMixin:
             return
         yield from self._reviews(nodes, tally, response, page=page)
         if nodes and not is_end and page < self.review_pages and (tally.expected is None or tally.more_after(page)):
-            yield self._ajax_request(tally, page + 1)
+            yield self._ajax_request(tally, page + 1, response.meta.get("ajax_form"))  # the product's form
         else:
             self._end_product(tally)
 

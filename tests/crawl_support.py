@@ -255,6 +255,8 @@ def build_2026_mirror(root: Path, missing_original: int = 1) -> dict:
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
+    # the 301 as a mirror folder scripts it (for servers that read redirects.json; redirects_2026 sets it too)
+    (root / "redirects.json").write_text(json.dumps({REDIRECTING_LIST_2026: "https://" + REVIEW_LIST_2026}))
     return {"originals": ["https://" + p for p in originals], "crops": ["https://" + p for p in crops],
             "crop_only": ["https://" + p for p in crops[kept:]]}
 

@@ -309,3 +309,18 @@ def test_pages_no_form_answers_are_counted_then_the_product_gives_up():
     stats = spider.crawler.stats
     assert stats.get_value("zol/lost/ajax_page_failed") == 10 and stats.get_value("zol/lost/ajax_unavailable") == 59
     assert stats.get_value("zol/ajax/unavailable") == 1 and tally.done and spider.crawl_failure is None
+
+
+def test_a_product_the_crawl_form_does_not_answer_is_asked_in_the_other_and_keeps_to_it():
+    """A mixed site: the crawl's form (2019, from 2026 products) 404s for a 2018 product, whose pages answer in
+    2018's form: that page and the product's next pages are asked there, and nothing is lost."""
+    spider, tally = _ajax_spider()
+    spider.ajax_form = "2019"
+    first = _first_request(spider, None)
+    assert first.url == ajax_review_url("1184692", 3, "2019")
+    [retry] = _next_ajax(_fail(spider, first, 404))
+    assert retry.url == ajax_review_url("1184692", 3, "2018")
+    fragment = (FIXTURES / "xhr4_review_list_page3.html").read_bytes().decode("gbk")
+    [page_4] = _next_ajax(_answer(spider, retry, fragment))
+    assert page_4.url == ajax_review_url("1184692", 4, "2018") and spider.ajax_form == "2019"
+    assert spider.crawler.stats.get_value("zol/lost/ajax_page_failed") is None

@@ -400,11 +400,12 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
             logger.error("%s", failure.line)
 
     def _page_lost(self, kind: str, request: scrapy.Request, status: int | None) -> Iterator[Any]:
-        """What a failed page costs: the long page's list data stands in, an AJAX page's reviews are lost (or, with
-        a 404 before any AJAX form answered, the next form is tried), a review list's product is lost."""
+        """What a failed page costs: the long page's list data stands in, an AJAX page answering an HTTP error is
+        asked in the other AJAX forms (crawler.ajax_pages) and its reviews are lost when none answers, a review
+        list's product is lost."""
         if kind == "long":  # the list page's data stands in for the long page
             yield self._fallback(request.meta["listed"], "its long page failed")
-        elif kind == "ajax" and status is not None and self.ajax_form != request.meta.get("ajax_form"):
+        elif kind == "ajax" and status is not None:  # the form may not exist: the others are asked
             yield from self._ajax_unanswered(request.meta, request.url, "missing" if status == 404 else f"http_{status}")
         elif kind == "ajax":
             yield from self._ajax_page_lost(self._tally(request.meta), request.meta["page"], request.url)
