@@ -49,4 +49,6 @@ CRAWL_FIELDS: tuple[str, ...] = (
                              #      the review's `data-proid`); equals product_id unless the review is a variant's
     "product_rank",          # int | None: 1-based place of product_id in the hot ranking; None with crawl.products
     "product_listed_score",  # float | None: the score shown on product_id's ranking card
+    "layout",                # "2018" | "2026-scored" | "2026-short": the review format it was read from
+                             #      (docs/zol-site.md); a 2026-short review has text and overall_score, no scores
 )

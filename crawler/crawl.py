@@ -10,7 +10,10 @@ refused too.
 With `backend: redis` the stage resets the frontier `redis_key` in the Redis at `redis_url`, starts `workers`
 `scrapy crawl zol` processes sharing it (workers on other machines may join: README, "Crawling on several
 machines"), waits for them and merges their folders into `<out>` (crawler.merge).
-Exit status: 0 ok, 2 bad params, 3 the crawl yielded no reviews, 4 interrupted, other = scrapy failed.
+Exit status: 0 ok, 2 bad params, 3 the crawl yielded no reviews, 4 interrupted, 5 layout drift (a field a review
+format always carries below crawl.min_field_coverage, with crawl.fail_on_layout_drift), 6 blocked by the site
+(verification page, stub, 403/429 after the retries), 7 the site could not be reached (DNS, refused, timeout),
+other = scrapy failed. For 5-7 the last line of stderr names the cause and the remedy.
 """
 from __future__ import annotations
 
@@ -98,12 +101,36 @@ def check_jobdir(jobdir: str | None, args: dict[str, str], mirror: str) -> None:
         raise UserError(str(exc)) from None
 
 
+def crawl_settings(params: dict, backend: str = "local") -> list[str]:
+    """Scrapy settings from the `crawl` params: identification, Referer, delay (a redis crawl's is crawl-wide) and
+    the drift threshold. A mirror folder's speed settings (polite false) come after them and win."""
+    user_agent = str(params.get("user_agent") or "").strip()
+    referer = str(params.get("referer") or "").strip()
+    delay = params.get("download_delay", 1.0)
+    coverage = params.get("min_field_coverage", 0.9)
+    fail = params.get("fail_on_layout_drift", True)
+    if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
+        raise UserError(f"params.yaml: 'crawl.download_delay' must be a number of seconds >= 0, got {delay!r}")
+    if not isinstance(coverage, (int, float)) or isinstance(coverage, bool) or not 0 <= coverage <= 1:
+        raise UserError(f"params.yaml: 'crawl.min_field_coverage' must be a share from 0 to 1, got {coverage!r}")
+    if not isinstance(fail, bool):
+        raise UserError(f"params.yaml: 'crawl.fail_on_layout_drift' must be true or false, got {fail!r}")
+    delay_setting = "ZOL_REDIS_HOST_DELAY" if backend == "redis" else "DOWNLOAD_DELAY"
+    settings = [f"{delay_setting}={delay}", f"ZOL_MIN_FIELD_COVERAGE={coverage}",
+                f"ZOL_FAIL_ON_LAYOUT_DRIFT={'1' if fail else '0'}"]
+    if user_agent:
+        settings.append(f"USER_AGENT={user_agent}")
+    if referer:
+        settings.append(f"ZOL_REFERER={referer}")
+    return settings
+
+
 def scrapy_command(args: dict[str, str], staging: Path, mirror: str, jobdir: str | None,
-                   polite: bool = False) -> list[str]:
+                   polite: bool = False, extra_settings: list[str] | tuple[str, ...] = ()) -> list[str]:
     command = [sys.executable, "-m", "scrapy", "crawl", "zol"]
     for key, value in args.items():
         command += ["-a", f"{key}={value}"]
-    settings = [f"ZOL_OUT={staging}", f"ZOL_MIRROR={mirror}"]
+    settings = [f"ZOL_OUT={staging}", f"ZOL_MIRROR={mirror}", *extra_settings]
     if not polite:
         settings += MIRROR_SPEED_SETTINGS
     if mirror:
@@ -132,7 +159,7 @@ def redis_options(params: dict) -> tuple[str, str, int]:
 
 
 def run_redis_workers(args: dict[str, str], staging: Path, mirror: str, polite: bool, env: dict,
-                      url: str, key: str, workers: int) -> tuple[int, dict]:
+                      url: str, key: str, workers: int, extra_settings: list[str] = ()) -> tuple[int, dict]:
     """Reset the frontier, run `workers` scrapy processes on it and merge their folders into `staging`."""
     from crawler.frontier import Frontier, connect
     from crawler.merge import merge
@@ -142,7 +169,7 @@ def run_redis_workers(args: dict[str, str], staging: Path, mirror: str, polite: 
     processes = []
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
-        processes.append(subprocess.Popen(scrapy_command(args, folder, mirror, None, polite), cwd=REPO, env=env))
+        processes.append(subprocess.Popen(scrapy_command(args, folder, mirror, None, polite, extra_settings), cwd=REPO, env=env))
     codes = [process.wait() for process in processes]
     failed = next((code for code in codes if code != 0), 0)
     if failed:
@@ -188,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(require(params, "out", "crawl", str)).resolve()
     check_out_folder(out)
     polite = is_polite(params, mirror)
+    extra = crawl_settings(params, backend)
     args = spider_arguments(params, resolve_crawl_date(params, mirror))
     check_jobdir(opts.jobdir, args, mirror)
     staging = out.with_name(f".{out.name}.partial")
@@ -200,14 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     where = 'mirror ' + mirror if mirror else 'the live site (polite: expect hours)'
     print(f"crawl: {where} -> {out}" + (f" ({redis[2]} worker(s) on {redis[0]})" if redis else ""), flush=True)
     if redis:
-        returncode, _ = run_redis_workers(args, staging, mirror, polite, env, *redis)
+        returncode, _ = run_redis_workers(args, staging, mirror, polite, env, *redis, extra_settings=extra)
     else:
-        returncode = subprocess.call(scrapy_command(args, staging, mirror, opts.jobdir, polite), cwd=REPO, env=env)
+        returncode = subprocess.call(scrapy_command(args, staging, mirror, opts.jobdir, polite, extra), cwd=REPO,
+                                     env=env)
     stats_path = staging / STATS_FILE
     stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
     if returncode != 0:
         reason = {3: "the crawl yielded no reviews (layout drift or an empty mirror)",
-                  4: "the crawl was interrupted"}.get(returncode, "scrapy failed")
+                  4: "the crawl was interrupted", 5: "layout drift (see the line above)",
+                  6: "the site blocked the crawl (see the line above)",
+                  7: "the site could not be reached (see the line above)"}.get(returncode, "scrapy failed")
         print(f"error: {reason}; {out} left unchanged, this run's output is in {staging}", file=sys.stderr)
         return returncode
     if not (staging / REVIEWS_FILE).is_file():

@@ -1,5 +1,5 @@
-"""The item the `zol` spider yields: exactly the fields of the raw contract (common.contract RAW_FIELDS, then
-CRAWL_FIELDS)."""
+"""The item the `zol` spider yields: the fields of the raw contract (common.contract RAW_FIELDS, then CRAWL_FIELDS),
+and `image_crops`, which only the image pipeline reads and which is not written."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,3 +32,6 @@ class ReviewItem:
     review_product_id: str | None = None
     product_rank: int | None = None
     product_listed_score: float | None = None
+    layout: str | None = None
+    # not written: original image URL -> the crop the page links, downloaded when the original fails
+    image_crops: dict[str, str] = field(default_factory=dict)

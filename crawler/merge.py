@@ -107,7 +107,7 @@ def merge(worker_dirs: list[Path], out: Path) -> dict[str, Any]:
         if files:
             stats["file_status_count/downloaded"] = files
         write_reviews(list(records.values()), staging / REVIEWS_FILE)
-        summary = crawl_summary(stats, len(records), "finished")
+        summary = crawl_summary(stats, len(records), "finished", list(records.values()))
         write_json(summary, staging / STATS_FILE, sort_keys=False)
         replace_dir(staging, out)
     finally:

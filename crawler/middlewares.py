@@ -1,4 +1,5 @@
-"""Downloader middlewares of the `zol` crawler: robots.txt checked for every request, and retries spaced out."""
+"""Downloader middlewares of the `zol` crawler: robots.txt checked for every request, a Referer on every request,
+retries spaced out, and refusals (verification page, stub, 403/429) retried and then failed as blocked."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +14,8 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
+
+from crawler.blocking import BlockedPage, blocked_kind
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,22 @@ def retry_after_seconds(response: Response | None) -> float | None:
         return None
 
 
+class DefaultRefererMiddleware:
+    """A `Referer` on every request (ZOL_REFERER, `crawl.referer`): the site serves its pages to browsers that come
+    from its own pages. A request that names its own referer (AJAX, images, Scrapy's RefererMiddleware) keeps it."""
+
+    def __init__(self, referer: str) -> None:
+        self.referer = referer
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler.settings.get("ZOL_REFERER") or "")
+
+    def process_request(self, request: Request, spider=None) -> None:
+        if self.referer and not request.headers.get(b"Referer"):
+            request.headers[b"Referer"] = self.referer
+
+
 class BackoffRetryMiddleware(RetryMiddleware):
     """Scrapy's RetryMiddleware, but a retry waits first: `Retry-After` when the server sends one, else
     RETRY_BACKOFF_BASE * 2^(attempt-1) seconds with jitter, at most RETRY_BACKOFF_MAX. The wait holds the request's
@@ -89,3 +108,26 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if isinstance(result, Request):
             await self._wait(self._delay(request, None))
         return result
+
+
+class BlockedPageMiddleware(BackoffRetryMiddleware):
+    """A refusal (crawler.blocking: verification page, stub, 403, 429) to a page request is counted
+    (`zol/blocked/<kind>`) and retried after the back-off, through the retry machinery (RETRY_TIMES, `retry/...`
+    stats); when the retries are spent the request fails with BlockedPage, which the spider reports as blocked,
+    never as layout drift. It sits before the redirect middlewares (a stub may be a meta refresh to the home page,
+    which must not be followed as if it were the page); other answers and all exceptions pass through untouched."""
+
+    async def process_response(self, request: Request, response: Response, spider=None):
+        kind = blocked_kind(request.meta.get("zol_kind"), response)
+        if not kind:
+            return response
+        self.crawler.stats.inc_value(f"zol/blocked/{kind}")
+        logger.warning("the site refused %s (%s, %d bytes)", request.url, kind, len(response.body))
+        retry = None if request.meta.get("dont_retry") else self._retry(request, f"blocked_{kind}")
+        if retry is None:
+            raise BlockedPage(kind, request.url)
+        await self._wait(self._delay(request, response))
+        return retry
+
+    async def process_exception(self, request: Request, exception: Exception, spider=None):
+        return None

@@ -1,6 +1,7 @@
 """Parse the review list page (`review.shtml`) and the AJAX fragments: the product and each `div.comments-item`.
 
-2018 selectors first, then the 2016-17 layout (docs/zol-site.md, "Older layout") as fallback. Every function is
+Both eras of the site (docs/zol-site.md): the 2018 markup, the 2026 one (a scored format and a short format without
+aspect scores), and the 2016-17 layout ("Older layout") as fallback. Every function is
 pure: a parsel Selector (and the page URL, against which every link and image URL is resolved) in, plain values
 out; the spider counts what is missing.
 """
@@ -13,14 +14,15 @@ from datetime import date
 from parsel import Selector
 
 from crawler.items import ReviewItem
-from crawler.parse_text import (clean_text, original_image_url, parse_date, parse_int, parse_number, score_key,
-                                unique)
+from crawler.parse_text import (clean_text, crop_image_url, original_image_url, parse_date, parse_int, parse_number,
+                                score_key, star_width, unique)
 from crawler.urls import LONG_REVIEW_RE, long_review_product_id, long_review_url, resolve, short_review_url
 
 REVIEW_NODES = ("div#_j_comment_list div.comments-item", "div.comments-item", "li.comment-item")
 _PRO_FIELD_RE = r"{field}\s*:\s*['\"]([^'\"]*)['\"]"
 _SHORT_REVIEW_ID_RE = re.compile(r"review_0_0_(\d+)_")
 _SCORE_TEXT_RE = re.compile(r"^\s*([^\d：:]+?)\s*[：:]?\s*(\d+(?:\.\d+)?)\s*$")
+LAYOUTS = ("2018", "2026-scored", "2026-short")  # the review formats a written review names (its `layout`)
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,9 @@ def parse_product(page: Selector, product_id: str, rank: int | None = None,
 
 
 def declared_rating_count(page: Selector) -> int | None:
-    """`89人评分` under the product's total score: how many reviews the product claims to have."""
-    return parse_int(_first(page, "div.total-num span::text"))
+    """How many reviews the product claims to have: `89人评分` under its total score (2018), else the first filter
+    tab `产品点评(9885)` (2026)."""
+    return parse_int(_first(page, "div.total-num span::text", 'ul._j_filter_tab li[data-level="0"]::text'))
 
 
 def has_more_reviews(page: Selector) -> bool:
@@ -168,9 +171,20 @@ def _parse_summary(node: Selector) -> str | None:
     return _words(node, "summary")
 
 
-def _parse_excerpt(node: Selector) -> str | None:
-    """The long review's excerpt on the list (`div.words-article`): its body when the long page cannot be had."""
+def _parse_body(node: Selector) -> str | None:
+    """`div.words-article p`: a 2026 short review's whole text; in 2018 a long review's excerpt on the list (its
+    body when the long page cannot be had)."""
     return clean_text(node.css("div.words-article p ::text").getall())
+
+
+def _parse_layout(node: Selector, scores: dict[str, float], long_url: str | None) -> str:
+    """Which format the review is in: 2026 reviews have `p.good-score` (empty on short ones); a short review's
+    text sits in `div.words-article` without a long page to be the excerpt of."""
+    if node.css("p.good-score"):
+        return "2026-scored" if scores else "2026-short"
+    if node.css("div.words-article") and not scores and not long_url:
+        return "2026-short"
+    return "2018"
 
 
 def _parse_scores(node: Selector) -> tuple[dict[str, float], tuple[str, ...]]:
@@ -196,15 +210,38 @@ def _parse_scores(node: Selector) -> tuple[dict[str, float], tuple[str, ...]]:
 
 
 def _parse_overall_score(node: Selector) -> float | None:
-    return parse_number(_first(node, "div.single-score div.score span::text", "div.single-score span.score::text",
-                               "div.single-score em.score::text"))
+    """The number beside the star bar (2018), else the star bar's width / 10 (2026 shows only the bar): both on the
+    site's 10-point scale (a width of 92 % stands beside 9.2 on every 2018 review)."""
+    number = parse_number(_first(node, "div.single-score div.score > span::text", "div.single-score span.score::text",
+                                 "div.single-score em.score::text"))
+    if number is not None:
+        return number
+    width = star_width(_first(node, "div.single-score div.star em::attr(style)"))
+    return round(width / 10, 2) if width is not None else None
+
+
+def _review_images(node: Selector) -> list[Selector]:
+    return (node.css("ul.media-group-haoshuo li img") or node.css("div.media-group ul li img")
+            or node.xpath(".//img[@data-bigurl]"))
+
+
+def _image_url(img: Selector, base: str) -> str | None:
+    return original_image_url(base, img.attrib.get("data-bigurl"), img.attrib.get("data-middleurl"),
+                              img.attrib.get("src"))
 
 
 def _parse_image_urls(node: Selector, base: str) -> list[str]:
-    imgs = (node.css("ul.media-group-haoshuo li img") or node.css("div.media-group ul li img")
-            or node.xpath(".//img[@data-bigurl]"))
-    return unique([original_image_url(base, img.attrib.get("data-bigurl"), img.attrib.get("data-middleurl"),
-                                      img.attrib.get("src")) for img in imgs])
+    return unique([_image_url(img, base) for img in _review_images(node)])
+
+
+def _parse_image_crops(node: Selector, base: str) -> dict[str, str]:
+    """Original URL -> the crop the page links (2026 `data-bigurl`), the fallback when the original fails."""
+    crops = {}
+    for img in _review_images(node):
+        original, crop = _image_url(img, base), crop_image_url(base, img.attrib.get("data-bigurl"))
+        if original and crop and crop != original:
+            crops.setdefault(original, crop)
+    return crops
 
 
 def _counter(node: Selector, query: str) -> int | None:
@@ -234,6 +271,7 @@ def parse_review(node: Selector, product: Product, crawl_date: date, base: str) 
     own_product = _parse_data_proid(node, product)
     long_url = _parse_long_url(node, own_product, base)
     scores, unknown = _parse_scores(node)
+    layout = _parse_layout(node, scores, long_url)
     item = ReviewItem(
         review_id=review_id,
         product_id=product.product_id,
@@ -246,7 +284,7 @@ def parse_review(node: Selector, product: Product, crawl_date: date, base: str) 
         pros=_parse_pros(node),
         cons=_parse_cons(node),
         summary=_parse_summary(node),
-        body=_parse_excerpt(node) if long_url else None,
+        body=_parse_body(node),
         scores=scores,
         overall_score=_parse_overall_score(node),
         image_urls=_parse_image_urls(node, base),
@@ -255,5 +293,7 @@ def parse_review(node: Selector, product: Product, crawl_date: date, base: str) 
         review_product_id=(long_review_product_id(long_url) if long_url else None) or own_product,
         product_rank=product.rank,
         product_listed_score=product.listed_score,
+        layout=layout,
+        image_crops=_parse_image_crops(node, base),
     )
     return ListedReview(item, long_url, unknown)

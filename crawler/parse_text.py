@@ -12,6 +12,7 @@ _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
 _FULL_DATE_RE = re.compile(r"(\d{4})\s*[年\-/.]\s*(\d{1,2})\s*[月\-/.]\s*(\d{1,2})\s*日?[\sT]*(?:(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 _YEARLESS_DATE_RE = re.compile(r"(\d{1,2})\s*月\s*(\d{1,2})\s*日(?:\s*(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 _THUMBNAIL_SEGMENT_RE = re.compile(r"/t_s\d+x\d+[a-z0-9]*/")
+_STAR_WIDTH_RE = re.compile(r"width\s*:\s*(\d+(?:\.\d+)?)\s*%")
 
 
 def clean_text(parts: list[str] | str | None) -> str | None:
@@ -74,15 +75,31 @@ def score_key(label: str) -> tuple[str, bool]:
     return (key, True) if key else (normalise_label(label), False)
 
 
+def star_width(style: str | None) -> float | None:
+    """`width:96%` (the star bar's style) -> 96.0; None when there is no width in percent or it is above 100."""
+    match = _STAR_WIDTH_RE.search(style or "")
+    if not match or float(match.group(1)) > 100:
+        return None
+    return float(match.group(1))
+
+
 def original_image_url(base: str, big: str | None, *fallbacks: str | None) -> str | None:
-    """The original-size URL: `data-bigurl`, else a thumbnail URL with its size segment removed; resolved against
-    the page URL `base` (relative and protocol-relative URLs are common), absolute https. A URL that cannot be made
-    absolute comes back as it is written: the image pipeline counts it as a bad URL instead of losing it quietly."""
-    for url, is_thumbnail in ((big, False), *((f, True) for f in fallbacks)):
+    """The original-size URL: `data-bigurl` (2018: the original; 2026: a crop `/t_s400x300c/g7/…`), else a thumbnail
+    URL, with any size segment `/t_s…/` removed; resolved against the page URL `base` (relative and
+    protocol-relative URLs are common), absolute https. A URL that cannot be made absolute comes back as it is
+    written: the image pipeline counts it as a bad URL instead of losing it quietly."""
+    for url in (big, *fallbacks):
         if url and url.strip():
-            text = _THUMBNAIL_SEGMENT_RE.sub("/", url.strip(), count=1) if is_thumbnail else url.strip()
+            text = _THUMBNAIL_SEGMENT_RE.sub("/", url.strip(), count=1)
             return resolve(base, text) or text
     return None
+
+
+def crop_image_url(base: str, big: str | None) -> str | None:
+    """The crop `data-bigurl` names when it has a size segment (2026), absolute; None for an original (2018)."""
+    if not big or not _THUMBNAIL_SEGMENT_RE.search(big):
+        return None
+    return resolve(base, big.strip())
 
 
 def unique(urls: list[str | None]) -> list[str]:

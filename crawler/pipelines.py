@@ -29,6 +29,8 @@ from scrapy.pipelines.media import FileException
 from common.atomic import write_bytes, write_json, write_text
 from common.contract import CRAWL_FIELDS, RAW_FIELDS, REVIEWS_FILE, STATS_FILE
 from crawler.attribution import attributed
+from crawler.blocking import layout_failure
+from crawler.coverage import coverage_drift, field_coverage, reviews_by_layout
 from crawler.resume import partial_path, save_arguments
 from crawler.urls import resolve
 
@@ -121,7 +123,9 @@ class ReviewImagesPipeline(FilesPipeline):
         adapter = ItemAdapter(item)
         headers = {"Referer": adapter.get("url")} if adapter.get("url") else {}
         urls, _, _ = download_plan(adapter.get(self.files_urls_field), self._cap())
-        return [Request(url, callback=NO_CALLBACK, headers=headers, meta={"zol_kind": "image"}) for url in urls]
+        crops = adapter.get("image_crops") or {}
+        return [Request(url, callback=NO_CALLBACK, headers=headers, meta={"zol_kind": "image", "zol_crop": crops.get(url)})
+                for url in urls]
 
     def file_path(self, request: Request, response=None, info=None, *, item: Any = None) -> str:
         return image_file_name(request.url)
@@ -131,14 +135,39 @@ class ReviewImagesPipeline(FilesPipeline):
         logger.warning("image %s not downloaded (%s): %s", request.url, reason, failure.value)
         raise ImageFailed(reason, str(failure.value))
 
-    async def media_downloaded(self, response, request: Request, info, *, item: Any = None):
+    @staticmethod
+    def _problem(response) -> str | None:
         if response.status != 200:
-            raise ImageFailed(f"http_{response.status}")
-        if not is_image(response.body):
+            return f"http_{response.status}"
+        return None if is_image(response.body) else "not_an_image"
+
+    async def media_downloaded(self, response, request: Request, info, *, item: Any = None):
+        problem = self._problem(response)
+        if problem and request.meta.get("zol_crop"):
+            kept = await self._crop_instead(request, problem, info, item)
+            if kept is not None:
+                return kept
+        if problem == "not_an_image":
             logger.warning("%s is not an image (%d bytes starting %r); not saved", request.url, len(response.body),
                            response.body[:16])
-            raise ImageFailed("not_an_image")
+        if problem:
+            raise ImageFailed(problem)
         return await super().media_downloaded(response, request, info, item=item)
+
+    async def _crop_instead(self, request: Request, problem: str, info, item: Any):
+        """The original failed: the crop the page links (2026 `data-bigurl`) is kept instead, counted
+        (`zol/images/crop_fallback`); None when the crop fails too."""
+        crop = request.replace(url=request.meta["zol_crop"], meta={"zol_kind": "image", "handle_httpstatus_all": True})
+        try:
+            response = await self.crawler.engine.download_async(crop)
+        except Exception as exc:  # the original's failure is the one counted
+            logger.warning("crop %s of failed image %s not downloaded either: %s", crop.url, request.url, exc)
+            return None
+        if self._problem(response):
+            return None
+        self.crawler.stats.inc_value("zol/images/crop_fallback")
+        logger.warning("image %s failed (%s); its crop %s is kept instead", request.url, problem, crop.url)
+        return await super().media_downloaded(response, crop, info, item=item)
 
     def item_completed(self, results, item: Any, info) -> Any:
         with attributed(self.crawler.stats, item):
@@ -182,8 +211,10 @@ def write_reviews(records: list[dict[str, Any]], path: Path) -> None:
                path)
 
 
-def crawl_summary(stats: dict[str, Any], reviews: int, finish_reason: str) -> dict[str, Any]:
-    """crawl_stats.json: the crawler's counters grouped by what they count (the README explains each)."""
+def crawl_summary(stats: dict[str, Any], reviews: int, finish_reason: str,
+                  records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """crawl_stats.json: the crawler's counters grouped by what they count (the README explains each); with the
+    written `records`, the reviews per format and each format's field coverage."""
 
     def group(prefix: str) -> dict[str, Any]:
         return {key[len(prefix):]: value for key, value in sorted(stats.items()) if key.startswith(prefix)}
@@ -195,6 +226,9 @@ def crawl_summary(stats: dict[str, Any], reviews: int, finish_reason: str) -> di
         "reviews_lost": lost,
         "reviews_accounted": reviews + sum(lost.values()),
         "reviews_scraped_this_run": stats.get("zol/reviews/scraped", 0),
+        "reviews_by_layout": reviews_by_layout(records or []),
+        "reviews_without_scores": stats.get("zol/reviews/without_scores", 0),
+        "field_coverage": field_coverage(records or []),
         "duplicates_skipped": stats.get("zol/reviews/duplicates_skipped", 0) + stats.get("zol/reviews/duplicate_items", 0),
         "resumed_from_jobdir": stats.get("zol/reviews/resumed", 0),
         "resume_untrusted_records": stats.get("zol/resume/untrusted_records", 0),
@@ -203,6 +237,9 @@ def crawl_summary(stats: dict[str, Any], reviews: int, finish_reason: str) -> di
         "requests_dropped": group("zol/requests_dropped/"),
         "parse_failures": group("zol/parse_failures/"),
         "layout_errors": group("zol/layout/"),
+        "blocked": group("zol/blocked/"),
+        "network_failures": group("zol/network/"),
+        "ajax": group("zol/ajax/"),
         "long_fallback_to_list": stats.get("zol/long/fallback_to_list", 0),
         "long_offsite": stats.get("zol/long/offsite", 0),
         "long_shared_url": stats.get("zol/long/shared_url", 0),
@@ -211,6 +248,7 @@ def crawl_summary(stats: dict[str, Any], reviews: int, finish_reason: str) -> di
         "unknown_labels": group("zol/unknown_labels/"),
         "images": {"urls": stats.get("zol/image_urls", 0), "capped": stats.get("zol/images/capped", 0),
                    "ok": stats.get("zol/images/ok", 0), "failed": stats.get("zol/images/failed", 0),
+                   "crop_fallback": stats.get("zol/images/crop_fallback", 0),
                    "failed_by_reason": group("zol/images/failed_by_reason/"), "files": group("file_status_count/")},
         "retries": {"count": stats.get("retry/count", 0), "max_reached": stats.get("retry/max_reached", 0),
                     "reasons": group("retry/reason_count/")},
@@ -230,6 +268,8 @@ class ReviewJsonlPipeline:
         self.partial = self.out / JOURNAL_FILE if self.shared else partial_path(crawler.settings.get("JOBDIR"))
         self.records: dict[str, dict[str, Any]] = {}
         self.partial_file = None
+        self.min_coverage = crawler.settings.getfloat("ZOL_MIN_FIELD_COVERAGE", 0.9)
+        self.fail_on_drift = crawler.settings.getbool("ZOL_FAIL_ON_LAYOUT_DRIFT", True)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -270,6 +310,17 @@ class ReviewJsonlPipeline:
         if self.partial.stat().st_size and not self.partial.read_bytes().endswith(b"\n"):
             self.partial_file.write("\n")  # a killed worker's torn last line stays on its own
 
+    def _check_coverage(self, spider, coverage: dict[str, dict[str, float]]) -> None:
+        """A field a format always carries on fewer than `min_coverage` of its reviews: counted, ERROR, and (with
+        ZOL_FAIL_ON_LAYOUT_DRIFT) the crawl's failure unless it already failed for another cause."""
+        problems = coverage_drift(coverage, self.min_coverage)
+        for problem in problems:
+            self.crawler.stats.inc_value(f"zol/layout/field_coverage/{problem.split()[0]}")
+            logger.error("layout drift (field_coverage): %s of the reviews carry %s", problem.split()[1],
+                         problem.split()[0])
+        if problems and self.fail_on_drift and getattr(spider, "crawl_failure", None) is None:
+            spider.crawl_failure = layout_failure(problems)
+
     def process_item(self, item: Any, spider=None) -> Any:
         record = _record(item, self.crawled_at)
         review_id = str(record["review_id"])
@@ -288,14 +339,16 @@ class ReviewJsonlPipeline:
             self.partial_file = None
 
     def spider_closed(self, spider, reason: str) -> None:
+        records = list(self.records.values())
+        self._check_coverage(spider, field_coverage(records))  # a shared crawl's worker: on its own reviews
         if self.shared:  # the crawl's output is the merge of every worker's journal (crawler.merge)
             logger.info("worker wrote %d review(s) to %s", len(self.records), self.partial)
             return
-        write_reviews(list(self.records.values()), self.out / REVIEWS_FILE)
-        summary = crawl_summary(self.crawler.stats.get_stats(), len(self.records), reason)
+        write_reviews(records, self.out / REVIEWS_FILE)
+        summary = crawl_summary(self.crawler.stats.get_stats(), len(self.records), reason, records)
         write_json(summary, self.out / STATS_FILE, sort_keys=False)
         spider.reviews_written = len(self.records)
-        if not self.records:
+        if not self.records and getattr(spider, "crawl_failure", None) is None:
             logger.error("the crawl yielded no reviews at all: the site layout or the mirror is broken "
                          "(see %s)", self.out / STATS_FILE)
         logger.info("wrote %d review(s) to %s (%d image(s) ok, %d failed)", len(self.records),

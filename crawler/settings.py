@@ -8,6 +8,7 @@ SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
 
 USER_AGENT = "zol-mimn/0.1 (+research crawler; reproduces the Multi-ZOL data set of the MIMN paper, AAAI-19)"
+ZOL_REFERER = "https://detail.zol.com.cn/"  # sent with every request that names no referer of its own
 ROBOTSTXT_OBEY = True
 
 # politeness towards the live site
@@ -52,6 +53,9 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.EveryRequestRobotsTxtMiddleware": 100,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,
+    # answers reach it decompressed (590) and before MetaRefresh (580) acts: a stub's refresh is a refusal
+    "crawler.middlewares.BlockedPageMiddleware": 585,
+    "crawler.middlewares.DefaultRefererMiddleware": 595,
 }
 # the offline mirror (ZOL_MIRROR) sits where the network would: every middleware and the downloader's per-host
 # slots (delay, AutoThrottle, concurrency) act as live; with ZOL_MIRROR empty it is Scrapy's HTTP handler
@@ -87,6 +91,11 @@ if ZOL_BACKEND == "redis":
     DOWNLOADER_MIDDLEWARES["crawler.redis_backend.SharedHostDelayMiddleware"] = 560
 elif ZOL_BACKEND != "local":
     raise ValueError(f"ZOL_BACKEND must be local or redis, got {ZOL_BACKEND!r}")
+
+# drift measured (crawler.coverage): a field a review format always carries, present on fewer than this share of
+# that format's reviews, is a layout error; with ZOL_FAIL_ON_LAYOUT_DRIFT the crawl then exits non-zero
+ZOL_MIN_FIELD_COVERAGE = 0.9
+ZOL_FAIL_ON_LAYOUT_DRIFT = True
 
 LOG_LEVEL = os.environ.get("ZOL_LOG_LEVEL", "INFO")
 FEED_EXPORT_ENCODING = "utf-8"

@@ -34,9 +34,21 @@ def review_list_url(product_id: str | int) -> str:
     return f"{DETAIL}/{product_dir(product_id)}/{product_id}/review.shtml"
 
 
-def ajax_review_url(product_id: str | int, page: int) -> str:
-    """The AJAX endpoint for review page `page` (3.. ; pages 1-2 are embedded in review.shtml)."""
-    return f"{DETAIL}/xhr4_Review_GetList_%5EproId={product_id}%5Epage={page}.html"
+# The AJAX forms public crawlers used, in the order a crawl tries them (docs/zol-site.md): 2018's, then 2019's
+AJAX_FORMS: dict[str, str] = {
+    "2018": "xhr4_Review_GetList_%5EproId={product_id}%5Epage={page}.html",
+    "2019": "xhr4_Review_GetList_proId={product_id}%5Elevel=0%5Efilter=1%5Epage={page}.html",
+}
+
+
+def ajax_review_url(product_id: str | int, page: int, form: str = "2018") -> str:
+    """The AJAX endpoint for review page `page` (3.. ; pages 1-2 are embedded in review.shtml) in AJAX form `form`."""
+    return f"{DETAIL}/" + AJAX_FORMS[form].format(product_id=product_id, page=page)
+
+
+def redirecting_review_list_url(product_id: str | int) -> str:
+    """`/0/{proId}/review.shtml`: the site answers it with a 301 to review_list_url (seen in 2026)."""
+    return f"{DETAIL}/0/{product_id}/review.shtml"
 
 
 def short_review_url(product_id: str | int, review_id: str | int) -> str:

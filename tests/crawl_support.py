@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "zol-2018"
+FIXTURES_2026 = Path(__file__).resolve().parent / "fixtures" / "zol-2026"
 CRAWLED_AT = "2018-09-15T00:00:00+00:00"
 
 
@@ -70,8 +71,8 @@ def run_crawl(out: Path, mirror: str, *spider_args: str, settings: tuple[str, ..
 @dataclass
 class Faults:
     """Per-path scripted answers (path = the mirror-relative file): each request pops the next action: an int status, "truncate" (a third
-    of the body), "garble" (bytes that are not GBK), ("sleep", seconds), or as in a mirror's faults.json "blocked"
-    (the verification page) and "stub" (the ~150-byte page)."""
+    of the body), "garble" (bytes that are not GBK), ("sleep", seconds), ("body", bytes) (served with 200), or as in a
+    mirror's faults.json "blocked" (the verification page) and "stub" (the ~150-byte page)."""
     script: dict[str, list] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -99,6 +100,7 @@ class MirrorServer:
         self.root = root
         self.faults = Faults()
         self.log: list[tuple[float, str]] = []  # (monotonic time, path) of every request
+        self.headers: list[tuple[str, str | None, str | None]] = []  # (path, Referer, User-Agent) of every request
         faults_file = root / "faults.json"      # the mirror's scripted faults, played as the folder mirror does
         if faults_file.is_file():
             self.faults.script.update(json.loads(faults_file.read_text(encoding="utf-8")))
@@ -115,6 +117,7 @@ class MirrorServer:
                 raw_path = self.path.split("?", 1)[0]
                 path = unquote(raw_path)  # like any static file server
                 server.log.append((time.monotonic(), path.lstrip("/")))
+                server.headers.append((path.lstrip("/"), self.headers.get("Referer"), self.headers.get("User-Agent")))
                 if server.gate is not None:
                     server.gate.wait(30)
                 action = server.faults.next_action(path.lstrip("/"))
@@ -125,6 +128,8 @@ class MirrorServer:
                     return self._send(action, b"fault")
                 if action in (BLOCKED, STUB):
                     return self._send(*scripted_answer(action))
+                if isinstance(action, tuple) and action[0] == "body":
+                    return self._send(200, action[1])
                 if path.lstrip("/") in server.redirects:
                     return self._send(301, b"", location=server.redirects[path.lstrip("/")])
                 file = server.root / path.lstrip("/")
@@ -221,6 +226,47 @@ def build_fixture_mirror(root: Path) -> dict:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
     return {"long_pages": sorted(long_paths), "images": sorted(image_paths)}
+
+
+# ---- a small mirror made of the real 2026 page -------------------------------------------------------------------
+PRODUCT_2026 = "1427365"
+REVIEW_LIST_2026 = "detail.zol.com.cn/1428/1427365/review.shtml"
+REDIRECTING_LIST_2026 = "detail.zol.com.cn/0/1427365/review.shtml"  # answered with a 301 to REVIEW_LIST_2026
+VERIFICATION_PAGE = ('<!DOCTYPE html><html><head><meta charset="utf-8"><title>您正在进行防刷验证...</title></head>'
+                     '<body><div id="captcha"></div><script src="/verify.js"></script></body></html>').encode("utf-8")
+STUB_PAGE = (b'<html><head><meta http-equiv="refresh" content="0;url=https://www.zol.com.cn/"></head>'  # not followed
+             b'<body><script>location.href="https://www.zol.com.cn/";</script></body></html>\n')
+
+
+def build_2026_mirror(root: Path, missing_original: int = 1) -> dict:
+    """A ranking page whose one card links `/0/1427365/review.shtml` (serve it with `redirects_2026`) -> the real
+    2026 review list (20 reviews; no AJAX page: none is known for 2026) -> its images: the originals, except the
+    last `missing_original` ones, whose crops alone are there. Returns the image URLs by kind."""
+    import re
+    page = (FIXTURES_2026 / "review.shtml").read_bytes()
+    files: dict[str, bytes] = {
+        RANKING_1: ('<html><body><ul id="J_PicMode"><li data-follow-id="p1427365"><h3><a href="/cell_phone/'
+                    'index1427365.shtml">苹果iPhone 15 128GB</a></h3><span class="score">9.1</span><a class="comment-num" '
+                    'href="/0/1427365/review.shtml">9885人点评</a></li></ul></body></html>').encode("gbk"),
+        REVIEW_LIST_2026: page,
+    }
+    crops = [url.decode() for url in re.findall(rb'data-bigurl="//([^"]+)"', page)]
+    originals = [re.sub(r"/t_s\d+x\d+[a-z0-9]*/", "/", url, count=1) for url in crops]
+    kept = len(originals) - missing_original
+    for n, path in enumerate(originals[:kept] + crops[kept:]):
+        files[path] = tiny_jpeg(n)
+    for path, body in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(body)
+    # the 301 as a mirror folder scripts it (for servers that read redirects.json; redirects_2026 sets it too)
+    (root / "redirects.json").write_text(json.dumps({REDIRECTING_LIST_2026: "https://" + REVIEW_LIST_2026}))
+    return {"originals": ["https://" + p for p in originals], "crops": ["https://" + p for p in crops],
+            "crop_only": ["https://" + p for p in crops[kept:]]}
+
+
+def redirects_2026(server: "MirrorServer") -> None:
+    server.redirects[REDIRECTING_LIST_2026] = "https://" + REVIEW_LIST_2026
 
 
 # ---- a real Redis server for the shared-frontier tests ----------------------------------------------------------

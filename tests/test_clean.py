@@ -322,3 +322,14 @@ def test_bad_image_size_through_main_writes_nothing(tmp_path, monkeypatch, capsy
     assert clean.main([]) == 2
     assert capsys.readouterr().err == "error: params.yaml: 'features.image_size' must be an integer in 32..1024, got 16\n"
     assert not (tmp_path / "data/clean").exists()
+
+
+def test_short_2026_reviews_are_counted_as_unlabelled_not_lost(raw_dir):
+    """A 2026 short review (text and overall score, no aspect score) is a review the crawler writes; clean keeps it
+    out of the pairs as no_score and counts it, so a user sees how much of a crawl is labelled."""
+    short = _record("s1", layout="2026-short", title=None, pros=None, cons=None, body="充电器就一定要加密吗？",
+                    scores={}, overall_score=6.0)
+    scored = _record("s2", layout="2026-scored", overall_score=8.0)
+    pairs, rejected, metrics = records_to_pairs(_lines(short, scored), raw_dir, PARAMS)
+    assert metrics["rejected_records_by_reason"] == {"no_score": 1} and list(rejected["review_id"]) == ["s1"]
+    assert set(pairs["review_id"]) == {"s2"} and metrics["reviews_out"] == 1

@@ -132,7 +132,8 @@ def test_images_downloaded_once_and_decodable(site, folder_crawl):
             assert image["path"] == image_file_name(image["url"])
     assert folder_crawl.stats["images"] == {"urls": sum(len(r["image_urls"]) for r in manifest["reviews"]),
                                             "ok": sum(r["n_images"] for r in manifest["reviews"]), "failed": 0,
-                                            "capped": 0, "failed_by_reason": {}, "files": {"downloaded": len(urls)}}
+                                            "crop_fallback": 0, "capped": 0, "failed_by_reason": {},
+                                            "files": {"downloaded": len(urls)}}
 
 
 def test_stats_count_aspects_pages_and_the_unknown_label(site, folder_crawl):

@@ -109,7 +109,7 @@ def _check_row(listed: ListedReview, row) -> None:
     item = listed.item
     assert item.review_id == review_id
     assert item.product_id == PRODUCT and item.product_name == NAME and item.brand == "华为"
-    assert item.overall_score == overall
+    assert item.overall_score == overall and item.layout == "2018"
     assert item.scores == dict(zip(ASPECTS, map(float, scores)))
     assert (item.likes, item.replies, len(item.image_urls), item.published) == (likes, replies, n_images, published)
     assert all(url.startswith("https://pro-fd.zol-img.com.cn/g5/") for url in item.image_urls)
@@ -252,9 +252,13 @@ def test_mirror_paths_keep_percent_encoding():
 
 
 def test_item_has_exactly_the_raw_contract_fields():
+    """The item is the contract plus `image_crops`, which only the image pipeline reads; the record is the contract."""
     from dataclasses import fields
     from common.contract import CRAWL_FIELDS, RAW_FIELDS
-    assert tuple(f.name for f in fields(ReviewItem)) == RAW_FIELDS + CRAWL_FIELDS
+    from crawler.pipelines import _record
+    assert tuple(f.name for f in fields(ReviewItem)) == RAW_FIELDS + CRAWL_FIELDS + ("image_crops",)
+    record = _record(ReviewItem("1", "2", image_crops={"https://a/x.jpg": "https://a/t_s4x3/x.jpg"}), "2026-06-24")
+    assert tuple(record) == RAW_FIELDS + CRAWL_FIELDS
 
 
 def test_live_defaults_are_polite():

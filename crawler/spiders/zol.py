@@ -6,11 +6,12 @@ else setting ZOL_OUT).
 
 Every review the site lists is either written (with the list's data when its long page cannot be had) or counted as
 lost by reason (`zol/lost/<reason>`, logged at ERROR), and layout drift is loud (`zol/layout/<kind>`, ERROR): see
-docs/zol-site.md for the pages and the README for what crawl_stats.json counts.
+docs/zol-site.md for the pages (both eras: 2018 and 2026) and the README for what crawl_stats.json counts.
+A refusal is not drift: a page the site keeps refusing (`zol/blocked/<kind>`, crawler.blocking), or a ranking or
+review list the network never delivers, ends the crawl with `crawl_failure`, one line naming cause and remedy.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
@@ -21,10 +22,13 @@ import scrapy
 from parsel import Selector
 from scrapy import signals
 from scrapy.http import Response
+from scrapy.exceptions import CloseSpider
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from common.contract import IMAGES_DIR
+from crawler.ajax_pages import AjaxPagesMixin
 from crawler.attribution import tracked
+from crawler.blocking import BlockedPage, CrawlFailure, blocked_failure, is_network_failure, network_failure
 from crawler.items import ReviewItem
 from crawler.parse_list import ListedReview, Product, declared_rating_count, has_more_reviews, parse_product, \
     parse_review, review_nodes
@@ -32,7 +36,7 @@ from crawler.parse_long import looks_like_long_review, parse_long_review
 from crawler.parse_ranking import RankedProduct, next_ranking_page, parse_card, ranked_cards, ranking_list_links
 from crawler.parse_text import unique
 from crawler.resume import ResumeState, load_resume
-from crawler.urls import ALLOWED_DOMAINS, ajax_review_url, is_allowed_host, ranking_url, review_list_url
+from crawler.urls import ALLOWED_DOMAINS, is_allowed_host, ranking_url, review_list_url
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ REVIEWS_PER_PAGE = 10
 EMBEDDED_REVIEWS = 20
 FAR_SHORT = 0.1       # a product missing more than this share of its declared reviews is layout drift
 PRIORITY = {"ranking": 0, "review_list": 10, "ajax": 20, "long": 30}
+FATAL_WHEN_UNREACHABLE = ("ranking", "review_list")  # a network failure of these ends the crawl
 
 
 def _positive_int(value: Any, name: str, default: int) -> int:
@@ -53,18 +58,6 @@ def _positive_int(value: Any, name: str, default: int) -> int:
     if number < 0:
         raise ValueError(f"spider argument {name} must be >= 0, got {number}")
     return number
-
-
-def _json_text(response: Response) -> str:
-    """The AJAX body as text: ZOL escapes everything to ASCII; otherwise the declared charset, else UTF-8, else GBK."""
-    body = response.body
-    content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
-    if body.isascii() or "charset=" in content_type:
-        return response.text
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        return body.decode("gb18030", errors="replace")
 
 
 @dataclass
@@ -102,9 +95,10 @@ class RankingState:
     cards_seen: int = 0
 
 
-class ZolSpider(scrapy.Spider):
+class ZolSpider(AjaxPagesMixin, scrapy.Spider):
     name = "zol"
     allowed_domains = list(ALLOWED_DOMAINS)
+    crawl_failure: CrawlFailure | None = None  # why the crawl must exit non-zero (crawler.commands.crawl)
 
     def __init__(self, list_pages: Any = 50, review_pages: Any = 20, products: str = "", max_products: Any = 0,
                  max_images_per_review: Any = 0, crawl_date: str = "", out: str = "", **kwargs: Any) -> None:
@@ -255,52 +249,9 @@ class ZolSpider(scrapy.Spider):
         else:
             self._end_product(tally)
 
-    def _ajax_request(self, tally: ProductTally, page: int) -> scrapy.Request:
-        product_id = tally.product.product_id
-        return self._request(
-            ajax_review_url(product_id, page), "ajax", self.parse_ajax,
-            meta={"product_id": product_id, "page": page, "tally": tally},
-            headers={"Referer": review_list_url(product_id), "X-Requested-With": "XMLHttpRequest"})
-
     def _tally(self, meta: dict) -> ProductTally:
         """The product's tally: the one its requests carry (any worker's), else this spider's."""
         return meta.get("tally") or self.tallies[meta["product_id"]]
-
-    @tracked
-    def parse_ajax(self, response: Response) -> Iterator[Any]:
-        self._page_ok(response, "ajax")
-        tally, page = self._tally(response.meta), response.meta["page"]
-        try:
-            data = json.loads(_json_text(response))
-            html = data["list"]
-            if not isinstance(html, str):
-                raise TypeError("list is not a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            self._count("parse_failures/ajax_json")
-            logger.error("AJAX review page %s is not the expected JSON ({list, isEnd}): %s", response.url, exc)
-            yield from self._ajax_page_lost(tally, page, response.url)
-            return
-        is_end = str(data.get("isEnd", "0")) == "1"
-        nodes = review_nodes(Selector(text=html)) if html.strip() else []
-        if not nodes and is_end:
-            self._count("pages/ajax_empty_last")
-            self._end_product(tally)
-            return
-        yield from self._reviews(nodes, tally, response, page=page)
-        if nodes and not is_end and page < self.review_pages and (tally.expected is None or tally.more_after(page)):
-            yield self._ajax_request(tally, page + 1)
-        else:
-            self._end_product(tally)
-
-    def _ajax_page_lost(self, tally: ProductTally, page: int, url: str) -> Iterator[scrapy.Request]:
-        """A failed AJAX page: its reviews are counted lost, and the next pages are still read."""
-        held = tally.held_by_page(page)
-        tally.lost_on_pages += held
-        self._lost("ajax_page_failed", held, "AJAX page %s failed", url)
-        if page < self.review_pages and tally.more_after(page):
-            yield self._ajax_request(tally, page + 1)
-        else:
-            self._end_product(tally)
 
     def _end_product(self, tally: ProductTally) -> None:
         """The product's pages are done: compare what was read with what it declares."""
@@ -424,8 +375,38 @@ class ZolSpider(scrapy.Spider):
         status = failure.value.response.status if failure.check(HttpError) else None
         self._count(f"page_failures/{kind}")
         logger.error("%s page failed: %s (%s)", kind, request.url, status or repr(failure.value))
+        fatal = self._failure_cause(failure, kind, request.url)
+        for out in self._page_lost(kind, request, status):
+            if fatal is None or not isinstance(out, scrapy.Request):
+                yield out
+        if fatal is not None:  # stop asking a site that refuses us (or cannot be reached)
+            raise CloseSpider(fatal)
+
+    def _failure_cause(self, failure, kind: str, url: str) -> str | None:
+        """'blocked' or 'network' when the failure ends the crawl (then `crawl_failure` says why), else None."""
+        if failure.check(BlockedPage):
+            self._fail(blocked_failure(failure.value.kind, url, self.settings.get("USER_AGENT") or ""))
+            return "blocked"
+        if is_network_failure(failure.value):
+            self._count(f"network/{kind}")
+            if kind in FATAL_WHEN_UNREACHABLE:
+                self._fail(network_failure(failure.value, url))
+                return "network"
+        return None
+
+    def _fail(self, failure: CrawlFailure) -> None:
+        if self.crawl_failure is None:
+            self.crawl_failure = failure
+            logger.error("%s", failure.line)
+
+    def _page_lost(self, kind: str, request: scrapy.Request, status: int | None) -> Iterator[Any]:
+        """What a failed page costs: the long page's list data stands in, an AJAX page answering an HTTP error is
+        asked in the other AJAX forms (crawler.ajax_pages) and its reviews are lost when none answers, a review
+        list's product is lost."""
         if kind == "long":  # the list page's data stands in for the long page
             yield self._fallback(request.meta["listed"], "its long page failed")
+        elif kind == "ajax" and status is not None:  # the form may not exist: the others are asked
+            yield from self._ajax_unanswered(request.meta, request.url, "missing" if status == 404 else f"http_{status}")
         elif kind == "ajax":
             yield from self._ajax_page_lost(self._tally(request.meta), request.meta["page"], request.url)
         elif kind == "review_list":
@@ -456,7 +437,10 @@ class ZolSpider(scrapy.Spider):
             self._lost("long_request_dropped", 1, "review %s", request.meta["listed"].item.review_id)
 
     def _finish(self, item: ReviewItem, unknown_labels: tuple[str, ...]) -> ReviewItem:
-        if not item.scores:
+        self._count(f"layouts/{item.layout}")
+        if item.layout == "2026-short":  # a review without aspect scores by design: clean rejects it as no_score
+            self._count("reviews/without_scores")
+        elif not item.scores:
             self._layout_error("review_without_scores", "review %s (%s) has no aspect scores", item.review_id, item.url)
         for key in item.scores:
             self._count(f"aspects/{key}")
