@@ -36,7 +36,8 @@ from sitegen.images import render_crop, render_photo
 from sitegen.pages import (ajax_reviews, long_review_page, product_page, product_score, ranking_page,
                            review_list_page)
 from sitegen.plan import CRAWL_DATE, EDGE_CASES, Product, Review, plan_site
-from crawler.urls import ajax_review_url, long_review_url, product_url, ranking_url, review_list_url
+from crawler.urls import ajax_review_url, long_review_url, product_url, ranking_url, redirecting_review_list_url, \
+    review_list_url
 
 PRODUCTS_PER_RANKING_PAGE = 10
 EMBEDDED_REVIEWS = 20   # review.shtml embeds pages 1-2
@@ -98,9 +99,9 @@ def faults(site: list[Product]) -> dict[str, list[int | str]]:
     """A page that fails once (503, then served): the first AJAX page of product 0. On a site with 2026 pages also
     the review lists of its first two 2026 products: one answers the verification page once, the other the stub."""
     first = site[0]
-    ajax = pages2026.ajax_review_url_2019 if first.era == "2026" else ajax_review_url
+    ajax_form = "2019" if first.era == "2026" else "2018"
     script: dict[str, list[int | str]] = \
-        {_site_path(ajax(first.product_id, 3)): [503]} if len(first.reviews) > EMBEDDED_REVIEWS else {}
+        {_site_path(ajax_review_url(first.product_id, 3, ajax_form)): [503]} if len(first.reviews) > EMBEDDED_REVIEWS else {}
     for product, answer in zip([p for p in site if p.era == "2026"], ("blocked", "stub")):
         script[_site_path(review_list_url(product.product_id))] = [answer]
     return script
@@ -112,7 +113,7 @@ def redirected(site: list[Product]) -> list[Product]:
 
 
 def redirects(site: list[Product]) -> dict[str, str]:
-    return {_site_path(pages2026.unfiled_review_list_url(p.product_id)): review_list_url(p.product_id)
+    return {_site_path(redirecting_review_list_url(p.product_id)): review_list_url(p.product_id)
             for p in redirected(site)}
 
 
@@ -153,7 +154,7 @@ def _product_files_2026(product: Product) -> dict[str, bytes]:
     pages = -(-len(product.reviews) // AJAX_PAGE_SIZE)
     for page in range(1, pages + 2):
         chunk = product.reviews[(page - 1) * AJAX_PAGE_SIZE:page * AJAX_PAGE_SIZE]
-        files[_site_path(pages2026.ajax_review_url_2019(product.product_id, page))] = \
+        files[_site_path(ajax_review_url(product.product_id, page, "2019"))] = \
             pages2026.ajax_reviews_2019(chunk).encode("ascii")
     for review in product.reviews:
         for image in review.images:

@@ -12,21 +12,11 @@ from html import escape
 from sitegen.era2026 import LAYOUT_SCORED
 from sitegen.pages import _breadcrumb, _head, _path, _product_url, _score_text, product_score
 from sitegen.plan import Image, Product, Review
-from crawler.urls import DETAIL, product_dir, short_review_url
+from crawler.urls import product_dir, redirecting_review_list_url, short_review_url
 
 CROP = "t_s400x300c"          # data-bigurl: a 400x300 crop of the original
 MIDDLE, SMALL = "t_s660x660c", "t_s120x90c5c"
 EMPTY_COMMENT = '<div class="empty-comment"><p>暂无点评</p></div>'
-
-
-def ajax_review_url_2019(product_id: str | int, page: int) -> str:
-    """The AJAX form a crawler of 2019 asked (docs/zol-site.md); the mirror serves it for its 2026 products."""
-    return f"{DETAIL}/xhr4_Review_GetList_proId={product_id}%5Elevel=0%5Efilter=1%5Epage={page}.html"
-
-
-def unfiled_review_list_url(product_id: str | int) -> str:
-    """`/0/{proId}/review.shtml`: the site answers it with a 301 to the canonical review list."""
-    return f"{DETAIL}/0/{product_id}/review.shtml"
 
 
 def sized(image: Image, size: str) -> str:
@@ -204,4 +194,4 @@ def ajax_reviews_2019(reviews: list[Review]) -> str:
 
 def unfiled_review_list_link(product: Product) -> str:
     """A ranking card's site-relative link to `/0/{proId}/review.shtml` (redirected to the review list)."""
-    return _path(unfiled_review_list_url(product.product_id))
+    return _path(redirecting_review_list_url(product.product_id))

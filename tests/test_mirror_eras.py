@@ -18,9 +18,8 @@ from PIL import Image
 from common.aspects import canonical_aspect
 from sitegen.era2026 import ERAS, LAYOUT_SCORED, LAYOUT_SHORT, apply_era, products_in_2026
 from sitegen.mirror import generate_mirror, main
-from sitegen.pages2026 import ajax_review_url_2019, unfiled_review_list_url
 from sitegen.plan import plan_site
-from crawler.urls import ajax_review_url, ranking_url, review_list_url
+from crawler.urls import ajax_review_url, ranking_url, redirecting_review_list_url, review_list_url
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_2026 = REPO.parent / "shared" / "fixtures" / "zol-2026" / "review.shtml"
@@ -110,7 +109,7 @@ def listed_2026(root: Path, product_id: str) -> tuple[list[dict], list[int]]:
     items = [read_item(n) for n in page_of(site_file(root, review_list_url(product_id))).css("div.comments-item")]
     page, sizes = 3, []
     while True:
-        answer = json.loads(site_file(root, ajax_review_url_2019(product_id, page)).read_bytes().decode("ascii"))
+        answer = json.loads(site_file(root, ajax_review_url(product_id, page, "2019")).read_bytes().decode("ascii"))
         fragment = Selector(text=answer["list"])
         nodes = fragment.css("div.comments-item")
         sizes.append(len(nodes))
@@ -165,13 +164,13 @@ def test_2026_manifest_agrees_with_the_pages(site26):
 def test_redirects_and_faults_of_a_2026_site(site26):
     root, manifest = site26
     ids = [p["product_id"] for p in manifest["products"]]
-    moved = {unfiled_review_list_url(pid).split("://")[1]: review_list_url(pid) for pid in ids[::2]}
+    moved = {redirecting_review_list_url(pid).split("://")[1]: review_list_url(pid) for pid in ids[::2]}
     assert manifest["redirects"] == moved
     assert json.loads((root / "redirects.json").read_text(encoding="utf-8")) == moved
     ranking = page_of(site_file(root, ranking_url(1)))
     links = ranking.css("ul#J_PicMode a.comment-num::attr(href)").getall()
     assert links == [f"/0/{ids[0]}/review.shtml", review_list_url(ids[1]).split(".com.cn")[1], f"/0/{ids[2]}/review.shtml"]
-    assert manifest["faults"] == {ajax_review_url_2019(ids[0], 3).split("://")[1]: [503],
+    assert manifest["faults"] == {ajax_review_url(ids[0], 3, "2019").split("://")[1]: [503],
                                   review_list_url(ids[0]).split("://")[1]: ["blocked"],
                                   review_list_url(ids[1]).split("://")[1]: ["stub"]}
     assert json.loads((root / "faults.json").read_text(encoding="utf-8")) == manifest["faults"]
