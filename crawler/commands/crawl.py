@@ -1,30 +1,122 @@
-"""`scrapy crawl` that exits non-zero when the spider wrote no reviews (3) or was interrupted (4), so DVC stops."""
+"""`scrapy crawl` as the project runs it: checked arguments, a staged output, and an exit status that reflects the crawl.
+
+- A spider argument the spider does not take (`-a mirorr=...`) is refused with one line naming the known ones.
+- `-a mirror=FOLDER|http://127.0.0.1:PORT` reads an offline mirror as `crawl.mirror` does in the DVC stage (a folder
+  mirror is crawled without politeness delays, and its manifest's date is the crawl date unless one is given).
+- The output (`-a out=DIR`, else the setting ZOL_OUT) is written through crawler.staging.CrawlOutput: into a staging
+  folder beside DIR, under a lock, swapped in only when the crawl succeeded; a failed or empty crawl leaves DIR as it
+  was. (A worker of a shared crawl, ZOL_BACKEND=redis, writes its own journal folder directly; crawler.merge stages.)
+- Exit status: 0 ok, 1 Scrapy could not start, 2 bad arguments or output folder, 3 no reviews, 4 interrupted,
+  5 the shared Redis frontier failed (lost its state or stayed unreachable).
+"""
 from __future__ import annotations
+
+import inspect
+import os
+import sys
 
 from scrapy import signals
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.exceptions import UsageError
 
+from common.errors import UserError
+
 EXIT_NO_REVIEWS = 3
 EXIT_INTERRUPTED = 4
+EXIT_FRONTIER_FAILED = 5
+FRONTIER_REASONS = ("frontier_lost", "redis_unreachable")
+COMMAND_ARGUMENTS = ("mirror",)  # taken by this command, not passed to the spider
+
+
+def known_arguments(spidercls) -> list[str]:
+    """The -a names a spider takes: its __init__'s named parameters, and this command's own."""
+    parameters = inspect.signature(spidercls.__init__).parameters.values()
+    named = [p.name for p in parameters if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return sorted({*named, *COMMAND_ARGUMENTS})
+
+
+def apply_mirror(spargs: dict, settings) -> None:
+    """`-a mirror=...`: what `crawl.mirror` does in the DVC stage (crawler.crawl)."""
+    from crawler.crawl import MIRROR_SPEED_SETTINGS, check_mirror, is_polite, resolve_crawl_date
+    mirror = check_mirror(spargs.pop("mirror"))
+    settings.set("ZOL_MIRROR", mirror, priority="cmdline")
+    if not is_polite({"polite": "auto"}, mirror):
+        for setting in MIRROR_SPEED_SETTINGS:
+            name, value = setting.split("=", 1)
+            settings.set(name, value, priority="project")  # an explicit -s still wins
+    if mirror and not spargs.get("crawl_date"):
+        spargs["crawl_date"] = resolve_crawl_date({}, mirror)
+    if mirror and spargs.get("crawl_date") and not os.environ.get("ZOL_CRAWLED_AT"):
+        settings.set("ZOL_CRAWLED_AT", f"{spargs['crawl_date']}T00:00:00+00:00", priority="project")
 
 
 class Command(ScrapyCrawlCommand):
     def run(self, args, opts) -> None:
         if len(args) != 1:
             raise UsageError("running 'scrapy crawl' needs exactly one spider name")
-        crawler = self._create_crawler(args[0])
+        try:
+            crawler, output = self._prepare(args[0], opts.spargs)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            self.exitcode = 2
+            return
+        try:
+            reason = self._crawl(crawler, opts.spargs)
+            self.exitcode = self._exit_code(crawler, reason)
+            if output is not None:
+                self._finish(output, crawler)
+        finally:
+            if output is not None:
+                output.release()
+
+    def _prepare(self, name: str, spargs: dict):
+        from crawler.staging import CrawlOutput
+        crawler = self._create_crawler(name)
+        unknown = sorted(set(spargs) - set(known_arguments(crawler.spidercls)))
+        if unknown:
+            raise UserError(f"unknown spider argument(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(known_arguments(crawler.spidercls))}")
+        if "mirror" in spargs:
+            apply_mirror(spargs, crawler.settings)
+        if crawler.settings.get("ZOL_BACKEND") == "redis":
+            return crawler, None
+        output = CrawlOutput(spargs.get("out") or crawler.settings.get("ZOL_OUT"))
+        output.acquire(keep_partial=bool(crawler.settings.get("JOBDIR")))  # a resume keeps its images
+        spargs["out"] = str(output.staging)
+        return crawler, output
+
+    def _crawl(self, crawler, spargs: dict) -> str | None:
         outcome: dict[str, str] = {}
 
         def on_closed(spider, reason: str) -> None:
             outcome["reason"] = reason
 
         crawler.signals.connect(on_closed, signal=signals.spider_closed)
-        self.crawler_process.crawl(crawler, **opts.spargs)
+        self.crawler_process.crawl(crawler, **spargs)
         self.crawler_process.start()
+        return outcome.get("reason")
+
+    def _exit_code(self, crawler, reason: str | None) -> int:
         if self.crawler_process.bootstrap_failed:
+            return 1
+        if reason in FRONTIER_REASONS:
+            return EXIT_FRONTIER_FAILED
+        if reason not in (None, "finished"):  # first: an interrupted crawl may have written nothing yet
+            return EXIT_INTERRUPTED
+        if crawler.spider is not None and getattr(crawler.spider, "reviews_written", None) == 0:
+            return EXIT_NO_REVIEWS
+        return 0
+
+    def _finish(self, output, crawler) -> None:
+        from crawler.resume import forget
+        if self.exitcode != 0:
+            print(f"error: the crawl failed (exit {self.exitcode}); {output.out} left unchanged, this run's output "
+                  f"is in {output.staging}", file=sys.stderr)
+            return
+        try:
+            output.commit()
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             self.exitcode = 1
-        elif outcome.get("reason") not in (None, "finished"):  # first: an interrupted crawl may have written nothing yet
-            self.exitcode = EXIT_INTERRUPTED
-        elif crawler.spider is not None and getattr(crawler.spider, "reviews_written", None) == 0:
-            self.exitcode = EXIT_NO_REVIEWS
+            return
+        forget(crawler.settings.get("JOBDIR"))  # finished: the next crawl with this JOBDIR starts afresh
