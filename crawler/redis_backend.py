@@ -42,7 +42,7 @@ import time
 import redis
 from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
 from scrapy.statscollectors import MemoryStatsCollector
-from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.scheduler import Scheduler
@@ -68,6 +68,8 @@ def worker_id() -> str:
 class InFlight:
     """A request this worker popped: done when its callback's output is exhausted and its items are written."""
     member: bytes
+    score: float = 0.0
+    failed: bool = False   # its callback hit a Redis error: queued again to be redone, never acknowledged
     items: int = 0
     items_done: int = 0
     output_done: bool = False
@@ -210,7 +212,11 @@ class FrontierScheduler(Scheduler):
         if self.beat is not None and self.beat.running:
             self.beat.stop()
         if not self.in_idle:
-            self.crawler.engine.close_spider(self.spider, reason)
+            engine = self.crawler.engine
+            if hasattr(engine, "close_spider_async"):  # Scrapy >= 2.14
+                deferred_from_coro(engine.close_spider_async(reason=reason))
+            else:
+                engine.close_spider(self.spider, reason)
 
     def _check_crawl(self) -> bool:
         try:
@@ -280,7 +286,8 @@ class FrontierScheduler(Scheduler):
                 self.stats.inc_value("frontier/replayed_requests_absorbed")
                 return True
         except redis.RedisError as exc:  # the request cannot be kept: this crawl cannot be whole any more
-            self._abort("redis_unreachable", f"Redis failed while queueing {request.url}: {exc}")
+            self._abort("redis_unreachable", f"Redis unreachable while queueing {request.url} (a request this "
+                                             f"crawl cannot keep): {exc}")
             return False
         self.stats.inc_value("scheduler/enqueued/redis")
         return True
@@ -299,7 +306,7 @@ class FrontierScheduler(Scheduler):
                 continue
             token = hashlib.sha1(member).hexdigest()
             request.meta[TOKEN] = token
-            self.entries[token] = InFlight(member)
+            self.entries[token] = InFlight(member, score=-request.priority)
             self.stats.inc_value("scheduler/dequeued/redis")
             return request
         return None
@@ -333,6 +340,10 @@ class FrontierScheduler(Scheduler):
                     value = next(values)
                 except StopIteration:
                     return
+                except redis.RedisError as exc:  # the spider's shared state (claims) was out of reach
+                    entry.failed = True
+                    self._outage(exc)
+                    return
                 finally:
                     stats.current = None
                 if value is not None and not isinstance(value, Request):
@@ -354,6 +365,11 @@ class FrontierScheduler(Scheduler):
     def _maybe_ack(self, token: str) -> None:
         entry = self.entries.get(token)
         if entry is None or not entry.output_done or entry.items_done < entry.items:
+            return
+        if entry.failed:  # redone from the start (its items and requests so far are absorbed as duplicates)
+            if self._redis(self.frontier.replace, entry.member, entry.score, entry.member):
+                del self.entries[token]
+                self.stats.inc_value("frontier/redone_after_redis_errors")
             return
         acked = self._redis(self.frontier.ack, entry.member, dict(entry.counters))
         if acked is None:  # Redis unreachable: the request stays in flight (requeued if this worker gives up)
