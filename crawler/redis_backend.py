@@ -13,9 +13,9 @@ What is adapted from scrapy-redis 0.9.1 (built for Scrapy 1.x/2.x before 2.13), 
   duplicate is absorbed rather than dropped: every request this spider makes has its own URL (it de-duplicates
   products, reviews and long pages itself), so a duplicate is the replay of a requeued page, already queued.
   Retries and redirects replace their in-flight original and are never filtered.
-- its scheduler calls `stats.inc_value(..., spider=...)`, deprecated in Scrapy 2.19 (a warning per request);
-  this one does not, nor the deprecated `Spider.log()` its `open` calls on a non-empty queue. Its idle handling closes a worker as soon as the queue is empty: here a worker waits while
-  other workers still hold requests (they may queue more) and requeues the requests of dead workers.
+- its scheduler calls `stats.inc_value(..., spider=...)`, deprecated in Scrapy 2.19, and `Spider.log()`: not here.
+  Its idle handling closes a worker as soon as the queue is empty: here a worker waits while other workers still
+  hold requests (they may queue more) and requeues the requests of dead workers.
 - its queue pickles requests: here they are JSON (crawler.request_codec), and a member that is not a request of this
   crawl (junk, a pickle, another shape) is moved to `<key>:poison` and counted, never run, never left in flight.
 
@@ -30,16 +30,15 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from scrapy import Request, signals
-import time
-
 import redis
+from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
@@ -169,9 +168,7 @@ class FrontierScheduler(Scheduler):
             self.beat.stop()
         out = Path(self.crawler.settings.get("ZOL_OUT") or ".")
         out.mkdir(parents=True, exist_ok=True)
-        crawl = {}
-        if self.crawl_finished:
-            crawl = self._redis(self.frontier.stats) or {}
+        crawl = (self._redis(self.frontier.stats) or {}) if self.crawl_finished else {}
         write_json({"worker": self.frontier.worker, "finish_reason": reason, "crawl_finished": self.crawl_finished,
                     "crawl": crawl, "local": self.stats.local_counters()}, out / WORKER_STATS_FILE, sort_keys=False)
         if self.abort_reason is None:  # a lost frontier holds nothing of this crawl to give back
@@ -212,11 +209,7 @@ class FrontierScheduler(Scheduler):
         if self.beat is not None and self.beat.running:
             self.beat.stop()
         if not self.in_idle:
-            engine = self.crawler.engine
-            if hasattr(engine, "close_spider_async"):  # Scrapy >= 2.14
-                deferred_from_coro(engine.close_spider_async(reason=reason))
-            else:
-                engine.close_spider(self.spider, reason)
+            deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
 
     def _check_crawl(self) -> bool:
         try:
@@ -314,11 +307,11 @@ class FrontierScheduler(Scheduler):
     def _poisoned(self, member: bytes, exc: PoisonMember) -> None:
         self._redis(self.frontier.poison, member, exc.reason)
         self.stats.inc_value(f"frontier/poison/{exc.reason}")
-        logger.error("a member of %s is not a request of this crawl (%s, %d bytes): moved to %s", self.frontier.queue_key,
-                     exc, len(member), self.frontier.poison_key)
+        logger.error("a member of %s is not a request of this crawl (%s, %d bytes): moved to %s",
+                     self.frontier.queue_key, exc, len(member), self.frontier.poison_key)
 
     def has_pending_requests(self) -> bool:
-        return bool(self._redis(self.frontier.queued, default=0))
+        return len(self) > 0
 
     def __len__(self) -> int:
         return self._redis(self.frontier.queued, default=0)
