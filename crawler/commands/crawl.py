@@ -14,11 +14,13 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+from typing import Callable
 
 from scrapy import signals
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.exceptions import UsageError
 
+from common.contract import IMAGES_DIR
 from common.errors import UserError
 
 EXIT_NO_REVIEWS = 3
@@ -35,19 +37,19 @@ def known_arguments(spidercls) -> list[str]:
     return sorted({*named, *COMMAND_ARGUMENTS})
 
 
-def apply_mirror(spargs: dict, settings) -> None:
+def apply_mirror(spargs: dict, set_setting: Callable[[str, str, str], None]) -> None:
     """`-a mirror=...`: what `crawl.mirror` does in the DVC stage (crawler.crawl)."""
     from crawler.crawl import MIRROR_SPEED_SETTINGS, check_mirror, is_polite, resolve_crawl_date
     mirror = check_mirror(spargs.pop("mirror"))
-    settings.set("ZOL_MIRROR", mirror, priority="cmdline")
+    set_setting("ZOL_MIRROR", mirror, "cmdline")
     if not is_polite({"polite": "auto"}, mirror):
         for setting in MIRROR_SPEED_SETTINGS:
             name, value = setting.split("=", 1)
-            settings.set(name, value, priority="project")  # an explicit -s still wins
+            set_setting(name, value, "project")  # an explicit -s still wins
     if mirror and not spargs.get("crawl_date"):
         spargs["crawl_date"] = resolve_crawl_date({}, mirror)
     if mirror and spargs.get("crawl_date") and not os.environ.get("ZOL_CRAWLED_AT"):
-        settings.set("ZOL_CRAWLED_AT", f"{spargs['crawl_date']}T00:00:00+00:00", priority="project")
+        set_setting("ZOL_CRAWLED_AT", f"{spargs['crawl_date']}T00:00:00+00:00", "project")
 
 
 class Command(ScrapyCrawlCommand):
@@ -77,13 +79,25 @@ class Command(ScrapyCrawlCommand):
             raise UserError(f"unknown spider argument(s) {', '.join(unknown)}; known: "
                             f"{', '.join(known_arguments(crawler.spidercls))}")
         if "mirror" in spargs:
-            apply_mirror(spargs, crawler.settings)
+            apply_mirror(spargs, self._setter(crawler))
         if crawler.settings.get("ZOL_BACKEND") == "redis":
             return crawler, None
         output = CrawlOutput(spargs.get("out") or crawler.settings.get("ZOL_OUT"))
         output.acquire(keep_partial=bool(crawler.settings.get("JOBDIR")))  # a resume keeps its images
         spargs["out"] = str(output.staging)
+        for name, value in (("ZOL_OUT", output.staging), ("FILES_STORE", output.staging / IMAGES_DIR)):
+            self._setter(crawler)(name, str(value), "cmdline")  # over a `-s ZOL_OUT=` too
         return crawler, output
+
+    def _setter(self, crawler) -> Callable[[str, str, str], None]:
+        """set(name, value, priority) for this crawl: Scrapy copies the process's settings into the crawler again
+        when it starts it (2.19), so a change goes to both."""
+        targets = {id(s): s for s in (crawler.settings, self.crawler_process.settings)}.values()
+
+        def set_both(name: str, value: str, priority: str) -> None:
+            for settings in targets:
+                settings.set(name, value, priority=priority)
+        return set_both
 
     def _crawl(self, crawler, spargs: dict) -> str | None:
         outcome: dict[str, str] = {}
