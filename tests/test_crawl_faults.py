@@ -117,12 +117,13 @@ def test_no_reviews_at_all_exits_non_zero(fixture_mirror, mirror_server, tmp_pat
     assert f"{tmp_path / 'out'} left unchanged" in result.stderr
 
 
-def _hand_crawl(*spider_args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _hand_crawl(*spider_args: str, settings: tuple[str, ...] = (), timeout: float = 120) -> subprocess.CompletedProcess:
     """`scrapy crawl zol -a ...` as a user types it: no ZOL_MIRROR nor ZOL_OUT in the environment."""
     command = [sys.executable, "-m", "scrapy", "crawl", "zol"]
     for arg in spider_args:
         command += ["-a", arg]
-    command += ["-s", "RETRY_TIMES=0", "-s", "RETRY_BACKOFF_BASE=0", "-s", "DOWNLOAD_TIMEOUT=5"]
+    for setting in ("RETRY_TIMES=0", "RETRY_BACKOFF_BASE=0", "DOWNLOAD_TIMEOUT=5", *settings):
+        command += ["-s", setting]
     env = {k: v for k, v in os.environ.items() if k not in ("ZOL_MIRROR", "ZOL_OUT", "ZOL_CRAWLED_AT")}
     env.update(PYTHONPATH=str(REPO), ZOL_LOG_LEVEL="WARNING")
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
@@ -152,8 +153,9 @@ def test_a_hand_crawl_reads_a_mirror_argument_and_never_destroys_a_good_crawl(fi
     unreachable = _hand_crawl(f"out={out}", "products=1184692", f"mirror=http://127.0.0.1:{_closed_port()}")
     assert unreachable.returncode != 0
     assert f"{out} left unchanged" in unreachable.stderr
-    empty = _hand_crawl(f"out={out}", f"mirror={root}", "products=" + EMPTY_PRODUCT)
+    empty = _hand_crawl(f"mirror={root}", "products=" + EMPTY_PRODUCT, settings=(f"ZOL_OUT={out}",))  # as the stage
     assert empty.returncode == 3
+    assert json.loads((tmp_path / ".out.partial" / "crawl_stats.json").read_text(encoding="utf-8"))["reviews"] == 0
     assert _tree(out) == before  # byte-identical after both failed crawls
 
 
