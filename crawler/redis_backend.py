@@ -21,7 +21,8 @@ What is adapted from scrapy-redis 0.9.1 (built for Scrapy 1.x/2.x before 2.13), 
 
 What ends a worker non-zero (crawler.commands.crawl, exit 5): the frontier lost this crawl (its crawl id is gone or
 another: Redis restarted empty, was flushed or reset), checked on every heartbeat and before the worker calls the
-crawl finished; or Redis unreachable for longer than ZOL_REDIS_DOWN_TIMEOUT seconds (default 60), said in one line.
+crawl finished; or Redis unreachable for longer than ZOL_REDIS_DOWN_TIMEOUT seconds (default 60), said in one line
+(crawler.frontier_faults). A worker whose frontier holds another crawl id than ZOL_REDIS_CRAWL_ID ends at once.
 """
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ import logging
 import os
 import secrets
 import socket
-import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,7 +41,7 @@ import redis
 from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
 from scrapy.statscollectors import MemoryStatsCollector
-from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.scheduler import Scheduler
@@ -49,6 +49,7 @@ from twisted.internet import task
 
 from common.atomic import write_json
 from crawler.frontier import Frontier, FrontierLost, connect
+from crawler.frontier_faults import FrontierFaults
 from crawler.request_codec import PoisonMember, decode_request, encode_request
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class FrontierDupeFilter(RFPDupeFilter):
         pass
 
 
-class FrontierScheduler(Scheduler):
+class FrontierScheduler(FrontierFaults, Scheduler):
     """scrapy-redis's Scheduler on the reliable frontier (see the module doc)."""
 
     @classmethod
@@ -150,14 +151,19 @@ class FrontierScheduler(Scheduler):
         self.spider = spider
         self.queue = None  # scrapy-redis's pickling queue is not used: crawler.request_codec, crawler.frontier
         settings = self.crawler.settings
-        self.frontier.join_crawl(self.expected_crawl_id)
+        self.crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
+        try:
+            self.frontier.join_crawl(self.expected_crawl_id)
+        except FrontierLost as exc:  # reset or emptied before this worker came: it ends at once (spider_idle)
+            self.abort_reason = "frontier_lost"
+            logger.error("%s; this worker stops, the crawl is not complete", exc)
+            return
         self.frontier.check_arguments(spider.crawl_arguments(settings.get("ZOL_MIRROR") or ""))
         self.frontier.heartbeat()
         spider.shared = self.frontier
         spider.frontier_tracker = self
         for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
             self.crawler.signals.connect(self.item_finished, signal=signal)
-        self.crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         self.beat = task.LoopingCall(self._beat)
         self.beat.start(min(1.0, self.frontier.ttl_ms / 3000), now=False)
         logger.info("worker %s joined the Redis frontier %r (%d request(s) queued)", self.frontier.worker,
@@ -176,48 +182,6 @@ class FrontierScheduler(Scheduler):
             if requeued:
                 logger.warning("worker %s left %d unfinished request(s) to the other workers", self.frontier.worker,
                                requeued)
-
-    # ---- faults: a lost frontier, an unreachable Redis -----------------------------------------------------
-    def _redis(self, call, *args, default=None):
-        """`call(*args)`, or `default` while Redis is unreachable (bounded: see _outage)."""
-        try:
-            result = call(*args)
-        except redis.RedisError as exc:
-            self._outage(exc)
-            return default
-        if self.down_since is not None:
-            logger.warning("Redis is reachable again after %.1f s", time.monotonic() - self.down_since)
-            self.down_since = None
-        return result
-
-    def _outage(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if self.down_since is None:
-            self.down_since = now
-            logger.warning("Redis unreachable (%s): retrying for up to %.0f s", exc, self.down_timeout)
-        elif now - self.down_since > self.down_timeout:
-            self._abort("redis_unreachable", f"Redis unreachable for {now - self.down_since:.0f} s "
-                                             f"(ZOL_REDIS_DOWN_TIMEOUT={self.down_timeout:.0f}): {exc}")
-
-    def _abort(self, reason: str, message: str) -> None:
-        """End this worker non-zero, said once in one line (crawler.commands.crawl maps the reason to exit 5).
-        Inside spider_idle the close is left to its CloseSpider."""
-        if self.abort_reason is not None:
-            return
-        self.abort_reason = reason
-        logger.error("%s; this worker stops, the crawl is not complete", message)
-        if self.beat is not None and self.beat.running:
-            self.beat.stop()
-        if not self.in_idle:
-            deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
-
-    def _check_crawl(self) -> bool:
-        try:
-            self.frontier.check_crawl()
-        except FrontierLost as exc:
-            self._abort("frontier_lost", str(exc))
-            return False
-        return True
 
     def _beat(self) -> None:
         self._redis(self._beat_once)
@@ -264,6 +228,8 @@ class FrontierScheduler(Scheduler):
 
     # ---- the queue ----------------------------------------------------------------------------------------
     def enqueue_request(self, request: Request) -> bool:
+        if self.abort_reason is not None:
+            return False
         token = request.meta.pop(TOKEN, None)
         member = encode_request(request, self.spider)
         score = -request.priority
@@ -314,7 +280,7 @@ class FrontierScheduler(Scheduler):
         return len(self) > 0
 
     def __len__(self) -> int:
-        return self._redis(self.frontier.queued, default=0)
+        return 0 if self.abort_reason is not None else self._redis(self.frontier.queued, default=0)
 
     # ---- tracking (crawler.attribution.tracked) -----------------------------------------------------------
     def follow(self, request: Request, output: Iterable[Any] | None):

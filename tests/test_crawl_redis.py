@@ -316,3 +316,14 @@ def test_redis_down_ends_a_worker_in_one_line(site, mirror_server, redis_server,
     errors = [line for line in stderr.splitlines() if "[crawler.redis_backend] ERROR" in line]
     assert len(errors) == 1 and "Redis unreachable" in errors[0] and "this worker stops" in errors[0], stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]  # one line, not a traceback a second  # the callbacks in flight at most, not one per second
+
+
+def test_a_worker_of_another_crawl_id_ends_at_once(site, redis_server, tmp_path):
+    root, _ = site
+    command, env = scrapy_command(tmp_path / "w", str(root), settings=("ZOL_REDIS_HOST_DELAY=0",))
+    env.update(ZOL_BACKEND="redis", REDIS_URL=redis_server.url, ZOL_REDIS_KEY="other", ZOL_REDIS_CRAWL_ID="not-this")
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 5, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if "[crawler.redis_backend] ERROR" in line]
+    assert len(errors) == 1 and "does not hold this crawl" in errors[0] and "Traceback" not in done.stderr
+    assert not redis.Redis.from_url(redis_server.url).exists("other:requests")  # it queued nothing
