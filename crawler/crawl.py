@@ -4,10 +4,10 @@ With `mirror: ""` it crawls the live site politely; with `mirror` set to a folde
 reads that offline mirror. `polite: auto` switches politeness off for a mirror folder only (nothing to be polite to);
 an HTTP mirror is crawled with the live settings (delay, AutoThrottle, retry back-off), so it behaves as live.
 The crawl writes into a staging folder beside `<out>` that replaces `<out>` only when the crawl succeeded, so stale
-reviews or images never survive and a failed crawl leaves the previous output alone; a lock beside `<out>` refuses a
-second crawl into it meanwhile (crawler.staging, the same for `scrapy crawl zol -a out=...` by hand). An `<out>` holding anything
-but a crawl's output is refused, never replaced. A --jobdir holding a partial crawl made with other arguments is
-refused too.
+reviews or images never survive and a failed crawl leaves the previous output alone; a lock beside `<out>` refuses
+a second crawl into it meanwhile (crawler.staging, the same for `scrapy crawl zol -a out=...` by hand). An `<out>`
+holding anything but a crawl's output is refused, never replaced. A --jobdir holding a partial crawl made with other
+arguments is refused too.
 With `backend: redis` the stage resets the frontier `redis_key` in the Redis at `redis_url`, starts `workers`
 `scrapy crawl zol` processes sharing it (workers on other machines may join: README, "Crawling on several
 machines"), waits for them and merges their folders into `<out>` (crawler.merge).

@@ -4,7 +4,7 @@ Keys, under a namespace (`crawl.redis_key`, default `zol`):
 
 | key | type | what |
 |---|---|---|
-| `<ns>:requests` | zset | the request queue, scrapy-redis's PriorityQueue layout (member: the encoded request, score: -priority) |
+| `<ns>:requests` | zset | the request queue (member: the request as JSON, crawler.request_codec; score: -priority) |
 | `<ns>:dupefilter` | set | scrapy-redis's fingerprints of every request ever queued |
 | `<ns>:inflight:<worker>` | hash | requests a worker popped and has not finished (member -> score) |
 | `<ns>:workers`, `<ns>:alive:<worker>` | set, string with TTL | the workers; a worker whose alive key expired is dead |
