@@ -132,10 +132,10 @@ def check_key(key: str) -> str:
 
 def connect(url: str) -> redis.Redis:
     """A client for `url`, checked with a PING: an unreachable Redis is a clear error, not a hang. Each command is
-    retried a few times over about a second (a blip); a longer outage is the scheduler's to bound."""
+    retried 5 times over about 2.5 s (a blip, a restart); a longer outage is the scheduler's to bound."""
     try:
         client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10,
-                                      retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 4),
+                                      retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 5),
                                       retry_on_error=[redis.ConnectionError, redis.TimeoutError])
         client.ping()
     except (redis.RedisError, ValueError) as exc:
