@@ -4,15 +4,17 @@ With `mirror: ""` it crawls the live site politely; with `mirror` set to a folde
 reads that offline mirror. `polite: auto` switches politeness off for a mirror folder only (nothing to be polite to);
 an HTTP mirror is crawled with the live settings (delay, AutoThrottle, retry back-off), so it behaves as live.
 The crawl writes into a staging folder beside `<out>` that replaces `<out>` only when the crawl succeeded, so stale
-reviews or images never survive and a failed crawl leaves the previous output alone. An `<out>` holding anything
-but a crawl's output is refused, never replaced. A --jobdir holding a partial crawl made with other arguments is
-refused too.
+reviews or images never survive and a failed crawl leaves the previous output alone; a lock beside `<out>` refuses
+a second crawl into it meanwhile (crawler.staging, the same for `scrapy crawl zol -a out=...` by hand). An `<out>`
+holding anything but a crawl's output is refused, never replaced. A --jobdir holding a partial crawl made with other
+arguments is refused too.
 With `backend: redis` the stage resets the frontier `redis_key` in the Redis at `redis_url`, starts `workers`
 `scrapy crawl zol` processes sharing it (workers on other machines may join: README, "Crawling on several
 machines"), waits for them and merges their folders into `<out>` (crawler.merge).
-Exit status: 0 ok, 2 bad params, 3 the crawl yielded no reviews, 4 interrupted, 5 layout drift (a field a review
-format always carries below crawl.min_field_coverage, with crawl.fail_on_layout_drift), 6 blocked by the site
-(verification page, stub, 403/429 after the retries), 7 the site could not be reached (DNS, refused, timeout),
+Exit status: 0 ok, 2 bad params (or another crawl holds `<out>`'s lock), 3 the crawl yielded no reviews,
+4 interrupted, 5 layout drift (a field a review format always carries below crawl.min_field_coverage, with
+crawl.fail_on_layout_drift), 6 blocked by the site (verification page, stub, 403/429 after the retries), 7 the site
+could not be reached (DNS, refused, timeout), 8 the shared Redis frontier failed (lost its state, or unreachable),
 other = scrapy failed. For 5-7 the last line of stderr names the cause and the remedy.
 """
 from __future__ import annotations
@@ -27,18 +29,17 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common.atomic import check_output_folder, replace_dir
-from common.contract import IMAGES_DIR, REVIEWS_FILE, STATS_FILE
+from common.contract import STATS_FILE
 from common.errors import UserError, cli_entry
 from common.params import load_params, require
-from crawler.resume import ResumeMismatch, check_arguments, forget
+from crawler.resume import ResumeMismatch, check_arguments
 from crawler.spiders.zol import ZolSpider
+from crawler.staging import CrawlOutput
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR_SPEED_SETTINGS = ("AUTOTHROTTLE_ENABLED=0", "DOWNLOAD_DELAY=0", "RETRY_BACKOFF_BASE=0",
                          "CONCURRENT_REQUESTS=32", "CONCURRENT_REQUESTS_PER_DOMAIN=16", "ZOL_REDIS_HOST_DELAY=0")
 BACKENDS = ("local", "redis")
-CRAWL_OUTPUT_ENTRIES = {REVIEWS_FILE, STATS_FILE, IMAGES_DIR}
 
 
 def spider_arguments(params: dict, crawl_date: str) -> dict[str, str]:
@@ -89,9 +90,15 @@ def is_polite(params: dict, mirror: str) -> bool:
     return value
 
 
-def check_out_folder(out: Path) -> None:
-    """`crawl.out` is rewritten whole: refuse a folder that holds anything but a crawl's output."""
-    check_output_folder(out, CRAWL_OUTPUT_ENTRIES, "crawl.out")
+def check_mirror(mirror: str) -> str:
+    """A mirror folder (made absolute) or an http(s):// mirror; "" = the live site."""
+    mirror = mirror.strip()
+    if mirror and not mirror.startswith(("http://", "https://")):
+        if not Path(mirror).is_dir():
+            raise UserError(f"crawl.mirror {mirror} is not a folder: generate it (dvc repro sample, or "
+                            f"python -m sitegen.mirror --out {mirror}) or set crawl.mirror to \"\" for the live site")
+        mirror = str(Path(mirror).resolve())
+    return mirror
 
 
 def check_jobdir(jobdir: str | None, args: dict[str, str], mirror: str) -> None:
@@ -125,12 +132,12 @@ def crawl_settings(params: dict, backend: str = "local") -> list[str]:
     return settings
 
 
-def scrapy_command(args: dict[str, str], staging: Path, mirror: str, jobdir: str | None,
+def scrapy_command(args: dict[str, str], out: Path, mirror: str, jobdir: str | None,
                    polite: bool = False, extra_settings: list[str] | tuple[str, ...] = ()) -> list[str]:
     command = [sys.executable, "-m", "scrapy", "crawl", "zol"]
     for key, value in args.items():
         command += ["-a", f"{key}={value}"]
-    settings = [f"ZOL_OUT={staging}", f"ZOL_MIRROR={mirror}", *extra_settings]
+    settings = [f"ZOL_OUT={out}", f"ZOL_MIRROR={mirror}", *extra_settings]  # `scrapy crawl` stages <out> itself
     if not polite:
         settings += MIRROR_SPEED_SETTINGS
     if mirror:
@@ -149,23 +156,27 @@ def redis_options(params: dict) -> tuple[str, str, int]:
     url = str(params.get("redis_url") or "")
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise UserError(f"params.yaml: 'crawl.redis_url' must be a redis:// URL, got {url!r}")
+    from crawler.frontier import KEY_RE
     key = str(params.get("redis_key") or "")
-    if not key or any(c.isspace() for c in key):
-        raise UserError(f"params.yaml: 'crawl.redis_key' must be a non-empty name without spaces, got {key!r}")
+    if not KEY_RE.match(key):
+        raise UserError(f"params.yaml: 'crawl.redis_key' must be letters, digits, '_', '.' or '-', got {key!r}")
     workers = require(params, "workers", "crawl", int)
     if workers < 1:
         raise UserError(f"params.yaml: 'crawl.workers' must be >= 1, got {workers}")
     return url, key, workers
 
 
-def run_redis_workers(args: dict[str, str], staging: Path, mirror: str, polite: bool, env: dict,
-                      url: str, key: str, workers: int, extra_settings: list[str] = ()) -> tuple[int, dict]:
-    """Reset the frontier, run `workers` scrapy processes on it and merge their folders into `staging`."""
+def run_redis_workers(args: dict[str, str], output: CrawlOutput, mirror: str, polite: bool, env: dict,
+                      url: str, key: str, workers: int, extra_settings: list[str] | tuple[str, ...] = ()) -> int:
+    """Reset the frontier, run `workers` scrapy processes on it and merge their folders into the staging folder."""
     from crawler.frontier import Frontier, connect
     from crawler.merge import merge
-    Frontier(connect(url), key).reset()
+    frontier = Frontier(connect(url), key)
+    frontier.reset()  # a new crawl id: a worker that finds it gone (Redis restarted or flushed) aborts
+    staging = output.staging
     folders = [staging.with_name(f"{staging.name}.worker{i}") for i in range(workers)]
-    env = {**env, "ZOL_BACKEND": "redis", "REDIS_URL": url, "ZOL_REDIS_KEY": key}
+    env = {**env, "ZOL_BACKEND": "redis", "REDIS_URL": url, "ZOL_REDIS_KEY": key,
+           "ZOL_REDIS_CRAWL_ID": frontier.crawl_id}
     processes = []
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
@@ -173,11 +184,11 @@ def run_redis_workers(args: dict[str, str], staging: Path, mirror: str, polite: 
     codes = [process.wait() for process in processes]
     failed = next((code for code in codes if code != 0), 0)
     if failed:
-        return failed, {}
+        return failed
     summary = merge(folders, staging)
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
-    return (0 if summary["reviews"] else 3), summary
+    return 0 if summary["reviews"] else 3
 
 
 def summary_line(stats: dict, seconds: float) -> str:
@@ -206,47 +217,39 @@ def main(argv: list[str] | None = None) -> int:
     redis = redis_options(params) if backend == "redis" else None
     if redis and opts.jobdir:
         raise UserError("--jobdir is for crawl.backend local; the Redis frontier is a redis crawl's resume state")
-    mirror = str(params.get("mirror") or "").strip()
-    if mirror and not mirror.startswith(("http://", "https://")):
-        if not Path(mirror).is_dir():
-            raise UserError(f"crawl.mirror {mirror} is not a folder: generate it (dvc repro sample, or "
-                            f"python -m sitegen.mirror --out {mirror}) or set crawl.mirror to \"\" for the live site")
-        mirror = str(Path(mirror).resolve())
+    mirror = check_mirror(str(params.get("mirror") or ""))
     out = Path(require(params, "out", "crawl", str)).resolve()
-    check_out_folder(out)
+    output = CrawlOutput(out)
+    output.probe()  # another crawl into `out`, or a foreign `out`: one line now, before anything starts
     polite = is_polite(params, mirror)
     extra = crawl_settings(params, backend)
     args = spider_arguments(params, resolve_crawl_date(params, mirror))
     check_jobdir(opts.jobdir, args, mirror)
-    staging = out.with_name(f".{out.name}.partial")
-    if not opts.jobdir:  # a resumed crawl keeps the images its killed run already downloaded
-        shutil.rmtree(staging, ignore_errors=True)
-
     started = time.monotonic()
     env = {**os.environ, "ZOL_MIRROR": mirror, "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     where = 'mirror ' + mirror if mirror else 'the live site (polite: expect hours)'
     print(f"crawl: {where} -> {out}" + (f" ({redis[2]} worker(s) on {redis[0]})" if redis else ""), flush=True)
-    if redis:
-        returncode, _ = run_redis_workers(args, staging, mirror, polite, env, *redis, extra_settings=extra)
+    if redis:  # the stage stages and locks; with the local backend `scrapy crawl` does (crawler.commands.crawl)
+        with output.acquire():
+            returncode = run_redis_workers(args, output, mirror, polite, env, *redis, extra_settings=extra)
+            if returncode == 0:
+                output.commit()
     else:
-        returncode = subprocess.call(scrapy_command(args, staging, mirror, opts.jobdir, polite, extra), cwd=REPO,
+        returncode = subprocess.call(scrapy_command(args, out, mirror, opts.jobdir, polite, extra), cwd=REPO,
                                      env=env)
-    stats_path = staging / STATS_FILE
+    stats_path = (out if returncode == 0 else output.staging) / STATS_FILE
     stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
     if returncode != 0:
-        reason = {3: "the crawl yielded no reviews (layout drift or an empty mirror)",
-                  4: "the crawl was interrupted", 5: "layout drift (see the line above)",
+        reason = {2: "bad arguments or output folder (see above)",
+                  3: "the crawl yielded no reviews (layout drift or an empty mirror)",
+                  4: "the crawl was interrupted",
+                  5: "layout drift (see the line above)",
                   6: "the site blocked the crawl (see the line above)",
-                  7: "the site could not be reached (see the line above)"}.get(returncode, "scrapy failed")
-        print(f"error: {reason}; {out} left unchanged, this run's output is in {staging}", file=sys.stderr)
+                  7: "the site could not be reached (see the line above)",
+                  8: "the shared Redis frontier failed (see above)"}.get(returncode, "scrapy failed")
+        print(f"error: {reason}; {out} left unchanged, this run's output is in {output.staging}", file=sys.stderr)
         return returncode
-    if not (staging / REVIEWS_FILE).is_file():
-        print(f"error: scrapy ended without writing {staging / REVIEWS_FILE}", file=sys.stderr)
-        return 1
-    replace_dir(staging, out)
-    if opts.jobdir:  # finished: the next crawl with this JOBDIR starts afresh
-        forget(opts.jobdir)
     print(summary_line(stats, time.monotonic() - started))
     return 0
 

@@ -4,7 +4,7 @@ Keys, under a namespace (`crawl.redis_key`, default `zol`):
 
 | key | type | what |
 |---|---|---|
-| `<ns>:requests` | zset | the request queue, scrapy-redis's PriorityQueue layout (member: the encoded request, score: -priority) |
+| `<ns>:requests` | zset | the request queue (member: the request as JSON, crawler.request_codec; score: -priority) |
 | `<ns>:dupefilter` | set | scrapy-redis's fingerprints of every request ever queued |
 | `<ns>:inflight:<worker>` | hash | requests a worker popped and has not finished (member -> score) |
 | `<ns>:workers`, `<ns>:alive:<worker>` | set, string with TTL | the workers; a worker whose alive key expired is dead |
@@ -12,6 +12,13 @@ Keys, under a namespace (`crawl.redis_key`, default `zol`):
 | `<ns>:claims:review`, `<ns>:claims:long` | hash | review id -> the page that listed it first; long-review URL -> its review |
 | `<ns>:next:<host>` | string | the earliest time (ms, Redis clock) the next request to that host may start |
 | `<ns>:arguments` | string | the spider arguments of this crawl (a worker with others is refused) |
+| `<ns>:crawl_id` | string | the crawl's id, written by `reset`; a worker that finds it gone or changed aborts |
+| `<ns>:poison` | set | queue members that are not requests of this crawl, moved aside (crawler.request_codec) |
+
+A member of the queue is JSON (crawler.request_codec), never a pickle: whoever can write to the Redis cannot run
+code on the workers. Still, a shared Redis should require a password and TLS (`rediss://user:password@host:6380/0`):
+docs/scaling.md. A Redis that restarts empty mid-crawl loses the frontier's state: the workers notice the missing
+crawl id on their next heartbeat and abort non-zero, so a partial crawl never passes for a whole one.
 
 Reliable queue: a pop moves the request into the worker's in-flight hash in one step; the request leaves it (and
 its counters are added to `<ns>:stats`, in the same step) only when its callback has run and every item it yielded
@@ -25,9 +32,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import secrets
 import sys
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from common.errors import UserError, cli_entry
 
@@ -92,16 +103,40 @@ local delay = tonumber(ARGV[1])
 redis.call('SET', KEYS[1], start + delay, 'PX', start + delay - now_ms + 60000)
 return start - now_ms
 """
+_POISON = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+return 1
+"""
 _CLAIM = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then return ARGV[2] end
 return redis.call('HGET', KEYS[1], ARGV[1])
 """
 
 
+KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+POISON_COUNTER = "frontier/poison/"  # + reason: in `<ns>:stats`, counted once per member
+
+
+class FrontierLost(RuntimeError):
+    """The frontier no longer holds this crawl (its id is gone or another): Redis restarted, flushed or reset."""
+
+
+def check_key(key: str) -> str:
+    """A crawl's namespace: letters, digits, `_`, `.`, `-` (no glob character, so `reset` deletes only its keys)."""
+    if not isinstance(key, str) or not KEY_RE.match(key):
+        raise UserError(f"the Redis key {key!r} must be letters, digits, '_', '.' or '-' (no spaces, no '*')")
+    return key
+
+
 def connect(url: str) -> redis.Redis:
-    """A client for `url`, checked with a PING: an unreachable Redis is a clear error, not a hang."""
+    """A client for `url`, checked with a PING: an unreachable Redis is a clear error, not a hang. Each command is
+    retried 5 times over about 2.5 s (a blip, a restart); a longer outage is the scheduler's to bound."""
     try:
-        client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
+        client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10,
+                                      retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 5),
+                                      retry_on_error=[redis.ConnectionError, redis.TimeoutError])
         client.ping()
     except (redis.RedisError, ValueError) as exc:
         raise UserError(f"cannot reach Redis at {url}: {exc}") from None
@@ -112,7 +147,9 @@ class Frontier:
     """One worker's handle on the shared frontier (see the module doc)."""
 
     def __init__(self, client: redis.Redis, namespace: str, worker: str = "", worker_ttl_s: float = 30.0) -> None:
-        self.client, self.ns, self.worker = client, namespace, worker
+        self.client, self.ns, self.worker = client, check_key(namespace), worker
+        self.crawl_id = ""
+        self.crawl_id_key, self.poison_key = f"{namespace}:crawl_id", f"{namespace}:poison"
         self.ttl_ms = max(1, int(worker_ttl_s * 1000))
         self.queue_key, self.dupefilter_key = f"{namespace}:requests", f"{namespace}:dupefilter"
         self.workers_key, self.stats_key = f"{namespace}:workers", f"{namespace}:stats"
@@ -126,6 +163,28 @@ class Frontier:
         self._pending = client.register_script(_PENDING)
         self._reserve_host = client.register_script(_RESERVE_HOST)
         self._claim = client.register_script(_CLAIM)
+        self._poison = client.register_script(_POISON)
+
+    # ---- the crawl's identity ---------------------------------------------------------------------------------
+    def join_crawl(self, expected: str = "") -> str:
+        """Adopt the crawl id: `expected` (the stage's, which must be there), else the frontier's, else a new one
+        (the first worker of a crawl started by hand)."""
+        if not expected:
+            self.client.set(self.crawl_id_key, secrets.token_hex(8), nx=True)
+        found = self.client.get(self.crawl_id_key)
+        found = found.decode("utf-8", "replace") if found is not None else ""
+        if expected and found != expected:
+            raise FrontierLost(f"the Redis frontier {self.ns!r} does not hold this crawl (crawl id {found or 'gone'}, "
+                               f"expected {expected}): it was reset, flushed or restarted")
+        self.crawl_id = found
+        return found
+
+    def check_crawl(self) -> None:
+        """FrontierLost when the frontier's crawl id is no longer the one this worker joined."""
+        found = self.client.get(self.crawl_id_key)
+        if found is None or found.decode("utf-8", "replace") != self.crawl_id:
+            raise FrontierLost(f"the Redis frontier {self.ns!r} lost this crawl's state (crawl id "
+                               f"{'gone' if found is None else 'changed'}): Redis restarted, was flushed or reset")
 
     # ---- workers ------------------------------------------------------------------------------------------
     def heartbeat(self) -> None:
@@ -169,6 +228,10 @@ class Frontier:
         """A retry or redirect of an in-flight request takes its place in the queue."""
         return bool(self._replace(keys=[self.inflight_key, self.queue_key], args=[member, score, new_member]))
 
+    def poison(self, member: bytes, reason: str) -> None:
+        """A popped member that is no request: out of the in-flight hash into `<ns>:poison`, counted."""
+        self._poison(keys=[self.inflight_key, self.poison_key, self.stats_key], args=[member, POISON_COUNTER + reason])
+
     def queued(self) -> int:
         return int(self.client.zcard(self.queue_key))
 
@@ -208,17 +271,27 @@ class Frontier:
         return dict(sorted(out.items()))
 
     def reset(self) -> int:
-        """Delete every key of the namespace (a new crawl); returns how many."""
+        """Delete every key of the namespace and start a new crawl (a new crawl id); returns how many were deleted."""
         keys = list(self.client.scan_iter(match=f"{self.ns}:*", count=1000))
         if keys:
             self.client.delete(*keys)
+        self.crawl_id = secrets.token_hex(8)
+        self.client.set(self.crawl_id_key, self.crawl_id)
         return len(keys)
 
     def status(self) -> dict:
         workers = sorted(w.decode("utf-8") for w in self.client.smembers(self.workers_key))
         return {"queued": self.queued(), "pending": self.pending(), "workers": workers,
                 "alive": [w for w in workers if self.client.exists(f"{self.ns}:alive:{w}")],
-                "seen_requests": int(self.client.scard(self.dupefilter_key)), "stats": self.stats()}
+                "seen_requests": int(self.client.scard(self.dupefilter_key)),
+                "poison": int(self.client.scard(self.poison_key)), "stats": self.stats()}
+
+
+def check_key_arg(key: str) -> str:
+    try:
+        return check_key(key)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @cli_entry
@@ -228,11 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("status", "reset"),
                         help="status: the frontier as JSON; reset: delete the namespace's keys (a new crawl)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="the shared Redis")
-    parser.add_argument("--key", default="zol", help="the crawl's namespace (crawl.redis_key)")
+    parser.add_argument("--key", default="zol", type=check_key_arg,
+                        help="the crawl's namespace (crawl.redis_key): letters, digits, '_', '.', '-'")
     opts = parser.parse_args(argv)
     frontier = Frontier(connect(opts.redis_url), opts.key)
     if opts.action == "reset":
-        print(f"frontier {opts.key}: {frontier.reset()} key(s) deleted")
+        deleted = frontier.reset()
+        print(f"frontier {opts.key}: {deleted} key(s) deleted; new crawl id {frontier.crawl_id} "
+              f"(workers may check it: ZOL_REDIS_CRAWL_ID={frontier.crawl_id})")
     else:
         print(json.dumps(frontier.status(), indent=2, ensure_ascii=False))
     return 0

@@ -10,7 +10,12 @@ the earliest `crawled_at`, then the smallest record), `images/` (exactly the fil
 against their md5) and `crawl_stats.json`, whose `zol` counters are the crawl's as Redis added them once per
 finished request (a worker saw the crawl finish and saved them), and whose transport counters (`requests`,
 `http_statuses`, `retries`, ...) are the sum over the workers that closed. `images.files.downloaded` counts the
-merged files. `<out>` is replaced whole, only when the merge succeeded.
+merged files. `<out>` is replaced whole, only when the merge succeeded, under the crawl's lock (crawler.staging).
+
+A journal line that is not a review record (torn, not JSON, no review or product id, an image entry without a plain
+file name for `path`) is rejected and counted in crawl_stats.json `journal_rejected` by reason; an image is only
+ever read from and written to the `images/` folders by its plain name. The merge refuses empty crawl counters while
+the journals hold reviews (the Redis frontier lost its state mid-crawl), and a torn or foreign `worker_stats.json`.
 """
 from __future__ import annotations
 
@@ -27,8 +32,9 @@ from common.atomic import new_staging_dir, replace_dir, write_json
 from common.contract import IMAGES_DIR, REVIEWS_FILE, STATS_FILE
 from common.errors import UserError, cli_entry
 from crawler.pipelines import JOURNAL_FILE, crawl_summary, write_reviews
+from crawler.frontier import POISON_COUNTER
 from crawler.redis_backend import WORKER_STATS_FILE
-from crawler.resume import read_partial
+from crawler.staging import CrawlOutput, check_out_folder
 
 
 def _choose(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -36,12 +42,63 @@ def _choose(records: list[dict[str, Any]]) -> dict[str, Any]:
                                                                                    sort_keys=True)))
 
 
-def merged_records(worker_dirs: list[Path]) -> dict[str, dict[str, Any]]:
+def image_problem(image: Any) -> str | None:
+    """Why an image entry of a journal record cannot be merged, or None: `path` must be a plain file name."""
+    if not isinstance(image, dict):
+        return "image_entry_not_an_object"
+    name = image.get("path")
+    if not isinstance(name, str) or not name:
+        return "image_without_path"
+    if name in (".", "..") or "/" in name or "\\" in name or "\0" in name or name != name.strip():
+        return "image_path_not_a_file_name"
+    if image.get("checksum") is not None and not isinstance(image.get("checksum"), str):
+        return "image_checksum_not_text"
+    return None
+
+
+def journal_record(line: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(the review record a journal line holds, None) or (None, the reason it is rejected)."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None, "not_json"
+    if not isinstance(record, dict):
+        return None, "not_an_object"
+    if not all(isinstance(record.get(key), str) and record[key] for key in ("review_id", "product_id")):
+        return None, "no_review_or_product_id"
+    images = record.get("images")
+    if images is not None and not isinstance(images, list):
+        return None, "images_not_a_list"
+    problem = next((p for p in map(image_problem, images or []) if p), None)
+    return (None, problem) if problem else (record, None)
+
+
+def read_journal(path: Path) -> tuple[list[dict[str, Any]], Counter]:
+    """The records of a worker's journal in order, and the rejected lines counted by reason (blank lines skipped)."""
+    records, rejected = [], Counter()
+    with path.open(encoding="utf-8", errors="replace", newline="\n") as lines:
+        for line in lines:
+            if not line.strip():
+                continue
+            record, reason = journal_record(line)
+            if record is None:
+                rejected[reason] += 1
+            else:
+                records.append(record)
+    return records, rejected
+
+
+def merged_records(worker_dirs: list[Path]) -> tuple[dict[str, dict[str, Any]], Counter]:
+    """review id -> the record kept (see the module doc), and the journal lines rejected by reason."""
     found: dict[str, list[dict[str, Any]]] = {}
+    rejected: Counter = Counter()
     for folder in worker_dirs:
-        for review_id, record in read_partial(folder / JOURNAL_FILE).items():
+        records, bad = read_journal(folder / JOURNAL_FILE)
+        rejected.update(bad)
+        latest = {record["review_id"]: record for record in records}  # a record crawled again replaces its first
+        for review_id, record in latest.items():
             found.setdefault(review_id, []).append(record)
-    return {review_id: _choose(records) for review_id, records in found.items()}
+    return {review_id: _choose(records) for review_id, records in found.items()}, rejected
 
 
 def _md5(path: Path) -> str:
@@ -69,15 +126,35 @@ def copy_images(records: dict[str, dict[str, Any]], worker_dirs: list[Path], ima
     return copied
 
 
+def _worker_stats(path: Path) -> dict[str, Any] | None:
+    """A worker's saved stats; None for a killed worker (no file); UserError for a torn or foreign one."""
+    if not path.is_file():
+        return None  # a killed worker: its finished requests' counters are in Redis, saved by the others
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is torn or not JSON ({exc}); delete it to merge that folder as a killed "
+                        f"worker's") from None
+    if not (isinstance(saved, dict) and isinstance(saved.get("crawl", {}), dict)
+            and isinstance(saved.get("local") or {}, dict)
+            and all(_is_number(v) for part in ("crawl", "local") for v in (saved.get(part) or {}).values())):
+        raise UserError(f"{path} is not a worker's stats (crawl and local must be objects of numbers)")
+    return saved
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def crawl_counters(worker_dirs: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the crawl's `zol/` counters, the sum of the workers' own counters)."""
     crawl: dict[str, Any] | None = None
     local: Counter = Counter()
     for folder in worker_dirs:
         path = folder / WORKER_STATS_FILE
-        if not path.is_file():
-            continue  # a killed worker: its finished requests' counters are in Redis, saved by the others
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = _worker_stats(path)
+        if saved is None:
+            continue
         local.update(saved.get("local") or {})
         if saved.get("crawl_finished"):
             if crawl is not None and saved["crawl"] != crawl:
@@ -92,13 +169,15 @@ def crawl_counters(worker_dirs: list[Path]) -> tuple[dict[str, Any], dict[str, A
 
 def merge(worker_dirs: list[Path], out: Path) -> dict[str, Any]:
     """Write the merged crawl into `out` (replaced whole); returns its crawl_stats.json."""
-    from crawler.crawl import check_out_folder  # the stage's rule for what `out` may hold
     missing = [str(d) for d in worker_dirs if not (d / JOURNAL_FILE).is_file()]
     if missing:
         raise UserError(f"not a worker folder of a shared crawl (no {JOURNAL_FILE}): {', '.join(missing)}")
     check_out_folder(out)
     crawl, local = crawl_counters(worker_dirs)
-    records = merged_records(worker_dirs)
+    records, rejected = merged_records(worker_dirs)
+    if records and not any(key.startswith("zol/") for key in crawl):
+        raise UserError(f"the crawl's counters are empty while the journals hold {len(records)} review(s): the Redis "
+                        f"frontier lost its state mid-crawl (restarted or flushed?); crawl again")
     staging = new_staging_dir(out)
     try:
         files = copy_images(records, worker_dirs, staging / IMAGES_DIR)
@@ -108,6 +187,9 @@ def merge(worker_dirs: list[Path], out: Path) -> dict[str, Any]:
             stats["file_status_count/downloaded"] = files
         write_reviews(list(records.values()), staging / REVIEWS_FILE)
         summary = crawl_summary(stats, len(records), "finished", list(records.values()))
+        summary["journal_rejected"] = dict(sorted(rejected.items()))
+        summary["frontier_poison"] = {k[len(POISON_COUNTER):]: v for k, v in sorted(crawl.items())
+                                      if k.startswith(POISON_COUNTER)}
         write_json(summary, staging / STATS_FILE, sort_keys=False)
         replace_dir(staging, out)
     finally:
@@ -122,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workers", nargs="+", type=Path, help="the workers' output folders (-a out=...)")
     parser.add_argument("--out", type=Path, default=Path("data/raw/zol"), help="the crawl output (replaced whole)")
     opts = parser.parse_args(argv)
-    summary = merge(opts.workers, opts.out.resolve())
+    with CrawlOutput(opts.out.resolve()):  # the crawl's lock: no other crawl or merge writes --out meanwhile
+        summary = merge(opts.workers, opts.out.resolve())
     lost = sum(summary["reviews_lost"].values())
     print(f"merge: {len(opts.workers)} worker folder(s) -> {summary['reviews']} reviews ({lost} lost), "
           f"{summary['images']['ok']} images -> {opts.out}")

@@ -13,9 +13,16 @@ What is adapted from scrapy-redis 0.9.1 (built for Scrapy 1.x/2.x before 2.13), 
   duplicate is absorbed rather than dropped: every request this spider makes has its own URL (it de-duplicates
   products, reviews and long pages itself), so a duplicate is the replay of a requeued page, already queued.
   Retries and redirects replace their in-flight original and are never filtered.
-- its scheduler calls `stats.inc_value(..., spider=...)`, deprecated in Scrapy 2.19 (a warning per request);
-  this one does not, nor the deprecated `Spider.log()` its `open` calls on a non-empty queue. Its idle handling closes a worker as soon as the queue is empty: here a worker waits while
-  other workers still hold requests (they may queue more) and requeues the requests of dead workers.
+- its scheduler calls `stats.inc_value(..., spider=...)`, deprecated in Scrapy 2.19, and `Spider.log()`: not here.
+  Its idle handling closes a worker as soon as the queue is empty: here a worker waits while other workers still
+  hold requests (they may queue more) and requeues the requests of dead workers.
+- its queue pickles requests: here they are JSON (crawler.request_codec), and a member that is not a request of this
+  crawl (junk, a pickle, another shape) is moved to `<key>:poison` and counted, never run, never left in flight.
+
+What ends a worker non-zero (crawler.commands.crawl, exit 8): the frontier lost this crawl (its crawl id is gone or
+another: Redis restarted empty, was flushed or reset), checked on every heartbeat and before the worker calls the
+crawl finished; or Redis unreachable for longer than ZOL_REDIS_DOWN_TIMEOUT seconds (default 60), said in one line
+(crawler.frontier_faults). A worker whose frontier holds another crawl id than ZOL_REDIS_CRAWL_ID ends at once.
 """
 from __future__ import annotations
 
@@ -30,24 +37,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import redis
 from scrapy import Request, signals
-from scrapy.exceptions import DontCloseSpider, NotConfigured
+from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy_redis.dupefilter import RFPDupeFilter
-from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 from twisted.internet import task
 
 from common.atomic import write_json
-from crawler.frontier import Frontier, connect
+from crawler.frontier import Frontier, FrontierLost, connect
+from crawler.frontier_faults import FrontierFaults
+from crawler.request_codec import PoisonMember, decode_request, encode_request
 
 logger = logging.getLogger(__name__)
 
 TOKEN = "zol_frontier"         # request.meta key: which in-flight entry a popped request (or its retry) is
 WORKER_STATS_FILE = "worker_stats.json"
 ATTRIBUTED_PREFIX = "zol/"     # the spider's and the pipelines' counters: added to the crawl's once per request
+POISON_PER_CALL = 100          # junk members skipped in one next_request before giving the engine a turn
 
 
 def worker_id() -> str:
@@ -58,6 +68,8 @@ def worker_id() -> str:
 class InFlight:
     """A request this worker popped: done when its callback's output is exhausted and its items are written."""
     member: bytes
+    score: float = 0.0
+    failed: bool = False   # its callback hit a Redis error: queued again to be redone, never acknowledged
     items: int = 0
     items_done: int = 0
     output_done: bool = False
@@ -108,7 +120,7 @@ class FrontierDupeFilter(RFPDupeFilter):
         pass
 
 
-class FrontierScheduler(Scheduler):
+class FrontierScheduler(FrontierFaults, Scheduler):
     """scrapy-redis's Scheduler on the reliable frontier (see the module doc)."""
 
     @classmethod
@@ -124,21 +136,34 @@ class FrontierScheduler(Scheduler):
         scheduler.entries = {}
         scheduler.crawl_finished = False
         scheduler.beat = None
+        # settings (-s) or the environment: the stage passes the crawl id it wrote at reset
+        scheduler.expected_crawl_id = settings.get("ZOL_REDIS_CRAWL_ID") or os.environ.get("ZOL_REDIS_CRAWL_ID", "")
+        scheduler.down_timeout = settings.getfloat("ZOL_REDIS_DOWN_TIMEOUT",
+                                                   float(os.environ.get("ZOL_REDIS_DOWN_TIMEOUT") or 60))
+        scheduler.down_since = None   # monotonic time of the first failed Redis call of an outage
+        scheduler.abort_reason = None
+        scheduler.in_idle = False
         return scheduler
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
     def open(self, spider):
         # not Scheduler.open: it calls Spider.log(), deprecated in Scrapy 2.19, when the queue is not empty
         self.spider = spider
-        self.queue = PriorityQueue(server=self.server, spider=spider, key=self.queue_key)
+        self.queue = None  # scrapy-redis's pickling queue is not used: crawler.request_codec, crawler.frontier
         settings = self.crawler.settings
+        self.crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
+        try:
+            self.frontier.join_crawl(self.expected_crawl_id)
+        except FrontierLost as exc:  # reset or emptied before this worker came: it ends at once (spider_idle)
+            self.abort_reason = "frontier_lost"
+            logger.error("%s; this worker stops, the crawl is not complete", exc)
+            return
         self.frontier.check_arguments(spider.crawl_arguments(settings.get("ZOL_MIRROR") or ""))
         self.frontier.heartbeat()
         spider.shared = self.frontier
         spider.frontier_tracker = self
         for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
             self.crawler.signals.connect(self.item_finished, signal=signal)
-        self.crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
         self.beat = task.LoopingCall(self._beat)
         self.beat.start(min(1.0, self.frontier.ttl_ms / 3000), now=False)
         logger.info("worker %s joined the Redis frontier %r (%d request(s) queued)", self.frontier.worker,
@@ -149,24 +174,25 @@ class FrontierScheduler(Scheduler):
             self.beat.stop()
         out = Path(self.crawler.settings.get("ZOL_OUT") or ".")
         out.mkdir(parents=True, exist_ok=True)
+        crawl = (self._redis(self.frontier.stats) or {}) if self.crawl_finished else {}
         write_json({"worker": self.frontier.worker, "finish_reason": reason, "crawl_finished": self.crawl_finished,
-                    "crawl": self.frontier.stats() if self.crawl_finished else {},
-                    "local": self.stats.local_counters()}, out / WORKER_STATS_FILE, sort_keys=False)
-        requeued = self.frontier.retire()
-        if requeued:
-            logger.warning("worker %s left %d unfinished request(s) to the other workers", self.frontier.worker,
-                           requeued)
+                    "crawl": crawl, "local": self.stats.local_counters()}, out / WORKER_STATS_FILE, sort_keys=False)
+        if self.abort_reason is None:  # a lost frontier holds nothing of this crawl to give back
+            requeued = self._redis(self.frontier.retire)
+            if requeued:
+                logger.warning("worker %s left %d unfinished request(s) to the other workers", self.frontier.worker,
+                               requeued)
 
     def _beat(self) -> None:
-        try:
+        self._redis(self._beat_once)
+        slot = getattr(self.crawler.engine, "_slot", None)  # wake the engine: others may have queued requests
+        if slot is not None and self.abort_reason is None:
+            slot.nextcall.schedule()
+
+    def _beat_once(self) -> None:
+        if self._check_crawl():
             self.frontier.heartbeat()
             self._requeue_dead()
-        except Exception:  # a Redis hiccup: the next beat tries again (the alive key outlives a few beats)
-            logger.exception("Redis heartbeat failed")
-            return
-        slot = getattr(self.crawler.engine, "_slot", None)  # wake the engine: others may have queued requests
-        if slot is not None:
-            slot.nextcall.schedule()
 
     def _requeue_dead(self) -> None:
         moved = self.frontier.requeue_dead()
@@ -175,49 +201,86 @@ class FrontierScheduler(Scheduler):
             logger.warning("%d request(s) of dead worker(s) queued again", moved)
 
     def spider_idle(self, spider=None) -> None:
-        """Nothing left here: close only when no worker holds a request (they may queue more)."""
-        for token in list(self.entries):  # the engine is idle, so everything this worker popped is done
-            entry = self.entries[token]
-            entry.output_done, entry.items_done = True, entry.items
-            self._maybe_ack(token)
-        self._requeue_dead()
-        if self.frontier.pending() > 0:
+        """Nothing left here: close only when no worker holds a request (they may queue more), and only while the
+        frontier still holds this crawl (else a restarted, empty Redis would look like a finished crawl)."""
+        if self.abort_reason is not None:
+            raise CloseSpider(self.abort_reason)
+        self.in_idle = True
+        try:
+            for token in list(self.entries):  # the engine is idle, so everything this worker popped is done
+                entry = self.entries[token]
+                entry.output_done, entry.items_done = True, entry.items
+                self._maybe_ack(token)
+            pending = self._redis(self._idle_pending)
+        finally:
+            self.in_idle = False
+        if self.abort_reason is not None:
+            raise CloseSpider(self.abort_reason)
+        if pending is None or pending > 0:  # Redis unreachable (bounded by _outage) or work left somewhere
             raise DontCloseSpider
         self.crawl_finished = True
 
+    def _idle_pending(self) -> int | None:
+        self._requeue_dead()
+        if not self._check_crawl():
+            return None
+        return self.frontier.pending()
+
     # ---- the queue ----------------------------------------------------------------------------------------
     def enqueue_request(self, request: Request) -> bool:
+        if self.abort_reason is not None:
+            return False
         token = request.meta.pop(TOKEN, None)
-        member = self.queue._encode_request(request)
+        member = encode_request(request, self.spider)
         score = -request.priority
-        original = self.entries.pop(token, None) if token else None
-        if original is not None:  # a retry or redirect of a request this worker holds takes its place
-            if not self.frontier.replace(original.member, score, member):
-                self.stats.inc_value("frontier/stale_replacements")
-        elif request.dont_filter:
-            self.frontier.push(score, member)
-        elif not self.frontier.push_new(self.df.request_fingerprint(request), score, member):
-            self.stats.inc_value("frontier/replayed_requests_absorbed")
-            return True
+        original = self.entries.get(token) if token else None
+        try:
+            if original is not None:  # a retry or redirect of a request this worker holds takes its place
+                del self.entries[token]
+                if not self.frontier.replace(original.member, score, member):
+                    self.stats.inc_value("frontier/stale_replacements")
+            elif request.dont_filter:
+                self.frontier.push(score, member)
+            elif not self.frontier.push_new(self.df.request_fingerprint(request), score, member):
+                self.stats.inc_value("frontier/replayed_requests_absorbed")
+                return True
+        except redis.RedisError as exc:  # the request cannot be kept: this crawl cannot be whole any more
+            self._abort("redis_unreachable", f"Redis unreachable while queueing {request.url} (a request this "
+                                             f"crawl cannot keep): {exc}")
+            return False
         self.stats.inc_value("scheduler/enqueued/redis")
         return True
 
     def next_request(self) -> Request | None:
-        member = self.frontier.pop()
-        if member is None:
+        if self.abort_reason is not None:
             return None
-        request = self.queue._decode_request(member)
-        token = hashlib.sha1(member).hexdigest()
-        request.meta[TOKEN] = token
-        self.entries[token] = InFlight(member)
-        self.stats.inc_value("scheduler/dequeued/redis")
-        return request
+        for _ in range(POISON_PER_CALL):
+            member = self._redis(self.frontier.pop)
+            if member is None:
+                return None
+            try:
+                request = decode_request(member, self.spider)
+            except PoisonMember as exc:
+                self._poisoned(member, exc)
+                continue
+            token = hashlib.sha1(member).hexdigest()
+            request.meta[TOKEN] = token
+            self.entries[token] = InFlight(member, score=-request.priority)
+            self.stats.inc_value("scheduler/dequeued/redis")
+            return request
+        return None
+
+    def _poisoned(self, member: bytes, exc: PoisonMember) -> None:
+        self._redis(self.frontier.poison, member, exc.reason)
+        self.stats.inc_value(f"frontier/poison/{exc.reason}")
+        logger.error("a member of %s is not a request of this crawl (%s, %d bytes): moved to %s",
+                     self.frontier.queue_key, exc, len(member), self.frontier.poison_key)
 
     def has_pending_requests(self) -> bool:
-        return self.frontier.queued() > 0
+        return len(self) > 0
 
     def __len__(self) -> int:
-        return self.frontier.queued()
+        return 0 if self.abort_reason is not None else self._redis(self.frontier.queued, default=0)
 
     # ---- tracking (crawler.attribution.tracked) -----------------------------------------------------------
     def follow(self, request: Request, output: Iterable[Any] | None):
@@ -235,6 +298,10 @@ class FrontierScheduler(Scheduler):
                 try:
                     value = next(values)
                 except StopIteration:
+                    return
+                except redis.RedisError as exc:  # the spider's shared state (claims) was out of reach
+                    entry.failed = True
+                    self._outage(exc)
                     return
                 finally:
                     stats.current = None
@@ -258,8 +325,16 @@ class FrontierScheduler(Scheduler):
         entry = self.entries.get(token)
         if entry is None or not entry.output_done or entry.items_done < entry.items:
             return
+        if entry.failed:  # redone from the start (its items and requests so far are absorbed as duplicates)
+            if self._redis(self.frontier.replace, entry.member, entry.score, entry.member):
+                del self.entries[token]
+                self.stats.inc_value("frontier/redone_after_redis_errors")
+            return
+        acked = self._redis(self.frontier.ack, entry.member, dict(entry.counters))
+        if acked is None:  # Redis unreachable: the request stays in flight (requeued if this worker gives up)
+            return
         del self.entries[token]
-        if not self.frontier.ack(entry.member, dict(entry.counters)):
+        if not acked:
             self.stats.inc_value("frontier/stale_acks")  # taken for dead meanwhile: another worker redoes it
 
 
@@ -279,7 +354,10 @@ class SharedHostDelayMiddleware:
         return cls(crawler)
 
     async def process_request(self, request: Request, spider=None):
-        wait = self.frontier.reserve_host(urlparse_cached(request).hostname or "", self.delay)
+        try:
+            wait = self.frontier.reserve_host(urlparse_cached(request).hostname or "", self.delay)
+        except redis.RedisError:  # the scheduler bounds the outage; meanwhile this worker keeps the delay alone
+            wait = self.delay
         if wait > 0:
             from twisted.internet import reactor  # the one Scrapy installed
             self.crawler.stats.inc_value("frontier/host_delay_s", round(wait, 3))

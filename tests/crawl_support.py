@@ -273,16 +273,20 @@ def redirects_2026(server: "MirrorServer") -> None:
 class RedisServer:
     """`redis-server` on a free loopback port, in a temporary folder, nothing saved to disk."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, port: int = 0) -> None:
+        """`port` 0: a free one; else that port (an empty Redis restarted where another one was)."""
         import shutil
         import socket
         executable = shutil.which("redis-server")
         if executable is None:
             raise FileNotFoundError("redis-server is not on PATH (Debian: apt-get install redis-server)")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = port
+        if not port:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        folder.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -2,8 +2,12 @@
 pages, layout drift, duplicates across pages, and a crawl killed midway then resumed with JOBDIR."""
 from __future__ import annotations
 
+import json
+import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -103,11 +107,64 @@ def test_no_reviews_at_all_exits_non_zero(fixture_mirror, mirror_server, tmp_pat
     _add_empty_product(root)
     result = run_crawl(tmp_path / "out", mirror_server(root).url, "products=" + EMPTY_PRODUCT)
     assert result.returncode == 3
+    assert not result.out.exists()  # nothing to replace it with: the run's output stays in the staging folder
+    result.out = tmp_path / ".out.partial"
     assert result.stats["reviews"] == 0
     assert result.stats["layout_errors"] == {"review_page_without_reviews": 1, "fewer_reviews_than_declared": 1}
     assert result.stats["reviews_lost"] == {"short_of_declared": 89}
     assert (result.out / "reviews.jsonl").read_bytes() == b""
     assert "ERROR" in result.stderr and "no review on" in result.stderr
+    assert f"{tmp_path / 'out'} left unchanged" in result.stderr
+
+
+def _hand_crawl(*spider_args: str, settings: tuple[str, ...] = (), timeout: float = 120) -> subprocess.CompletedProcess:
+    """`scrapy crawl zol -a ...` as a user types it: no ZOL_MIRROR nor ZOL_OUT in the environment."""
+    command = [sys.executable, "-m", "scrapy", "crawl", "zol"]
+    for arg in spider_args:
+        command += ["-a", arg]
+    for setting in ("RETRY_TIMES=0", "RETRY_BACKOFF_BASE=0", "DOWNLOAD_TIMEOUT=5", *settings):
+        command += ["-s", setting]
+    env = {k: v for k, v in os.environ.items() if k not in ("ZOL_MIRROR", "ZOL_OUT", "ZOL_CRAWLED_AT")}
+    env.update(PYTHONPATH=str(REPO), ZOL_LOG_LEVEL="WARNING")
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _tree(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed when the block ends: nothing listens there
+
+
+def test_a_hand_crawl_reads_a_mirror_argument_and_never_destroys_a_good_crawl(fixture_mirror, tmp_path):
+    root, _ = fixture_mirror
+    _add_empty_product(root)
+    out = tmp_path / "out"
+    good = _hand_crawl(f"out={out}", f"mirror={root}", "crawl_date=2018-09-15")
+    assert good.returncode == 0, good.stderr[-3000:]
+    reviews = [json.loads(line) for line in (out / "reviews.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["review_id"] for r in reviews) == sorted(FIXTURE_IDS)
+    before = _tree(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mirror", "out"]  # no staging, no lock left behind
+
+    unreachable = _hand_crawl(f"out={out}", "products=1184692", f"mirror=http://127.0.0.1:{_closed_port()}")
+    assert unreachable.returncode != 0
+    assert f"{out} left unchanged" in unreachable.stderr
+    empty = _hand_crawl(f"mirror={root}", "products=" + EMPTY_PRODUCT, settings=(f"ZOL_OUT={out}",))  # as the stage
+    assert empty.returncode == 3
+    assert json.loads((tmp_path / ".out.partial" / "crawl_stats.json").read_text(encoding="utf-8"))["reviews"] == 0
+    assert _tree(out) == before  # byte-identical after both failed crawls
+
+
+def test_a_hand_crawl_refuses_unknown_arguments_in_one_line(tmp_path):
+    done = _hand_crawl(f"out={tmp_path / 'out'}", "mirorr=/somewhere", timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: unknown spider argument(s) mirorr; known: ") and "mirror" in lines[-1]
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
 
 
 def _partial_lines(jobdir: Path) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from crawl_support import CRAWLED_AT, REPO, run_crawl, scrapy_command
+from crawl_support import CRAWLED_AT, REPO, RedisServer, run_crawl, scrapy_command
 from crawler.frontier import Frontier
 from crawler.merge import merge
 from sitegen.mirror import generate_mirror
@@ -158,14 +159,21 @@ def test_a_killed_worker_loses_nothing(site, single_crawl, mirror_server, redis_
     _assert_ground_truth(tmp_path / "raw", manifest, single_crawl)
 
 
-def _stage(tmp_path: Path, mirror: str, out: Path, redis_url: str, workers: int = 2) -> subprocess.CompletedProcess:
+def _stage_command(tmp_path: Path, mirror: str, out: Path, redis_url: str, workers: int = 2) -> list[str]:
     params = tmp_path / "params.yaml"
     params.write_text(f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 50\n  review_pages: 20\n"
                       f"  products: ''\n  max_products: 0\n  max_images_per_review: 0\n  polite: false\n"
                       f"  crawl_date: ''\n  backend: redis\n  redis_url: '{redis_url}'\n  redis_key: stage\n"
                       f"  workers: {workers}\n", encoding="utf-8")
-    env = {**os.environ, "ZOL_CRAWLED_AT": CRAWLED_AT, "ZOL_LOG_LEVEL": "WARNING"}
-    return subprocess.run([sys.executable, "-m", "crawler.crawl", "--params", str(params)], cwd=REPO, env=env,
+    return [sys.executable, "-m", "crawler.crawl", "--params", str(params)]
+
+
+def _stage_env() -> dict:
+    return {**os.environ, "ZOL_CRAWLED_AT": CRAWLED_AT, "ZOL_LOG_LEVEL": "WARNING"}
+
+
+def _stage(tmp_path: Path, mirror: str, out: Path, redis_url: str, workers: int = 2) -> subprocess.CompletedProcess:
+    return subprocess.run(_stage_command(tmp_path, mirror, out, redis_url, workers), cwd=REPO, env=_stage_env(),
                           capture_output=True, text=True, timeout=180)
 
 
@@ -197,3 +205,125 @@ def test_merge_refuses_folders_of_an_unfinished_crawl(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "no worker saw the crawl finish" in done.stderr
     assert not (tmp_path / "raw").exists()
+
+
+# ---- faults and hostile input (issue: nothing a fault or a hostile input does may lose data or run code) --------
+
+class _Exploit:
+    """Unpickling this runs a shell command: what anyone able to write to the Redis could push."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_poison_members_are_moved_aside_never_run(site, single_crawl, redis_server, tmp_path):
+    root, manifest = site
+    marker = tmp_path / "PWNED"
+    client = redis.Redis.from_url(redis_server.url)
+    poison = {pickle.dumps(_Exploit(marker)), b"junk", b'{"url": 5}', b'{"url": "https://x.cn/", "callback": "close"}'}
+    client.zadd("poison:requests", {member: -100 for member in poison})  # popped before the crawl's own requests
+    folder = tmp_path / "w"
+    _finish(_worker(folder, str(root), redis_server.url, "poison"))
+    assert not marker.exists()  # no code ran
+    assert client.smembers("poison:poison") == poison
+    assert Frontier(client, "poison").pending() == 0  # each was acknowledged, none is left in flight
+    saved = json.loads((folder / "worker_stats.json").read_text(encoding="utf-8"))
+    assert saved["crawl"]["frontier/poison/not_json"] == 2 and saved["crawl"]["frontier/poison/not_a_request"] == 1
+    assert saved["crawl"]["frontier/poison/bad_callback"] == 1
+    stats = merge([folder], tmp_path / "raw")  # and the crawl went on, whole
+    _assert_ground_truth(tmp_path / "raw", manifest, single_crawl)
+    assert stats["frontier_poison"] == {"bad_callback": 1, "not_a_request": 1, "not_json": 2}
+
+
+def test_frontier_keys_are_names_not_patterns(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    client.set("unrelated", "keep")
+    for key in ("*", "zol:*", "a b", ""):
+        done = subprocess.run([sys.executable, "-m", "crawler.frontier", "reset", "--redis-url", redis_server.url,
+                               "--key", key], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "letters, digits" in done.stderr and "Traceback" not in done.stderr
+    assert client.get("unrelated") == b"keep"
+
+
+def _write_good_crawl(out: Path) -> dict[str, bytes]:
+    (out / "images").mkdir(parents=True)
+    files = {"reviews.jsonl": b'{"review_id": "1", "product_id": "2"}\n', "crawl_stats.json": b'{"reviews": 1}\n',
+             "images/a.jpg": b"\xff\xd8\xffgood"}
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    return files
+
+
+def _tree(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def _wait_for_journal(folders: list[Path], lines: int, processes: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + 90
+    while sum(len(_journal_ids(f)) if (f / "journal.jsonl").exists() else 0 for f in folders) < lines:
+        assert time.monotonic() < deadline and all(p.poll() is None for p in processes)
+        time.sleep(0.02)
+
+
+def test_a_redis_restarted_empty_mid_crawl_fails_the_stage(site, mirror_server, redis_server, tmp_path):
+    root, _ = site
+    server = mirror_server(root)
+    server.delay = 0.1
+    first = RedisServer(tmp_path / "r1")
+    out = tmp_path / "raw"
+    files = _write_good_crawl(out)
+    stage = subprocess.Popen(_stage_command(tmp_path, server.url, out, first.url), cwd=REPO, text=True,
+                             env=_stage_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    second = None
+    try:
+        _wait_for_journal([tmp_path / f".raw.partial.worker{i}" for i in range(2)], 3, [stage])
+        first.stop()
+        second = RedisServer(tmp_path / "r2", port=first.port)  # the same address, empty
+        _, stderr = stage.communicate(timeout=120)
+    finally:
+        stage.kill()
+        for redis_process in (first, second):
+            if redis_process is not None:
+                redis_process.stop()
+    assert stage.returncode == 8, stderr[-3000:]
+    assert "lost this crawl's state" in stderr and f"{out} left unchanged" in stderr
+    assert _tree(out) == files
+
+
+def test_redis_down_ends_a_worker_in_one_line(site, mirror_server, redis_server, tmp_path):
+    root, _ = site
+    server = mirror_server(root)
+    server.delay = 0.1
+    own = RedisServer(tmp_path / "r")
+    folder = tmp_path / "w"
+    worker_env_timeout = 3
+    worker = _worker(folder, server.url, own.url, "down", 30, "CONCURRENT_REQUESTS=2",
+                     f"ZOL_REDIS_DOWN_TIMEOUT={worker_env_timeout}")
+    try:
+        _wait_for_journal([folder], 2, [worker])
+        own.stop()
+        started = time.monotonic()
+        _, stderr = worker.communicate(timeout=90)
+    finally:
+        worker.kill()
+        own.stop()
+    assert worker.returncode == 8, stderr[-3000:]
+    assert time.monotonic() - started < worker_env_timeout + 30
+    # one line from the frontier (the spider may count a request it could not queue as dropped, one line each)
+    errors = [line for line in stderr.splitlines() if "[crawler.redis_backend] ERROR" in line]
+    assert len(errors) == 1 and "Redis unreachable" in errors[0] and "this worker stops" in errors[0], stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]  # one line, not a traceback a second  # the callbacks in flight at most, not one per second
+
+
+def test_a_worker_of_another_crawl_id_ends_at_once(site, redis_server, tmp_path):
+    root, _ = site
+    command, env = scrapy_command(tmp_path / "w", str(root), settings=("ZOL_REDIS_HOST_DELAY=0",))
+    env.update(ZOL_BACKEND="redis", REDIS_URL=redis_server.url, ZOL_REDIS_KEY="other", ZOL_REDIS_CRAWL_ID="not-this")
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 8, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if "[crawler.redis_backend] ERROR" in line]
+    assert len(errors) == 1 and "does not hold this crawl" in errors[0] and "Traceback" not in done.stderr
+    assert not redis.Redis.from_url(redis_server.url).exists("other:requests")  # it queued nothing

@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 from parsel import Selector
 from scrapy import Request
 from scrapy.http import HtmlResponse
@@ -219,3 +220,196 @@ def test_the_dupefilter_never_drops_the_spiders_own_pages():
     assert not dupefilter.request_seen(page) and not dupefilter.request_seen(page.copy())
     other = Request("https://detail.zol.com.cn/x.html")
     assert not dupefilter.request_seen(other) and dupefilter.request_seen(other.copy())
+
+
+def _write_good_crawl(out: Path) -> dict[str, bytes]:
+    """A previous crawl's output (what a failed crawl must leave byte-identical); returns its files' bytes."""
+    (out / "images").mkdir(parents=True)
+    files = {"reviews.jsonl": b'{"review_id": "1", "product_id": "2"}\n', "crawl_stats.json": b'{"reviews": 1}\n',
+             "images/a.jpg": b"\xff\xd8\xffgood"}
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    return files
+
+
+def _tree(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_stage_refuses_a_second_crawl_into_the_same_out(tmp_path):
+    from crawler.staging import CrawlOutput
+    out = tmp_path / "raw"
+    files = _write_good_crawl(out)
+    with CrawlOutput(out):  # a crawl running into `out`
+        done = _stage(tmp_path, out)
+    assert done.returncode == 2 and done.stderr.count("\n") <= 2, done.stderr
+    assert f"another crawl is writing {out}" in done.stderr
+    assert _tree(out) == files
+
+
+# ---- the Redis queue member codec (crawl.backend redis) --------------------------------------------------------
+
+def _codec_spider() -> ZolSpider:
+    return _spider()
+
+
+def test_codec_round_trips_the_spiders_requests(site):
+    from crawler.parse_list import ListedReview
+    from crawler.request_codec import decode_request, encode_request
+    from crawler.spiders.zol import RankingState
+    spider = _codec_spider()
+    listed = ListedReview(ReviewItem(review_id="1", product_id="2", scores={"性价比": 4.0}, image_urls=["u"]),
+                          "https://t.zol.com.cn/57/2/evaluation_3.html", ("新标签",))
+    requests = [spider._request("https://t.zol.com.cn/57/2/evaluation_3.html", "long", spider.parse_long,
+                                meta={"listed": listed, "retry_times": 2}),
+                spider._ranking_request(ranking_url(2), 2, RankingState(["1", "2"], 7)),
+                Request("https://detail.zol.com.cn/x", method="POST", body=b"\xff\x00", headers={"X-A": "b"},
+                        priority=-3, dont_filter=True, callback=spider.parse_review_list, meta={"k": {1: {2, 3}}})]
+    for request in requests:
+        member = encode_request(request, spider)
+        json.loads(member)  # JSON, not a pickle
+        again = decode_request(member, spider)
+        assert again.to_dict(spider=spider) == request.to_dict(spider=spider)
+    assert decode_request(encode_request(requests[0], spider), spider).meta["listed"] == listed
+
+
+PICKLE = (b"\x80\x04\x95\x35\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system\x94\x93\x94"
+          b"\x8c\x0etouch PWNED\x94\x85\x94R\x94.")
+
+
+@pytest.mark.parametrize("member, reason", [
+    (PICKLE, "not_json"),
+    (b"junk", "not_json"),
+    (b"\xff\xfe", "not_json"),
+    (b"[1, 2]", "not_a_request"),
+    (b'{"url": 5}', "not_a_request"),
+    (b'{"method": "GET"}', "not_a_request"),
+    (b'{"url": "https://x.cn/", "callback": "close"}', "bad_callback"),
+    (b'{"url": "https://x.cn/", "callback": "__init__"}', "bad_callback"),
+    (b'{"url": "https://x.cn/", "errback": "parse_long"}', "bad_callback"),
+    (b'{"url": "https://x.cn/", "_class": "os.system"}', "not_a_request"),
+    (b'{"url": "https://x.cn/", "meta": {"a": {"$t": "dc", "c": "subprocess.Popen", "v": {"args": "touch PWNED"}}}}',
+     "bad_type"),
+    (b'{"url": "https://x.cn/", "meta": {"a": {"$t": "dc", "c": "crawler.frontier.Frontier", "v": {}}}}', "bad_type"),
+    (b'{"url": "https://x.cn/", "meta": {"a": {"$t": "eval", "v": "1"}}}', "bad_tag"),
+    (b'{"url": "not a url"}', "bad_request"),
+    (b'{"url": "file:///etc/passwd", "callback": "parse_long"}', "bad_request"),
+    (b'{"url": "https://x.cn/", "meta": {"proxy": "http://evil:8080"}}', "unsafe_meta"),
+    (b'{"url": "https://x.cn/", "meta": {"dont_obey_robotstxt": true}}', "unsafe_meta"),
+    (b'{"url": "https://x.cn/", "body": {"$t": "bytes", "v": "!!"}}', "bad_request"),
+    (b"[" * 100000 + b"]" * 100000, "too_deep"),
+])
+def test_codec_refuses_what_is_not_a_request(member, reason, tmp_path, monkeypatch):
+    from crawler.request_codec import PoisonMember, decode_request
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PoisonMember) as caught:
+        decode_request(member, _codec_spider())
+    assert caught.value.reason == reason or (reason == "too_deep" and caught.value.reason == "not_json")
+    assert not (tmp_path / "PWNED").exists()
+
+
+_json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                       max_size=4), max_leaves=12)
+_request_like = st.fixed_dictionaries({"url": st.text(max_size=30) | st.just("https://detail.zol.com.cn/a")},
+                                      optional={"callback": st.text(max_size=12) | st.just("parse_long"),
+                                                "errback": st.text(max_size=12), "meta": _json_values,
+                                                "headers": _json_values, "body": _json_values,
+                                                "priority": _json_values, "$t": st.text(max_size=6),
+                                                "v": _json_values, "c": st.text(max_size=30)})
+
+
+@given(member=st.binary(max_size=200) | _json_values.map(lambda v: json.dumps(v).encode())
+       | _request_like.map(lambda v: json.dumps(v).encode()))
+def test_property_any_queue_member_is_a_request_or_poison(member):
+    from crawler.request_codec import UNSAFE_META, PoisonMember, decode_request
+    spider = _CODEC_SPIDER
+    try:
+        request = decode_request(member, spider)
+    except PoisonMember as exc:
+        assert exc.reason and "\n" not in str(exc)
+    else:
+        assert isinstance(request, Request) and request.url.startswith(("http://", "https://"))
+        assert not UNSAFE_META & set(request.meta)
+        assert request.callback is None or request.callback.__name__.startswith("parse")
+
+
+_CODEC_SPIDER = _codec_spider()
+
+
+# ---- merging a shared crawl's worker folders ------------------------------------------------------------------
+
+def _worker_folder(folder: Path, records: list, stats: dict | None = None, extra_lines: str = "") -> Path:
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "a.jpg").write_bytes(b"\xff\xd8\xffA")
+    lines = "".join(json.dumps(r) + "\n" for r in records) + extra_lines
+    (folder / "journal.jsonl").write_text(lines, encoding="utf-8")
+    saved = stats if stats is not None else {"crawl_finished": True, "crawl": {"zol/reviews/scraped": len(records)},
+                                             "local": {}}
+    (folder / "worker_stats.json").write_text(json.dumps(saved), encoding="utf-8")
+    return folder
+
+
+def _merge_cli(tmp_path: Path, *folders: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "crawler.merge", *map(str, folders), "--out", str(tmp_path / "raw")],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_merge_reads_and_writes_plain_image_names_only(tmp_path):
+    from crawler.merge import merge
+    secret = tmp_path / "stolen.txt"
+    secret.write_text("secret", encoding="utf-8")
+    good = {"review_id": "1", "product_id": "9", "images": [{"path": "a.jpg", "checksum": None}]}
+    records = [good,
+               {"review_id": "2", "product_id": "9", "images": [{"path": "../../stolen.txt"}]},
+               {"review_id": "3", "product_id": "9", "images": [{"checksum": "x"}]},
+               {"review_id": "4", "product_id": "9", "images": ["a.jpg"]},
+               {"review_id": "5"}, [1]]
+    folder = _worker_folder(tmp_path / "w" / "x", records, extra_lines='{"review_id": "6", "pro')
+    summary = merge([folder], tmp_path / "raw")
+    assert summary["reviews"] == 1 and _tree(tmp_path / "raw")["images/a.jpg"] == b"\xff\xd8\xffA"
+    assert summary["journal_rejected"] == {"image_path_not_a_file_name": 1, "image_without_path": 1,
+                                           "image_entry_not_an_object": 1, "no_review_or_product_id": 1,
+                                           "not_an_object": 1, "not_json": 1}
+    assert sorted(_tree(tmp_path / "raw")) == ["crawl_stats.json", "images/a.jpg", "reviews.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw", "stolen.txt", "w"]
+
+
+@pytest.mark.parametrize("stats_text, message", [
+    ('{"crawl_finished": true, "crawl": {"zol/rev', "is torn or not JSON"),
+    ('{"crawl_finished": true, "crawl": [], "local": {}}', "is not a worker's stats"),
+    ('{"crawl_finished": true, "crawl": {}, "local": {}}', "the crawl's counters are empty while the journals hold 1"),
+])
+def test_merge_refuses_torn_stats_and_empty_counters_in_one_line(tmp_path, stats_text, message):
+    folder = _worker_folder(tmp_path / "w", [{"review_id": "1", "product_id": "9", "images": []}])
+    (folder / "worker_stats.json").write_text(stats_text, encoding="utf-8")
+    out = tmp_path / "raw"
+    files = _write_good_crawl(out)
+    done = _merge_cli(tmp_path, folder)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr
+    assert _tree(out) == files
+
+
+@given(text=st.text(max_size=300) | st.lists(_json_values, max_size=5).map(
+    lambda values: "\n".join(json.dumps(v) for v in values)))
+def test_property_a_journal_line_is_a_record_or_a_counted_rejection(text):
+    from crawler.merge import journal_record
+    for line in text.split("\n"):
+        record, reason = journal_record(line)
+        assert (record is None) != (reason is None)
+        if record is not None:
+            assert isinstance(record["review_id"], str) and isinstance(record["product_id"], str)
+            for image in record.get("images") or []:
+                assert Path(image["path"]).name == image["path"] and image["path"] not in (".", "..")
+
+
+@given(text=st.text(max_size=300) | st.lists(_json_values | st.just({"review_id": "1", "product_id": "2"}),
+                                              max_size=5).map(lambda values: "\n".join(json.dumps(v) for v in values)))
+def test_property_every_journal_line_is_read_or_counted(text, tmp_path):
+    from crawler.merge import read_journal
+    path = tmp_path / "journal.jsonl"
+    path.write_text(text, encoding="utf-8", newline="")
+    records, rejected = read_journal(path)
+    lines = [line for line in path.read_bytes().decode("utf-8").split("\n") if line.strip()]
+    assert len(records) + sum(rejected.values()) == len(lines)
