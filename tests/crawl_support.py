@@ -40,13 +40,19 @@ class RunResult:
     stderr: str
 
     @property
+    def written(self) -> Path:
+        """Where this run's output is: `out` when the crawl succeeded, else the staging folder it left beside `out`
+        (a failed crawl never replaces `out`)."""
+        return self.out if self.returncode == 0 else self.out.with_name(f".{self.out.name}.partial")
+
+    @property
     def reviews(self) -> list[dict]:
-        path = self.out / "reviews.jsonl"
+        path = self.written / "reviews.jsonl"
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
 
     @property
     def stats(self) -> dict:
-        return json.loads((self.out / "crawl_stats.json").read_text(encoding="utf-8"))
+        return json.loads((self.written / "crawl_stats.json").read_text(encoding="utf-8"))
 
 
 def scrapy_command(out: Path, mirror: str, *spider_args: str, settings: tuple[str, ...] = ()) -> tuple[list, dict]:

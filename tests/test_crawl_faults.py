@@ -108,11 +108,11 @@ def test_no_reviews_at_all_exits_non_zero(fixture_mirror, mirror_server, tmp_pat
     result = run_crawl(tmp_path / "out", mirror_server(root).url, "products=" + EMPTY_PRODUCT)
     assert result.returncode == 3
     assert not result.out.exists()  # nothing to replace it with: the run's output stays in the staging folder
-    result.out = tmp_path / ".out.partial"
+    assert result.written == tmp_path / ".out.partial"
     assert result.stats["reviews"] == 0
     assert result.stats["layout_errors"] == {"review_page_without_reviews": 1, "fewer_reviews_than_declared": 1}
     assert result.stats["reviews_lost"] == {"short_of_declared": 89}
-    assert (result.out / "reviews.jsonl").read_bytes() == b""
+    assert (result.written / "reviews.jsonl").read_bytes() == b""
     assert "ERROR" in result.stderr and "no review on" in result.stderr
     assert f"{tmp_path / 'out'} left unchanged" in result.stderr
 
