@@ -35,8 +35,8 @@ import yaml
 from common.atomic import write_text
 from common.errors import UserError, cli_entry
 from common.params import load_params
-from model.paper_grid import (DEFAULTS, PAPER, Plan, Run, base_params, experiment_results, first_sizes,
-                              missing_runs, plan_from_params)
+from model.paper_grid import (DEFAULTS, PAPER, Run, base_params, experiment_results, first_sizes, missing_runs,
+                              plan_from_params)
 from model.paper_report import aggregate, render
 
 
@@ -133,7 +133,11 @@ def run_grid(todo: list[Run], copy_paths: list[str], overrides: list[str]) -> li
     failed = []
     for number, run in enumerate(todo, 1):
         print(f"paper: run {number}/{len(todo)}: {run.describe()}", flush=True)
-        if _dvc(run_args(run, copy_paths, overrides)).returncode != 0:   # its output streams to the terminal
+        try:
+            code = _dvc(run_args(run, copy_paths, overrides)).returncode   # its output streams to the terminal
+        except KeyboardInterrupt:
+            raise UserError(f"interrupted in run {number}/{len(todo)}; `make paper` resumes with it") from None
+        if code != 0:
             print(f"paper: run {number}/{len(todo)} failed ({run.describe()}); the grid goes on", file=sys.stderr,
                   flush=True)
             failed.append(run)

@@ -9,6 +9,7 @@ has two to four degrees of freedom and is unstable; the spread rule is plain to 
 """
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 
@@ -46,7 +47,7 @@ def paper_claims() -> list[tuple[int, str, str]]:
     mimn = PAPER_TABLE2["mimn"][0]
     claims = [(2, mimn, label) for key, (label, *_) in PAPER_TABLE2.items() if key != "mimn"]
     hops = sorted(PAPER_TABLE3)
-    for low, high in zip(hops, hops[1:]):
+    for low, high in itertools.pairwise(hops):
         a, b = PAPER_TABLE3[low], PAPER_TABLE3[high]
         claims.append((3, a[0], b[0]) if a[1] > b[1] else (3, b[0], a[0]))
     claims += [(4, mimn, label) for key, (label, *_) in PAPER_TABLE4.items() if key != "mimn"]
