@@ -98,9 +98,9 @@ class Plan:
     @property
     def runs(self) -> list[Run]:
         """Every (setting, profile, seed) once: MIMN with the base hops and variant is a row of all three tables.
-        Every row runs every seed of `paper.seeds`."""
+        Every row runs every seed of `paper.seeds`; seed by seed, so that a grid stopped halfway has every row."""
         keys = sorted({(row.setting, row.profile) for row in self.rows})
-        return [self.run(setting, profile, seed) for setting, profile in keys for seed in self.seeds]
+        return [self.run(setting, profile, seed) for seed in self.seeds for setting, profile in keys]
 
     def run(self, setting: Setting, profile: str, seed: int) -> Run:
         return Run(setting, seed, self.max_epochs, profile, self.as_paper if profile == PAPER else ())

@@ -42,6 +42,7 @@ def test_the_default_grid_is_the_papers_three_tables_plus_the_tuned_default_ever
     assert {r.setting.variant for r in plan.rows if r.table == 4} == {"mimn", "self", "text2img", "img2text"}
     # MIMN with 3 hops is a paper row of all three tables but runs once per seed: 14 paper settings + the default
     assert plan.seeds == [1, 2, 3] and len(plan.runs) == 15 * 3 and len(set(plan.runs)) == len(plan.runs)
+    assert [run.seed for run in plan.runs] == [1] * 15 + [2] * 15 + [3] * 15   # a grid stopped halfway has every row
     for row in plan.rows:   # every row runs every seed
         assert {run.seed for run in plan.runs if (run.setting, run.profile) == (row.setting, row.profile)} == {1, 2, 3}
     mimn = next(r for r in plan.rows if r.table == 2 and r.label == "MIMN")
