@@ -203,9 +203,15 @@ def _experiment(state: dict, group: dict, skipped: list[str] | None) -> dict | N
     data = state.get("data") or {}
     params = _file_data(data, "params", PARAMS_FILE)
     model, train = params.get("model") or {}, params.get("train") or {}
-    if "seed" not in train or "hops" not in model:
+    name = str(state.get("name") or group.get("name") or state.get("rev"))
+    if not isinstance(model, dict) or not isinstance(train, dict):
+        if skipped is not None:
+            skipped.append(f"{name}: its model or train params are not a mapping")
         return None
-    name = state.get("name") or group.get("name") or state.get("rev")
+    if "seed" not in train or "hops" not in model:
+        if skipped is not None:
+            skipped.append(f"{name}: no model.hops or train.seed in its params")
+        return None
     try:
         _grid_int(model, "hops"), _grid_int(train, "seed"), _grid_int(train, "max_epochs", 0)
     except ValueError as exc:
@@ -213,8 +219,8 @@ def _experiment(state: dict, group: dict, skipped: list[str] | None) -> dict | N
             skipped.append(f"{name}: {exc}")
         return None
     test, trained = _file_data(data, "metrics", TEST_METRICS), _file_data(data, "metrics", TRAIN_METRICS)
-    has_metrics = all(isinstance(test.get(m), (int, float)) for m in METRICS)
-    return {"name": name, "timestamp": data.get("timestamp") or "", "params": base_params(params),
+    has_metrics = all(isinstance(test.get(m), (int, float)) and not isinstance(test.get(m), bool) for m in METRICS)
+    return {"name": name, "timestamp": str(data.get("timestamp") or ""), "params": base_params(params),
             "status": str((group.get("executor") or {}).get("state") or data.get("status") or ""),
             "metrics": {m: float(test[m]) for m in METRICS} if has_metrics else None,
             "sizes": {"train_pairs": trained.get("train_pairs"), "dev_pairs": trained.get("dev_pairs"),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from common.errors import UserError
 from model import paper, paper_grid as grid, paper_report as report
@@ -327,3 +328,40 @@ def test_an_experiment_with_null_hops_is_left_out_with_its_reason():
     text = report.render(plan, report.aggregate(plan, results), plan.base, plan.base, grid.first_sizes(results, plan),
                          "abc1234", failed=len(grid.missing_runs(plan, results)), skipped=skipped)
     assert "2 experiment(s) left out, their grid params unreadable: `coaly-skip: hops is null, not an integer`" in text
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                                        max_size=3), max_leaves=5)
+FIELDS = [("params", "model", "hops"), ("params", "train", "seed"), ("params", "train", "max_epochs"),
+          ("params", "model", None), ("params", "train", None), ("params", "train", "class_weights"),
+          ("metrics", "accuracy", None), ("metrics", "weighted_f1", None), ("timestamp", None, None)]
+
+
+@settings(max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(which=st.integers(0, 10), field=st.sampled_from(FIELDS), value=JSON_VALUES)
+def test_any_value_in_an_experiment_is_read_or_left_out_with_its_reason(which, field, value):
+    """Whatever an experiment's params.yaml or metrics hold, the report is written: the experiment is read or
+    left out with a reason, never a traceback."""
+    shown = json.loads(json.dumps(EXP_SHOW))
+    group = shown[1]["experiments"][which]
+    data = group["revs"][0]["data"]
+    kind, key, leaf = field
+    if kind == "params":
+        section = data["params"]["params.yaml"]["data"]
+        if leaf is None:
+            section[key] = value
+        else:
+            section[key][leaf] = value
+    elif kind == "metrics" and "metrics/test.json" in data["metrics"]:
+        data["metrics"]["metrics/test.json"]["data"][key] = value
+    else:
+        data["timestamp"] = value
+    skipped: list[str] = []
+    results = grid.experiment_results(shown, skipped)
+    assert group["name"] in {r["name"] for r in results} | {why.split(":")[0] for why in skipped}
+    plan = tiny_plan(defaults_row=True)
+    text = report.render(plan, report.aggregate(plan, results), plan.base, plan.base,
+                         grid.first_sizes(results, plan), "abc1234", failed=len(grid.missing_runs(plan, results)),
+                         skipped=skipped)
+    assert "## Table 2" in text
