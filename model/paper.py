@@ -15,8 +15,9 @@ with a verdict on each ranking the paper claims (model/paper_report.py).
 Why not DVC's queue (`dvc exp run --queue` + `--run-all`): its celery worker is a background process whose
 monitor thread asks the worker every 10 s, with a 1 s reply timeout, whether it has tasks, and shuts it down when
 no reply comes. On a busy machine (training on every core) a late reply reads as "queue empty": the worker exits
-mid-grid, the rest stays queued and `--run-all` waits for a start that never comes. A worker killed for memory
-or by a closed session leaves the same state. One foreground `dvc exp run --temp` per run has no such worker:
+mid-grid, the rest stays queued and `--run-all` waits for a start that never comes (DVC's own trackers know it:
+treeverse/dvc-task#77, treeverse/dvc#8165 and #10562). A worker killed for memory or by a closed session leaves
+the same state. One foreground `dvc exp run --temp` per run has no such worker:
 a failure is this command's exit status, the grid goes on with the next run, and a rerun picks up the rest. On
 a machine where runs contend for the same cores, running them in parallel gains little.
 """
