@@ -113,7 +113,8 @@ def _training_text(params: dict, max_epochs: int) -> str:
     loss += " (no class weights)" if weights == "none" else f" with class weights `{weights}`"
     return (f"{loss}, {optimiser}, lr {train.get('lr')} ({train.get('lr_schedule')}), batch {train.get('batch_size')}, "
             f"dropout {model.get('dropout')}, at most {max_epochs} epochs, the epoch with the best dev "
-            f"`{train.get('select_metric')}` kept (patience {train.get('patience')})")
+            f"`{train.get('select_metric')}` kept (patience {train.get('patience')})"
+            + (", batches of similar lengths (`train.bucket_by_length`)" if train.get("bucket_by_length") else ""))
 
 
 def differences(params: dict, plan: Plan, sizes: dict) -> list[tuple[str, str, str]]:
