@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import inspect
 import json
 import sys
 from datetime import date, datetime
@@ -129,12 +130,23 @@ def from_json_safe(value: Any) -> Any:
     raise PoisonMember("bad_tag", repr(tag)[:40])
 
 
+def _own_function(cls: type, name: str) -> Any:
+    for klass in cls.__mro__:
+        found = klass.__dict__.get(name)
+        if found is not None:
+            module = getattr(found, "__module__", None) or ""
+            return found if inspect.isfunction(found) and module.startswith("crawler.") else None
+    return None
+
+
 def _method(spider, name: Any, errback: bool) -> Any:
     if name is None:
         return None
     allowed = name in ERRBACKS if errback else (isinstance(name, str) and name.startswith(CALLBACK_PREFIX))
-    method = type(spider).__dict__.get(name) if allowed else None
-    if not callable(method):
+    # looked up statically along the spider's own classes (its mixins included: parse_ajax lives in one), and only
+    # a plain function of a crawler module counts: no descriptor or __getattr__ hook runs for a hostile name
+    method = _own_function(type(spider), name) if allowed else None
+    if method is None:
         raise PoisonMember("bad_callback", repr(name)[:80])
     return getattr(spider, name)
 

@@ -263,6 +263,8 @@ def test_codec_round_trips_the_spiders_requests(site):
     requests = [spider._request("https://t.zol.com.cn/57/2/evaluation_3.html", "long", spider.parse_long,
                                 meta={"listed": listed, "retry_times": 2}),
                 spider._ranking_request(ranking_url(2), 2, RankingState(["1", "2"], 7)),
+                # parse_ajax is a method of a mixin (crawler.ajax_pages), not of the spider class itself
+                spider._ajax_request(ProductTally(Product("7", "P", "B", 1, 7.5), 33, 20, read=20), 2, tried=("2018",)),
                 Request("https://detail.zol.com.cn/x", method="POST", body=b"\xff\x00", headers={"X-A": "b"},
                         priority=-3, dont_filter=True, callback=spider.parse_review_list, meta={"k": {1: {2, 3}}})]
     for request in requests:
@@ -270,6 +272,7 @@ def test_codec_round_trips_the_spiders_requests(site):
         json.loads(member)  # JSON, not a pickle
         again = decode_request(member, spider)
         assert again.to_dict(spider=spider) == request.to_dict(spider=spider)
+        assert again.callback == request.callback and again.errback == request.errback
     assert decode_request(encode_request(requests[0], spider), spider).meta["listed"] == listed
 
 
