@@ -101,7 +101,7 @@ def test_every_relative_link_and_anchor_resolves():
     assert not broken, "broken links:\n" + "\n".join(broken)
 
 
-def test_a_broken_link_or_anchor_is_reported(tmp_path, monkeypatch):
+def test_a_broken_link_or_anchor_is_reported():
     page = REPO / "docs" / "pipeline.md"
     assert broken_link(page, "no-such-page.md") is not None
     assert broken_link(page, "crawling.md#no-such-heading") is not None
