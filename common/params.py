@@ -23,7 +23,7 @@ def load_params(section: str | None = None, path: str | Path = DEFAULT_PARAMS) -
     if section is None:
         return params
     if section not in params:
-        raise UserError(f"{path} has no '{section}' section; add it (see the README's params table)")
+        raise UserError(f"{path} has no '{section}' section; add it (docs/pipeline.md lists each stage's params)")
     return params[section]
 
 

@@ -9,7 +9,7 @@ a second crawl into it meanwhile (crawler.staging, the same for `scrapy crawl zo
 holding anything but a crawl's output is refused, never replaced. A --jobdir holding a partial crawl made with other
 arguments is refused too.
 With `backend: redis` the stage resets the frontier `redis_key` in the Redis at `redis_url`, starts `workers`
-`scrapy crawl zol` processes sharing it (workers on other machines may join: README, "Crawling on several
+`scrapy crawl zol` processes sharing it (workers on other machines may join: docs/crawling.md, "Crawling on several
 machines"), waits for them and merges their folders into `<out>` (crawler.merge).
 Exit status: 0 ok, 2 bad params (or another crawl holds `<out>`'s lock), 3 the crawl yielded no reviews,
 4 interrupted, 5 layout drift (a field a review format always carries below crawl.min_field_coverage, with

@@ -213,7 +213,7 @@ def write_reviews(records: list[dict[str, Any]], path: Path) -> None:
 
 def crawl_summary(stats: dict[str, Any], reviews: int, finish_reason: str,
                   records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """crawl_stats.json: the crawler's counters grouped by what they count (the README explains each); with the
+    """crawl_stats.json: the crawler's counters grouped by what they count (docs/crawling.md explains each); with the
     written `records`, the reviews per format and each format's field coverage."""
 
     def group(prefix: str) -> dict[str, Any]:

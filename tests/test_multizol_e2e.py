@@ -25,7 +25,7 @@ SMALL_BUDGET = {  # about a minute of training on 2 CPU cores: enough to show th
 
 
 def multizol_params(path: Path, release: Path) -> None:
-    """The README's recipe for the release, plus the small training budget."""
+    """The recipe of docs/multizol.md for the release, plus the small training budget."""
     params = yaml.safe_load(path.read_text(encoding="utf-8"))
     params["data"]["raw"] = "data/raw/multizol"
     params["multizol"]["release"] = str(release.resolve())

@@ -33,7 +33,7 @@ DETERMINISTIC_OUTPUTS = [
     *[f"data/splits/{s}.parquet" for s in SPLITS], *[f"data/segmented/{s}.parquet" for s in SPLITS],
     "data/features/images.parquet", "metrics/clean.json", "metrics/split.json",
 ]
-# the review of the README's predict example ("Predicting new reviews")
+# the review of the README's predict example ("Reaching the installed commands")
 README_REVIEW = "拍照很清晰，夜景也不错，电池能用一天半，屏幕细腻，运行流畅，就是价格有点高"
 
 
@@ -177,7 +177,7 @@ def test_second_repro_does_nothing_and_forced_rerun_is_byte_identical(repro_repo
 
 
 def test_a_second_machine_pulls_from_a_dvc_remote_and_reproduces_nothing(repro_repo: Path, tmp_path: Path) -> None:
-    """The README's DVC-remote recipe with a local-folder remote: push the run, clone the git repository elsewhere,
+    """The DVC-remote recipe of docs/scaling.md with a local-folder remote: push the run, clone the git repository elsewhere,
     `dvc pull`, and the pipeline is up to date there (no stage re-runs, the model is the same file)."""
     git = ["git", "-c", "user.name=zol-mimn test", "-c", "user.email=test@localhost"]
     remote = tmp_path / "remote"

@@ -6,7 +6,7 @@ else setting ZOL_OUT).
 
 Every review the site lists is either written (with the list's data when its long page cannot be had) or counted as
 lost by reason (`zol/lost/<reason>`, logged at ERROR), and layout drift is loud (`zol/layout/<kind>`, ERROR): see
-docs/zol-site.md for the pages (both eras: 2018 and 2026) and the README for what crawl_stats.json counts.
+docs/zol-site.md for the pages (both eras: 2018 and 2026) and docs/crawling.md for what crawl_stats.json counts.
 A refusal is not drift: a page the site keeps refusing (`zol/blocked/<kind>`, crawler.blocking), or a ranking or
 review list the network never delivers, ends the crawl with `crawl_failure`, one line naming cause and remedy.
 """
