@@ -1,7 +1,7 @@
 """End to end: the whole `dvc repro` (mirror → crawl → clean → split → segment → features → train → evaluate)
 in a temporary copy of the repository on the generated sample (16 products of both eras, about 400 reviews); then a
-no-op re-run, and a forced re-run of the data stages that must write identical bytes. The trained model must have learnt the
-sample: clearly better than the majority class, and on the camera aspect (whose score the sample's photos
+no-op re-run, and a forced re-run of the data stages that must write identical bytes. The trained model must have
+learnt the sample: clearly better than the majority class, and on the camera aspect (whose score the sample's photos
 carry, while the text often does not mention it) better than the same model with its image memory masked."""
 from __future__ import annotations
 
@@ -177,8 +177,8 @@ def test_second_repro_does_nothing_and_forced_rerun_is_byte_identical(repro_repo
 
 
 def test_a_second_machine_pulls_from_a_dvc_remote_and_reproduces_nothing(repro_repo: Path, tmp_path: Path) -> None:
-    """The DVC-remote recipe of docs/scaling.md with a local-folder remote: push the run, clone the git repository elsewhere,
-    `dvc pull`, and the pipeline is up to date there (no stage re-runs, the model is the same file)."""
+    """The DVC-remote recipe of docs/scaling.md with a local-folder remote: push the run, clone the git repository
+    elsewhere, `dvc pull`, and the pipeline is up to date there (no stage re-runs, the model is the same file)."""
     git = ["git", "-c", "user.name=zol-mimn test", "-c", "user.email=test@localhost"]
     remote = tmp_path / "remote"
     _run(["dvc", "remote", "add", "-f", "-d", "shared", str(remote)], repro_repo)
