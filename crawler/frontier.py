@@ -149,6 +149,7 @@ class Frontier:
     def __init__(self, client: redis.Redis, namespace: str, worker: str = "", worker_ttl_s: float = 30.0) -> None:
         self.client, self.ns, self.worker = client, check_key(namespace), worker
         self.crawl_id = ""
+        self.given_up = False   # give_up(): this worker ended; its calls fail at once (no retries, no waits)
         self.crawl_id_key, self.poison_key = f"{namespace}:crawl_id", f"{namespace}:poison"
         self.ttl_ms = max(1, int(worker_ttl_s * 1000))
         self.queue_key, self.dupefilter_key = f"{namespace}:requests", f"{namespace}:dupefilter"
@@ -240,8 +241,18 @@ class Frontier:
         return int(self._pending(keys=[self.queue_key, self.workers_key], args=[self.ns]))
 
     # ---- shared state -------------------------------------------------------------------------------------
+    def give_up(self) -> None:
+        """This worker stops (Redis lost or out of reach): the spider's claims fail at once from now on, instead of
+        each one retrying for seconds while the worker closes (its partial output is not merged)."""
+        self.given_up = True
+
+    def _live(self) -> None:
+        if self.given_up:
+            raise redis.ConnectionError(f"the frontier {self.ns!r} was given up by this worker")
+
     def claim(self, kind: str, key: str, value: str) -> str:
         """The first value stored for `key` (this one when it is the first)."""
+        self._live()
         holder = self._claim(keys=[f"{self.ns}:claims:{kind}"], args=[key, value])
         return holder.decode("utf-8") if isinstance(holder, bytes) else str(holder)
 

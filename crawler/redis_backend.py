@@ -354,6 +354,9 @@ class SharedHostDelayMiddleware:
         return cls(crawler)
 
     async def process_request(self, request: Request, spider=None):
+        shared = getattr(self.crawler.spider, "shared", None)   # the scheduler's frontier (FrontierScheduler.open)
+        if shared is not None and shared.given_up:  # the worker is closing: no Redis call (seconds of retries each)
+            return None
         try:
             wait = self.frontier.reserve_host(urlparse_cached(request).hostname or "", self.delay)
         except redis.RedisError:  # the scheduler bounds the outage; meanwhile this worker keeps the delay alone

@@ -318,6 +318,34 @@ def test_redis_down_ends_a_worker_in_one_line(site, mirror_server, redis_server,
     assert "Traceback" not in stderr, stderr[-3000:]  # one line, not a traceback a second  # the callbacks in flight at most, not one per second
 
 
+def test_a_worker_with_many_requests_in_flight_ends_soon_after_the_redis_outage_bound(site, mirror_server,
+                                                                                      redis_server, tmp_path):
+    """Once the outage bound is passed, closing makes no more Redis calls: before, every request in flight retried
+    its claim and its acknowledgement for ~2.5 s each, and 16 of them kept the worker ~45 s past the bound."""
+    root, _ = site
+    server = mirror_server(root)
+    server.delay = 0.5   # answers slow enough that many requests are in flight when Redis goes
+    own = RedisServer(tmp_path / "r")
+    folder = tmp_path / "w"
+    bound = 3
+    worker = _worker(folder, server.url, own.url, "many", 30, "CONCURRENT_REQUESTS=32",
+                     "CONCURRENT_REQUESTS_PER_DOMAIN=16", f"ZOL_REDIS_DOWN_TIMEOUT={bound}")
+    try:
+        _wait_for_journal([folder], 2, [worker])
+        own.stop()
+        started = time.monotonic()
+        _, stderr = worker.communicate(timeout=180)
+        took = time.monotonic() - started
+    finally:
+        worker.kill()
+        own.stop()
+    assert worker.returncode == 8, stderr[-3000:]
+    # the bound, ~2.5 s of retries on either side of it, and the answers already on their way (0.5 s each)
+    assert took < bound + 15, (took, stderr[-3000:])
+    errors = [line for line in stderr.splitlines() if "[crawler.redis_backend] ERROR" in line]
+    assert len(errors) == 1 and "Redis unreachable" in errors[0] and "Traceback" not in stderr, stderr[-3000:]
+
+
 def test_a_worker_of_another_crawl_id_ends_at_once(site, redis_server, tmp_path):
     root, _ = site
     command, env = scrapy_command(tmp_path / "w", str(root), settings=("ZOL_REDIS_HOST_DELAY=0",))
