@@ -291,6 +291,10 @@ def test_a_redis_restarted_empty_mid_crawl_fails_the_stage(site, mirror_server, 
     assert stage.returncode == 8, stderr[-3000:]
     assert "lost this crawl's state" in stderr and f"{out} left unchanged" in stderr
     assert _tree(out) == files
+    # the output of the run is where the last line says, in the workers' folders (nothing was merged)
+    assert stderr.strip().splitlines()[-1].endswith(
+        f"this run's output is in {tmp_path / '.raw.partial.worker0'} to .raw.partial.worker1")
+    assert all((tmp_path / f".raw.partial.worker{i}" / "journal.jsonl").is_file() for i in range(2))
 
 
 def test_redis_down_ends_a_worker_in_one_line(site, mirror_server, redis_server, tmp_path):
