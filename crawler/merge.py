@@ -14,8 +14,9 @@ merged files. `<out>` is replaced whole, only when the merge succeeded, under th
 
 A journal line that is not a review record (torn, not JSON, no review or product id, an image entry without a plain
 file name for `path`) is rejected and counted in crawl_stats.json `journal_rejected` by reason; an image is only
-ever read from and written to the `images/` folders by its plain name, and never read through a link. The merge refuses empty crawl counters while
-the journals hold reviews (the Redis frontier lost its state mid-crawl), and a torn or foreign `worker_stats.json`.
+ever read from and written to the `images/` folders by its plain name, and never read through a link. The merge
+refuses empty crawl counters while the journals hold reviews (the Redis frontier lost its state mid-crawl), and a
+torn or foreign `worker_stats.json`.
 """
 from __future__ import annotations
 
