@@ -166,6 +166,11 @@ def redis_options(params: dict) -> tuple[str, str, int]:
     return url, key, workers
 
 
+def worker_folders(staging: Path, workers: int) -> list[Path]:
+    """The folders of the stage's redis workers, beside the staging folder (kept when a worker failed)."""
+    return [staging.with_name(f"{staging.name}.worker{i}") for i in range(workers)]
+
+
 def run_redis_workers(args: dict[str, str], output: CrawlOutput, mirror: str, polite: bool, env: dict,
                       url: str, key: str, workers: int, extra_settings: list[str] | tuple[str, ...] = ()) -> int:
     """Reset the frontier, run `workers` scrapy processes on it and merge their folders into the staging folder."""
@@ -174,7 +179,7 @@ def run_redis_workers(args: dict[str, str], output: CrawlOutput, mirror: str, po
     frontier = Frontier(connect(url), key)
     frontier.reset()  # a new crawl id: a worker that finds it gone (Redis restarted or flushed) aborts
     staging = output.staging
-    folders = [staging.with_name(f"{staging.name}.worker{i}") for i in range(workers)]
+    folders = worker_folders(staging, workers)
     env = {**env, "ZOL_BACKEND": "redis", "REDIS_URL": url, "ZOL_REDIS_KEY": key,
            "ZOL_REDIS_CRAWL_ID": frontier.crawl_id}
     processes = []
@@ -248,7 +253,11 @@ def main(argv: list[str] | None = None) -> int:
                   6: "the site blocked the crawl (see the line above)",
                   7: "the site could not be reached (see the line above)",
                   8: "the shared Redis frontier failed (see above)"}.get(returncode, "scrapy failed")
-        print(f"error: {reason}; {out} left unchanged, this run's output is in {output.staging}", file=sys.stderr)
+        kept = str(output.staging)
+        if redis and returncode != 3:  # a worker failed: nothing was merged, its output is in the worker folders
+            folders = worker_folders(output.staging, redis[2])
+            kept = f"{folders[0]}" + (f" to {folders[-1].name}" if len(folders) > 1 else "")
+        print(f"error: {reason}; {out} left unchanged, this run's output is in {kept}", file=sys.stderr)
         return returncode
     print(summary_line(stats, time.monotonic() - started))
     return 0

@@ -88,6 +88,20 @@ for _, worker in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return moved
 """
+_REQUEUE_UNKNOWN = """
+local known = {}
+for i = 1, #ARGV do known[ARGV[i]] = true end
+local moved = 0
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  if not known[entries[i]] then
+    redis.call('ZADD', KEYS[2], entries[i + 1], entries[i])
+    redis.call('HDEL', KEYS[1], entries[i])
+    moved = moved + 1
+  end
+end
+return moved
+"""
 _PENDING = """
 local total = redis.call('ZCARD', KEYS[1])
 for _, worker in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -130,13 +144,23 @@ def check_key(key: str) -> str:
     return key
 
 
-def connect(url: str) -> redis.Redis:
+# a worker's command gives up after this long without an answer: a Redis that accepts connections and never answers
+# (stopped, a network dropping packets) must not hold a worker far beyond ZOL_REDIS_DOWN_TIMEOUT; the frontier's
+# scripts are small and answer in milliseconds
+WORKER_SOCKET_TIMEOUT_S = 5.0
+
+
+def connect(url: str, worker: bool = False) -> redis.Redis:
     """A client for `url`, checked with a PING: an unreachable Redis is a clear error, not a hang. Each command is
-    retried 5 times over about 2.5 s (a blip, a restart); a longer outage is the scheduler's to bound."""
+    retried 5 times over about 2.5 s (a blip, a restart); a longer outage is the scheduler's to bound. A `worker`'s
+    client waits WORKER_SOCKET_TIMEOUT_S for an answer and retries no timeout (a Redis that did not answer in time
+    will not answer the retry either, and each retry would wait again), else 30 s, retried."""
+    retried = (redis.ConnectionError,) if worker else (redis.ConnectionError, redis.TimeoutError, TimeoutError)
+    timeout = WORKER_SOCKET_TIMEOUT_S if worker else 30
     try:
-        client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10,
-                                      retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 5),
-                                      retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=min(timeout, 10),
+                                      retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 5, supported_errors=retried),
+                                      retry_on_error=list(retried))
         client.ping()
     except (redis.RedisError, ValueError) as exc:
         raise UserError(f"cannot reach Redis at {url}: {exc}") from None
@@ -149,6 +173,7 @@ class Frontier:
     def __init__(self, client: redis.Redis, namespace: str, worker: str = "", worker_ttl_s: float = 30.0) -> None:
         self.client, self.ns, self.worker = client, check_key(namespace), worker
         self.crawl_id = ""
+        self.given_up = False   # give_up(): this worker ended; its calls fail at once (no retries, no waits)
         self.crawl_id_key, self.poison_key = f"{namespace}:crawl_id", f"{namespace}:poison"
         self.ttl_ms = max(1, int(worker_ttl_s * 1000))
         self.queue_key, self.dupefilter_key = f"{namespace}:requests", f"{namespace}:dupefilter"
@@ -160,6 +185,7 @@ class Frontier:
         self._ack = client.register_script(_ACK)
         self._replace = client.register_script(_REPLACE)
         self._requeue_dead = client.register_script(_REQUEUE_DEAD)
+        self._requeue_unknown = client.register_script(_REQUEUE_UNKNOWN)
         self._pending = client.register_script(_PENDING)
         self._reserve_host = client.register_script(_RESERVE_HOST)
         self._claim = client.register_script(_CLAIM)
@@ -203,6 +229,12 @@ class Frontier:
         """Move the in-flight requests of every dead worker back into the queue; returns how many."""
         return int(self._requeue_dead(keys=[self.workers_key, self.queue_key], args=[self.ns]))
 
+    def requeue_unknown(self, known: list[bytes]) -> int:
+        """Move this worker's in-flight requests other than `known` back into the queue; returns how many. Such a
+        request was popped in Redis while its answer never reached the worker (a timeout, a connection cut after
+        the command): the worker does not know it holds it, and the crawl would wait for it for ever."""
+        return int(self._requeue_unknown(keys=[self.inflight_key, self.queue_key], args=known))
+
     # ---- the queue ----------------------------------------------------------------------------------------
     def push_new(self, fingerprint: str, score: float, member: bytes) -> bool:
         """Queue a request unless the dupefilter holds its fingerprint (then False: it was queued before)."""
@@ -240,8 +272,18 @@ class Frontier:
         return int(self._pending(keys=[self.queue_key, self.workers_key], args=[self.ns]))
 
     # ---- shared state -------------------------------------------------------------------------------------
+    def give_up(self) -> None:
+        """This worker stops (Redis lost or out of reach): the spider's claims fail at once from now on, instead of
+        each one retrying for seconds while the worker closes (its partial output is not merged)."""
+        self.given_up = True
+
+    def _live(self) -> None:
+        if self.given_up:
+            raise redis.ConnectionError(f"the frontier {self.ns!r} was given up by this worker")
+
     def claim(self, kind: str, key: str, value: str) -> str:
         """The first value stored for `key` (this one when it is the first)."""
+        self._live()
         holder = self._claim(keys=[f"{self.ns}:claims:{kind}"], args=[key, value])
         return holder.decode("utf-8") if isinstance(holder, bytes) else str(holder)
 

@@ -25,7 +25,10 @@ class FrontierFaults:
     in_idle."""
 
     def _redis(self, call, *args, default=None):
-        """`call(*args)`, or `default` while Redis is unreachable (bounded: see _outage)."""
+        """`call(*args)`, or `default` while Redis is unreachable (bounded: see _outage) or once this worker ended
+        (each call could take seconds of retries, and the worker's closing would wait for every one)."""
+        if self.abort_reason is not None:
+            return default
         try:
             result = call(*args)
         except redis.RedisError as exc:
@@ -37,6 +40,8 @@ class FrontierFaults:
         return result
 
     def _outage(self, exc: Exception) -> None:
+        if self.abort_reason is not None:  # already said, in one line
+            return
         now = time.monotonic()
         if self.down_since is None:
             self.down_since = now
@@ -51,6 +56,7 @@ class FrontierFaults:
         if self.abort_reason is not None:
             return
         self.abort_reason = reason
+        self.frontier.give_up()
         logger.error("%s; this worker stops, the crawl is not complete", message)
         if self.beat is not None and self.beat.running:
             self.beat.stop()

@@ -14,8 +14,9 @@ merged files. `<out>` is replaced whole, only when the merge succeeded, under th
 
 A journal line that is not a review record (torn, not JSON, no review or product id, an image entry without a plain
 file name for `path`) is rejected and counted in crawl_stats.json `journal_rejected` by reason; an image is only
-ever read from and written to the `images/` folders by its plain name. The merge refuses empty crawl counters while
-the journals hold reviews (the Redis frontier lost its state mid-crawl), and a torn or foreign `worker_stats.json`.
+ever read from and written to the `images/` folders by its plain name, and never read through a link. The merge
+refuses empty crawl counters while the journals hold reviews (the Redis frontier lost its state mid-crawl), and a
+torn or foreign `worker_stats.json`.
 """
 from __future__ import annotations
 
@@ -105,6 +106,16 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+def worker_image(folder: Path, name: str) -> Path | None:
+    """`<folder>/images/<name>` when it is a plain file there: neither the file nor images/ a link (a worker folder
+    comes from another machine; a link would read a file of this one into the crawl's output)."""
+    images = folder / IMAGES_DIR
+    path = images / name
+    if images.is_symlink() or path.is_symlink() or not path.is_file():
+        return None
+    return path
+
+
 def copy_images(records: dict[str, dict[str, Any]], worker_dirs: list[Path], images_out: Path) -> int:
     """Copy every image the records list from a worker folder holding it whole; returns how many files."""
     images_out.mkdir(parents=True, exist_ok=True)
@@ -115,9 +126,9 @@ def copy_images(records: dict[str, dict[str, Any]], worker_dirs: list[Path], ima
             target = images_out / name
             if target.exists():
                 continue
-            source = next((folder / IMAGES_DIR / name for folder in worker_dirs
-                           if (folder / IMAGES_DIR / name).is_file()
-                           and (not checksum or _md5(folder / IMAGES_DIR / name) == checksum)), None)
+            candidates = (worker_image(folder, name) for folder in worker_dirs)
+            source = next((path for path in candidates
+                           if path is not None and (not checksum or _md5(path) == checksum)), None)
             if source is None:
                 raise UserError(f"image {name} of review {review_id} is in no worker folder (or torn in all): "
                                 f"merge every worker's folder")
@@ -132,7 +143,7 @@ def _worker_stats(path: Path) -> dict[str, Any] | None:
         return None  # a killed worker: its finished requests' counters are in Redis, saved by the others
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # RecursionError: nested too deep
         raise UserError(f"{path} is torn or not JSON ({exc}); delete it to merge that folder as a killed "
                         f"worker's") from None
     if not (isinstance(saved, dict) and isinstance(saved.get("crawl", {}), dict)

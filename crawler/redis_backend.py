@@ -127,7 +127,7 @@ class FrontierScheduler(FrontierFaults, Scheduler):
     def from_crawler(cls, crawler):
         settings = crawler.settings
         namespace = settings.get("ZOL_REDIS_KEY") or "zol"
-        server = connect(settings.get("REDIS_URL"))
+        server = connect(settings.get("REDIS_URL"), worker=True)
         scheduler = cls(server, persist=True, queue_key=f"{namespace}:requests",
                         dupefilter=FrontierDupeFilter(server, key=f"{namespace}:dupefilter"))
         scheduler.stats = crawler.stats
@@ -224,6 +224,12 @@ class FrontierScheduler(FrontierFaults, Scheduler):
         self._requeue_dead()
         if not self._check_crawl():
             return None
+        # idle, this worker holds only the requests it knows of (those whose ack failed): any other was popped
+        # without its answer reaching here (crawler.frontier.requeue_unknown)
+        unknown = self.frontier.requeue_unknown([entry.member for entry in self.entries.values()])
+        if unknown:
+            self.stats.inc_value("frontier/requeued_unknown_in_flight", unknown)
+            logger.warning("%d request(s) popped without the answer reaching this worker queued again", unknown)
         return self.frontier.pending()
 
     # ---- the queue ----------------------------------------------------------------------------------------
@@ -347,13 +353,17 @@ class SharedHostDelayMiddleware:
         if self.delay <= 0:
             raise NotConfigured
         self.crawler = crawler
-        self.frontier = Frontier(connect(crawler.settings.get("REDIS_URL")), crawler.settings.get("ZOL_REDIS_KEY"))
+        self.frontier = Frontier(connect(crawler.settings.get("REDIS_URL"), worker=True),
+                                 crawler.settings.get("ZOL_REDIS_KEY"))
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
     async def process_request(self, request: Request, spider=None):
+        shared = getattr(self.crawler.spider, "shared", None)   # the scheduler's frontier (FrontierScheduler.open)
+        if shared is not None and shared.given_up:  # the worker is closing: no Redis call (seconds of retries each)
+            return None
         try:
             wait = self.frontier.reserve_host(urlparse_cached(request).hostname or "", self.delay)
         except redis.RedisError:  # the scheduler bounds the outage; meanwhile this worker keeps the delay alone

@@ -174,7 +174,11 @@ def plan_from_params(paper: dict, model: dict, base: dict | None = None) -> Plan
     defaults_row = paper.get("defaults_row", True)
     if not isinstance(defaults_row, bool):
         raise UserError(f"params.yaml: 'paper.defaults_row' must be true or false, got {defaults_row!r}")
-    rows = _rows(tables, families, hops, variants, int(model.get("hops", 3)), defaults_row)
+    base_hops = model.get("hops", 3)
+    if isinstance(base_hops, bool) or not isinstance(base_hops, int) or not 1 <= base_hops <= MAX_HOPS:
+        raise UserError(f"params.yaml: 'model.hops' (the hops of Table 2 and 4 rows) must be an integer in "
+                        f"1..{MAX_HOPS}, got {base_hops!r}")
+    rows = _rows(tables, families, hops, variants, base_hops, defaults_row)
     return Plan(rows, sorted(set(seeds)), max_epochs, Path(str(paper.get("out", "reports/paper_tables.md"))),
                 base, paper_overrides(paper, base))
 

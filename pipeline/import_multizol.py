@@ -209,9 +209,11 @@ def read_json_release(release: Path, stats: Counter) -> dict[str, dict]:
 
 
 def link_image(src: Path, dest: Path) -> None:
-    """Hard link `src` to `dest` (a copy across file systems), replacing an older file."""
-    if dest.exists():
-        if os.path.samefile(src, dest):
+    """Hard link the file `src` names to `dest` (a copy across file systems), replacing an older file. A link in the
+    release is followed first: os.link would link the link itself, pointing nowhere from `dest` when relative."""
+    src = Path(os.path.realpath(src))
+    if dest.is_symlink() or dest.exists():
+        if not dest.is_symlink() and os.path.samefile(src, dest):
             return
         dest.unlink()
     try:

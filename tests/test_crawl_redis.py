@@ -291,6 +291,10 @@ def test_a_redis_restarted_empty_mid_crawl_fails_the_stage(site, mirror_server, 
     assert stage.returncode == 8, stderr[-3000:]
     assert "lost this crawl's state" in stderr and f"{out} left unchanged" in stderr
     assert _tree(out) == files
+    # the output of the run is where the last line says, in the workers' folders (nothing was merged)
+    assert stderr.strip().splitlines()[-1].endswith(
+        f"this run's output is in {tmp_path / '.raw.partial.worker0'} to .raw.partial.worker1")
+    assert all((tmp_path / f".raw.partial.worker{i}" / "journal.jsonl").is_file() for i in range(2))
 
 
 def test_redis_down_ends_a_worker_in_one_line(site, mirror_server, redis_server, tmp_path):
@@ -316,6 +320,109 @@ def test_redis_down_ends_a_worker_in_one_line(site, mirror_server, redis_server,
     errors = [line for line in stderr.splitlines() if "[crawler.redis_backend] ERROR" in line]
     assert len(errors) == 1 and "Redis unreachable" in errors[0] and "this worker stops" in errors[0], stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]  # one line, not a traceback a second  # the callbacks in flight at most, not one per second
+
+
+def test_a_worker_with_many_requests_in_flight_ends_soon_after_the_redis_outage_bound(site, mirror_server,
+                                                                                      redis_server, tmp_path):
+    """Once the outage bound is passed, closing makes no more Redis calls: before, every request in flight retried
+    its claim and its acknowledgement for ~2.5 s each, and 16 of them kept the worker ~45 s past the bound."""
+    root, _ = site
+    server = mirror_server(root)
+    server.delay = 0.5   # answers slow enough that many requests are in flight when Redis goes
+    own = RedisServer(tmp_path / "r")
+    folder = tmp_path / "w"
+    bound = 3
+    worker = _worker(folder, server.url, own.url, "many", 30, "CONCURRENT_REQUESTS=32",
+                     "CONCURRENT_REQUESTS_PER_DOMAIN=16", f"ZOL_REDIS_DOWN_TIMEOUT={bound}")
+    try:
+        _wait_for_journal([folder], 2, [worker])
+        own.stop()
+        started = time.monotonic()
+        _, stderr = worker.communicate(timeout=180)
+        took = time.monotonic() - started
+    finally:
+        worker.kill()
+        own.stop()
+    assert worker.returncode == 8, stderr[-3000:]
+    # the bound, ~2.5 s of retries on either side of it, the answers already on their way (0.5 s each), load
+    assert took < bound + 18, (took, stderr[-3000:])
+    errors = [line for line in stderr.splitlines() if "[crawler.redis_backend] ERROR" in line]
+    assert len(errors) == 1 and "Redis unreachable" in errors[0] and "Traceback" not in stderr, stderr[-3000:]
+
+
+def test_a_hung_redis_ends_a_worker_soon_after_the_outage_bound(site, mirror_server, redis_server, tmp_path):
+    """A Redis that accepts connections and never answers (stopped, or a network that drops packets): each command
+    gives up after a few seconds. Before, each waited 30 s and was retried 5 times, so a worker told to stop after
+    3 s of outage took over 6 minutes."""
+    root, _ = site
+    server = mirror_server(root)
+    server.delay = 0.2
+    own = RedisServer(tmp_path / "r")
+    folder = tmp_path / "w"
+    bound = 3
+    worker = _worker(folder, server.url, own.url, "hung", 30, "CONCURRENT_REQUESTS=4",
+                     f"ZOL_REDIS_DOWN_TIMEOUT={bound}")
+    try:
+        _wait_for_journal([folder], 2, [worker])
+        own.process.send_signal(signal.SIGSTOP)   # the kernel still accepts connections; nothing answers
+        started = time.monotonic()
+        try:
+            _, stderr = worker.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the worker still ran {time.monotonic() - started:.0f} s after Redis hung")
+        took = time.monotonic() - started
+    finally:
+        worker.kill()
+        own.process.send_signal(signal.SIGCONT)
+        own.stop()
+    assert worker.returncode == 8, stderr[-3000:]
+    assert took < bound + 30, (took, stderr[-3000:])
+    errors = [line for line in stderr.splitlines() if "[crawler.redis_backend] ERROR" in line]
+    assert len(errors) == 1 and "Redis unreachable" in errors[0] and "Traceback" not in stderr, stderr[-3000:]
+
+
+def test_a_request_popped_without_its_answer_is_crawled_not_waited_for(site, single_crawl, mirror_server,
+                                                                         redis_server, tmp_path):
+    """A pop that ran in Redis but whose answer never reached the worker (a timeout, a connection cut after the
+    command) leaves a request in the worker's in-flight hash that the worker does not know of. Idle, the worker puts
+    it back in the queue and crawls it; before, it waited for it forever (the crawl never ended)."""
+    root, manifest = site
+    server = mirror_server(root)
+    server.gate = threading.Event()   # the worker pops the first page and waits for its answer
+    client = redis.Redis.from_url(redis_server.url)
+    folder = tmp_path / "w"
+    worker = _worker(folder, server.url, redis_server.url, "orphan")
+    try:
+        deadline = time.monotonic() + 60
+        while not (workers := client.smembers("orphan:workers")) or not client.hlen(
+                f"orphan:inflight:{next(iter(workers)).decode()}"):
+            assert time.monotonic() < deadline and worker.poll() is None
+            time.sleep(0.02)
+        inflight = f"orphan:inflight:{next(iter(workers)).decode()}"
+        (member, score), = client.hgetall(inflight).items()
+        lost = json.loads(member)   # the same page as another member: popped, its answer lost
+        lost["flags"] = ["popped-answer-lost"]
+        client.hset(inflight, json.dumps(lost).encode(), score)
+        server.gate.set()
+        try:
+            _, stderr = worker.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the worker waited for a request it never received")
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, stderr[-3000:]
+    saved = json.loads((folder / "worker_stats.json").read_text(encoding="utf-8"))
+    assert saved["local"]["frontier/requeued_unknown_in_flight"] == 1
+    assert Frontier(client, "orphan").pending() == 0
+    stats = merge([folder], tmp_path / "raw")
+    out = tmp_path / "raw"
+    assert (out / "reviews.jsonl").read_bytes() == (single_crawl.out / "reviews.jsonl").read_bytes()
+    names = [sorted(p.name for p in (where / "images").iterdir()) for where in (out, single_crawl.out)]
+    assert names[0] == names[1]
+    # the lost copy of the first ranking page was crawled once more, and nothing else
+    expected = dict(single_crawl.stats["pages"])
+    expected["ranking"] += 1
+    assert stats["pages"] == expected and stats["reviews_lost"] == {}
 
 
 def test_a_worker_of_another_crawl_id_ends_at_once(site, redis_server, tmp_path):

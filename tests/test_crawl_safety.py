@@ -378,10 +378,41 @@ def test_merge_reads_and_writes_plain_image_names_only(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw", "stolen.txt", "w"]
 
 
+def test_merge_reads_no_image_through_a_link(tmp_path):
+    """A worker folder is written by another machine: a link in its images/ (to a file of the merging machine) is
+    no image of the crawl, so its target is never read into the merged output."""
+    secret = tmp_path / "stolen.txt"
+    secret.write_bytes(b"secret")
+    records = [{"review_id": "1", "product_id": "9", "images": [{"path": "a.jpg"}]},
+               {"review_id": "2", "product_id": "9", "images": [{"path": "evil.jpg"}]}]
+    folder = _worker_folder(tmp_path / "w", records)
+    (folder / "images" / "evil.jpg").symlink_to(secret)
+    out = tmp_path / "raw"
+    files = _write_good_crawl(out)
+    done = _merge_cli(tmp_path, folder)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "image evil.jpg of review 2 is in no worker folder" in done.stderr
+    assert _tree(out) == files   # nothing of the secret anywhere under the output
+
+
+def test_merge_reads_no_images_folder_that_is_a_link(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "passwd").write_bytes(b"secret")
+    folder = _worker_folder(tmp_path / "w", [{"review_id": "1", "product_id": "9", "images": [{"path": "passwd"}]}])
+    (folder / "images" / "a.jpg").unlink()
+    (folder / "images").rmdir()
+    (folder / "images").symlink_to(elsewhere, target_is_directory=True)
+    done = _merge_cli(tmp_path, folder)
+    assert done.returncode == 2 and "image passwd of review 1 is in no worker folder" in done.stderr, done.stderr
+    assert not (tmp_path / "raw").exists()
+
+
 @pytest.mark.parametrize("stats_text, message", [
     ('{"crawl_finished": true, "crawl": {"zol/rev', "is torn or not JSON"),
     ('{"crawl_finished": true, "crawl": [], "local": {}}', "is not a worker's stats"),
     ('{"crawl_finished": true, "crawl": {}, "local": {}}', "the crawl's counters are empty while the journals hold 1"),
+    ('{"crawl": ' + '{"a": ' * 100_000 + '1' + '}' * 100_000 + '}', "is torn or not JSON"),   # nested too deep
 ])
 def test_merge_refuses_torn_stats_and_empty_counters_in_one_line(tmp_path, stats_text, message):
     folder = _worker_folder(tmp_path / "w", [{"review_id": "1", "product_id": "9", "images": []}])

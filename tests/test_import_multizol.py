@@ -90,6 +90,22 @@ def test_txt_release_groups_pairs_into_reviews(txt_release, tmp_path):
     assert second["release_split"] == {"screen": "train", "price_performance": "test"}
 
 
+def test_a_release_image_that_is_a_relative_link_is_linked_as_its_file(txt_release, tmp_path):
+    """A release put together with relative links (img/x.jpg -> ../../photos/x.jpg): <out>/images holds the image
+    itself, not a copy of the link, which would point nowhere from another folder."""
+    photo = tmp_path / "photos" / IMG_B
+    photo.parent.mkdir()
+    (txt_release / "img" / IMG_B).replace(photo)
+    (txt_release / "img" / IMG_B).symlink_to(Path("..", "..", "photos", IMG_B))
+    out = tmp_path / "deeper" / "raw"
+    counts = import_release(txt_release, out)
+    assert counts["images"]["linked"] == 2
+    linked = out / "images" / IMG_B
+    assert not linked.is_symlink() and linked.read_bytes() == photo.read_bytes()
+    with Image.open(linked) as image:   # what clean and features will open
+        assert image.size == (4, 4)
+
+
 def test_json_release(json_release, tmp_path, capsys):
     out = tmp_path / "raw"
     counts = import_release(json_release, out)

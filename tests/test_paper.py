@@ -90,6 +90,23 @@ def test_a_bad_paper_section_is_a_clear_error(override, message):
         tiny_plan(**override)
 
 
+@pytest.mark.parametrize("hops", [None, "3", 2.5, True, 0, 6])
+def test_a_bad_model_hops_is_a_clear_error(hops):
+    with pytest.raises(UserError, match=r"'model.hops' \(the hops of Table 2 and 4 rows\) must be an integer in 1..5"):
+        grid.plan_from_params(params()["paper"], {"hops": hops}, grid.base_params(params()))
+
+
+def test_model_hops_null_is_one_line_from_the_command(tmp_path):
+    bad = params()
+    bad["model"]["hops"] = None
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "model.paper", "--params", str(tmp_path / "params.yaml"),
+                           "--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: params.yaml: 'model.hops' (the hops of Table 2 and 4 rows) must be an integer in 1..5, got None"]
+
+
 def test_run_command_sets_every_param_of_the_run_in_the_foreground():
     run = grid.Run(grid.Setting("ram", 3, "mimn"), 2, 5, grid.PAPER,
                    (("model.word_evidence", False), ("train.class_weights", "none"), ("train.lr", 0.005)))
