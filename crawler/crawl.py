@@ -34,7 +34,7 @@ from common.errors import UserError, cli_entry
 from common.params import load_params, require
 from crawler.resume import ResumeMismatch, check_arguments
 from crawler.spiders.zol import ZolSpider
-from crawler.staging import CrawlOutput
+from crawler.staging import CrawlOutput, previous_output_note
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR_SPEED_SETTINGS = ("AUTOTHROTTLE_ENABLED=0", "DOWNLOAD_DELAY=0", "RETRY_BACKOFF_BASE=0",
@@ -95,8 +95,9 @@ def check_mirror(mirror: str) -> str:
     mirror = mirror.strip()
     if mirror and not mirror.startswith(("http://", "https://")):
         if not Path(mirror).is_dir():
-            raise UserError(f"crawl.mirror {mirror} is not a folder: generate it (dvc repro sample, or "
-                            f"python -m sitegen.mirror --out {mirror}) or set crawl.mirror to \"\" for the live site")
+            raise UserError(f"crawl.mirror {mirror} is not a folder: generate it "
+                            f"(dvc repro sources/zol/dvc.yaml:sample_site, or python -m sitegen.mirror --out {mirror}) "
+                            f"or set crawl.mirror to \"\" for the live site")
         mirror = str(Path(mirror).resolve())
     return mirror
 
@@ -248,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                   6: "the site blocked the crawl (see the line above)",
                   7: "the site could not be reached (see the line above)",
                   8: "the shared Redis frontier failed (see above)"}.get(returncode, "scrapy failed")
-        print(f"error: {reason}; {out} left unchanged, this run's output is in {output.staging}", file=sys.stderr)
+        print(f"error: {reason}; {previous_output_note(out)}; this run's output is in {output.staging}",
+              file=sys.stderr)
         return returncode
     print(summary_line(stats, time.monotonic() - started))
     return 0

@@ -133,7 +133,7 @@ def checkpoint_features_record(ckpt: dict, model_path: Path, features_path: Path
     record = features_record(features_path)
     if record.get("weights"):
         print(f"warning: {model_path} does not record which backbone weights produced its image features; "
-              f"assuming those of {features_path} ({record['weights']}). Re-run dvc repro train to record them.",
+              f"assuming those of {features_path} ({record['weights']}). Re-run `dvc repro train` to record them.",
               file=sys.stderr)
         return record
     raise UserError(f"{model_path} does not record which backbone weights produced its image features and "

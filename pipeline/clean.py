@@ -388,7 +388,8 @@ def _metrics(stats: CleanStats, pairs: pd.DataFrame) -> dict:
 def read_lines(path: Path) -> list[bytes]:
     """The raw file's lines as bytes (decoded per line, so one bad byte costs one record)."""
     if not path.is_file():
-        raise UserError(f"{path} not found: run the crawl (dvc repro crawl) or the Multi-ZOL importer, "
+        raise UserError(f"{path} not found: run the source that writes it (dvc repro sources/zol/dvc.yaml:crawl, or "
+                        f"dvc repro sources/multizol/dvc.yaml:import), "
                         f"or point data.raw in params.yaml at a folder holding {REVIEWS_FILE}")
     return path.read_bytes().splitlines()
 
