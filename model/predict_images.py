@@ -55,7 +55,7 @@ def refuse_other_weights(recorded: str, given: str) -> None:
     if weights_identity(given) != weights_identity(recorded):
         raise UserError(f"the model was trained on image features from ResNet-50 weights {recorded}, but --weights "
                         f"gives {given}: features from other weights mean nothing to it. Use the weights its features "
-                        "were computed with (metrics/features.json)")
+                        "were computed with (reports/features_detail.json)")
 
 
 class ImageFeaturizer:
