@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import date
 from pathlib import Path
 
 from common.contract import STATS_FILE
@@ -59,6 +60,11 @@ def spider_arguments(params: dict, crawl_date: str) -> dict[str, str]:
     if products:
         args["products"] = products
     if crawl_date:
+        try:
+            date.fromisoformat(crawl_date)
+        except ValueError:
+            raise UserError(f"params.yaml: 'crawl.crawl_date' must be an ISO date (YYYY-MM-DD) or \"\", "
+                            f"got {crawl_date!r}") from None
         args["crawl_date"] = crawl_date
     return args
 
@@ -152,6 +158,26 @@ def scrapy_command(args: dict[str, str], out: Path, mirror: str, jobdir: str | N
     return command
 
 
+def check_backend(params: dict) -> str:
+    backend = params.get("backend", "local")
+    if backend not in BACKENDS:
+        raise UserError(f"params.yaml: 'crawl.backend' must be local or redis, got {backend!r}")
+    return backend
+
+
+def check_params(params: dict) -> None:
+    """The `crawl` section as main checks it, without touching the disk or the network: the mirror folder is the
+    sample_site stage's output (it may not exist before `dvc repro`), a mirror's manifest date is not read."""
+    backend = check_backend(params)
+    if backend == "redis":
+        redis_options(params)
+    require(params, "out", "crawl", str)
+    mirror = str(params.get("mirror") or "").strip()
+    is_polite(params, mirror)
+    crawl_settings(params, backend)
+    spider_arguments(params, str(params.get("crawl_date") or ""))
+
+
 def redis_options(params: dict) -> tuple[str, str, int]:
     """(redis_url, redis_key, workers) of `backend: redis`, validated."""
     url = str(params.get("redis_url") or "")
@@ -212,9 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
 
     params = load_params("crawl", opts.params)
-    backend = params.get("backend", "local")
-    if backend not in BACKENDS:
-        raise UserError(f"params.yaml: 'crawl.backend' must be local or redis, got {backend!r}")
+    backend = check_backend(params)
     redis = redis_options(params) if backend == "redis" else None
     if redis and opts.jobdir:
         raise UserError("--jobdir is for crawl.backend local; the Redis frontier is a redis crawl's resume state")

@@ -311,11 +311,17 @@ def settings(args: argparse.Namespace) -> tuple[str, str, str, bool]:
     """(release, out, format, keep_duplicate_pairs): from the command line, or params.yaml's `multizol` section."""
     if args.release:
         return args.release, args.out or DEFAULT_OUT, args.format or "auto", args.keep_duplicate_pairs
-    section = load_params("multizol", args.params)
+    release, fmt, keep_duplicates = section_settings(load_params("multizol", args.params))
+    return release, DEFAULT_OUT, fmt, keep_duplicates
+
+
+def section_settings(section: dict) -> tuple[str, str, bool]:
+    """(release, format, keep_duplicate_pairs) of params.yaml's `multizol` section, checked (not whether the release
+    is there: that is the import's first step, and only a run on this source needs it)."""
     fmt = require(section, "format", "multizol", str)
     if fmt not in ("auto", "txt", "json"):
         raise UserError(f"params.yaml: 'multizol.format' must be auto, txt or json, got {fmt!r}")
-    return (require(section, "release", "multizol", str), DEFAULT_OUT, fmt,
+    return (require(section, "release", "multizol", str), fmt,
             require(section, "keep_duplicate_pairs", "multizol", bool))
 
 

@@ -15,7 +15,7 @@ import yaml
 from crawler.staging import previous_output_note
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("common", "crawler", "sitegen", "pipeline", "model", "bench")
+PACKAGES = ("common", "crawler", "sitegen", "pipeline", "model", "checks", "bench")
 HINT_SOURCES = [*(path for package in PACKAGES for path in sorted((REPO / package).rglob("*.py"))),
                 REPO / "params.yaml", REPO / "Makefile", REPO / "dvc.yaml", *sorted(REPO.glob("sources/*/dvc.yaml"))]
 # `dvc repro [-f] TARGET...` or `dvc checkout TARGET...`: targets run until a character no stage address holds
