@@ -59,10 +59,11 @@ def run_train(root: Path, processes: int, threads: int) -> dict:
     proc = subprocess.run([*launcher, "-m", "model.train"], cwd=root, env=env, capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"model.train failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    metrics = json.loads((root / "metrics" / "train.json").read_text())
+    timings = json.loads((root / "logs" / "train.json").read_text())            # the run log: timings
+    detail = json.loads((root / "reports" / "train_detail.json").read_text())   # the stage's full figures
     return {"processes": processes, "threads_per_process": threads or os.cpu_count(),
-            "train_pairs_per_second": metrics["train_pairs_per_second"], "train_seconds": metrics["train_seconds"],
-            "wall_seconds": round(time.perf_counter() - tick, 1), "parameters": metrics["parameters"]}
+            "train_pairs_per_second": timings["train_pairs_per_second"], "train_seconds": timings["train_seconds"],
+            "wall_seconds": round(time.perf_counter() - tick, 1), "parameters": detail["parameters"]}
 
 
 def allreduce_worker(numel: int, rounds: int) -> None:

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import date
 from pathlib import Path
 
 from common.contract import STATS_FILE
@@ -34,7 +35,7 @@ from common.errors import UserError, cli_entry
 from common.params import load_params, require
 from crawler.resume import ResumeMismatch, check_arguments
 from crawler.spiders.zol import ZolSpider
-from crawler.staging import CrawlOutput
+from crawler.staging import CrawlOutput, previous_output_note
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR_SPEED_SETTINGS = ("AUTOTHROTTLE_ENABLED=0", "DOWNLOAD_DELAY=0", "RETRY_BACKOFF_BASE=0",
@@ -59,6 +60,11 @@ def spider_arguments(params: dict, crawl_date: str) -> dict[str, str]:
     if products:
         args["products"] = products
     if crawl_date:
+        try:
+            date.fromisoformat(crawl_date)
+        except ValueError:
+            raise UserError(f"params.yaml: 'crawl.crawl_date' must be an ISO date (YYYY-MM-DD) or \"\", "
+                            f"got {crawl_date!r}") from None
         args["crawl_date"] = crawl_date
     return args
 
@@ -95,8 +101,9 @@ def check_mirror(mirror: str) -> str:
     mirror = mirror.strip()
     if mirror and not mirror.startswith(("http://", "https://")):
         if not Path(mirror).is_dir():
-            raise UserError(f"crawl.mirror {mirror} is not a folder: generate it (dvc repro sample, or "
-                            f"python -m sitegen.mirror --out {mirror}) or set crawl.mirror to \"\" for the live site")
+            raise UserError(f"crawl.mirror {mirror} is not a folder: generate it "
+                            f"(dvc repro sources/zol/dvc.yaml:sample_site, or python -m sitegen.mirror --out {mirror}) "
+                            f"or set crawl.mirror to \"\" for the live site")
         mirror = str(Path(mirror).resolve())
     return mirror
 
@@ -149,6 +156,26 @@ def scrapy_command(args: dict[str, str], out: Path, mirror: str, jobdir: str | N
     for setting in settings:
         command += ["-s", setting]
     return command
+
+
+def check_backend(params: dict) -> str:
+    backend = params.get("backend", "local")
+    if backend not in BACKENDS:
+        raise UserError(f"params.yaml: 'crawl.backend' must be local or redis, got {backend!r}")
+    return backend
+
+
+def check_params(params: dict) -> None:
+    """The `crawl` section as main checks it, without touching the disk or the network: the mirror folder is the
+    sample_site stage's output (it may not exist before `dvc repro`), a mirror's manifest date is not read."""
+    backend = check_backend(params)
+    if backend == "redis":
+        redis_options(params)
+    require(params, "out", "crawl", str)
+    mirror = str(params.get("mirror") or "").strip()
+    is_polite(params, mirror)
+    crawl_settings(params, backend)
+    spider_arguments(params, str(params.get("crawl_date") or ""))
 
 
 def redis_options(params: dict) -> tuple[str, str, int]:
@@ -216,9 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
 
     params = load_params("crawl", opts.params)
-    backend = params.get("backend", "local")
-    if backend not in BACKENDS:
-        raise UserError(f"params.yaml: 'crawl.backend' must be local or redis, got {backend!r}")
+    backend = check_backend(params)
     redis = redis_options(params) if backend == "redis" else None
     if redis and opts.jobdir:
         raise UserError("--jobdir is for crawl.backend local; the Redis frontier is a redis crawl's resume state")
@@ -257,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         if redis and returncode != 3:  # a worker failed: nothing was merged, its output is in the worker folders
             folders = worker_folders(output.staging, redis[2])
             kept = f"{folders[0]}" + (f" to {folders[-1].name}" if len(folders) > 1 else "")
-        print(f"error: {reason}; {out} left unchanged, this run's output is in {kept}", file=sys.stderr)
+        print(f"error: {reason}; {previous_output_note(out)}; this run's output is in {kept}", file=sys.stderr)
         return returncode
     print(summary_line(stats, time.monotonic() - started))
     return 0

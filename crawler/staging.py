@@ -9,6 +9,8 @@ goes through `CrawlOutput`:
 - `commit()` swaps it in for `out` when the crawl succeeded; a failed, interrupted or empty crawl leaves `out`
   byte-identical and its own output in `.<out>.partial` for a look.
 `out` may hold only a crawl's output (it is replaced whole): anything else there is refused, never deleted.
+Under `dvc repro` DVC itself deletes `out` (a stage's non-persist output) before the stage runs: a failed crawl then
+says so, and how to get the last good one back (`previous_output_note`).
 """
 from __future__ import annotations
 
@@ -28,6 +30,17 @@ CRAWL_OUTPUT_ENTRIES = {REVIEWS_FILE, STATS_FILE, IMAGES_DIR}
 def check_out_folder(out: Path) -> None:
     """`out` is rewritten whole: refuse a folder that holds anything but a crawl's output."""
     check_output_folder(out, CRAWL_OUTPUT_ENTRIES, "crawl.out")
+
+
+def previous_output_note(out: Path) -> str:
+    """What a failed crawl left of `out`, truthfully: by hand, `out` as it was; inside a DVC stage (DVC sets
+    DVC_STAGE to the running stage's address, e.g. sources/zol/dvc.yaml:crawl) DVC removed `out` before the command
+    ran, and `dvc checkout` of that stage restores the output its dvc.lock records."""
+    stage = os.environ.get("DVC_STAGE")
+    if stage:
+        return (f"DVC removed {out} before the stage ran; `dvc checkout {stage}` restores the last good crawl from "
+                f"DVC's cache")
+    return f"{out} left unchanged"
 
 
 class CrawlOutput:
@@ -78,8 +91,8 @@ class CrawlOutput:
     def commit(self) -> None:
         """The crawl succeeded: its staging folder becomes `out`."""
         if not (self.staging / REVIEWS_FILE).is_file():
-            raise UserError(f"the crawl ended without writing {self.staging / REVIEWS_FILE}; {self.out} left "
-                            f"unchanged")
+            raise UserError(f"the crawl ended without writing {self.staging / REVIEWS_FILE}; "
+                            f"{previous_output_note(self.out)}")
         replace_dir(self.staging, self.out)
 
     def release(self) -> None:

@@ -1,6 +1,9 @@
 """Stage `evaluate`: score models/mimn.pt on data/segmented/test.parquet; metrics, reports and predictions.
 
     python -m model.evaluate [--params params.yaml]
+
+metrics/test.json holds the headline (accuracy, weighted_f1, macro_f1, pairs, pairs_without_usable_image);
+reports/test_detail.json everything: per aspect, per class, over seeds, the baselines and the no-image ablation.
 """
 from __future__ import annotations
 
@@ -29,12 +32,15 @@ from model.vocab import UNK_ID, Vocab
 from common.errors import UserError, cli_entry
 from common.runlog import write_run_log
 from common.aspects import aspect_zh
-from common.atomic import atomic_path, new_staging_dir, replace_dir, write_json, write_text
+from common.atomic import atomic_path, new_staging_dir, replace_dir, write_text
+from common.metrics import detail_path, write_metrics
 from pipeline.io import write_table
 from common.params import load_params
 
 TEST_PATH = SEGMENTED_DIR / "test.parquet"
 METRICS_PATH = Path("metrics/test.json")
+DETAIL_PATH = detail_path("test")
+HEADLINE = ("accuracy", "weighted_f1", "macro_f1", "pairs", "pairs_without_usable_image")
 REPORTS_DIR = Path("reports")
 EXPLAIN_DIR = REPORTS_DIR / "explain"
 CONFUSION_PLOT = Path("plots/confusion.csv")
@@ -155,7 +161,7 @@ def run(train_params: dict) -> dict:
                                "per_aspect": {a: {k: m[k] for k in ("accuracy", "macro_f1")}
                                               for a, m in per_aspect_no_image.items()}},
     }
-    write_json(metrics, METRICS_PATH)
+    write_metrics({key: metrics[key] for key in HEADLINE}, metrics, METRICS_PATH, DETAIL_PATH)
     write_reports(frame, probs, metrics, per_aspect_no_image, per_aspect_majority, ckpt, labels)
     if metrics["family"] == "mimn":
         write_explain_pages(frame, dataset, features, model, vocab, labels, device, EXPLAIN_DIR)
@@ -163,7 +169,7 @@ def run(train_params: dict) -> dict:
         staging = new_staging_dir(EXPLAIN_DIR)
         write_index([], staging, f"No attention pages: model.family {metrics['family']} does not return its attention")
         replace_dir(staging, EXPLAIN_DIR)
-    metrics["seconds"] = round(time.perf_counter() - started, 2)   # printed and in logs/, not in metrics/test.json
+    metrics["seconds"] = round(time.perf_counter() - started, 2)   # printed and in logs/, not in metrics/ nor reports/
     write_run_log("evaluate", {"seconds": metrics["seconds"]})
     return metrics
 
@@ -246,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
           f"majority baseline accuracy {metrics['majority_baseline']['accuracy']:.4f}; linear baseline accuracy "
           f"{metrics['linear_baseline']['accuracy']:.4f} macro-F1 {metrics['linear_baseline']['macro_f1']:.4f}; "
           f"without images accuracy {metrics['ablation_no_images']['accuracy']:.4f}; {metrics['seconds']:.1f}s "
-          f"-> {METRICS_PATH}, {REPORTS_DIR}/")
+          f"-> {METRICS_PATH}, {DETAIL_PATH}, {REPORTS_DIR}/")
     return 0
 
 

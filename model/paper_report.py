@@ -134,7 +134,7 @@ def differences(params: dict, plan: Plan, sizes: dict) -> list[tuple[str, str, s
         ("split", "random 80/10/10", split_text),
         ("images", "ResNet-50 pre-trained on ImageNet, up to 5 per review",
          f"ResNet-50, `features.weights: {weights}`"
-         + (" (random weights when ImageNet's are not at hand: see metrics/features.json)" if weights == "auto" else "")
+         + (" (random weights when ImageNet's are not at hand: see reports/features_detail.json)" if weights == "auto" else "")
          + f", up to {model.get('max_images')} per review; reviews without an image "
          + ("dropped" if clean.get("require_image") else "kept, their image memory masked")),
         ("word vectors", "300-d SGNS pre-trained on Baidu Encyclopedia, fine-tuned at the model's learning rate",

@@ -55,7 +55,7 @@ def refuse_other_weights(recorded: str, given: str) -> None:
     if weights_identity(given) != weights_identity(recorded):
         raise UserError(f"the model was trained on image features from ResNet-50 weights {recorded}, but --weights "
                         f"gives {given}: features from other weights mean nothing to it. Use the weights its features "
-                        "were computed with (metrics/features.json)")
+                        "were computed with (reports/features_detail.json)")
 
 
 class ImageFeaturizer:
@@ -133,7 +133,7 @@ def checkpoint_features_record(ckpt: dict, model_path: Path, features_path: Path
     record = features_record(features_path)
     if record.get("weights"):
         print(f"warning: {model_path} does not record which backbone weights produced its image features; "
-              f"assuming those of {features_path} ({record['weights']}). Re-run dvc repro train to record them.",
+              f"assuming those of {features_path} ({record['weights']}). Re-run `dvc repro train` to record them.",
               file=sys.stderr)
         return record
     raise UserError(f"{model_path} does not record which backbone weights produced its image features and "

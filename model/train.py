@@ -35,14 +35,16 @@ from model.families import build_model, checkpoint_fields
 from model.sampler import LengthBucketSampler, ordered_batches
 from model.vocab import Vocab, build_vocab
 from common.errors import UserError, cli_entry
-from common.atomic import atomic_path, write_json
+from common.atomic import atomic_path
+from common.metrics import detail_path, write_metrics
 from common.runlog import write_run_log
 from common.params import load_params
 
 SEGMENTED_DIR = Path("data/segmented")
 FEATURES_PATH = Path("data/features/images.parquet")
 MODEL_PATH = Path("models/mimn.pt")
-METRICS_PATH = Path("metrics/train.json")
+METRICS_PATH = Path("metrics/train.json")   # the headline (write_train_metrics); every figure in DETAIL_PATH
+DETAIL_PATH = detail_path("train")
 CURVE_PATH = Path("plots/train_curve.csv")
 CURVE_COLUMNS = ["epoch", "train_loss", "train_accuracy", "train_macro_f1", "dev_loss", "dev_accuracy", "dev_macro_f1"]
 
@@ -285,9 +287,16 @@ def run_linear(prepared: Prepared, settings: Settings, params: dict, started: fl
                "dev_by_c": rows,
                "train_pairs": len(frames["train"]), "dev_pairs": len(frames["dev"]),
                "features": len(model.features), "num_classes": labels.num_classes}
-    write_json(metrics, METRICS_PATH)
+    write_train_metrics(metrics)
     write_run_log("train", {"seconds": round(time.perf_counter() - started, 2)})
     return metrics
+
+
+def write_train_metrics(metrics: dict) -> None:
+    """metrics/train.json: the split sizes, the kept epoch and its dev macro-F1; the rest in DETAIL_PATH."""
+    headline = {key: metrics[key] for key in ("train_pairs", "dev_pairs", "best_epoch") if key in metrics}
+    headline["dev_macro_f1"] = metrics["dev"]["macro_f1"]
+    write_metrics(headline, metrics, METRICS_PATH, DETAIL_PATH)
 
 
 def visual_memory(datasets: dict[str, PairDataset]) -> dict:
@@ -349,8 +358,8 @@ def run(params: dict, verbose: bool = True) -> dict:
     if distributed.is_main():   # [ddp] rank 0 writes
         save_checkpoint(checkpoint(model, prepared, result.best_epoch, result.best_dev, params, result.history, repeats))
         write_curve(result.history, CURVE_PATH)
-        write_json(metrics, METRICS_PATH)
-        # timings change on every run: kept out of metrics/train.json (DVC-tracked), in logs/train.json
+        write_train_metrics(metrics)
+        # timings change on every run: kept out of metrics/ and reports/ (DVC-tracked), in logs/train.json
         write_run_log("train", {"seconds": round(time.perf_counter() - started, 2), "train_seconds": round(result.seconds, 2),
                                 "train_pairs_per_second": round(result.train_pairs_per_second, 1)})
     return {**metrics, "seconds": round(time.perf_counter() - started, 2),

@@ -3,8 +3,9 @@
     python -m pipeline.clean [--params params.yaml]
 
 Reads `<data.raw>/reviews.jsonl`, writes `data/clean/pairs.parquet` (PAIRS_SCHEMA),
-`data/clean/rejected.parquet` (REJECTED_SCHEMA: every dropped record or pair with its reason) and
-`metrics/clean.json`.
+`data/clean/rejected.parquet` (REJECTED_SCHEMA: every dropped record or pair with its reason),
+`metrics/clean.json` (reviews, pairs and rejected rows kept) and `reports/clean_detail.json` (every count: per
+reason, per aspect, per label, images).
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from tqdm import tqdm
 from common.aspects import CANONICAL_ASPECTS, aspect_zh, canonical_aspect
 from common.contract import IMAGES_DIR, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
 from common.errors import UserError, cli_entry
-from common.atomic import remove_leftovers, write_json
+from common.atomic import remove_leftovers
+from common.metrics import detail_path, write_metrics
 from common.params import DEFAULT_PARAMS, IMAGE_SIZE_RANGE, load_params, require, require_int_in
 from pipeline.imaging import MISSING, ImageError, Preprocessing, decode_image
 from pipeline.io import write_frame
@@ -33,6 +35,7 @@ from pipeline.textnorm import join_fields, visible_length
 PAIRS_PATH = Path("data/clean/pairs.parquet")
 REJECTED_PATH = Path("data/clean/rejected.parquet")
 METRICS_PATH = Path("metrics/clean.json")
+DETAIL_PATH = detail_path("clean")
 
 
 TEXT_FIELDS = ("title", "pros", "cons", "summary", "body")
@@ -388,7 +391,8 @@ def _metrics(stats: CleanStats, pairs: pd.DataFrame) -> dict:
 def read_lines(path: Path) -> list[bytes]:
     """The raw file's lines as bytes (decoded per line, so one bad byte costs one record)."""
     if not path.is_file():
-        raise UserError(f"{path} not found: run the crawl (dvc repro crawl) or the Multi-ZOL importer, "
+        raise UserError(f"{path} not found: run the source that writes it (dvc repro sources/zol/dvc.yaml:crawl, or "
+                        f"dvc repro sources/multizol/dvc.yaml:import), "
                         f"or point data.raw in params.yaml at a folder holding {REVIEWS_FILE}")
     return path.read_bytes().splitlines()
 
@@ -404,11 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     params = CleanParams.from_sections(load_params("clean", args.params), load_params("features", args.params))
     lines = read_lines(raw_dir / REVIEWS_FILE)
     pairs, rejected, metrics = records_to_pairs(lines, raw_dir, params, progress=True)
-    for path in (PAIRS_PATH, REJECTED_PATH, METRICS_PATH):
+    for path in (PAIRS_PATH, REJECTED_PATH):
         remove_leftovers(path)
     write_frame(pairs, PAIRS_PATH, PAIRS_SCHEMA)
     write_frame(rejected, REJECTED_PATH, REJECTED_SCHEMA)
-    write_json(metrics, METRICS_PATH)
+    headline = {"reviews": metrics["reviews_out"], "pairs": metrics["pairs_out"], "rejected": len(rejected)}
+    write_metrics(headline, metrics, METRICS_PATH, DETAIL_PATH)
     rejected_all = Counter(metrics["rejected_records_by_reason"]) + Counter(metrics["rejected_pairs_by_reason"])
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(rejected_all.items())) or "none"
     print(f"clean: {metrics['records_in']} records in -> {metrics['pairs_out']} pairs of {metrics['reviews_out']} reviews; "

@@ -33,20 +33,22 @@ import torch
 import torchvision
 from tqdm import tqdm
 
-from common.atomic import remove_leftovers, write_json
+from common.atomic import remove_leftovers
 from common.runlog import DEFAULT_LOG_DIR, write_run_log
 from pipeline.backbone import BACKBONE, Backbone, load_backbone
 from common.errors import UserError, cli_entry
 from pipeline.image_data import fixed_batches, make_loader
 from pipeline.imaging import MISSING, NON_FINITE, TOO_LARGE, UNREADABLE, Preprocessing, error_kind, sha256_file
 from pipeline.io import read_frame, write_table
+from common.metrics import detail_path, write_metrics
 from common.params import IMAGE_SIZE_RANGE, load_params, require, require_int_in
 from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, SPLITS
 
 DEFAULT_SPLITS = Path("data/splits")
 DEFAULT_OUT = Path("data/features/images.parquet")
 DEFAULT_CACHE = Path("data/features/cache.parquet")
-DEFAULT_METRICS = Path("metrics/features.json")
+DEFAULT_METRICS = Path("metrics/features.json")   # images ok and failed; every count in DEFAULT_DETAIL
+DEFAULT_DETAIL = detail_path("features")
 DEFAULT_SHARDS = Path("data/features/shards")
 PRECISIONS = ("auto", "fp32", "bf16")
 # /proc/cpuinfo flags of native bf16 arithmetic: AVX512-BF16 (Cooper Lake, Zen 4+), AMX (Sapphire Rapids+),
@@ -476,8 +478,9 @@ def compute_new(backbone: Backbone, image_ids: list[str], plan: ImagePlan, confi
 def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: Path = DEFAULT_OUT,
                  cache_path: Path = DEFAULT_CACHE, metrics_path: Path = DEFAULT_METRICS,
                  root: Path = Path("."), shard: tuple[int, int] | None = None,
-                 shard_dir: Path = DEFAULT_SHARDS, log_dir: Path = DEFAULT_LOG_DIR) -> dict:
-    """The whole stage; returns the metrics it writes. Splits without any image still get all three outputs.
+                 shard_dir: Path = DEFAULT_SHARDS, log_dir: Path = DEFAULT_LOG_DIR,
+                 detail_path: Path = DEFAULT_DETAIL) -> dict:
+    """The whole stage; returns the counts it writes (detail_path; their headline to metrics_path). Splits without any image still get all three outputs.
 
     With `shard` (i, n) only the i-th part of the images still to compute is computed, into a shard file
     under shard_dir, and nothing else is written; without it, shard files found there are merged first.
@@ -505,7 +508,7 @@ def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: 
     errors = dict(plan.errors)
     errors.update({p: content_errors[plan.ids[p]] for p in plan.paths if plan.ids.get(p) in content_errors})
 
-    for path in (out, cache_path, metrics_path):
+    for path in (out, cache_path):
         remove_leftovers(path)
     table = build_features_table(plan.paths, plan.ids, errors, features)
     write_table(table, out, metadata=output_metadata(weights, config.preprocessing, precision, fingerprint))
@@ -515,7 +518,7 @@ def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: 
     metrics = features_metrics(plan, table, errors, reused, computed, device, precision, weights, fingerprint)
     metrics["precision_param"] = config.precision
     metrics["merged_from_shards"] = from_shards
-    write_json(metrics, metrics_path)
+    write_metrics({k: metrics[k] for k in ("images_ok", "images_failed")}, metrics, metrics_path, detail_path)
     timing = run_timing(computed, started, device)
     write_run_log("features", {**timing, "computed": metrics["computed"], "precision": precision,
                                "cache_rows_dropped": cache_rows_dropped}, log_dir)
@@ -647,7 +650,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="features Parquet (default: %(default)s)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                         help="feature cache kept across runs (default: %(default)s)")
-    parser.add_argument("--metrics", type=Path, default=DEFAULT_METRICS, help="metrics JSON (default: %(default)s)")
+    parser.add_argument("--metrics", type=Path, default=DEFAULT_METRICS,
+                        help="headline metrics JSON: images ok and failed (default: %(default)s)")
+    parser.add_argument("--detail", type=Path, default=DEFAULT_DETAIL,
+                        help="every count, the weights and the fingerprint (default: %(default)s)")
     parser.add_argument("--root", type=Path, default=Path("."),
                         help="folder the splits' image paths are relative to (default: the repository root)")
     parser.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
@@ -684,7 +690,7 @@ def run_under_torchrun(config: FeatureConfig, args: argparse.Namespace) -> None:
                             "nothing merged, the shards written are kept for the next run")
         if rank == 0:
             run_features(config, args.splits, args.out, args.cache, args.metrics, args.root, None,
-                         args.shard_dir, args.log_dir)
+                         args.shard_dir, args.log_dir, args.detail)
     finally:
         dist.destroy_process_group()
 
@@ -697,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
         run_under_torchrun(config, args)
     else:
         run_features(config, args.splits, args.out, args.cache, args.metrics, args.root, args.shard,
-                     args.shard_dir, args.log_dir)
+                     args.shard_dir, args.log_dir, args.detail)
     return 0
 
 

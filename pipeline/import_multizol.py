@@ -9,7 +9,8 @@ image names, the Chinese aspect name, the score) or `multi_jsonData/*.json` (one
 images in `img/` when present. Writes `<out>/reviews.jsonl` (one record per review, all its aspect scores,
 `source: "multizol"`, `release_split` aspect -> split for the txt format, `segmented: true` for the txt
 text) and links the images into `<out>/images/`, replacing `<out>` whole; the counts go to
-`metrics/import.json`. Then set `data.raw: <out>` in params.yaml. Because `<out>` is replaced whole, an `<out>`
+`reports/import.json` (not a DVC metric: the stage of a source not in use has never run, and a declared metric
+missing makes `dvc metrics show` warn). Then set `data.raw: <out>` in params.yaml. Because `<out>` is replaced whole, an `<out>`
 holding anything else than those two entries is refused, and so is one that is, holds or lies inside the release
 (or holds the working folder). A release file that is not UTF-8 is read as GB18030 (a superset of GBK), counted.
 
@@ -44,7 +45,7 @@ JSON_DIR = "multi_jsonData"
 IMG_DIR = "img"
 UNDEFINED_IMAGE = "http_undefined"
 DEFAULT_OUT = "data/raw/multizol"
-METRICS_PATH = "metrics/import.json"
+COUNTS_PATH = "reports/import.json"
 OUTPUT_ENTRIES = {REVIEWS_FILE, IMAGES_DIR}
 FALLBACK_ENCODING = "gb18030"  # the release was made on Chinese Windows: GBK, of which GB18030 is a superset
 COPY_SUFFIX = re.compile(r"-copy\d+$")   # review_id of the 2nd, 3rd... copy of a duplicated pair (--keep-duplicate-pairs)
@@ -312,11 +313,17 @@ def settings(args: argparse.Namespace) -> tuple[str, str, str, bool]:
     """(release, out, format, keep_duplicate_pairs): from the command line, or params.yaml's `multizol` section."""
     if args.release:
         return args.release, args.out or DEFAULT_OUT, args.format or "auto", args.keep_duplicate_pairs
-    section = load_params("multizol", args.params)
+    release, fmt, keep_duplicates = section_settings(load_params("multizol", args.params))
+    return release, DEFAULT_OUT, fmt, keep_duplicates
+
+
+def section_settings(section: dict) -> tuple[str, str, bool]:
+    """(release, format, keep_duplicate_pairs) of params.yaml's `multizol` section, checked (not whether the release
+    is there: that is the import's first step, and only a run on this source needs it)."""
     fmt = require(section, "format", "multizol", str)
     if fmt not in ("auto", "txt", "json"):
         raise UserError(f"params.yaml: 'multizol.format' must be auto, txt or json, got {fmt!r}")
-    return (require(section, "release", "multizol", str), DEFAULT_OUT, fmt,
+    return (require(section, "release", "multizol", str), fmt,
             require(section, "keep_duplicate_pairs", "multizol", bool))
 
 
@@ -332,18 +339,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-duplicate-pairs", action="store_true",
                         help="keep every copy of a (review, aspect) pair the release holds twice (default: the first)")
     parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)")
-    parser.add_argument("--metrics", default=str(METRICS_PATH), help="counts JSON (default: %(default)s)")
+    parser.add_argument("--counts", default=COUNTS_PATH, help="counts JSON (default: %(default)s)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     release, out, fmt, keep_duplicates = settings(args)
     counts = import_release(release, out, fmt, keep_duplicates)
-    remove_leftovers(args.metrics)
-    write_json(counts, args.metrics)
+    remove_leftovers(args.counts)
+    write_json(counts, args.counts)
     dropped = counts["duplicate_pairs"]["dropped"]
     print(f"import_multizol ({counts['format']}): {counts['reviews']} reviews, {counts['pairs']} pairs "
           f"({', '.join(f'{k} {v}' for k, v in counts['pairs_by_split'].items()) or 'no release split'}) -> "
           f"{Path(out) / REVIEWS_FILE}; {counts['reviews_with_image']} reviews with images; duplicate pairs "
-          f"{'kept' if keep_duplicates else f'dropped: {dropped}'}; counts in {args.metrics}; "
+          f"{'kept' if keep_duplicates else f'dropped: {dropped}'}; counts in {args.counts}; "
           f"{time.perf_counter() - started:.1f} s")
     return 0
 

@@ -5,7 +5,8 @@
 Adds `tokens` (jieba words of `text`, punctuation and stop words removed as params say) and
 `aspect_tokens` (words of `aspect_zh`, never stop-word filtered). Text that came already segmented
 (`presegmented`, the Multi-ZOL release) is split on whitespace; its words are kept as they are unless
-`segment.filter_presegmented` is true. `metrics/segment.json` counts the words before and after the filters.
+`segment.filter_presegmented` is true. `reports/segment_detail.json` counts the words before and after the
+filters per split, `metrics/segment.json` the tokens kept.
 The three output files are replaced together: all new, or (on any failure) all old.
 """
 from __future__ import annotations
@@ -26,15 +27,17 @@ import jieba
 import pandas as pd
 from tqdm import tqdm
 
-from common.atomic import atomic_dir, remove_leftovers, write_json
+from common.atomic import atomic_dir
 from common.errors import UserError, cli_entry
+from common.metrics import detail_path, write_metrics
 from common.params import DEFAULT_PARAMS, load_params, require
 from pipeline.io import read_frame, write_frame
 from pipeline.schema import SEGMENTED_SCHEMA, SPLITS
 from pipeline.split import SPLITS_DIR
 
 SEGMENTED_DIR = Path("data/segmented")
-METRICS_PATH = Path("metrics/segment.json")
+METRICS_PATH = Path("metrics/segment.json")   # tokens kept; every count in DETAIL_PATH
+DETAIL_PATH = detail_path("segment")
 CHUNK_ROWS = 256           # texts per task sent to a worker
 MIN_ROWS_PER_PROCESS = 2000  # below this many rows per extra process, one process is faster than starting a pool
 COUNT_KEYS = ("words", "punctuation_removed", "stopwords_removed", "tokens")
@@ -250,18 +253,17 @@ def main(argv: list[str] | None = None) -> int:
     frames = {name: read_frame(SPLITS_DIR / f"{name}.parquet") for name in SPLITS}
     n_rows = sum(len(frame) for frame in frames.values())
     if n_rows == 0:
-        raise UserError(f"{SPLITS_DIR} holds no rows in any split: see metrics/clean.json for why every record "
+        raise UserError(f"{SPLITS_DIR} holds no rows in any split: see reports/clean_detail.json for why every record "
                         f"was dropped")
     processes = resolve_processes(params.processes, n_rows)
     segmented, metrics = segment_splits(frames, params, processes, progress=True)
     with atomic_dir(SEGMENTED_DIR) as staging:       # the three files change together or not at all
         for name in SPLITS:
             write_frame(segmented[name], staging / f"{name}.parquet", SEGMENTED_SCHEMA)
-    remove_leftovers(METRICS_PATH)
-    write_json(metrics, METRICS_PATH)
-    sizes = ", ".join(f"{name} {len(frames[name])}" for name in SPLITS)
     words = {key: sum(m[kind][key] for m in metrics["splits"].values() for kind in ("jieba", "presegmented"))
              for key in COUNT_KEYS}
+    write_metrics({"tokens": words["tokens"]}, metrics, METRICS_PATH, DETAIL_PATH)
+    sizes = ", ".join(f"{name} {len(frames[name])}" for name in SPLITS)
     print(f"segment: {n_rows} rows ({sizes}): {words['words']} words -> {words['tokens']} tokens "
           f"({words['punctuation_removed']} punctuation, {words['stopwords_removed']} stop words removed); "
           f"{processes} process(es); {time.perf_counter() - started:.1f} s")

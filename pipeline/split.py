@@ -17,14 +17,16 @@ import numpy as np
 import pandas as pd
 
 from common.errors import UserError, cli_entry
-from common.atomic import atomic_dir, remove_leftovers, write_json
+from common.atomic import atomic_dir
+from common.metrics import detail_path, write_metrics
 from pipeline.io import read_frame, write_frame
 from common.params import DEFAULT_PARAMS, load_params, require
 from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, SPLITS
 
 PAIRS_PATH = Path("data/clean/pairs.parquet")   # written by pipeline.clean
 SPLITS_DIR = Path("data/splits")
-METRICS_PATH = Path("metrics/split.json")
+METRICS_PATH = Path("metrics/split.json")   # pairs per split; every count in DETAIL_PATH
+DETAIL_PATH = detail_path("split")
 N_LABELS = 10
 RATIO_TOLERANCE = 1e-6
 
@@ -176,15 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     params = SplitParams.from_section(load_params("split", args.params))
     pairs = read_frame(PAIRS_PATH)
     if pairs.empty:
-        raise UserError(f"{PAIRS_PATH} holds no pairs: see data/clean/rejected.parquet and metrics/clean.json "
+        raise UserError(f"{PAIRS_PATH} holds no pairs: see data/clean/rejected.parquet and reports/clean_detail.json "
                         f"for why every record was dropped")
     splits = split_pairs(pairs, params)
     with atomic_dir(SPLITS_DIR) as staging:      # the three files change together or not at all
         for name, frame in splits.items():
             write_frame(frame, staging / f"{name}.parquet", PAIRS_SCHEMA)
     metrics = split_metrics(splits, params)
-    remove_leftovers(METRICS_PATH)
-    write_json(metrics, METRICS_PATH)
+    write_metrics({f"{name}_pairs": m["pairs"] for name, m in metrics["splits"].items()}, metrics, METRICS_PATH,
+                  DETAIL_PATH)
     sizes = ", ".join(f"{n} {m['pairs']} pairs/{m['reviews']} reviews" for n, m in metrics["splits"].items())
     print(f"split ({params.method}): {len(pairs)} pairs in -> {sizes}; "
           f"reviews in several splits {metrics['overlap']['reviews_in_several_splits']}; "

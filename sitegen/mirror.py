@@ -30,6 +30,8 @@ from tqdm import tqdm
 
 from common.atomic import new_staging_dir, replace_dir
 from common.aspects import canonical_aspect
+from common.errors import UserError
+from common.params import require, require_int_in
 from sitegen import pages2026
 from sitegen.era2026 import ERAS, LAYOUT_SCORED, apply_era, check_era
 from sitegen.images import render_crop, render_photo
@@ -235,6 +237,19 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def check_sample_params(section: dict) -> None:
+    """params.yaml's `sample` section, which the sample_site stage passes to this command line: what main would
+    refuse, as one UserError naming the key."""
+    require(section, "out", "sample", str)
+    for key in ("products", "reviews_per_product"):
+        require_int_in(section, key, "sample", 1)
+    require(section, "seed", "sample", int)
+    try:
+        check_era(str(require(section, "era", "sample")))
+    except ValueError as exc:
+        raise UserError(f"params.yaml: 'sample.era': {exc}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

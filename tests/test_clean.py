@@ -187,7 +187,7 @@ def test_main_writes_schemas_and_identical_bytes_on_rerun(tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     _write_repo(tmp_path, [_record("r2"), _record("r1", title="第二条评论内容", scores={"camera": 8, "xx": 3}), "oops"])
     assert clean.main([]) == 0
-    outputs = [clean.PAIRS_PATH, clean.REJECTED_PATH, clean.METRICS_PATH]
+    outputs = [clean.PAIRS_PATH, clean.REJECTED_PATH, clean.METRICS_PATH, clean.DETAIL_PATH]
     first = [p.read_bytes() for p in outputs]
     assert clean.main([]) == 0
     assert [p.read_bytes() for p in outputs] == first
@@ -198,6 +198,8 @@ def test_main_writes_schemas_and_identical_bytes_on_rerun(tmp_path, monkeypatch,
     assert pairs.column("image_paths").to_pylist()[0] == ["data/raw/zol/images/full/a.jpg", "data/raw/zol/images/full/b.jpg"]
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert summary.startswith("clean: 3 records in -> 3 pairs of 2 reviews; rejected 2 (malformed_json 1, unknown_aspect 1)")
+    assert json.loads(clean.METRICS_PATH.read_text()) == {"reviews": 2, "pairs": 3, "rejected": 2}
+    assert json.loads(clean.DETAIL_PATH.read_text())["rejected_records_by_reason"] == {"malformed_json": 1}
 
 
 def test_main_missing_input_is_a_user_error(tmp_path, monkeypatch, capsys):

@@ -82,7 +82,7 @@ def run(root: Path, config: FeatureConfig = CONFIG, out: str = "images.parquet",
     features = root / "data" / "features"
     return run_features(config, root / "data" / "splits", features / out, features / cache,
                         root / "metrics" / "features.json", root=root, shard_dir=features / "shards",
-                        log_dir=root / "logs")
+                        log_dir=root / "logs", detail_path=root / "reports" / "features_detail.json")
 
 
 def test_one_row_per_distinct_path_with_errors_and_content_ids(site: Path):
@@ -117,7 +117,8 @@ def test_one_row_per_distinct_path_with_errors_and_content_ids(site: Path):
     assert metrics["empty_path_entries"] == 1
     assert metrics["weights"] == "random:seed=0" and metrics["device"] == "cpu"
     assert metrics["precision"] == "fp32" and metrics["precision_param"] == "fp32"
-    assert json.loads((site / "metrics/features.json").read_text()) == metrics
+    assert json.loads((site / "reports/features_detail.json").read_text()) == metrics
+    assert json.loads((site / "metrics/features.json").read_text()) == {"images_ok": 4, "images_failed": 5}
     assert not {"seconds", "images_per_s"} & set(metrics)       # timings go to the untracked run log
     log = json.loads((site / "logs/features.json").read_text())
     assert log["seconds"] > 0 and log["images_per_s"] > 0 and log["num_workers"] == 2

@@ -24,7 +24,7 @@ def run(root: Path, config: FeatureConfig, out: str = "images.parquet", cache: s
     features = root / "data" / "features"
     return run_features(config, root / "data" / "splits", features / out, features / cache,
                         root / "metrics" / "features.json", root=root, shard_dir=features / "shards",
-                        log_dir=root / "logs")
+                        log_dir=root / "logs", detail_path=root / "reports" / "features_detail.json")
 
 
 @pytest.fixture()
@@ -94,7 +94,8 @@ def test_two_shard_processes_merge_into_the_single_process_bytes(photos: Path, p
 
     args = ["--params", str(params), "--splits", str(photos / "data/splits"), "--root", str(photos),
             "--out", str(features / "sharded.parquet"), "--cache", str(features / "cache.parquet"),
-            "--metrics", str(photos / "metrics/sharded.json"), "--shard-dir", str(features / "shards"),
+            "--metrics", str(photos / "metrics/sharded.json"), "--detail", str(photos / "reports/sharded.json"),
+            "--shard-dir", str(features / "shards"),
             "--log-dir", str(photos / "logs")]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     workers = [subprocess.Popen([sys.executable, "-m", "pipeline.features", *args, "--shard", f"{i}/2"],
@@ -109,7 +110,7 @@ def test_two_shard_processes_merge_into_the_single_process_bytes(photos: Path, p
         "shard-0000-of-0002.parquet", "shard-0001-of-0002.parquet"]
 
     assert main_merge(args) == 0
-    merged = json.loads((photos / "metrics/sharded.json").read_text())
+    merged = json.loads((photos / "reports/sharded.json").read_text())
     assert (merged["merged_from_shards"], merged["computed"], merged["images_ok"]) == (7, 0, 7)
     assert (features / "sharded.parquet").read_bytes() == (features / "single.parquet").read_bytes()
     assert (features / "cache.parquet").read_bytes() == (features / "single_cache.parquet").read_bytes()
@@ -138,6 +139,6 @@ def test_torchrun_ranks_compute_their_shards_and_rank_0_merges(photos: Path):
          "--metrics", str(photos / "metrics/features.json"), "--shard-dir", str(features / "shards"),
          "--log-dir", str(photos / "logs")], cwd=photos, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads((photos / "metrics/features.json").read_text())["merged_from_shards"] == 7
+    assert json.loads((photos / "reports/features_detail.json").read_text())["merged_from_shards"] == 7   # the default
     assert (features / "images.parquet").read_bytes() == (features / "single.parquet").read_bytes()
     assert (features / "cache.parquet").read_bytes() == (features / "single_cache.parquet").read_bytes()

@@ -135,7 +135,7 @@ def test_release_through_clean_split_segment(txt_release, tmp_path, monkeypatch)
     first = (tmp_path / "data/raw/multizol/reviews.jsonl").read_bytes()
     assert import_multizol.main(["--release", str(txt_release), "--out", "data/raw/multizol"]) == 0
     assert (tmp_path / "data/raw/multizol/reviews.jsonl").read_bytes() == first
-    assert json.loads(Path("metrics/import.json").read_text())["reviews"] == 2
+    assert json.loads(Path("reports/import.json").read_text())["reviews"] == 2
     (tmp_path / "params.yaml").write_text(
         "data:\n  raw: data/raw/multizol\n"
         "clean:\n  require_image: false\n  min_text_chars: 5\n  dedupe_same_text: true\n"
@@ -145,10 +145,10 @@ def test_release_through_clean_split_segment(txt_release, tmp_path, monkeypatch)
         "  remove_punctuation: true\n  remove_stopwords: true\n  filter_presegmented: false\n  processes: 1\n",
         encoding="utf-8")
     assert clean.main([]) == 0 and split.main([]) == 0 and segment.main([]) == 0
-    metrics = json.loads(Path("metrics/split.json").read_text())
+    metrics = json.loads(Path("reports/split_detail.json").read_text())
     assert {n: m["pairs"] for n, m in metrics["splits"].items()} == {"train": 3, "dev": 1, "test": 1}
     assert metrics["overlap"]["reviews_in_several_splits"] == 2
-    rejected = json.loads(Path("metrics/clean.json").read_text())["rejected_pairs_by_reason"]
+    rejected = json.loads(Path("reports/clean_detail.json").read_text())["rejected_pairs_by_reason"]
     assert rejected == {"unknown_aspect": 1}
     from pipeline.io import read_frame
     assert read_frame("data/splits/train.parquet")["presegmented"].all()
@@ -194,7 +194,7 @@ def test_settings_from_params_and_output_replaced_whole(txt_release, tmp_path, m
     stale.write_bytes(b"from an older import")
     assert import_multizol.main([]) == 0
     assert not stale.exists() and (tmp_path / "data/raw/multizol/images" / IMG_A).is_file()
-    assert json.loads(Path("metrics/import.json").read_text())["format"] == "txt"
+    assert json.loads(Path("reports/import.json").read_text())["format"] == "txt"
     assert not list(tmp_path.rglob("*.tmp"))
 
 
@@ -211,7 +211,7 @@ def test_out_holding_other_files_is_refused_and_kept(txt_release, tmp_path, caps
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("months of work")
-    err = _refused(capsys, "--release", str(txt_release), "--out", str(out), "--metrics", str(tmp_path / "m.json"))
+    err = _refused(capsys, "--release", str(txt_release), "--out", str(out), "--counts", str(tmp_path / "m.json"))
     assert "thesis.tex" in err and "other things than this stage's output" in err
     assert [p.name for p in out.iterdir()] == ["thesis.tex"] and not (tmp_path / "m.json").exists()
 
@@ -220,7 +220,7 @@ def test_out_holding_other_files_is_refused_and_kept(txt_release, tmp_path, caps
 def test_out_that_is_inside_or_holds_the_release_is_refused(where, txt_release, tmp_path, capsys):
     out = {"is": txt_release, "inside": txt_release / "raw", "holds": txt_release.parent}[where]
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    err = _refused(capsys, "--release", str(txt_release), "--out", str(out), "--metrics", str(tmp_path / "m.json"))
+    err = _refused(capsys, "--release", str(txt_release), "--out", str(out), "--counts", str(tmp_path / "m.json"))
     assert "the release" in err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
@@ -229,7 +229,7 @@ def test_out_dot_is_refused(txt_release, tmp_path, monkeypatch, capsys):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    err = _refused(capsys, "--release", str(txt_release), "--out", ".", "--metrics", str(tmp_path / "m.json"))
+    err = _refused(capsys, "--release", str(txt_release), "--out", ".", "--counts", str(tmp_path / "m.json"))
     assert "working folder" in err
     assert work.is_dir() and list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == [
         "release", "work"]

@@ -110,9 +110,10 @@ def test_linear_family_runs_through_the_same_stages(workdir):  # noqa: F811
 
     _set(workdir, "model", family="linear", linear_c=[0.5, 5.0])
     assert train.main(["--params", "params.yaml"]) == 0
-    assert json.loads((workdir / "metrics/train.json").read_text())["c"] in (0.5, 5.0)
+    assert json.loads((workdir / "reports/train_detail.json").read_text())["c"] in (0.5, 5.0)
+    assert set(json.loads((workdir / "metrics/train.json").read_text())) == {"train_pairs", "dev_pairs", "dev_macro_f1"}
     assert evaluate.main(["--params", "params.yaml"]) == 0
-    test = json.loads((workdir / "metrics/test.json").read_text())
+    test = json.loads((workdir / "reports/test_detail.json").read_text())
     assert test["family"] == "linear"
     assert test["accuracy"] == pytest.approx(test["linear_baseline"]["accuracy"])   # same data, same fit
     assert test["majority_baseline"]["accuracy"] > 0
@@ -126,7 +127,7 @@ def test_repeats_report_mean_and_std_over_seeds(workdir):  # noqa: F811
     _set(workdir, "train", repeats=2, max_epochs=1)
     assert train.main(["--params", "params.yaml"]) == 0
     assert evaluate.main(["--params", "params.yaml"]) == 0
-    test = json.loads((workdir / "metrics/test.json").read_text())
+    test = json.loads((workdir / "reports/test_detail.json").read_text())
     assert test["seeds"] == [3, 4]
     accuracy = test["over_seeds"]["accuracy"]
     assert len(accuracy["values"]) == 2 and accuracy["values"][0] == pytest.approx(test["accuracy"])

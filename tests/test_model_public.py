@@ -37,7 +37,7 @@ def _run(args: list[str], cwd: Path) -> None:
 
 @pytest.fixture(scope="module")
 def public_metrics(tmp_path_factory) -> dict:
-    """metrics/test.json of the default MIMN trained on the public part's Train, selected on its Dev."""
+    """reports/test_detail.json of the default MIMN trained on the public part's Train, selected on its Dev."""
     work = tmp_path_factory.mktemp("public")
     shutil.copytree(REPO / "data/lexicon", work / "data/lexicon")
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -55,7 +55,7 @@ def public_metrics(tmp_path_factory) -> dict:
     pq.write_table(FEATURES_SCHEMA.empty_table(), work / "data/features/images.parquet")  # text only
     _run(["model.train"], work)
     _run(["model.evaluate"], work)
-    metrics = json.loads((work / "metrics/test.json").read_text(encoding="utf-8"))
+    metrics = json.loads((work / "reports/test_detail.json").read_text(encoding="utf-8"))
     assert metrics["pairs"] > 400 and metrics["family"] == "mimn"
     return metrics
 

@@ -48,7 +48,9 @@ def _workdir(tmp_path, monkeypatch):
 
 def test_train_then_evaluate_write_every_output(workdir, capsys):
     assert train.main(["--params", "params.yaml"]) == 0
-    metrics = json.loads((workdir / "metrics/train.json").read_text())
+    metrics = json.loads((workdir / "reports/train_detail.json").read_text())
+    assert json.loads((workdir / "metrics/train.json").read_text()) == {
+        "train_pairs": 120, "dev_pairs": 30, "best_epoch": metrics["best_epoch"], "dev_macro_f1": metrics["dev"]["macro_f1"]}
     assert set(metrics) == {"best_epoch", "dev", "epochs_run", "stopped_early", "train_pairs", "dev_pairs",
                             "vocab_size", "embedding_source", "embedding_coverage", "num_classes", "parameters",
                             "device", "family", "embedding_vectors_skipped_nonfinite", "trainable_parameters", "seeds",
@@ -78,7 +80,9 @@ def test_train_then_evaluate_write_every_output(workdir, capsys):
     assert "屏幕" in ckpt["vocab"]  # test-only aspect token still has an id
 
     assert evaluate.main(["--params", "params.yaml"]) == 0
-    test = json.loads((workdir / "metrics/test.json").read_text())
+    test = json.loads((workdir / "reports/test_detail.json").read_text())
+    assert json.loads((workdir / "metrics/test.json").read_text()) == {
+        key: test[key] for key in ("accuracy", "weighted_f1", "macro_f1", "pairs", "pairs_without_usable_image")}
     assert {"accuracy", "macro_f1", "weighted_f1", "note", "per_aspect", "per_class", "majority_baseline",
             "ablation_no_images", "pairs", "pairs_without_usable_image"} <= set(test)
     assert "average='weighted'" in test["note"]
@@ -107,7 +111,7 @@ def test_two_seeded_runs_give_identical_metrics_and_weights(workdir):
     runs = []
     for _ in range(2):
         assert train.main(["--params", "params.yaml"]) == 0
-        metrics = json.loads((workdir / "metrics/train.json").read_text())
+        metrics = json.loads((workdir / "reports/train_detail.json").read_text())
         runs.append((metrics, (workdir / "plots/train_curve.csv").read_text(),
                      torch.load(workdir / "models/mimn.pt", weights_only=True)["model"],
                      (workdir / "models/mimn.pt").read_bytes()))

@@ -31,8 +31,11 @@ DETERMINISTIC_OUTPUTS = [
     "data/sample_site/manifest.json", "data/raw/zol/reviews.jsonl",
     "data/clean/pairs.parquet", "data/clean/rejected.parquet",
     *[f"data/splits/{s}.parquet" for s in SPLITS], *[f"data/segmented/{s}.parquet" for s in SPLITS],
-    "data/features/images.parquet", "metrics/clean.json", "metrics/split.json",
+    "data/features/images.parquet", "metrics/clean.json", "metrics/split.json", "reports/clean_detail.json",
+    "reports/split_detail.json",
 ]
+# `dvc metrics show` prints one table of every metrics file (a column per key of them all): the headline keys only
+METRICS_SHOW_WIDTH = 250
 # the review of the README's predict example ("Reaching the installed commands")
 README_REVIEW = "拍照很清晰，夜景也不错，电池能用一天半，屏幕细腻，运行流畅，就是价格有点高"
 
@@ -136,8 +139,14 @@ def test_model_artefacts_and_metrics(repro_repo: Path) -> None:
     checkpoint = torch.load(repro_repo / "models/mimn.pt", weights_only=True)
     assert {"model", "config", "vocab", "labels", "epoch", "metrics"} <= set(checkpoint)
     test_metrics = json.loads((repro_repo / "metrics/test.json").read_text(encoding="utf-8"))
+    detail = json.loads((repro_repo / "reports/test_detail.json").read_text(encoding="utf-8"))
+    assert test_metrics == {key: detail[key] for key in
+                            ("accuracy", "weighted_f1", "macro_f1", "pairs", "pairs_without_usable_image")}
     for key in ("accuracy", "macro_f1", "weighted_f1"):
         assert 0.0 <= test_metrics[key] <= 1.0
+    train_metrics = json.loads((repro_repo / "metrics/train.json").read_text(encoding="utf-8"))
+    assert train_metrics["train_pairs"] + train_metrics["dev_pairs"] + test_metrics["pairs"] == json.loads(
+        (repro_repo / "metrics/clean.json").read_text(encoding="utf-8"))["pairs"]
     for rel in ("reports/confusion.png", "reports/learning_curve.png", "reports/predictions.parquet"):
         assert (repro_repo / rel).stat().st_size > 0
 
@@ -153,7 +162,7 @@ def test_readme_predict_example_scores_six_aspects_and_evaluate_wrote_pages(repr
 
 
 def test_model_learns_the_sample_and_uses_its_images(repro_repo: Path) -> None:
-    metrics = json.loads((repro_repo / "metrics/test.json").read_text(encoding="utf-8"))
+    metrics = json.loads((repro_repo / "reports/test_detail.json").read_text(encoding="utf-8"))
     # the defaults are tuned on real reviews (measured here on 16 products of both eras: accuracy 0.700 against the
     # majority class's 0.392, macro-F1 0.660 against 0.113). The wide path starts as the fitted linear model, which
     # reads most of what the text says, so the photos decide only some camera pairs: measured 15 of 24 right with
@@ -164,6 +173,19 @@ def test_model_learns_the_sample_and_uses_its_images(repro_repo: Path) -> None:
     camera_without_images = metrics["ablation_no_images"]["per_aspect"]["camera"]["accuracy"]
     assert camera["pairs"] == 24
     assert (camera["accuracy"] - camera_without_images) * camera["pairs"] >= 2 - 1e-6   # two more pairs right
+
+
+def test_dvc_metrics_show_and_checkout_are_quiet(repro_repo: Path) -> None:
+    """As a user runs them after `dvc repro`: a readable metrics table, no warning (the source not in use, Multi-ZOL,
+    has no metric to miss), and a bare `dvc checkout` that finds nothing to restore or complain about."""
+    shown = _run(["dvc", "metrics", "show"], repro_repo)
+    assert shown.stderr == ""
+    lines = shown.stdout.splitlines()
+    assert max(len(line) for line in lines) <= METRICS_SHOW_WIDTH, lines[0]
+    assert {line.split()[0] for line in lines[1:]} == {f"metrics/{name}.json" for name in
+                                                       ("clean", "split", "segment", "features", "train", "test")}
+    checkout = _run(["dvc", "checkout"], repro_repo)
+    assert "WARNING" not in checkout.stdout + checkout.stderr and "ERROR" not in checkout.stdout + checkout.stderr
 
 
 def test_second_repro_does_nothing_and_forced_rerun_is_byte_identical(repro_repo: Path) -> None:

@@ -18,7 +18,7 @@ from pipeline.clean import REASONS, parse_line, read_lines
 
 PARAMS_YAML = ("data:\n  raw: raw\nclean:\n  require_image: false\n  min_text_chars: 2\n  dedupe_same_text: true\n"
                "features:\n  image_size: 32\n  max_image_pixels: 1000000\n")
-OUTPUTS = {"data/clean/pairs.parquet", "data/clean/rejected.parquet", "metrics/clean.json"}
+OUTPUTS = {"data/clean/pairs.parquet", "data/clean/rejected.parquet", "metrics/clean.json", "reports/clean_detail.json"}
 INPUTS = {"params.yaml", "raw/reviews.jsonl", "raw/images/a.png", "outside.png"}
 
 json_leaf = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
@@ -84,9 +84,11 @@ def test_any_raw_line_is_a_pair_or_a_rejected_row_with_a_reason(lines):
         assert all(r["reason"] in REASONS and r["detail"] for r in rejected)
         kept_ids = {p["review_id"] for p in pairs}
         rejected_lines = {r["line_no"] for r in rejected}
-        metrics = json.loads((root / "metrics/clean.json").read_text(encoding="utf-8"))
+        metrics = json.loads((root / "reports/clean_detail.json").read_text(encoding="utf-8"))
         read = read_lines(root / "raw/reviews.jsonl")
         assert metrics["records_in"] + metrics["blank_lines"] == len(read)
+        assert json.loads((root / "metrics/clean.json").read_text(encoding="utf-8")) == {
+            "reviews": metrics["reviews_out"], "pairs": len(pairs), "rejected": len(rejected)}
         for line_no, line in enumerate(read, start=1):
             if line_no in rejected_lines:
                 continue

@@ -1,5 +1,5 @@
 """Property: any release txt or JSON record into the Multi-ZOL import gives raw records or a one-line error;
-never a traceback, never a file outside --out (and its metrics), never the earlier import lost on an error."""
+never a traceback, never a file outside --out (and its --counts), never the earlier import lost on an error."""
 from __future__ import annotations
 
 import json
@@ -35,7 +35,7 @@ def _import(root: Path) -> tuple[int, str]:
     out, err = StringIO(), StringIO()
     with redirect_stderr(err), redirect_stdout(out):
         code = import_multizol.main(["--release", str(root / "release"), "--out", str(root / "raw"),
-                                     "--metrics", str(root / "metrics.json")])
+                                     "--counts", str(root / "counts.json")])
     return code, err.getvalue()
 
 
@@ -56,7 +56,7 @@ def _check_outcome(root: Path, release_before: list[str], code: int, err: str) -
         assert (root / "raw/reviews.jsonl").read_bytes() == EARLIER
         assert sorted(p.name for p in root.iterdir()) == ["raw", "release"]
         return []
-    assert sorted(p.name for p in root.iterdir()) == ["metrics.json", "raw", "release"]
+    assert sorted(p.name for p in root.iterdir()) == ["counts.json", "raw", "release"]
     assert sorted(p.name for p in (root / "raw").iterdir()) == ["images", "reviews.jsonl"]
     lines = (root / "raw/reviews.jsonl").read_text(encoding="utf-8").split("\n")
     return [json.loads(line) for line in lines if line]
@@ -88,6 +88,6 @@ def test_any_json_release_record_is_a_record_or_skipped_with_a_reason(datas):
         before = _tree(root / "release")
         code, err = _import(root)
         records = _check_outcome(root, before, code, err)
-        counts = json.loads((root / "metrics.json").read_text(encoding="utf-8"))
+        counts = json.loads((root / "counts.json").read_text(encoding="utf-8"))
         assert code == 0 and len(records) == counts["reviews"]
         assert counts["reviews"] + counts["json_files_unreadable"] + counts["json_files_rejected"] == len(datas)

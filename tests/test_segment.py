@@ -137,7 +137,7 @@ def test_main_schema_identical_bytes_and_word_counts(tmp_path, monkeypatch, caps
     monkeypatch.chdir(tmp_path)
     _write_splits(tmp_path, _frame(12))
     assert segment.main([]) == 0
-    outputs = [segment.SEGMENTED_DIR / f"{n}.parquet" for n in SPLITS] + [segment.METRICS_PATH]
+    outputs = [segment.SEGMENTED_DIR / f"{n}.parquet" for n in SPLITS] + [segment.METRICS_PATH, segment.DETAIL_PATH]
     first = [p.read_bytes() for p in outputs]
     assert segment.main([]) == 0
     assert [p.read_bytes() for p in outputs] == first
@@ -145,8 +145,10 @@ def test_main_schema_identical_bytes_and_word_counts(tmp_path, monkeypatch, caps
     assert dev.schema.remove_metadata() == SEGMENTED_SCHEMA
     assert dev.column("review_id").to_pylist() == ["r004", "r005", "r006", "r007"]
     assert dev.column("tokens").to_pylist()[2] == ["外观", "很", "好看", "的6"]   # kept as segmented
-    metrics = json.loads(segment.METRICS_PATH.read_text())
+    metrics = json.loads(segment.DETAIL_PATH.read_text())
     assert metrics["filter_presegmented"] is False
+    tokens = sum(len(t) for n in SPLITS for t in pq.read_table(outputs[SPLITS.index(n)]).column("tokens").to_pylist())
+    assert json.loads(segment.METRICS_PATH.read_text()) == {"tokens": tokens}
     assert metrics["splits"]["dev"]["presegmented"] == {"rows": 1, "words": 4, "tokens": 4, "punctuation_removed": 0,
                                                          "stopwords_removed": 0}
     train = metrics["splits"]["train"]

@@ -115,12 +115,13 @@ def test_main_metrics_and_identical_bytes_on_rerun(tmp_path, monkeypatch):
     assert split.PAIRS_PATH == clean.PAIRS_PATH
     write_frame(pairs, split.PAIRS_PATH, PAIRS_SCHEMA)
     assert split.main([]) == 0
-    outputs = [split.SPLITS_DIR / f"{n}.parquet" for n in SPLITS] + [split.METRICS_PATH]
+    outputs = [split.SPLITS_DIR / f"{n}.parquet" for n in SPLITS] + [split.METRICS_PATH, split.DETAIL_PATH]
     first = [p.read_bytes() for p in outputs]
     assert split.main([]) == 0
     assert [p.read_bytes() for p in outputs] == first
-    metrics = json.loads(split.METRICS_PATH.read_text())
+    metrics = json.loads(split.DETAIL_PATH.read_text())
     assert sum(m["pairs"] for m in metrics["splits"].values()) == len(pairs)
+    assert json.loads(split.METRICS_PATH.read_text()) == {f"{n}_pairs": metrics["splits"][n]["pairs"] for n in SPLITS}
     assert sum(m["reviews"] for m in metrics["splits"].values()) == 50
     assert metrics["overlap"]["reviews_in_several_splits"] == 0
     carried = pd.concat([pd.read_parquet(split.SPLITS_DIR / f"{n}.parquet") for n in SPLITS])

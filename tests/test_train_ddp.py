@@ -116,10 +116,10 @@ def test_two_cpu_processes_train_write_from_rank_0_and_the_checkpoint_evaluates(
     assert proc.stdout.count("train: 400 train / 100 dev pairs") == 1   # printed by rank 0 alone
 
     rank0 = set(json.loads((tmp_path / "writes-0.json").read_text()))
-    assert {"models/mimn.pt", "metrics/train.json", "plots/train_curve.csv"} <= rank0
+    assert {"models/mimn.pt", "metrics/train.json", "reports/train_detail.json", "plots/train_curve.csv"} <= rank0
     assert json.loads((tmp_path / "writes-1.json").read_text()) == []   # rank 1 wrote nothing
 
-    metrics = json.loads((tmp_path / "metrics/train.json").read_text())
+    metrics = json.loads((tmp_path / "reports/train_detail.json").read_text())
     assert metrics["processes"] == 2 and metrics["train_pairs"] == 400
     assert metrics["dev"]["accuracy"] >= 0.8   # the majority class is ~0.1-0.2 of these 10 classes
     assert len((tmp_path / "plots/train_curve.csv").read_text().splitlines()) == metrics["epochs_run"] + 1
@@ -128,7 +128,7 @@ def test_two_cpu_processes_train_write_from_rank_0_and_the_checkpoint_evaluates(
     model, ckpt = evaluate.load_checkpoint("models/mimn.pt")   # rebuilt from the checkpoint alone
     assert ckpt["epoch"] == metrics["best_epoch"] and not any(k.startswith("module.") for k in ckpt["model"])
     assert evaluate.main(["--params", "params.yaml"]) == 0
-    test = json.loads((tmp_path / "metrics/test.json").read_text())
+    test = json.loads((tmp_path / "reports/test_detail.json").read_text())
     assert test["accuracy"] >= test["majority_baseline"]["accuracy"] + 0.5
 
     # one process on the same data and seed (nothing of DDP) reaches the same range
@@ -144,6 +144,6 @@ def test_train_nproc_param_runs_the_same_command_under_torchrun(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "model.train", "--params", "params.yaml"], cwd=tmp_path, env=_env(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics/train.json").read_text())
+    metrics = json.loads((tmp_path / "reports/train_detail.json").read_text())
     assert metrics["processes"] == 2 and metrics["epochs_run"] == 1
     assert torch.load(tmp_path / "models/mimn.pt", weights_only=True)["params"]["train"]["nproc"] == 2

@@ -137,9 +137,10 @@ class Command(ScrapyCrawlCommand):
 
     def _finish(self, output, crawler) -> None:
         from crawler.resume import forget
+        from crawler.staging import previous_output_note
         if self.exitcode != 0:
-            print(f"error: the crawl failed (exit {self.exitcode}); {output.out} left unchanged, this run's output "
-                  f"is in {output.staging}", file=sys.stderr)
+            print(f"error: the crawl failed (exit {self.exitcode}); {previous_output_note(output.out)}; this run's "
+                  f"output is in {output.staging}", file=sys.stderr)
             self._explain_failure(crawler)
             return
         try:

@@ -1,0 +1,75 @@
+"""Check every section of params.yaml before `dvc repro` touches an output.
+
+    python -m checks.params [--params params.yaml]
+
+DVC deletes a stage's outputs before running its command, so a typo found by the stage itself (say
+`split.train: 1.5`) costs the split outputs and everything the stages before it recomputed. This runs each stage's
+own validation of its section (the same functions the stages call, nothing re-implemented), in pipeline order, and
+stops at the first error: one line naming the key, exit status 2. It reads no data and writes nothing; inputs that
+only a run can check (a mirror folder, the Multi-ZOL release, lexicon files) are left to their stages.
+`make run` runs it first.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from common.errors import cli_entry
+from common.params import DEFAULT_PARAMS, load_params, require
+from crawler.crawl import check_params as check_crawl
+from model.config import Settings
+from model.paper_grid import base_params, plan_from_params
+from pipeline.clean import CleanParams
+from pipeline.features import FeatureConfig
+from pipeline.import_multizol import section_settings as check_multizol
+from pipeline.segment import SegmentParams
+from pipeline.split import SplitParams
+from sitegen.mirror import check_sample_params
+
+
+def _data(params: dict) -> None:
+    require(params["data"], "raw", "data", str)
+
+
+# (sections it reads, check of the whole params file): each reads its sections the way its stage does
+CHECKS: list[tuple[tuple[str, ...], Callable[[dict], object]]] = [
+    (("sample",), lambda p: check_sample_params(p["sample"])),
+    (("crawl",), lambda p: check_crawl(p["crawl"])),
+    (("multizol",), lambda p: check_multizol(p["multizol"])),
+    (("data",), _data),
+    (("clean", "features"), lambda p: CleanParams.from_sections(p["clean"], p["features"])),
+    (("split",), lambda p: SplitParams.from_section(p["split"])),
+    (("segment",), lambda p: SegmentParams.from_section(p["segment"])),
+    (("features",), lambda p: FeatureConfig.from_params(p["features"])),
+    (("model", "embeddings", "train"), Settings.from_params),
+    (("paper", "model"), lambda p: plan_from_params(p["paper"], p["model"], base_params(p))),
+]
+
+
+def check_params(path: str = str(DEFAULT_PARAMS)) -> list[str]:
+    """Validate every section of the params file; returns the sections checked. The first bad value raises a
+    UserError naming it (a missing section too)."""
+    params = load_params(None, path)
+    checked: list[str] = []
+    for sections, check in CHECKS:
+        for section in sections:
+            load_params(section, path)   # a missing section: the stages' own message
+        check(params)
+        checked += [s for s in sections if s not in checked]
+    return checked
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m checks.params", description=__doc__.split("\n\n")[0],
+                                     epilog="Exit status: 0 all valid, 2 the first error (one line on stderr).")
+    parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: %(default)s)")
+    args = parser.parse_args(argv)
+    checked = check_params(args.params)
+    print(f"params: {args.params} valid ({', '.join(checked)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
