@@ -35,7 +35,9 @@ run: install  ## check params.yaml, then run every DVC stage (crawl of the offli
 	PATH=$(BIN):$$PATH python -m checks.params
 	PATH=$(BIN):$$PATH dvc repro
 
-test: install  ## run the test suite
+test: install  ## lint and format check (ruff), then the test suite
+	PATH=$(BIN):$$PATH ruff check .
+	PATH=$(BIN):$$PATH ruff format --check .
 	PATH=$(BIN):$$PATH pytest
 
 bench: install  ## benchmarks: crawl, segmentation, features, training (figures in bench/results/)

@@ -1,4 +1,5 @@
 """Run every benchmark in turn: `python -m bench [--only crawl,segment,...]`."""
+
 from __future__ import annotations
 
 import argparse

@@ -3,6 +3,7 @@ parse time per page of the real 2018 pages. Prints the figures and writes bench/
 
     python bench/bench_crawl.py [--products 12] [--reviews-per-product 25] [--seed 7] [--repeat 50]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,19 @@ def crawl_throughput(products: int, reviews_per_product: int, seed: int) -> dict
         server = _Server(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(mirror)))
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        command = [sys.executable, "-m", "scrapy", "crawl", "zol", "-a", f"crawl_date={manifest['crawl_date']}",
-                   "-s", f"ZOL_OUT={out}", "-s", "LOG_LEVEL=WARNING"]
+        command = [
+            sys.executable,
+            "-m",
+            "scrapy",
+            "crawl",
+            "zol",
+            "-a",
+            f"crawl_date={manifest['crawl_date']}",
+            "-s",
+            f"ZOL_OUT={out}",
+            "-s",
+            "LOG_LEVEL=WARNING",
+        ]
         for setting in MIRROR_SPEED_SETTINGS:
             command += ["-s", setting]
         env = {**os.environ, "ZOL_MIRROR": url, "PYTHONPATH": str(REPO)}
@@ -59,11 +71,18 @@ def crawl_throughput(products: int, reviews_per_product: int, seed: int) -> dict
         reviews = sum(1 for _ in (out / REVIEWS_FILE).open(encoding="utf-8"))
     pages = sum(stats["pages"].values()) - stats["pages"].get("ajax_empty_last", 0)
     images = stats["images"]["ok"]
-    return {"products": products, "reviews": reviews, "pages": pages, "images": images,
-            "seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 1),
-            "reviews_per_s": round(reviews / seconds, 1), "images_per_s": round(images / seconds, 1),
-            "requests_per_s": round(stats["requests"] / seconds, 1),
-            "note": "wall time of the scrapy subprocess, start-up (~1 s) included; politeness off"}
+    return {
+        "products": products,
+        "reviews": reviews,
+        "pages": pages,
+        "images": images,
+        "seconds": round(seconds, 2),
+        "pages_per_s": round(pages / seconds, 1),
+        "reviews_per_s": round(reviews / seconds, 1),
+        "images_per_s": round(images / seconds, 1),
+        "requests_per_s": round(stats["requests"] / seconds, 1),
+        "note": "wall time of the scrapy subprocess, start-up (~1 s) included; politeness off",
+    }
 
 
 def parse_times(repeat: int) -> dict:
@@ -118,13 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=50, help="parse-time repetitions per page")
     args = parser.parse_args(argv)
-    result = {"crawl": crawl_throughput(args.products, args.reviews_per_product, args.seed),
-              "parse": parse_times(args.repeat), "cpu_count": os.cpu_count()}
+    result = {
+        "crawl": crawl_throughput(args.products, args.reviews_per_product, args.seed),
+        "parse": parse_times(args.repeat),
+        "cpu_count": os.cpu_count(),
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     crawl, parse = result["crawl"], result["parse"]
-    print(f"crawl: {crawl['pages']} pages, {crawl['reviews']} reviews, {crawl['images']} images in {crawl['seconds']} s "
-          f"-> {crawl['pages_per_s']} pages/s, {crawl['reviews_per_s']} reviews/s, {crawl['images_per_s']} images/s")
+    print(
+        f"crawl: {crawl['pages']} pages, {crawl['reviews']} reviews, {crawl['images']} images in {crawl['seconds']} s "
+        f"-> {crawl['pages_per_s']} pages/s, {crawl['reviews_per_s']} reviews/s, {crawl['images_per_s']} images/s"
+    )
     print(f"parse: list page {parse['list_page_ms_median']} ms, AJAX page {parse['ajax_page_ms_median']} ms (median)")
     print(f"wrote {RESULTS.relative_to(REPO)}")
     return 0

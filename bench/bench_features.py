@@ -10,6 +10,7 @@ defaults: PIL against torchvision.io.decode_jpeg, decode workers against the cor
 
     .venv/bin/python bench/bench_features.py [--images 32] [--rounds 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,13 +52,16 @@ def generate_images(folder: Path, count: int) -> list[Path]:
 
 # ---- one measurement, in its own process ----
 
+
 def one_at_a_time_fp32(model, paths: list[Path]) -> None:
     import torch
     from torchvision import transforms
 
     from pipeline.imaging import IMAGENET_MEAN, IMAGENET_STD
-    transform = transforms.Compose([transforms.Resize((SIZE, SIZE)), transforms.ToTensor(),
-                                    transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+    transform = transforms.Compose(
+        [transforms.Resize((SIZE, SIZE)), transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    )
     with torch.inference_mode():
         for path in paths:
             model(transform(Image.open(path).convert("RGB")).unsqueeze(0))
@@ -70,6 +74,7 @@ def decode_torchvision(paths: list[Path]) -> None:
     from torchvision.transforms.v2 import functional as F
 
     from pipeline.imaging import IMAGENET_MEAN, IMAGENET_STD
+
     for path in paths:
         image = decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB)
         image = F.resize(image, [SIZE, SIZE], antialias=True)
@@ -81,18 +86,27 @@ def measure(args: argparse.Namespace) -> dict:
 
     from common.params import load_params
     from pipeline.backbone import random_backbone
-    from pipeline.features import (FeatureConfig, available_cores, extract, prepare_model, resolve_num_workers,
-                                   resolve_precision)
+    from pipeline.features import (
+        FeatureConfig,
+        available_cores,
+        extract,
+        prepare_model,
+        resolve_num_workers,
+        resolve_precision,
+    )
     from pipeline.imaging import decode_image
 
-    paths = sorted(Path(args.files).glob("*.jpg"))[:args.count]
+    paths = sorted(Path(args.files).glob("*.jpg"))[: args.count]
     torch.set_num_threads(available_cores())
     record: dict = {"method": args.measure, "images": len(paths)}
-    if args.measure.startswith("decode"):   # as one decode worker runs: a single thread
+    if args.measure.startswith("decode"):  # as one decode worker runs: a single thread
         torch.set_num_threads(1)
         config = FeatureConfig.from_params(load_params("features", REPO / "params.yaml"))
-        run = (lambda: [decode_image(p, config.preprocessing) for p in paths]) if args.measure == "decode_pil" \
+        run = (
+            (lambda: [decode_image(p, config.preprocessing) for p in paths])
+            if args.measure == "decode_pil"
             else (lambda: decode_torchvision(paths))
+        )
         run()  # warm the page cache and the libraries
         started = time.perf_counter()
         run()
@@ -104,26 +118,38 @@ def measure(args: argparse.Namespace) -> dict:
             one_at_a_time_fp32(model, paths)
         else:
             config = FeatureConfig.from_params(load_params("features", REPO / "params.yaml"))
-            overrides = {k: v for k, v in (("num_workers", args.workers), ("batch_size", args.batch_size),
-                                           ("precision", args.precision)) if v is not None}
+            overrides = {
+                k: v
+                for k, v in (
+                    ("num_workers", args.workers),
+                    ("batch_size", args.batch_size),
+                    ("precision", args.precision),
+                )
+                if v is not None
+            }
             config = replace(config, device="cpu", **overrides)
             device = torch.device("cpu")
             precision = resolve_precision(config.precision, device)
             workers = resolve_num_workers(config.num_workers, device)
             model = prepare_model(model, device)
             # warm-up on one full batch: oneDNN builds its kernels per input shape, once per run
-            warm = (paths * config.batch_size)[:config.batch_size]
+            warm = (paths * config.batch_size)[: config.batch_size]
             extract(model, warm, config.preprocessing, config.batch_size, 0, device, precision)
             started = time.perf_counter()
             _, errors, _ = extract(model, paths, config.preprocessing, config.batch_size, workers, device, precision)
             assert not errors, errors
-            record.update(precision=precision, batch_size=config.batch_size, num_workers=workers,
-                          threads=torch.get_num_threads())
+            record.update(
+                precision=precision, batch_size=config.batch_size, num_workers=workers, threads=torch.get_num_threads()
+            )
     seconds = time.perf_counter() - started
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    record.update(seconds=round(seconds, 3), images_per_s=round(len(paths) / seconds, 2),
-                  peak_rss_mb=round(own), peak_rss_decode_worker_mb=round(workers_peak))
+    record.update(
+        seconds=round(seconds, 3),
+        images_per_s=round(len(paths) / seconds, 2),
+        peak_rss_mb=round(own),
+        peak_rss_decode_worker_mb=round(workers_peak),
+    )
     return record
 
 
@@ -157,6 +183,7 @@ def main() -> int:
         return 0
 
     from pipeline.features import available_cores, cpu_flags, cpu_has_native_bf16
+
     cores, n = available_cores(), args.images
     flags = cpu_flags()
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,46 +195,69 @@ def main() -> int:
         ratios = [round(s["images_per_s"] / o["images_per_s"], 2) for o, s in rounds]
         growth = {}
         for factor in (2, 4):
-            growth[f"x{factor}"] = {"images": factor * n, "one_fp32": spawn(files, "one_fp32", factor * n),
-                                    "stage": spawn(files, "stage", factor * n)}
-        decode = {name: [spawn(files, name, 4 * n) for _ in range(args.rounds)]
-                  for name in ("decode_pil", "decode_torchvision")}
+            growth[f"x{factor}"] = {
+                "images": factor * n,
+                "one_fp32": spawn(files, "one_fp32", factor * n),
+                "stage": spawn(files, "stage", factor * n),
+            }
+        decode = {
+            name: [spawn(files, name, 4 * n) for _ in range(args.rounds)]
+            for name in ("decode_pil", "decode_torchvision")
+        }
         workers = {w: spawn(files, "stage", n, workers=w) for w in sorted({0, 1, cores})}
-        variants = {"batch_1": spawn(files, "stage", n, batch_size=1),
-                    "fp32_channels_last_batched": spawn(files, "stage", n, precision="fp32")}
+        variants = {
+            "batch_1": spawn(files, "stage", n, batch_size=1),
+            "fp32_channels_last_batched": spawn(files, "stage", n, precision="fp32"),
+        }
 
     stage, one = [s for _, s in rounds], [o for o, _ in rounds]
     results = {
-        "machine": {"cores": cores, "bf16_native": cpu_has_native_bf16(flags),
-                    "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile", "bf16"}),
-                    "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
-        "images": n, "image_size": SIZE, "rounds": args.rounds,
-        "stage": {"images_per_s_median": median_of(stage), "peak_rss_mb_median": median_of(stage, "peak_rss_mb"),
-                  "config": {k: stage[0][k] for k in ("precision", "batch_size", "num_workers", "threads")},
-                  "runs": stage},
-        "one_at_a_time_fp32": {"images_per_s_median": median_of(one),
-                               "peak_rss_mb_median": median_of(one, "peak_rss_mb"), "runs": one},
+        "machine": {
+            "cores": cores,
+            "bf16_native": cpu_has_native_bf16(flags),
+            "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile", "bf16"}),
+            "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+        },
+        "images": n,
+        "image_size": SIZE,
+        "rounds": args.rounds,
+        "stage": {
+            "images_per_s_median": median_of(stage),
+            "peak_rss_mb_median": median_of(stage, "peak_rss_mb"),
+            "config": {k: stage[0][k] for k in ("precision", "batch_size", "num_workers", "threads")},
+            "runs": stage,
+        },
+        "one_at_a_time_fp32": {
+            "images_per_s_median": median_of(one),
+            "peak_rss_mb_median": median_of(one, "peak_rss_mb"),
+            "runs": one,
+        },
         "speedup_per_round": ratios,
         "speedup": statistics.median(ratios),
         "growth": {
-            label: {"images": g["images"],
-                    "stage_images_per_s": g["stage"]["images_per_s"],
-                    "one_fp32_images_per_s": g["one_fp32"]["images_per_s"],
-                    "speedup": round(g["stage"]["images_per_s"] / g["one_fp32"]["images_per_s"], 2),
-                    "stage_peak_rss_mb": g["stage"]["peak_rss_mb"],
-                    "one_fp32_peak_rss_mb": g["one_fp32"]["peak_rss_mb"]}
-            for label, g in {"x1": {"images": n, "stage": stage[0], "one_fp32": one[0]}, **growth}.items()},
+            label: {
+                "images": g["images"],
+                "stage_images_per_s": g["stage"]["images_per_s"],
+                "one_fp32_images_per_s": g["one_fp32"]["images_per_s"],
+                "speedup": round(g["stage"]["images_per_s"] / g["one_fp32"]["images_per_s"], 2),
+                "stage_peak_rss_mb": g["stage"]["peak_rss_mb"],
+                "one_fp32_peak_rss_mb": g["one_fp32"]["peak_rss_mb"],
+            }
+            for label, g in {"x1": {"images": n, "stage": stage[0], "one_fp32": one[0]}, **growth}.items()
+        },
         "decode_one_thread_images_per_s": {name: median_of(runs) for name, runs in decode.items()},
         "decode_workers_images_per_s": {str(w): r["images_per_s"] for w, r in workers.items()},
         "variants_images_per_s": {name: r["images_per_s"] for name, r in variants.items()},
     }
     write_json(results, RESULTS)
-    print(f"features on CPU ({cores} cores, bf16 native: {results['machine']['bf16_native']}; {n} images at "
-          f"{SIZE}, decode included): stage {results['stage']['images_per_s_median']} img/s "
-          f"({results['stage']['config']}) vs one at a time fp32 "
-          f"{results['one_at_a_time_fp32']['images_per_s_median']} img/s: x{results['speedup']} (median of "
-          f"rounds {ratios}); decode PIL vs torchvision {results['decode_one_thread_images_per_s']}; workers "
-          f"{results['decode_workers_images_per_s']}; written to {RESULTS}")
+    print(
+        f"features on CPU ({cores} cores, bf16 native: {results['machine']['bf16_native']}; {n} images at "
+        f"{SIZE}, decode included): stage {results['stage']['images_per_s_median']} img/s "
+        f"({results['stage']['config']}) vs one at a time fp32 "
+        f"{results['one_at_a_time_fp32']['images_per_s_median']} img/s: x{results['speedup']} (median of "
+        f"rounds {ratios}); decode PIL vs torchvision {results['decode_one_thread_images_per_s']}; workers "
+        f"{results['decode_workers_images_per_s']}; written to {RESULTS}"
+    )
     return 0
 
 

@@ -4,6 +4,7 @@
 
 Prints the figures and writes them to bench/results/mirror.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,15 +34,20 @@ def main(argv: list[str] | None = None) -> int:
         jpegs = [p for p in files if p.suffix == ".jpg"]
         reviews = manifest["reviews"]
         results = {
-            "products": len(manifest["products"]), "reviews": len(reviews),
+            "products": len(manifest["products"]),
+            "reviews": len(reviews),
             "long_reviews": sum(r["long"] for r in reviews),
             "reviews_with_images": sum(r["n_images"] > 0 for r in reviews),
-            "images": len(jpegs), "files": len(files), "seconds": round(seconds, 2),
+            "images": len(jpegs),
+            "files": len(files),
+            "seconds": round(seconds, 2),
             "megabytes": round(sum(p.stat().st_size for p in files) / 1e6, 2),
             "mean_image_kb": round(sum(p.stat().st_size for p in jpegs) / max(1, len(jpegs)) / 1e3, 1),
         }
-    print(f"mirror: {results['reviews']} reviews, {results['images']} images, {results['files']} files, "
-          f"{results['megabytes']} MB in {results['seconds']} s (mean image {results['mean_image_kb']} KB)")
+    print(
+        f"mirror: {results['reviews']} reviews, {results['images']} images, {results['files']} files, "
+        f"{results['megabytes']} MB in {results['seconds']} s (mean image {results['mean_image_kb']} KB)"
+    )
     out = REPO / "bench" / "results" / "mirror.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

@@ -6,6 +6,7 @@
 
     .venv/bin/python bench/bench_train.py [--steps 3] [--pairs 1100] [--threads 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,21 +20,26 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.atomic import write_json  # noqa: E402
 from model.config import MIMNConfig  # noqa: E402
 from model.data import batch_inputs  # noqa: E402
 from model.loop import train_epoch  # noqa: E402
 from model.mimn import MIMN  # noqa: E402
-from common.atomic import write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train.json"
 VOCAB = 20_000
 
 
 def synthetic_batch(g: torch.Generator, size: int, min_len: int, max_len: int, max_images: int):
-    text = [torch.randint(2, VOCAB, (int(n),), generator=g) for n in torch.randint(min_len, max_len + 1, (size,), generator=g)]
+    text = [
+        torch.randint(2, VOCAB, (int(n),), generator=g)
+        for n in torch.randint(min_len, max_len + 1, (size,), generator=g)
+    ]
     aspect = [torch.randint(2, VOCAB, (int(n),), generator=g) for n in torch.randint(1, 5, (size,), generator=g)]
-    images = [torch.randn(int(k), 2048, generator=g) for k in torch.randint(max_images if min_len == max_len else 0,
-                                                                          max_images + 1, (size,), generator=g)]
+    images = [
+        torch.randn(int(k), 2048, generator=g)
+        for k in torch.randint(max_images if min_len == max_len else 0, max_images + 1, (size,), generator=g)
+    ]
     return batch_inputs(text, aspect, images, 2048), torch.randint(0, 10, (size,), generator=g)
 
 
@@ -44,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    torch.use_deterministic_algorithms(True)   # as model.train on CPU
+    torch.use_deterministic_algorithms(True)  # as model.train on CPU
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)

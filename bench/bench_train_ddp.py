@@ -8,6 +8,7 @@ processes with 1 thread each; and the time of one gloo all-reduce of a gradient 
 
     .venv/bin/python bench/bench_train_ddp.py [--pairs 1100] [--epochs 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,12 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]   # the tests' synthetic split writer
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the tests' synthetic split writer
+from test_model_synthetic import write_dataset  # noqa: E402
+
 from common.atomic import write_json  # noqa: E402
 from pipeline.io import write_frame  # noqa: E402
 from pipeline.schema import SEGMENTED_SCHEMA  # noqa: E402
-from test_model_synthetic import write_dataset  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "train_ddp.json"
 VOCAB = 20_000
@@ -38,13 +40,16 @@ PAIRS_PER_REVIEW = 5
 def write_inputs(root: Path, pairs: int, epochs: int) -> None:
     write_dataset(root, n_train=pairs // PAIRS_PER_REVIEW, n_dev=20, n_test=4, text_len=(40, 120))
     rng = np.random.default_rng(0)
-    for split in ("train", "dev", "test"):   # words from a 20k vocabulary instead of the 20 test words
+    for split in ("train", "dev", "test"):  # words from a 20k vocabulary instead of the 20 test words
         path = root / "data" / "segmented" / f"{split}.parquet"
         frame = pd.read_parquet(path)
         frame["tokens"] = [[f"w{int(i)}" for i in rng.integers(0, VOCAB, len(t))] for t in frame["tokens"]]
         write_frame(frame, path, SEGMENTED_SCHEMA)
-    params = {"model": {}, "embeddings": {"source": "random"},
-              "train": {"seed": 1, "max_epochs": epochs, "patience": epochs, "device": "cpu", "num_threads": 0}}
+    params = {
+        "model": {},
+        "embeddings": {"source": "random"},
+        "train": {"seed": 1, "max_epochs": epochs, "patience": epochs, "device": "cpu", "num_threads": 0},
+    }
     (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
 
 
@@ -52,28 +57,37 @@ def run_train(root: Path, processes: int, threads: int) -> dict:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train"]["num_threads"] = threads
     (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
-                if processes > 1 else [sys.executable])
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+        if processes > 1
+        else [sys.executable]
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     tick = time.perf_counter()
     proc = subprocess.run([*launcher, "-m", "model.train"], cwd=root, env=env, capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"model.train failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    timings = json.loads((root / "logs" / "train.json").read_text())            # the run log: timings
-    detail = json.loads((root / "reports" / "train_detail.json").read_text())   # the stage's full figures
-    return {"processes": processes, "threads_per_process": threads or os.cpu_count(),
-            "train_pairs_per_second": timings["train_pairs_per_second"], "train_seconds": timings["train_seconds"],
-            "wall_seconds": round(time.perf_counter() - tick, 1), "parameters": detail["parameters"]}
+    timings = json.loads((root / "logs" / "train.json").read_text())  # the run log: timings
+    detail = json.loads((root / "reports" / "train_detail.json").read_text())  # the stage's full figures
+    return {
+        "processes": processes,
+        "threads_per_process": threads or os.cpu_count(),
+        "train_pairs_per_second": timings["train_pairs_per_second"],
+        "train_seconds": timings["train_seconds"],
+        "wall_seconds": round(time.perf_counter() - tick, 1),
+        "parameters": detail["parameters"],
+    }
 
 
 def allreduce_worker(numel: int, rounds: int) -> None:
     """Run under torchrun: time an all-reduce of `numel` float32 (what DDP sums per step, in buckets)."""
     import torch
     import torch.distributed as dist
+
     dist.init_process_group("gloo")
     torch.set_num_threads(1)
     grad = torch.ones(numel)
-    dist.all_reduce(grad)   # warm-up
+    dist.all_reduce(grad)  # warm-up
     dist.barrier()
     tick = time.perf_counter()
     for _ in range(rounds):
@@ -98,17 +112,38 @@ def main(argv: list[str] | None = None) -> int:
         write_inputs(root, args.pairs, args.epochs)
         runs = [run_train(root, 1, 0), run_train(root, 1, 1), run_train(root, 2, 1)]
     numel = runs[0]["parameters"]
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                          __file__, "--allreduce-worker", str(numel)], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            __file__,
+            "--allreduce-worker",
+            str(numel),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     allreduce = json.loads(out.stdout.strip().splitlines()[-1])
-    results = {"cpu_cores": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
-               "train_pairs": args.pairs, "epochs": args.epochs, "vocabulary": VOCAB, "runs": runs,
-               "speedup_2_processes_vs_1_process_1_thread": round(runs[2]["train_pairs_per_second"]
-                                                                  / runs[1]["train_pairs_per_second"], 2),
-               "speedup_2_processes_vs_1_process_all_cores": round(runs[2]["train_pairs_per_second"]
-                                                                   / runs[0]["train_pairs_per_second"], 2),
-               "gloo_allreduce_2_processes": allreduce}
+    results = {
+        "cpu_cores": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "train_pairs": args.pairs,
+        "epochs": args.epochs,
+        "vocabulary": VOCAB,
+        "runs": runs,
+        "speedup_2_processes_vs_1_process_1_thread": round(
+            runs[2]["train_pairs_per_second"] / runs[1]["train_pairs_per_second"], 2
+        ),
+        "speedup_2_processes_vs_1_process_all_cores": round(
+            runs[2]["train_pairs_per_second"] / runs[0]["train_pairs_per_second"], 2
+        ),
+        "gloo_allreduce_2_processes": allreduce,
+    }
     print(json.dumps(results, indent=2))
     write_json(results, RESULTS)
     return 0

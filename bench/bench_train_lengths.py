@@ -15,6 +15,7 @@ warm-up step. Results: bench/results/train_lengths.json.
 
     .venv/bin/python bench/bench_train_lengths.py [--pairs 384] [--threads 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,9 @@ VOCAB, BATCH, CAP, IMAGES = 20_000, 128, 320, 5
 
 def real_lengths() -> tuple[list[int], str]:
     """Text lengths of the public training pairs (words, capped at 320), and where they came from."""
-    public = Path(os.environ.get("MULTIZOL_PUBLIC", REPO.parent / "shared/data/multizol-public")) / "zol_Train_jieba.txt"
+    public = (
+        Path(os.environ.get("MULTIZOL_PUBLIC", REPO.parent / "shared/data/multizol-public")) / "zol_Train_jieba.txt"
+    )
     if public.is_file():
         lines = public.read_text(encoding="utf-8").split("\n")
         return [min(len(lines[i].split()), CAP) or 1 for i in range(0, len(lines) - 3, 4)], str(public)
@@ -68,15 +71,19 @@ def run_method(method: str, pairs: int, threads: int) -> dict:
             if hasattr(module, "packed"):
                 module.packed = True
         order = torch.randperm(pairs, generator=g).tolist()
-        batches = [order[i:i + BATCH] for i in range(0, pairs, BATCH)]
+        batches = [order[i : i + BATCH] for i in range(0, pairs, BATCH)]
     else:
         batches = list(LengthBucketSampler(picked, BATCH, seed=0))
 
     def make(batch: list[int]):
         text = [texts[i] for i in batch]
-        if method == "reference":   # every text padded to L: a dummy row of length 320 sets the padded width
-            inputs = batch_inputs(text + [torch.zeros(CAP, dtype=torch.long)], [aspects[i] for i in batch] + [aspects[0]],
-                                  [images[i] for i in batch] + [images[0][:0]], 2048)
+        if method == "reference":  # every text padded to L: a dummy row of length 320 sets the padded width
+            inputs = batch_inputs(
+                text + [torch.zeros(CAP, dtype=torch.long)],
+                [aspects[i] for i in batch] + [aspects[0]],
+                [images[i] for i in batch] + [images[0][:0]],
+                2048,
+            )
             inputs = {k: v[:-1] for k, v in inputs.items()}
         else:
             inputs = batch_inputs(text, [aspects[i] for i in batch], [images[i] for i in batch], 2048)
@@ -92,15 +99,20 @@ def run_method(method: str, pairs: int, threads: int) -> dict:
         loss_fn(model(**inputs), y).backward()
         optimizer.step()
 
-    step(batches[0])   # warm-up (allocations, thread pools)
+    step(batches[0])  # warm-up (allocations, thread pools)
     tick = time.perf_counter()
     for batch in batches:
         step(batch)
     seconds = time.perf_counter() - tick
     padded = sum(CAP if method == "reference" else max(picked[i] for i in b) for b in batches for _ in b)
-    return {"method": method, "pairs": pairs, "seconds": round(seconds, 2), "pairs_per_second": round(pairs / seconds, 1),
-            "padding_fraction": round(1 - sum(picked) / padded, 3),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "method": method,
+        "pairs": pairs,
+        "seconds": round(seconds, 2),
+        "pairs_per_second": round(pairs / seconds, 1),
+        "padding_fraction": round(1 - sum(picked) / padded, 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,18 +129,33 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for scale in (1, 2, 4):
         for method in ("reference", "ours"):
-            out = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--child", method,
-                                  str(args.pairs * scale)], capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--threads", str(threads), "--child", method, str(args.pairs * scale)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             runs.append(json.loads(out.strip().splitlines()[-1]))
             print(runs[-1], flush=True)
-    ratios = {str(s): round(next(r for r in runs if r["method"] == "ours" and r["pairs"] == args.pairs * s)["pairs_per_second"]
-                            / next(r for r in runs if r["method"] == "reference" and r["pairs"] == args.pairs * s)["pairs_per_second"], 2)
-              for s in (1, 2, 4)}
+    ratios = {
+        str(s): round(
+            next(r for r in runs if r["method"] == "ours" and r["pairs"] == args.pairs * s)["pairs_per_second"]
+            / next(r for r in runs if r["method"] == "reference" and r["pairs"] == args.pairs * s)["pairs_per_second"],
+            2,
+        )
+        for s in (1, 2, 4)
+    }
     sorted_lengths = sorted(lengths)
-    results = {"lengths_from": source, "length_median": sorted_lengths[len(lengths) // 2],
-               "length_mean": round(sum(lengths) / len(lengths), 1),
-               "share_at_cap": round(sum(1 for n in lengths if n >= CAP) / len(lengths), 3),
-               "threads": threads, "batch_size": BATCH, "runs": runs, "speedup_ours_over_reference": ratios}
+    results = {
+        "lengths_from": source,
+        "length_median": sorted_lengths[len(lengths) // 2],
+        "length_mean": round(sum(lengths) / len(lengths), 1),
+        "share_at_cap": round(sum(1 for n in lengths if n >= CAP) / len(lengths), 3),
+        "threads": threads,
+        "batch_size": BATCH,
+        "runs": runs,
+        "speedup_ours_over_reference": ratios,
+    }
     print("speed-up (ours / reference) at N, 2N, 4N pairs:", ratios)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

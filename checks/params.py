@@ -9,11 +9,12 @@ stops at the first error: one line naming the key, exit status 2. It reads no da
 only a run can check (a mirror folder, the Multi-ZOL release, lexicon files) are left to their stages.
 `make run` runs it first.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from common.errors import cli_entry
 from common.params import DEFAULT_PARAMS, load_params, require
@@ -54,7 +55,7 @@ def check_params(path: str = str(DEFAULT_PARAMS)) -> list[str]:
     checked: list[str] = []
     for sections, check in CHECKS:
         for section in sections:
-            load_params(section, path)   # a missing section: the stages' own message
+            load_params(section, path)  # a missing section: the stages' own message
         check(params)
         checked += [s for s in sections if s not in checked]
     return checked
@@ -62,8 +63,11 @@ def check_params(path: str = str(DEFAULT_PARAMS)) -> list[str]:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m checks.params", description=__doc__.split("\n\n")[0],
-                                     epilog="Exit status: 0 all valid, 2 the first error (one line on stderr).")
+    parser = argparse.ArgumentParser(
+        prog="python -m checks.params",
+        description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 all valid, 2 the first error (one line on stderr).",
+    )
     parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: %(default)s)")
     args = parser.parse_args(argv)
     checked = check_params(args.params)

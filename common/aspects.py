@@ -4,6 +4,7 @@ This module is the single source of truth for aspect names: the spider maps site
 canonical keys with it, the mirror generator writes site labels from it, and the data stages
 read the Chinese names (the paper's) from it.
 """
+
 from __future__ import annotations
 
 # canonical key -> the paper's Chinese name (order = the paper's Table 1 order)

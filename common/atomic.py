@@ -3,6 +3,7 @@
 A temporary sibling (a dot-name ending in `.tmp`, so DVC and readers can tell it from an output) is
 written first and renamed over the target only when writing succeeded; on any failure it is removed.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -11,14 +12,15 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Collection, Iterator
+from typing import Any
 
 from common.errors import UserError
 
 AT_FDCWD = -100
-RENAME_EXCHANGE = 2          # linux/fs.h: swap two existing paths in one step
+RENAME_EXCHANGE = 2  # linux/fs.h: swap two existing paths in one step
 
 
 @contextmanager
@@ -71,7 +73,7 @@ def remove_leftovers(target: str | Path) -> list[Path]:
     target = Path(target)
     if not target.parent.is_dir():
         return []
-    restore_interrupted_replace(target)   # before the glob below, which would delete the old folder
+    restore_interrupted_replace(target)  # before the glob below, which would delete the old folder
     removed = []
     for leftover in sorted(target.parent.glob(f".{target.name}.*.tmp")):
         if leftover.is_dir() and not leftover.is_symlink():
@@ -116,7 +118,7 @@ def restore_interrupted_replace(target: str | Path) -> bool:
 def _load_renameat2():
     try:
         function = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):    # not glibc >= 2.28 (musl, macOS): the fallback is used
+    except (OSError, AttributeError):  # not glibc >= 2.28 (musl, macOS): the fallback is used
         return None
     function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     function.restype = ctypes.c_int
@@ -133,7 +135,7 @@ def exchange_paths(first: Path, second: Path) -> bool:
     if _RENAMEAT2(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE) == 0:
         return True
     code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):   # the file system cannot do it
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):  # the file system cannot do it
         return False
     raise OSError(code, os.strerror(code), str(second))
 
@@ -151,7 +153,7 @@ def replace_dir(built: str | Path, target: str | Path) -> None:
         os.replace(built, target)
         return
     if exchange_paths(built, target):
-        shutil.rmtree(built, ignore_errors=True)      # it holds the old folder now
+        shutil.rmtree(built, ignore_errors=True)  # it holds the old folder now
         return
     old = old_dir_of(target)
     shutil.rmtree(old, ignore_errors=True)
@@ -170,11 +172,14 @@ def check_output_folder(out: str | Path, entries: Collection[str], what: str) ->
         raise UserError(f"{what} {out} exists and is not a folder")
     resolved = out.resolve()
     if Path.cwd().resolve().is_relative_to(resolved):
-        raise UserError(f"{what} {out} is or holds the working folder; it would be replaced whole: "
-                        f"choose an empty or new folder")
+        raise UserError(
+            f"{what} {out} is or holds the working folder; it would be replaced whole: choose an empty or new folder"
+        )
     if out.is_dir():
         foreign = sorted(p.name for p in out.iterdir() if p.name not in entries)
         if foreign:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise UserError(f"{what} {out} holds other things than this stage's output ({shown}); it would be "
-                            f"replaced whole: choose an empty or new folder")
+            raise UserError(
+                f"{what} {out} holds other things than this stage's output ({shown}); it would be "
+                f"replaced whole: choose an empty or new folder"
+            )

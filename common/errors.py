@@ -1,9 +1,10 @@
 """One clear message instead of a traceback for errors a user can cause."""
+
 from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 class UserError(Exception):

@@ -7,6 +7,7 @@ characters wide. So a metrics file holds flat headline numbers only, named alike
 `train_pairs`, ...) so that files share columns; the stage's full counts are a DVC output of the stage beside its
 other reports.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

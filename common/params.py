@@ -1,4 +1,5 @@
 """Read one section of params.yaml (DVC's parameter file)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 Timings differ on every run, so a metrics file holding them would never be byte-stable; `logs/<stage>.json`
 (git-ignored, not a DVC output) keeps them for whoever wants to look.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

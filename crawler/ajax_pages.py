@@ -1,11 +1,13 @@
 """The review pages after the first two: the AJAX endpoint, in whichever of the known forms answers (crawler.urls
 AJAX_FORMS; docs/zol-site.md, "Which AJAX form"). A mixin of the `zol` spider: it uses the spider's request,
 counting and review-reading helpers and the product's ProductTally."""
+
 from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import scrapy
 from parsel import Selector
@@ -37,6 +39,7 @@ def _json_text(response: Response) -> str:
 class AjaxPagesMixin:
     """AJAX pages 3.. of a product: asked first in the form that answered in this crawl, then in the others in
     their fixed order; a product keeps to the form that answered its previous page."""
+
     ajax_form: str | None = None  # the first AJAX form that answered in this crawl
 
     def _form_order(self, tried: tuple[str, ...] = ()) -> list[str]:
@@ -44,17 +47,27 @@ class AjaxPagesMixin:
         order = ([self.ajax_form] if self.ajax_form else []) + [f for f in AJAX_FORMS if f != self.ajax_form]
         return [form for form in order if form not in tried]
 
-    def _ajax_request(self, tally: ProductTally, page: int, form: str | None = None, unanswered: int = 0,
-                      tried: tuple[str, ...] = ()) -> scrapy.Request:
+    def _ajax_request(
+        self, tally: ProductTally, page: int, form: str | None = None, unanswered: int = 0, tried: tuple[str, ...] = ()
+    ) -> scrapy.Request:
         """AJAX page `page` in `form` (default: the first of _form_order); `tried`: the forms that did not answer
         it, `unanswered`: the pages in a row before it that no form answered."""
         product_id = tally.product.product_id
         form = form or self._form_order()[0]
         return self._request(
-            ajax_review_url(product_id, page, form), "ajax", self.parse_ajax,
-            meta={"product_id": product_id, "page": page, "tally": tally, "ajax_form": form,
-                  "ajax_tried": (*tried, form), "ajax_unanswered": unanswered},
-            headers={"Referer": review_list_url(product_id), "X-Requested-With": "XMLHttpRequest"})
+            ajax_review_url(product_id, page, form),
+            "ajax",
+            self.parse_ajax,
+            meta={
+                "product_id": product_id,
+                "page": page,
+                "tally": tally,
+                "ajax_form": form,
+                "ajax_tried": (*tried, form),
+                "ajax_unanswered": unanswered,
+            },
+            headers={"Referer": review_list_url(product_id), "X-Requested-With": "XMLHttpRequest"},
+        )
 
     def _ajax_answered(self, form: str) -> None:
         self._count(f"ajax/{form}/answered")
@@ -78,16 +91,23 @@ class AjaxPagesMixin:
         if unanswered < UNANSWERED_AJAX_PAGES and page < self.review_pages and tally.more_after(page):
             held = tally.held_by_page(page)
             tally.lost_on_pages += held
-            self._lost("ajax_page_failed", held, "no AJAX form answers page %d of product %s", page,
-                       tally.product.product_id)
+            self._lost(
+                "ajax_page_failed", held, "no AJAX form answers page %d of product %s", page, tally.product.product_id
+            )
             yield self._ajax_request(tally, page + 1, unanswered=unanswered)
             return
         self._count("ajax/unavailable")
         rest = max(0, (tally.expected or 0) - tally.read - tally.lost_on_pages)
         tally.lost_on_pages += rest
-        self._lost("ajax_unavailable", rest, "no AJAX form (%s) answers the review pages of product %s after "
-                   "page %d (docs/zol-site.md: none is confirmed for 2026)", ", ".join(AJAX_FORMS),
-                   tally.product.product_id, page - 1)
+        self._lost(
+            "ajax_unavailable",
+            rest,
+            "no AJAX form (%s) answers the review pages of product %s after "
+            "page %d (docs/zol-site.md: none is confirmed for 2026)",
+            ", ".join(AJAX_FORMS),
+            tally.product.product_id,
+            page - 1,
+        )
         self._end_product(tally)
 
     @tracked

@@ -5,11 +5,13 @@ callback has run and every item it yielded was written (crawler.frontier). The s
 `tracked`, which hands their output to the frontier's tracker when there is one; the local backend has none, and
 the wrapper returns the output untouched.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Any, Callable
+from typing import Any
 
 
 def tracked(method: Callable) -> Callable:

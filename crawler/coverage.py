@@ -1,9 +1,11 @@
 """Drift measured, not guessed: the share of a crawl's written reviews that carry each field, per review format
 (`layout`), and the fields each format always carries. A required field below `crawl.min_field_coverage` is layout
 drift: a change of markup that empties a field (the 2026 short text read by the 2018 parser) cannot pass unseen."""
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 COVERAGE_FIELDS = ("text", "scores", "overall", "images", "author", "date")
 # what every review of a format carries on the real pages (docs/zol-site.md); images never are
@@ -18,9 +20,13 @@ TEXT_FIELDS = ("title", "pros", "cons", "summary", "body")
 def _has(record: dict[str, Any], name: str) -> bool:
     if name == "text":
         return any(isinstance(record.get(f), str) and record[f].strip() for f in TEXT_FIELDS[1:])
-    value = {"scores": record.get("scores"), "overall": record.get("overall_score"),
-             "images": record.get("image_urls"), "author": record.get("author"),
-             "date": record.get("published")}[name]
+    value = {
+        "scores": record.get("scores"),
+        "overall": record.get("overall_score"),
+        "images": record.get("image_urls"),
+        "author": record.get("author"),
+        "date": record.get("published"),
+    }[name]
     return value not in (None, "", [], {})
 
 
@@ -43,11 +49,17 @@ def field_coverage(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, flo
         counts = present.setdefault(layout, dict.fromkeys(COVERAGE_FIELDS, 0))
         for name in COVERAGE_FIELDS:
             counts[name] += _has(record, name)
-    return {layout: {name: round(counts[name] / totals[layout], 4) for name in COVERAGE_FIELDS}
-            for layout, counts in sorted(present.items())}
+    return {
+        layout: {name: round(counts[name] / totals[layout], 4) for name in COVERAGE_FIELDS}
+        for layout, counts in sorted(present.items())
+    }
 
 
 def coverage_drift(coverage: dict[str, dict[str, float]], minimum: float) -> list[str]:
     """`<layout>.<field> <share>` for each field a layout always carries that falls below `minimum`."""
-    return [f"{layout}.{name} {shares[name]:.2f}" for layout, shares in coverage.items()
-            for name in REQUIRED_FIELDS.get(layout, ()) if shares[name] < minimum]
+    return [
+        f"{layout}.{name} {shares[name]:.2f}"
+        for layout, shares in coverage.items()
+        for name in REQUIRED_FIELDS.get(layout, ())
+        if shares[name] < minimum
+    ]

@@ -17,6 +17,7 @@ crawl.fail_on_layout_drift), 6 blocked by the site (verification page, stub, 403
 could not be reached (DNS, refused, timeout), 8 the shared Redis frontier failed (lost its state, or unreachable),
 other = scrapy failed. For 5-7 the last line of stderr names the cause and the remedy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,14 @@ from crawler.spiders.zol import ZolSpider
 from crawler.staging import CrawlOutput, previous_output_note
 
 REPO = Path(__file__).resolve().parents[1]
-MIRROR_SPEED_SETTINGS = ("AUTOTHROTTLE_ENABLED=0", "DOWNLOAD_DELAY=0", "RETRY_BACKOFF_BASE=0",
-                         "CONCURRENT_REQUESTS=32", "CONCURRENT_REQUESTS_PER_DOMAIN=16", "ZOL_REDIS_HOST_DELAY=0")
+MIRROR_SPEED_SETTINGS = (
+    "AUTOTHROTTLE_ENABLED=0",
+    "DOWNLOAD_DELAY=0",
+    "RETRY_BACKOFF_BASE=0",
+    "CONCURRENT_REQUESTS=32",
+    "CONCURRENT_REQUESTS_PER_DOMAIN=16",
+    "ZOL_REDIS_HOST_DELAY=0",
+)
 BACKENDS = ("local", "redis")
 
 
@@ -63,8 +70,9 @@ def spider_arguments(params: dict, crawl_date: str) -> dict[str, str]:
         try:
             date.fromisoformat(crawl_date)
         except ValueError:
-            raise UserError(f"params.yaml: 'crawl.crawl_date' must be an ISO date (YYYY-MM-DD) or \"\", "
-                            f"got {crawl_date!r}") from None
+            raise UserError(
+                f"params.yaml: 'crawl.crawl_date' must be an ISO date (YYYY-MM-DD) or \"\", got {crawl_date!r}"
+            ) from None
         args["crawl_date"] = crawl_date
     return args
 
@@ -101,9 +109,11 @@ def check_mirror(mirror: str) -> str:
     mirror = mirror.strip()
     if mirror and not mirror.startswith(("http://", "https://")):
         if not Path(mirror).is_dir():
-            raise UserError(f"crawl.mirror {mirror} is not a folder: generate it "
-                            f"(dvc repro sources/zol/dvc.yaml:sample_site, or python -m sitegen.mirror --out {mirror}) "
-                            f"or set crawl.mirror to \"\" for the live site")
+            raise UserError(
+                f"crawl.mirror {mirror} is not a folder: generate it "
+                f"(dvc repro sources/zol/dvc.yaml:sample_site, or python -m sitegen.mirror --out {mirror}) "
+                f'or set crawl.mirror to "" for the live site'
+            )
         mirror = str(Path(mirror).resolve())
     return mirror
 
@@ -130,8 +140,11 @@ def crawl_settings(params: dict, backend: str = "local") -> list[str]:
     if not isinstance(fail, bool):
         raise UserError(f"params.yaml: 'crawl.fail_on_layout_drift' must be true or false, got {fail!r}")
     delay_setting = "ZOL_REDIS_HOST_DELAY" if backend == "redis" else "DOWNLOAD_DELAY"
-    settings = [f"{delay_setting}={delay}", f"ZOL_MIN_FIELD_COVERAGE={coverage}",
-                f"ZOL_FAIL_ON_LAYOUT_DRIFT={'1' if fail else '0'}"]
+    settings = [
+        f"{delay_setting}={delay}",
+        f"ZOL_MIN_FIELD_COVERAGE={coverage}",
+        f"ZOL_FAIL_ON_LAYOUT_DRIFT={'1' if fail else '0'}",
+    ]
     if user_agent:
         settings.append(f"USER_AGENT={user_agent}")
     if referer:
@@ -139,8 +152,14 @@ def crawl_settings(params: dict, backend: str = "local") -> list[str]:
     return settings
 
 
-def scrapy_command(args: dict[str, str], out: Path, mirror: str, jobdir: str | None,
-                   polite: bool = False, extra_settings: list[str] | tuple[str, ...] = ()) -> list[str]:
+def scrapy_command(
+    args: dict[str, str],
+    out: Path,
+    mirror: str,
+    jobdir: str | None,
+    polite: bool = False,
+    extra_settings: list[str] | tuple[str, ...] = (),
+) -> list[str]:
     command = [sys.executable, "-m", "scrapy", "crawl", "zol"]
     for key, value in args.items():
         command += ["-a", f"{key}={value}"]
@@ -184,6 +203,7 @@ def redis_options(params: dict) -> tuple[str, str, int]:
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise UserError(f"params.yaml: 'crawl.redis_url' must be a redis:// URL, got {url!r}")
     from crawler.frontier import KEY_RE
+
     key = str(params.get("redis_key") or "")
     if not KEY_RE.match(key):
         raise UserError(f"params.yaml: 'crawl.redis_key' must be letters, digits, '_', '.' or '-', got {key!r}")
@@ -198,21 +218,38 @@ def worker_folders(staging: Path, workers: int) -> list[Path]:
     return [staging.with_name(f"{staging.name}.worker{i}") for i in range(workers)]
 
 
-def run_redis_workers(args: dict[str, str], output: CrawlOutput, mirror: str, polite: bool, env: dict,
-                      url: str, key: str, workers: int, extra_settings: list[str] | tuple[str, ...] = ()) -> int:
+def run_redis_workers(
+    args: dict[str, str],
+    output: CrawlOutput,
+    mirror: str,
+    polite: bool,
+    env: dict,
+    url: str,
+    key: str,
+    workers: int,
+    extra_settings: list[str] | tuple[str, ...] = (),
+) -> int:
     """Reset the frontier, run `workers` scrapy processes on it and merge their folders into the staging folder."""
     from crawler.frontier import Frontier, connect
     from crawler.merge import merge
+
     frontier = Frontier(connect(url), key)
     frontier.reset()  # a new crawl id: a worker that finds it gone (Redis restarted or flushed) aborts
     staging = output.staging
     folders = worker_folders(staging, workers)
-    env = {**env, "ZOL_BACKEND": "redis", "REDIS_URL": url, "ZOL_REDIS_KEY": key,
-           "ZOL_REDIS_CRAWL_ID": frontier.crawl_id}
+    env = {
+        **env,
+        "ZOL_BACKEND": "redis",
+        "REDIS_URL": url,
+        "ZOL_REDIS_KEY": key,
+        "ZOL_REDIS_CRAWL_ID": frontier.crawl_id,
+    }
     processes = []
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
-        processes.append(subprocess.Popen(scrapy_command(args, folder, mirror, None, polite, extra_settings), cwd=REPO, env=env))
+        processes.append(
+            subprocess.Popen(scrapy_command(args, folder, mirror, None, polite, extra_settings), cwd=REPO, env=env)
+        )
     codes = [process.wait() for process in processes]
     failed = next((code for code in codes if code != 0), 0)
     if failed:
@@ -229,15 +266,18 @@ def summary_line(stats: dict, seconds: float) -> str:
     layout = sum(stats.get("layout_errors", {}).values())
     lost = sum(stats.get("reviews_lost", {}).values())
     images = stats.get("images", {})
-    return (f"crawl: {pages} pages -> {stats.get('reviews', 0)} reviews ({lost} lost), images {images.get('ok', 0)} ok / "
-            f"{images.get('failed', 0)} failed, {failures} page/parse failures, {layout} layout errors, "
-            f"{stats.get('retries', {}).get('count', 0)} retries, {seconds:.1f}s")
+    return (
+        f"crawl: {pages} pages -> {stats.get('reviews', 0)} reviews ({lost} lost), images {images.get('ok', 0)} ok / "
+        f"{images.get('failed', 0)} failed, {failures} page/parse failures, {layout} layout errors, "
+        f"{stats.get('retries', {}).get('count', 0)} retries, {seconds:.1f}s"
+    )
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crawler.crawl", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m crawler.crawl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", default="params.yaml", help="parameter file (section `crawl`)")
     parser.add_argument("--jobdir", default=None, help="Scrapy JOBDIR: a killed crawl resumes from here")
     opts = parser.parse_args(argv)
@@ -256,9 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     args = spider_arguments(params, resolve_crawl_date(params, mirror))
     check_jobdir(opts.jobdir, args, mirror)
     started = time.monotonic()
-    env = {**os.environ, "ZOL_MIRROR": mirror, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
-    where = 'mirror ' + mirror if mirror else 'the live site (polite: expect hours)'
+    env = {
+        **os.environ,
+        "ZOL_MIRROR": mirror,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    }
+    where = "mirror " + mirror if mirror else "the live site (polite: expect hours)"
     print(f"crawl: {where} -> {out}" + (f" ({redis[2]} worker(s) on {redis[0]})" if redis else ""), flush=True)
     if redis:  # the stage stages and locks; with the local backend `scrapy crawl` does (crawler.commands.crawl)
         with output.acquire():
@@ -266,18 +309,19 @@ def main(argv: list[str] | None = None) -> int:
             if returncode == 0:
                 output.commit()
     else:
-        returncode = subprocess.call(scrapy_command(args, out, mirror, opts.jobdir, polite, extra), cwd=REPO,
-                                     env=env)
+        returncode = subprocess.call(scrapy_command(args, out, mirror, opts.jobdir, polite, extra), cwd=REPO, env=env)
     stats_path = (out if returncode == 0 else output.staging) / STATS_FILE
     stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
     if returncode != 0:
-        reason = {2: "bad arguments or output folder (see above)",
-                  3: "the crawl yielded no reviews (layout drift or an empty mirror)",
-                  4: "the crawl was interrupted",
-                  5: "layout drift (see the line above)",
-                  6: "the site blocked the crawl (see the line above)",
-                  7: "the site could not be reached (see the line above)",
-                  8: "the shared Redis frontier failed (see above)"}.get(returncode, "scrapy failed")
+        reason = {
+            2: "bad arguments or output folder (see above)",
+            3: "the crawl yielded no reviews (layout drift or an empty mirror)",
+            4: "the crawl was interrupted",
+            5: "layout drift (see the line above)",
+            6: "the site blocked the crawl (see the line above)",
+            7: "the site could not be reached (see the line above)",
+            8: "the shared Redis frontier failed (see above)",
+        }.get(returncode, "scrapy failed")
         kept = str(output.staging)
         if redis and returncode != 3:  # a worker failed: nothing was merged, its output is in the worker folders
             folders = worker_folders(output.staging, redis[2])

@@ -9,7 +9,7 @@ Keys, under a namespace (`crawl.redis_key`, default `zol`):
 | `<ns>:inflight:<worker>` | hash | requests a worker popped and has not finished (member -> score) |
 | `<ns>:workers`, `<ns>:alive:<worker>` | set, string with TTL | the workers; a worker whose alive key expired is dead |
 | `<ns>:stats` | hash | the crawl's `zol/...` counters, added once per finished request |
-| `<ns>:claims:review`, `<ns>:claims:long` | hash | review id -> the page that listed it first; long-review URL -> its review |
+| `<ns>:claims:review`, `<ns>:claims:long` | hash | review id -> page that listed it first; long URL -> its review |
 | `<ns>:next:<host>` | string | the earliest time (ms, Redis clock) the next request to that host may start |
 | `<ns>:arguments` | string | the spider arguments of this crawl (a worker with others is refused) |
 | `<ns>:crawl_id` | string | the crawl's id, written by `reset`; a worker that finds it gone or changed aborts |
@@ -28,6 +28,7 @@ merge keeps one of each review) and the same child requests, which the dupefilte
 queued twice; its counters are added once, by whichever worker finishes it. The crawl is over when the queue and
 every in-flight hash are empty. Scripts run on one Redis server (not Redis Cluster: they touch keys by name).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -158,9 +159,13 @@ def connect(url: str, worker: bool = False) -> redis.Redis:
     retried = (redis.ConnectionError,) if worker else (redis.ConnectionError, redis.TimeoutError, TimeoutError)
     timeout = WORKER_SOCKET_TIMEOUT_S if worker else 30
     try:
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=min(timeout, 10),
-                                      retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 5, supported_errors=retried),
-                                      retry_on_error=list(retried))
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=min(timeout, 10),
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 5, supported_errors=retried),
+            retry_on_error=list(retried),
+        )
         client.ping()
     except (redis.RedisError, ValueError) as exc:
         raise UserError(f"cannot reach Redis at {url}: {exc}") from None
@@ -173,7 +178,7 @@ class Frontier:
     def __init__(self, client: redis.Redis, namespace: str, worker: str = "", worker_ttl_s: float = 30.0) -> None:
         self.client, self.ns, self.worker = client, check_key(namespace), worker
         self.crawl_id = ""
-        self.given_up = False   # give_up(): this worker ended; its calls fail at once (no retries, no waits)
+        self.given_up = False  # give_up(): this worker ended; its calls fail at once (no retries, no waits)
         self.crawl_id_key, self.poison_key = f"{namespace}:crawl_id", f"{namespace}:poison"
         self.ttl_ms = max(1, int(worker_ttl_s * 1000))
         self.queue_key, self.dupefilter_key = f"{namespace}:requests", f"{namespace}:dupefilter"
@@ -200,8 +205,10 @@ class Frontier:
         found = self.client.get(self.crawl_id_key)
         found = found.decode("utf-8", "replace") if found is not None else ""
         if expected and found != expected:
-            raise FrontierLost(f"the Redis frontier {self.ns!r} does not hold this crawl (crawl id {found or 'gone'}, "
-                               f"expected {expected}): it was reset, flushed or restarted")
+            raise FrontierLost(
+                f"the Redis frontier {self.ns!r} does not hold this crawl (crawl id {found or 'gone'}, "
+                f"expected {expected}): it was reset, flushed or restarted"
+            )
         self.crawl_id = found
         return found
 
@@ -209,8 +216,10 @@ class Frontier:
         """FrontierLost when the frontier's crawl id is no longer the one this worker joined."""
         found = self.client.get(self.crawl_id_key)
         if found is None or found.decode("utf-8", "replace") != self.crawl_id:
-            raise FrontierLost(f"the Redis frontier {self.ns!r} lost this crawl's state (crawl id "
-                               f"{'gone' if found is None else 'changed'}): Redis restarted, was flushed or reset")
+            raise FrontierLost(
+                f"the Redis frontier {self.ns!r} lost this crawl's state (crawl id "
+                f"{'gone' if found is None else 'changed'}): Redis restarted, was flushed or reset"
+            )
 
     # ---- workers ------------------------------------------------------------------------------------------
     def heartbeat(self) -> None:
@@ -300,9 +309,11 @@ class Frontier:
             if stored is not None and stored.decode("utf-8") != text:
                 before = json.loads(stored)
                 differ = sorted(k for k in set(before) | set(arguments) if before.get(k) != arguments.get(k))
-                raise UserError(f"the Redis frontier {self.ns!r} holds a crawl made with other arguments "
-                                f"({', '.join(differ)}); run `python -m crawler.frontier reset` first or use "
-                                f"another crawl.redis_key")
+                raise UserError(
+                    f"the Redis frontier {self.ns!r} holds a crawl made with other arguments "
+                    f"({', '.join(differ)}); run `python -m crawler.frontier reset` first or use "
+                    f"another crawl.redis_key"
+                )
 
     def stats(self) -> dict[str, float]:
         """The crawl's counters added so far (ints, floats where a counter is fractional)."""
@@ -323,10 +334,15 @@ class Frontier:
 
     def status(self) -> dict:
         workers = sorted(w.decode("utf-8") for w in self.client.smembers(self.workers_key))
-        return {"queued": self.queued(), "pending": self.pending(), "workers": workers,
-                "alive": [w for w in workers if self.client.exists(f"{self.ns}:alive:{w}")],
-                "seen_requests": int(self.client.scard(self.dupefilter_key)),
-                "poison": int(self.client.scard(self.poison_key)), "stats": self.stats()}
+        return {
+            "queued": self.queued(),
+            "pending": self.pending(),
+            "workers": workers,
+            "alive": [w for w in workers if self.client.exists(f"{self.ns}:alive:{w}")],
+            "seen_requests": int(self.client.scard(self.dupefilter_key)),
+            "poison": int(self.client.scard(self.poison_key)),
+            "stats": self.stats(),
+        }
 
 
 def check_key_arg(key: str) -> str:
@@ -338,19 +354,29 @@ def check_key_arg(key: str) -> str:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crawler.frontier", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("status", "reset"),
-                        help="status: the frontier as JSON; reset: delete the namespace's keys (a new crawl)")
+    parser = argparse.ArgumentParser(
+        prog="python -m crawler.frontier", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "action",
+        choices=("status", "reset"),
+        help="status: the frontier as JSON; reset: delete the namespace's keys (a new crawl)",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="the shared Redis")
-    parser.add_argument("--key", default="zol", type=check_key_arg,
-                        help="the crawl's namespace (crawl.redis_key): letters, digits, '_', '.', '-'")
+    parser.add_argument(
+        "--key",
+        default="zol",
+        type=check_key_arg,
+        help="the crawl's namespace (crawl.redis_key): letters, digits, '_', '.', '-'",
+    )
     opts = parser.parse_args(argv)
     frontier = Frontier(connect(opts.redis_url), opts.key)
     if opts.action == "reset":
         deleted = frontier.reset()
-        print(f"frontier {opts.key}: {deleted} key(s) deleted; new crawl id {frontier.crawl_id} "
-              f"(workers may check it: ZOL_REDIS_CRAWL_ID={frontier.crawl_id})")
+        print(
+            f"frontier {opts.key}: {deleted} key(s) deleted; new crawl id {frontier.crawl_id} "
+            f"(workers may check it: ZOL_REDIS_CRAWL_ID={frontier.crawl_id})"
+        )
     else:
         print(json.dumps(frontier.status(), indent=2, ensure_ascii=False))
     return 0

@@ -7,6 +7,7 @@
   empty, flushed, reset) ends the worker (`frontier_lost`).
 Both reasons make `scrapy crawl` exit 8 (crawler.commands.crawl), so a partial crawl never passes for a whole one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,11 @@ class FrontierFaults:
             self.down_since = now
             logger.warning("Redis unreachable (%s): retrying for up to %.0f s", exc, self.down_timeout)
         elif now - self.down_since > self.down_timeout:
-            self._abort("redis_unreachable", f"Redis unreachable for {now - self.down_since:.0f} s "
-                                             f"(ZOL_REDIS_DOWN_TIMEOUT={self.down_timeout:.0f}): {exc}")
+            self._abort(
+                "redis_unreachable",
+                f"Redis unreachable for {now - self.down_since:.0f} s "
+                f"(ZOL_REDIS_DOWN_TIMEOUT={self.down_timeout:.0f}): {exc}",
+            )
 
     def _abort(self, reason: str, message: str) -> None:
         """End this worker non-zero, said once in one line (crawler.commands.crawl maps the reason to exit 8).

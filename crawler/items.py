@@ -1,5 +1,6 @@
 """The item the `zol` spider yields: the fields of the raw contract (common.contract RAW_FIELDS, then CRAWL_FIELDS),
 and `image_crops`, which only the image pipeline reads and which is not written."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

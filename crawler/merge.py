@@ -18,6 +18,7 @@ ever read from and written to the `images/` folders by its plain name, and never
 refuses empty crawl counters while the journals hold reviews (the Redis frontier lost its state mid-crawl), and a
 torn or foreign `worker_stats.json`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,15 +33,16 @@ from typing import Any
 from common.atomic import new_staging_dir, replace_dir, write_json
 from common.contract import IMAGES_DIR, REVIEWS_FILE, STATS_FILE
 from common.errors import UserError, cli_entry
-from crawler.pipelines import JOURNAL_FILE, crawl_summary, write_reviews
 from crawler.frontier import POISON_COUNTER
+from crawler.pipelines import JOURNAL_FILE, crawl_summary, write_reviews
 from crawler.redis_backend import WORKER_STATS_FILE
 from crawler.staging import CrawlOutput, check_out_folder
 
 
 def _choose(records: list[dict[str, Any]]) -> dict[str, Any]:
-    return min(records, key=lambda r: (str(r.get("crawled_at") or ""), json.dumps(r, ensure_ascii=False,
-                                                                                   sort_keys=True)))
+    return min(
+        records, key=lambda r: (str(r.get("crawled_at") or ""), json.dumps(r, ensure_ascii=False, sort_keys=True))
+    )
 
 
 def image_problem(image: Any) -> str | None:
@@ -127,11 +129,14 @@ def copy_images(records: dict[str, dict[str, Any]], worker_dirs: list[Path], ima
             if target.exists():
                 continue
             candidates = (worker_image(folder, name) for folder in worker_dirs)
-            source = next((path for path in candidates
-                           if path is not None and (not checksum or _md5(path) == checksum)), None)
+            source = next(
+                (path for path in candidates if path is not None and (not checksum or _md5(path) == checksum)), None
+            )
             if source is None:
-                raise UserError(f"image {name} of review {review_id} is in no worker folder (or torn in all): "
-                                f"merge every worker's folder")
+                raise UserError(
+                    f"image {name} of review {review_id} is in no worker folder (or torn in all): "
+                    f"merge every worker's folder"
+                )
             shutil.copyfile(source, target)
             copied += 1
     return copied
@@ -143,12 +148,16 @@ def _worker_stats(path: Path) -> dict[str, Any] | None:
         return None  # a killed worker: its finished requests' counters are in Redis, saved by the others
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # RecursionError: nested too deep
-        raise UserError(f"{path} is torn or not JSON ({exc}); delete it to merge that folder as a killed "
-                        f"worker's") from None
-    if not (isinstance(saved, dict) and isinstance(saved.get("crawl", {}), dict)
-            and isinstance(saved.get("local") or {}, dict)
-            and all(_is_number(v) for part in ("crawl", "local") for v in (saved.get(part) or {}).values())):
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise UserError(
+            f"{path} is torn or not JSON ({exc}); delete it to merge that folder as a killed worker's"
+        ) from None
+    if not (
+        isinstance(saved, dict)
+        and isinstance(saved.get("crawl", {}), dict)
+        and isinstance(saved.get("local") or {}, dict)
+        and all(_is_number(v) for part in ("crawl", "local") for v in (saved.get(part) or {}).values())
+    ):
         raise UserError(f"{path} is not a worker's stats (crawl and local must be objects of numbers)")
     return saved
 
@@ -169,12 +178,15 @@ def crawl_counters(worker_dirs: list[Path]) -> tuple[dict[str, Any], dict[str, A
         local.update(saved.get("local") or {})
         if saved.get("crawl_finished"):
             if crawl is not None and saved["crawl"] != crawl:
-                raise UserError(f"{path} holds other crawl counters than another worker's: the folders are of "
-                                f"different crawls")
+                raise UserError(
+                    f"{path} holds other crawl counters than another worker's: the folders are of different crawls"
+                )
             crawl = saved["crawl"]
     if crawl is None:
-        raise UserError("no worker saw the crawl finish (no worker_stats.json with crawl_finished): let a worker "
-                        "run to the end, then merge")
+        raise UserError(
+            "no worker saw the crawl finish (no worker_stats.json with crawl_finished): let a worker "
+            "run to the end, then merge"
+        )
     return crawl, dict(local)
 
 
@@ -187,8 +199,10 @@ def merge(worker_dirs: list[Path], out: Path) -> dict[str, Any]:
     crawl, local = crawl_counters(worker_dirs)
     records, rejected = merged_records(worker_dirs)
     if records and not any(key.startswith("zol/") for key in crawl):
-        raise UserError(f"the crawl's counters are empty while the journals hold {len(records)} review(s): the Redis "
-                        f"frontier lost its state mid-crawl (restarted or flushed?); crawl again")
+        raise UserError(
+            f"the crawl's counters are empty while the journals hold {len(records)} review(s): the Redis "
+            f"frontier lost its state mid-crawl (restarted or flushed?); crawl again"
+        )
     staging = new_staging_dir(out)
     try:
         files = copy_images(records, worker_dirs, staging / IMAGES_DIR)
@@ -199,8 +213,9 @@ def merge(worker_dirs: list[Path], out: Path) -> dict[str, Any]:
         write_reviews(list(records.values()), staging / REVIEWS_FILE)
         summary = crawl_summary(stats, len(records), "finished", list(records.values()))
         summary["journal_rejected"] = dict(sorted(rejected.items()))
-        summary["frontier_poison"] = {k[len(POISON_COUNTER):]: v for k, v in sorted(crawl.items())
-                                      if k.startswith(POISON_COUNTER)}
+        summary["frontier_poison"] = {
+            k[len(POISON_COUNTER) :]: v for k, v in sorted(crawl.items()) if k.startswith(POISON_COUNTER)
+        }
         write_json(summary, staging / STATS_FILE, sort_keys=False)
         replace_dir(staging, out)
     finally:
@@ -210,16 +225,19 @@ def merge(worker_dirs: list[Path], out: Path) -> dict[str, Any]:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crawler.merge", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m crawler.merge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("workers", nargs="+", type=Path, help="the workers' output folders (-a out=...)")
     parser.add_argument("--out", type=Path, default=Path("data/raw/zol"), help="the crawl output (replaced whole)")
     opts = parser.parse_args(argv)
     with CrawlOutput(opts.out.resolve()):  # the crawl's lock: no other crawl or merge writes --out meanwhile
         summary = merge(opts.workers, opts.out.resolve())
     lost = sum(summary["reviews_lost"].values())
-    print(f"merge: {len(opts.workers)} worker folder(s) -> {summary['reviews']} reviews ({lost} lost), "
-          f"{summary['images']['ok']} images -> {opts.out}")
+    print(
+        f"merge: {len(opts.workers)} worker folder(s) -> {summary['reviews']} reviews ({lost} lost), "
+        f"{summary['images']['ok']} images -> {opts.out}"
+    )
     return 0 if summary["reviews"] else 3
 
 

@@ -1,11 +1,12 @@
 """Downloader middlewares of the `zol` crawler: robots.txt checked for every request, a Referer on every request,
 retries spaced out, and refusals (verification page, stub, 403/429) retried and then failed as blocked."""
+
 from __future__ import annotations
 
 import logging
 import random
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
@@ -51,7 +52,7 @@ def retry_after_seconds(response: Response | None) -> float | None:
     if text.isdigit():
         return float(text)
     try:
-        return max(0.0, (parsedate_to_datetime(text) - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (parsedate_to_datetime(text) - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return None
 
@@ -94,6 +95,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
     async def _wait(self, delay: float) -> None:
         if delay > 0:
             from twisted.internet import reactor  # the one Scrapy installed (imported late on purpose)
+
             self.crawler.stats.inc_value("zol/retry_backoff_s", round(delay, 3))
             await maybe_deferred_to_future(deferLater(reactor, delay, lambda: None))
 

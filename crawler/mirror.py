@@ -14,6 +14,7 @@ Being a download handler, the mirror sits where the network would: every middlew
 stats) and the downloader's per-host slots (concurrency, DOWNLOAD_DELAY, AutoThrottle) see the original URL and
 act as they do live. The folder mirror refuses a file larger than DOWNLOAD_MAXSIZE as the network handler does.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,13 +35,23 @@ FAULTS_FILE = "faults.json"
 REDIRECTS_FILE = "redirects.json"
 BLOCKED, STUB = "blocked", "stub"  # scripted answers besides HTTP statuses
 # what ZOL sends a client it takes for a robot (docs/zol-site.md, "The site in 2026"): a verification page, or a stub
-BLOCKED_PAGE = ("<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"GBK\"/>\n<title>您正在进行防刷验证...</title>\n</head>\n"
-                "<body>\n<div class=\"verify-box\">\n<h3>您正在进行防刷验证</h3>\n<p>访问过于频繁，请拖动滑块完成验证后继续访问。</p>\n"
-                "<div id=\"captcha\" class=\"slider\"></div>\n</div>\n</body>\n</html>\n").encode("gbk")
-STUB_PAGE = (b"<html><head><meta http-equiv=\"refresh\" content=\"0;url=https://www.zol.com.cn/\"></head>"
-             b"<body><script>location.href=\"https://www.zol.com.cn/\";</script></body></html>\n")
-_TEXT_TYPES = {".html": "text/html", ".shtml": "text/html", ".htm": "text/html", ".txt": "text/plain",
-               ".json": "application/json"}
+BLOCKED_PAGE = (
+    '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="GBK"/>\n<title>您正在进行防刷验证...</title>\n</head>\n'
+    '<body>\n<div class="verify-box">\n<h3>您正在进行防刷验证</h3>\n'
+    "<p>访问过于频繁，请拖动滑块完成验证后继续访问。</p>\n"
+    '<div id="captcha" class="slider"></div>\n</div>\n</body>\n</html>\n'
+).encode("gbk")
+STUB_PAGE = (
+    b'<html><head><meta http-equiv="refresh" content="0;url=https://www.zol.com.cn/"></head>'
+    b'<body><script>location.href="https://www.zol.com.cn/";</script></body></html>\n'
+)
+_TEXT_TYPES = {
+    ".html": "text/html",
+    ".shtml": "text/html",
+    ".htm": "text/html",
+    ".txt": "text/plain",
+    ".json": "application/json",
+}
 _URL_SAFE = "/=,;:@!$&'()*+~"
 
 
@@ -82,8 +93,9 @@ class ScriptedFaults:
         self.script: dict[str, list[int | str]] = {}
         if path.is_file():
             loaded = json.loads(path.read_text(encoding="utf-8"))
-            self.script = {str(key): [s if s in (BLOCKED, STUB) else int(s) for s in value]
-                           for key, value in loaded.items()}
+            self.script = {
+                str(key): [s if s in (BLOCKED, STUB) else int(s) for s in value] for key, value in loaded.items()
+            }
         self.lock = threading.Lock()
 
     def next_status(self, relative: str) -> int | str | None:
@@ -142,21 +154,33 @@ class MirrorDownloadHandler:
             status, body = scripted_answer(action)
             headers = Headers({"Content-Type": b"text/html"}) if status == 200 else None
             response_cls = responsetypes.from_args(headers=headers, url=request.url, body=body)
-            return response_cls(request.url, status=status, headers=headers, body=body, request=request,
-                                flags=["mirror"])
+            return response_cls(
+                request.url, status=status, headers=headers, body=body, request=request, flags=["mirror"]
+            )
         if relative in self.redirects:
-            return Response(request.url, status=301, headers={"Location": self.redirects[relative]}, request=request,
-                            flags=["mirror"])
+            return Response(
+                request.url,
+                status=301,
+                headers={"Location": self.redirects[relative]},
+                request=request,
+                flags=["mirror"],
+            )
         path = self.base / relative
         if not path.is_file():
             return Response(request.url, status=404, request=request, flags=["mirror"])
         maxsize = request.meta.get("download_maxsize", self.maxsize)
         size = path.stat().st_size
         if maxsize and size > maxsize:
-            logger.warning("Cancelling download of %s: expected response size (%d) larger than download max size "
-                           "(%d).", request.url, size, maxsize)
-            raise DownloadCancelledError(f"Expected to receive {size} bytes which is larger than download max size "
-                                         f"({maxsize}) in request {request}.")
+            logger.warning(
+                "Cancelling download of %s: expected response size (%d) larger than download max size (%d).",
+                request.url,
+                size,
+                maxsize,
+            )
+            raise DownloadCancelledError(
+                f"Expected to receive {size} bytes which is larger than download max size "
+                f"({maxsize}) in request {request}."
+            )
         body = path.read_bytes()
         headers = Headers({"Content-Type": content_type(relative)})
         response_cls = responsetypes.from_args(headers=headers, url=request.url, body=body)

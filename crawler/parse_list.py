@@ -5,6 +5,7 @@ aspect scores), and the 2016-17 layout ("Older layout") as fallback. Every funct
 pure: a parsel Selector (and the page URL, against which every link and image URL is resolved) in, plain values
 out; the spider counts what is missing.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,17 @@ from datetime import date
 from parsel import Selector
 
 from crawler.items import ReviewItem
-from crawler.parse_text import (clean_text, crop_image_url, original_image_url, parse_date, parse_int, parse_number,
-                                score_key, star_width, unique)
+from crawler.parse_text import (
+    clean_text,
+    crop_image_url,
+    original_image_url,
+    parse_date,
+    parse_int,
+    parse_number,
+    score_key,
+    star_width,
+    unique,
+)
 from crawler.urls import LONG_REVIEW_RE, long_review_product_id, long_review_url, resolve, short_review_url
 
 REVIEW_NODES = ("div#_j_comment_list div.comments-item", "div.comments-item", "li.comment-item")
@@ -30,13 +40,14 @@ class Product:
     product_id: str
     name: str | None
     brand: str | None
-    rank: int | None = None              # 1-based place in the hot ranking; None when not crawled from it
-    listed_score: float | None = None    # the score the ranking card shows
+    rank: int | None = None  # 1-based place in the hot ranking; None when not crawled from it
+    listed_score: float | None = None  # the score the ranking card shows
 
 
 @dataclass(frozen=True)
 class ListedReview:
     """One review as the list shows it; `long_url` is set for a long review (长篇) whose full page holds the rest."""
+
     item: ReviewItem
     long_url: str | None
     unknown_labels: tuple[str, ...]
@@ -57,6 +68,7 @@ def _class_xpath(name: str) -> str:
 
 # ---- product ---------------------------------------------------------------------------------------------
 
+
 def _pro_var(page: Selector, field: str) -> str | None:
     script = page.xpath("//script[contains(., '_PRO_')]/text()").get() or ""
     match = re.search(_PRO_FIELD_RE.format(field=field), script)
@@ -76,11 +88,13 @@ def _parse_brand(page: Selector) -> str | None:
     return re.sub(r"手机$", "", crumb).strip() or None if crumb else None
 
 
-def parse_product(page: Selector, product_id: str, rank: int | None = None,
-                  listed_score: float | None = None) -> Product:
+def parse_product(
+    page: Selector, product_id: str, rank: int | None = None, listed_score: float | None = None
+) -> Product:
     """The product of a review list page; `product_id` (from the URL) is the fallback for `_PRO_.proId`."""
-    return Product(_pro_var(page, "proId") or product_id, _parse_product_name(page), _parse_brand(page),
-                   rank, listed_score)
+    return Product(
+        _pro_var(page, "proId") or product_id, _parse_product_name(page), _parse_brand(page), rank, listed_score
+    )
 
 
 def declared_rating_count(page: Selector) -> int | None:
@@ -91,7 +105,9 @@ def declared_rating_count(page: Selector) -> int | None:
 
 def has_more_reviews(page: Selector) -> bool:
     """The list page offers more reviews (查看更多 / 下一页) than it embeds."""
-    return bool(page.css("a#_j_view_more_comments") or page.xpath("//div[contains(@class,'page')]//a[contains(., '下一页')]"))
+    return bool(
+        page.css("a#_j_view_more_comments") or page.xpath("//div[contains(@class,'page')]//a[contains(., '下一页')]")
+    )
 
 
 def review_nodes(page: Selector) -> list[Selector]:
@@ -104,9 +120,11 @@ def review_nodes(page: Selector) -> list[Selector]:
 
 # ---- one review --------------------------------------------------------------------------------------------
 
+
 def _parse_review_id(node: Selector) -> str | None:
-    rid = _first(node, "a._j_review_vote::attr(data-rid)", "[data-rid]::attr(data-rid)",
-                 "[data-review-id]::attr(data-review-id)")
+    rid = _first(
+        node, "a._j_review_vote::attr(data-rid)", "[data-rid]::attr(data-rid)", "[data-review-id]::attr(data-review-id)"
+    )
     if rid:
         return rid
     match = _SHORT_REVIEW_ID_RE.search(" ".join(node.css("a::attr(href)").getall()))
@@ -119,13 +137,16 @@ def _parse_data_proid(node: Selector, product: Product) -> str:
 
 
 def _parse_author(node: Selector) -> str | None:
-    return _first(node, "div.comments-user a.name::text", "div.comments-user-name span::text",
-                  "div.comments-user-name a::text")
+    return _first(
+        node, "div.comments-user a.name::text", "div.comments-user-name span::text", "div.comments-user-name a::text"
+    )
 
 
 def _parse_published(node: Selector, crawl_date: date) -> str | None:
-    return parse_date(_first(node, "div.function-handle span.date::text", "div.single-score span.date::text",
-                             "span.date::text"), crawl_date)
+    return parse_date(
+        _first(node, "div.function-handle span.date::text", "div.single-score span.date::text", "span.date::text"),
+        crawl_date,
+    )
 
 
 def _title_link(node: Selector) -> Selector | None:
@@ -154,7 +175,8 @@ def _parse_long_url(node: Selector, product_id: str, base: str) -> str | None:
 
 
 def _words(node: Selector, kind: str) -> str | None:
-    """Text after `strong.good|bad|summary` (优点/缺点/总结): the next `p` (2018: `div.words`; 2016: `div.comments-words`)."""
+    """Text after `strong.good|bad|summary` (优点/缺点/总结): the next `p` (2018: `div.words`;
+    2016: `div.comments-words`)."""
     texts = node.xpath(f".//strong[{_class_xpath(kind)}]/following-sibling::p[1]//text()").getall()
     return clean_text(texts)
 
@@ -212,8 +234,14 @@ def _parse_scores(node: Selector) -> tuple[dict[str, float], tuple[str, ...]]:
 def _parse_overall_score(node: Selector) -> float | None:
     """The number beside the star bar (2018), else the star bar's width / 10 (2026 shows only the bar): both on the
     site's 10-point scale (a width of 92 % stands beside 9.2 on every 2018 review)."""
-    number = parse_number(_first(node, "div.single-score div.score > span::text", "div.single-score span.score::text",
-                                 "div.single-score em.score::text"))
+    number = parse_number(
+        _first(
+            node,
+            "div.single-score div.score > span::text",
+            "div.single-score span.score::text",
+            "div.single-score em.score::text",
+        )
+    )
     if number is not None:
         return number
     width = star_width(_first(node, "div.single-score div.star em::attr(style)"))
@@ -221,13 +249,17 @@ def _parse_overall_score(node: Selector) -> float | None:
 
 
 def _review_images(node: Selector) -> list[Selector]:
-    return (node.css("ul.media-group-haoshuo li img") or node.css("div.media-group ul li img")
-            or node.xpath(".//img[@data-bigurl]"))
+    return (
+        node.css("ul.media-group-haoshuo li img")
+        or node.css("div.media-group ul li img")
+        or node.xpath(".//img[@data-bigurl]")
+    )
 
 
 def _image_url(img: Selector, base: str) -> str | None:
-    return original_image_url(base, img.attrib.get("data-bigurl"), img.attrib.get("data-middleurl"),
-                              img.attrib.get("src"))
+    return original_image_url(
+        base, img.attrib.get("data-bigurl"), img.attrib.get("data-middleurl"), img.attrib.get("src")
+    )
 
 
 def _parse_image_urls(node: Selector, base: str) -> list[str]:

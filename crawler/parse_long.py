@@ -1,4 +1,5 @@
 """Parse a long review page (长篇, `t.zol.com.cn/57/{proId}/evaluation_{aid}.html`); markup in docs/zol-site.md."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from crawler.parse_text import clean_text, original_image_url, parse_date, parse
 @dataclass(frozen=True)
 class LongReview:
     """What the long page says; None / empty where the page does not say it (the list's value is kept then)."""
+
     title: str | None
     author: str | None
     published: str | None
@@ -79,8 +81,10 @@ def _parse_cons(page: Selector) -> str | None:
 
 # headings and paragraphs at any depth inside a section, in page order (2018: `div.article-header > h4` and
 # `div.article-content > p`; older pages put them directly in the section); a block inside another is not repeated
-_BLOCKS = ".//*[self::h2 or self::h3 or self::h4 or self::h5 or self::p][not(ancestor::p or ancestor::h2 " \
-          "or ancestor::h3 or ancestor::h4 or ancestor::h5)]"
+_BLOCKS = (
+    ".//*[self::h2 or self::h3 or self::h4 or self::h5 or self::p][not(ancestor::p or ancestor::h2 "
+    "or ancestor::h3 or ancestor::h4 or ancestor::h5)]"
+)
 
 
 def _parse_body(page: Selector) -> str | None:
@@ -105,10 +109,18 @@ def parse_long_review(page: Selector, crawl_date: date, base: str) -> LongReview
     """The long page at URL `base` (image URLs are resolved against it)."""
     scores, unknown = _parse_scores(page)
     return LongReview(
-        title=_parse_title(page), author=_parse_author(page), published=_parse_published(page, crawl_date),
-        likes=_parse_likes(page), replies=_parse_replies(page), overall_score=_parse_overall_score(page),
-        scores=scores, unknown_labels=unknown, pros=_parse_pros(page), cons=_parse_cons(page),
-        body=_parse_body(page), image_urls=_parse_image_urls(page, base),
+        title=_parse_title(page),
+        author=_parse_author(page),
+        published=_parse_published(page, crawl_date),
+        likes=_parse_likes(page),
+        replies=_parse_replies(page),
+        overall_score=_parse_overall_score(page),
+        scores=scores,
+        unknown_labels=unknown,
+        pros=_parse_pros(page),
+        cons=_parse_cons(page),
+        body=_parse_body(page),
+        image_urls=_parse_image_urls(page, base),
     )
 
 

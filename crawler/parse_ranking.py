@@ -4,6 +4,7 @@ The ranking is the cards of `ul#J_PicMode` (`li[data-follow-id="p{proId}"]`), no
 page: the same page links unranked phones too (search hot words, the 手机新品 sidebar, 新增点评产品, 大家说, ...).
 See docs/zol-site.md. Pure functions: a parsel Selector (and the page URL) in, plain values out.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,9 +24,9 @@ _FOLLOW_ID_RE = re.compile(r"^p?(\d+)$")
 class RankedProduct:
     product_id: str
     name: str | None
-    listed_score: float | None    # the card's score (span.score), None when the card shows none
-    listed_reviews: int | None    # "55人点评" on the card
-    review_list_url: str          # the card's 人点评 link when it is a review.shtml of this product, else built
+    listed_score: float | None  # the card's score (span.score), None when the card shows none
+    listed_reviews: int | None  # "55人点评" on the card
+    review_list_url: str  # the card's 人点评 link when it is a review.shtml of this product, else built
 
 
 def _parse_card_product_id(card: Selector) -> str | None:
@@ -68,8 +69,13 @@ def parse_card(card: Selector, page_url: str) -> RankedProduct | None:
     product_id = _parse_card_product_id(card)
     if not product_id:
         return None
-    return RankedProduct(product_id, _parse_card_name(card), _parse_card_score(card), _parse_card_review_count(card),
-                         _parse_card_review_list(card, product_id, page_url))
+    return RankedProduct(
+        product_id,
+        _parse_card_name(card),
+        _parse_card_score(card),
+        _parse_card_review_count(card),
+        _parse_card_review_list(card, product_id, page_url),
+    )
 
 
 def ranking_list_links(page: Selector, page_url: str) -> list[RankedProduct]:

@@ -1,4 +1,5 @@
 """Small text helpers shared by the page parsers: whitespace, numbers, dates, score labels, image URLs."""
+
 from __future__ import annotations
 
 import re
@@ -9,7 +10,9 @@ from crawler.urls import resolve
 
 _INT_RE = re.compile(r"\d+")
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
-_FULL_DATE_RE = re.compile(r"(\d{4})\s*[年\-/.]\s*(\d{1,2})\s*[月\-/.]\s*(\d{1,2})\s*日?[\sT]*(?:(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+_FULL_DATE_RE = re.compile(
+    r"(\d{4})\s*[年\-/.]\s*(\d{1,2})\s*[月\-/.]\s*(\d{1,2})\s*日?[\sT]*(?:(\d{1,2}):(\d{2})(?::(\d{2}))?)?"
+)
 _YEARLESS_DATE_RE = re.compile(r"(\d{1,2})\s*月\s*(\d{1,2})\s*日(?:\s*(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 _THUMBNAIL_SEGMENT_RE = re.compile(r"/t_s\d+x\d+[a-z0-9]*/")
 _STAR_WIDTH_RE = re.compile(r"width\s*:\s*(\d+(?:\.\d+)?)\s*%")

@@ -6,6 +6,7 @@ With JOBDIR every item is also appended to a partial file there, so a crawl kill
 writes every review exactly once. A worker of a shared crawl (ZOL_BACKEND=redis) appends every item to
 `<out>/journal.jsonl` as it is written instead, and leaves reviews.jsonl and crawl_stats.json to `crawler.merge`.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -15,7 +16,7 @@ import logging
 import os
 import re
 from dataclasses import asdict, is_dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,13 @@ _SAFE_EXT_RE = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
 MAX_FILE_NAME = 180
 URL_HASH_CHARS = 16
 IMAGE_MAGIC: tuple[tuple[bytes, int], ...] = (  # (signature, offset): JPEG, PNG, GIF, BMP, WebP
-    (b"\xff\xd8\xff", 0), (b"\x89PNG\r\n\x1a\n", 0), (b"GIF87a", 0), (b"GIF89a", 0), (b"BM", 0), (b"WEBP", 8))
+    (b"\xff\xd8\xff", 0),
+    (b"\x89PNG\r\n\x1a\n", 0),
+    (b"GIF87a", 0),
+    (b"GIF89a", 0),
+    (b"BM", 0),
+    (b"WEBP", 8),
+)
 
 
 def image_file_name(url: str) -> str:
@@ -65,7 +72,7 @@ def image_file_name(url: str) -> str:
 
 def is_image(data: bytes) -> bool:
     """The bytes start like an image file (an HTML error page or a JSON answer served for an image does not)."""
-    return any(data[offset:offset + len(magic)] == magic for magic, offset in IMAGE_MAGIC)
+    return any(data[offset : offset + len(magic)] == magic for magic, offset in IMAGE_MAGIC)
 
 
 def download_plan(urls: list[str] | None, cap: int) -> tuple[list[str], list[str], int]:
@@ -124,8 +131,10 @@ class ReviewImagesPipeline(FilesPipeline):
         headers = {"Referer": adapter.get("url")} if adapter.get("url") else {}
         urls, _, _ = download_plan(adapter.get(self.files_urls_field), self._cap())
         crops = adapter.get("image_crops") or {}
-        return [Request(url, callback=NO_CALLBACK, headers=headers, meta={"zol_kind": "image", "zol_crop": crops.get(url)})
-                for url in urls]
+        return [
+            Request(url, callback=NO_CALLBACK, headers=headers, meta={"zol_kind": "image", "zol_crop": crops.get(url)})
+            for url in urls
+        ]
 
     def file_path(self, request: Request, response=None, info=None, *, item: Any = None) -> str:
         return image_file_name(request.url)
@@ -148,8 +157,12 @@ class ReviewImagesPipeline(FilesPipeline):
             if kept is not None:
                 return kept
         if problem == "not_an_image":
-            logger.warning("%s is not an image (%d bytes starting %r); not saved", request.url, len(response.body),
-                           response.body[:16])
+            logger.warning(
+                "%s is not an image (%d bytes starting %r); not saved",
+                request.url,
+                len(response.body),
+                response.body[:16],
+            )
         if problem:
             raise ImageFailed(problem)
         return await super().media_downloaded(response, request, info, item=item)
@@ -186,15 +199,19 @@ class ReviewImagesPipeline(FilesPipeline):
             stats.inc_value("zol/images/failed")
             stats.inc_value(f"zol/images/failed_by_reason/{reason}")
         if reasons:
-            logger.warning("%d image(s) of review %s could not be kept (%s); the review is kept",
-                           len(reasons), adapter.get("review_id"), ", ".join(sorted(set(reasons))))
+            logger.warning(
+                "%d image(s) of review %s could not be kept (%s); the review is kept",
+                len(reasons),
+                adapter.get("review_id"),
+                ", ".join(sorted(set(reasons))),
+            )
         adapter[self.files_result_field] = ok
         return item
 
 
 def _record(item: Any, crawled_at: str) -> dict[str, Any]:
     data = asdict(item) if is_dataclass(item) else dict(ItemAdapter(item))
-    data["crawled_at"] = crawled_at or datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    data["crawled_at"] = crawled_at or datetime.now(UTC).replace(microsecond=0).isoformat()
     return {field: data.get(field) for field in (*RAW_FIELDS, *CRAWL_FIELDS)}
 
 
@@ -202,22 +219,25 @@ def _sort_key(record: dict[str, Any]) -> tuple:
     def natural(value: Any) -> tuple[int, str]:
         text = str(value)
         return (0, text.zfill(24)) if text.isdigit() else (1, text)
+
     return natural(record["product_id"]), natural(record["review_id"])
 
 
 def write_reviews(records: list[dict[str, Any]], path: Path) -> None:
     """One JSON object per line, sorted, UTF-8; temp file + rename so a reader never sees half a file."""
-    write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in sorted(records, key=_sort_key)),
-               path)
+    write_text(
+        "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in sorted(records, key=_sort_key)), path
+    )
 
 
-def crawl_summary(stats: dict[str, Any], reviews: int, finish_reason: str,
-                  records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def crawl_summary(
+    stats: dict[str, Any], reviews: int, finish_reason: str, records: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """crawl_stats.json: the crawler's counters grouped by what they count (docs/crawling.md explains each); with the
     written `records`, the reviews per format and each format's field coverage."""
 
     def group(prefix: str) -> dict[str, Any]:
-        return {key[len(prefix):]: value for key, value in sorted(stats.items()) if key.startswith(prefix)}
+        return {key[len(prefix) :]: value for key, value in sorted(stats.items()) if key.startswith(prefix)}
 
     lost = group("zol/lost/")
     return {
@@ -229,7 +249,8 @@ def crawl_summary(stats: dict[str, Any], reviews: int, finish_reason: str,
         "reviews_by_layout": reviews_by_layout(records or []),
         "reviews_without_scores": stats.get("zol/reviews/without_scores", 0),
         "field_coverage": field_coverage(records or []),
-        "duplicates_skipped": stats.get("zol/reviews/duplicates_skipped", 0) + stats.get("zol/reviews/duplicate_items", 0),
+        "duplicates_skipped": stats.get("zol/reviews/duplicates_skipped", 0)
+        + stats.get("zol/reviews/duplicate_items", 0),
         "resumed_from_jobdir": stats.get("zol/reviews/resumed", 0),
         "resume_untrusted_records": stats.get("zol/resume/untrusted_records", 0),
         "pages": group("zol/pages/"),
@@ -246,12 +267,20 @@ def crawl_summary(stats: dict[str, Any], reviews: int, finish_reason: str,
         "decode_errors": group("zol/decode_errors/"),
         "aspects": group("zol/aspects/"),
         "unknown_labels": group("zol/unknown_labels/"),
-        "images": {"urls": stats.get("zol/image_urls", 0), "capped": stats.get("zol/images/capped", 0),
-                   "ok": stats.get("zol/images/ok", 0), "failed": stats.get("zol/images/failed", 0),
-                   "crop_fallback": stats.get("zol/images/crop_fallback", 0),
-                   "failed_by_reason": group("zol/images/failed_by_reason/"), "files": group("file_status_count/")},
-        "retries": {"count": stats.get("retry/count", 0), "max_reached": stats.get("retry/max_reached", 0),
-                    "reasons": group("retry/reason_count/")},
+        "images": {
+            "urls": stats.get("zol/image_urls", 0),
+            "capped": stats.get("zol/images/capped", 0),
+            "ok": stats.get("zol/images/ok", 0),
+            "failed": stats.get("zol/images/failed", 0),
+            "crop_fallback": stats.get("zol/images/crop_fallback", 0),
+            "failed_by_reason": group("zol/images/failed_by_reason/"),
+            "files": group("file_status_count/"),
+        },
+        "retries": {
+            "count": stats.get("retry/count", 0),
+            "max_reached": stats.get("retry/max_reached", 0),
+            "reasons": group("retry/reason_count/"),
+        },
         "http_statuses": group("downloader/response_status_count/"),
         "exceptions": group("downloader/exception_type_count/"),
         "requests": stats.get("downloader/request_count", 0),
@@ -289,9 +318,13 @@ class ReviewJsonlPipeline:
             self.crawler.stats.set_value("zol/reviews/resumed", len(self.records))
             self.partial.parent.mkdir(parents=True, exist_ok=True)
             if not self.partial.is_file() or not self.partial.stat().st_size:
-                save_arguments(self.crawler.settings.get("JOBDIR"),
-                               spider.crawl_arguments(self.crawler.settings.get("ZOL_MIRROR") or ""))
-            torn = self.partial.is_file() and self.partial.stat().st_size and not self.partial.read_bytes().endswith(b"\n")
+                save_arguments(
+                    self.crawler.settings.get("JOBDIR"),
+                    spider.crawl_arguments(self.crawler.settings.get("ZOL_MIRROR") or ""),
+                )
+            torn = (
+                self.partial.is_file() and self.partial.stat().st_size and not self.partial.read_bytes().endswith(b"\n")
+            )
             self.partial_file = self.partial.open("a", encoding="utf-8")
             if torn:  # killed mid-line: start the next record on a line of its own
                 self.partial_file.write("\n")
@@ -306,7 +339,9 @@ class ReviewJsonlPipeline:
         except OSError:
             self.partial_file.close()
             self.partial_file = None
-            raise RuntimeError(f"{self.partial} is written by another worker: give each worker its own -a out=")
+            raise RuntimeError(
+                f"{self.partial} is written by another worker: give each worker its own -a out="
+            ) from None
         if self.partial.stat().st_size and not self.partial.read_bytes().endswith(b"\n"):
             self.partial_file.write("\n")  # a killed worker's torn last line stays on its own
 
@@ -316,8 +351,9 @@ class ReviewJsonlPipeline:
         problems = coverage_drift(coverage, self.min_coverage)
         for problem in problems:
             self.crawler.stats.inc_value(f"zol/layout/field_coverage/{problem.split()[0]}")
-            logger.error("layout drift (field_coverage): %s of the reviews carry %s", problem.split()[1],
-                         problem.split()[0])
+            logger.error(
+                "layout drift (field_coverage): %s of the reviews carry %s", problem.split()[1], problem.split()[0]
+            )
         if problems and self.fail_on_drift and getattr(spider, "crawl_failure", None) is None:
             spider.crawl_failure = layout_failure(problems)
 
@@ -349,10 +385,20 @@ class ReviewJsonlPipeline:
         write_json(summary, self.out / STATS_FILE, sort_keys=False)
         spider.reviews_written = len(self.records)
         if not self.records and getattr(spider, "crawl_failure", None) is None:
-            logger.error("the crawl yielded no reviews at all: the site layout or the mirror is broken "
-                         "(see %s)", self.out / STATS_FILE)
-        logger.info("wrote %d review(s) to %s (%d image(s) ok, %d failed)", len(self.records),
-                    self.out / REVIEWS_FILE, summary["images"]["ok"], summary["images"]["failed"])
+            logger.error(
+                "the crawl yielded no reviews at all: the site layout or the mirror is broken (see %s)",
+                self.out / STATS_FILE,
+            )
+        logger.info(
+            "wrote %d review(s) to %s (%d image(s) ok, %d failed)",
+            len(self.records),
+            self.out / REVIEWS_FILE,
+            summary["images"]["ok"],
+            summary["images"]["failed"],
+        )
         if summary["reviews_lost"]:
-            logger.error("%d review(s) listed by the site were lost: %s", sum(summary["reviews_lost"].values()),
-                         ", ".join(f"{reason} {n}" for reason, n in summary["reviews_lost"].items()))
+            logger.error(
+                "%d review(s) listed by the site were lost: %s",
+                sum(summary["reviews_lost"].values()),
+                ", ".join(f"{reason} {n}" for reason, n in summary["reviews_lost"].items()),
+            )

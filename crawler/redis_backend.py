@@ -24,6 +24,7 @@ another: Redis restarted empty, was flushed or reset), checked on every heartbea
 crawl finished; or Redis unreachable for longer than ZOL_REDIS_DOWN_TIMEOUT seconds (default 60), said in one line
 (crawler.frontier_faults). A worker whose frontier holds another crawl id than ZOL_REDIS_CRAWL_ID ends at once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,10 +33,11 @@ import os
 import secrets
 import socket
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import redis
 from scrapy import Request, signals
@@ -54,10 +56,10 @@ from crawler.request_codec import PoisonMember, decode_request, encode_request
 
 logger = logging.getLogger(__name__)
 
-TOKEN = "zol_frontier"         # request.meta key: which in-flight entry a popped request (or its retry) is
+TOKEN = "zol_frontier"  # request.meta key: which in-flight entry a popped request (or its retry) is
 WORKER_STATS_FILE = "worker_stats.json"
-ATTRIBUTED_PREFIX = "zol/"     # the spider's and the pipelines' counters: added to the crawl's once per request
-POISON_PER_CALL = 100          # junk members skipped in one next_request before giving the engine a turn
+ATTRIBUTED_PREFIX = "zol/"  # the spider's and the pipelines' counters: added to the crawl's once per request
+POISON_PER_CALL = 100  # junk members skipped in one next_request before giving the engine a turn
 
 
 def worker_id() -> str:
@@ -67,9 +69,10 @@ def worker_id() -> str:
 @dataclass
 class InFlight:
     """A request this worker popped: done when its callback's output is exhausted and its items are written."""
+
     member: bytes
     score: float = 0.0
-    failed: bool = False   # its callback hit a Redis error: queued again to be redone, never acknowledged
+    failed: bool = False  # its callback hit a Redis error: queued again to be redone, never acknowledged
     items: int = 0
     items_done: int = 0
     output_done: bool = False
@@ -104,8 +107,11 @@ class FrontierStatsCollector(MemoryStatsCollector):
 
     def local_counters(self) -> dict[str, Any]:
         """What only this worker saw: Scrapy's own counters and the `zol/` ones made outside any request."""
-        local = {k: v for k, v in self.get_stats().items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith(ATTRIBUTED_PREFIX)}
+        local = {
+            k: v
+            for k, v in self.get_stats().items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith(ATTRIBUTED_PREFIX)
+        }
         local.update(self.unattributed)
         return dict(sorted(local.items()))
 
@@ -128,8 +134,12 @@ class FrontierScheduler(FrontierFaults, Scheduler):
         settings = crawler.settings
         namespace = settings.get("ZOL_REDIS_KEY") or "zol"
         server = connect(settings.get("REDIS_URL"), worker=True)
-        scheduler = cls(server, persist=True, queue_key=f"{namespace}:requests",
-                        dupefilter=FrontierDupeFilter(server, key=f"{namespace}:dupefilter"))
+        scheduler = cls(
+            server,
+            persist=True,
+            queue_key=f"{namespace}:requests",
+            dupefilter=FrontierDupeFilter(server, key=f"{namespace}:dupefilter"),
+        )
         scheduler.stats = crawler.stats
         scheduler.crawler = crawler
         scheduler.frontier = Frontier(server, namespace, worker_id(), settings.getfloat("ZOL_REDIS_WORKER_TTL", 30.0))
@@ -138,9 +148,10 @@ class FrontierScheduler(FrontierFaults, Scheduler):
         scheduler.beat = None
         # settings (-s) or the environment: the stage passes the crawl id it wrote at reset
         scheduler.expected_crawl_id = settings.get("ZOL_REDIS_CRAWL_ID") or os.environ.get("ZOL_REDIS_CRAWL_ID", "")
-        scheduler.down_timeout = settings.getfloat("ZOL_REDIS_DOWN_TIMEOUT",
-                                                   float(os.environ.get("ZOL_REDIS_DOWN_TIMEOUT") or 60))
-        scheduler.down_since = None   # monotonic time of the first failed Redis call of an outage
+        scheduler.down_timeout = settings.getfloat(
+            "ZOL_REDIS_DOWN_TIMEOUT", float(os.environ.get("ZOL_REDIS_DOWN_TIMEOUT") or 60)
+        )
+        scheduler.down_since = None  # monotonic time of the first failed Redis call of an outage
         scheduler.abort_reason = None
         scheduler.in_idle = False
         return scheduler
@@ -166,8 +177,12 @@ class FrontierScheduler(FrontierFaults, Scheduler):
             self.crawler.signals.connect(self.item_finished, signal=signal)
         self.beat = task.LoopingCall(self._beat)
         self.beat.start(min(1.0, self.frontier.ttl_ms / 3000), now=False)
-        logger.info("worker %s joined the Redis frontier %r (%d request(s) queued)", self.frontier.worker,
-                    self.frontier.ns, self.frontier.queued())
+        logger.info(
+            "worker %s joined the Redis frontier %r (%d request(s) queued)",
+            self.frontier.worker,
+            self.frontier.ns,
+            self.frontier.queued(),
+        )
 
     def close(self, reason):
         if self.beat is not None and self.beat.running:
@@ -175,13 +190,23 @@ class FrontierScheduler(FrontierFaults, Scheduler):
         out = Path(self.crawler.settings.get("ZOL_OUT") or ".")
         out.mkdir(parents=True, exist_ok=True)
         crawl = (self._redis(self.frontier.stats) or {}) if self.crawl_finished else {}
-        write_json({"worker": self.frontier.worker, "finish_reason": reason, "crawl_finished": self.crawl_finished,
-                    "crawl": crawl, "local": self.stats.local_counters()}, out / WORKER_STATS_FILE, sort_keys=False)
+        write_json(
+            {
+                "worker": self.frontier.worker,
+                "finish_reason": reason,
+                "crawl_finished": self.crawl_finished,
+                "crawl": crawl,
+                "local": self.stats.local_counters(),
+            },
+            out / WORKER_STATS_FILE,
+            sort_keys=False,
+        )
         if self.abort_reason is None:  # a lost frontier holds nothing of this crawl to give back
             requeued = self._redis(self.frontier.retire)
             if requeued:
-                logger.warning("worker %s left %d unfinished request(s) to the other workers", self.frontier.worker,
-                               requeued)
+                logger.warning(
+                    "worker %s left %d unfinished request(s) to the other workers", self.frontier.worker, requeued
+                )
 
     def _beat(self) -> None:
         self._redis(self._beat_once)
@@ -251,8 +276,10 @@ class FrontierScheduler(FrontierFaults, Scheduler):
                 self.stats.inc_value("frontier/replayed_requests_absorbed")
                 return True
         except redis.RedisError as exc:  # the request cannot be kept: this crawl cannot be whole any more
-            self._abort("redis_unreachable", f"Redis unreachable while queueing {request.url} (a request this "
-                                             f"crawl cannot keep): {exc}")
+            self._abort(
+                "redis_unreachable",
+                f"Redis unreachable while queueing {request.url} (a request this crawl cannot keep): {exc}",
+            )
             return False
         self.stats.inc_value("scheduler/enqueued/redis")
         return True
@@ -279,8 +306,13 @@ class FrontierScheduler(FrontierFaults, Scheduler):
     def _poisoned(self, member: bytes, exc: PoisonMember) -> None:
         self._redis(self.frontier.poison, member, exc.reason)
         self.stats.inc_value(f"frontier/poison/{exc.reason}")
-        logger.error("a member of %s is not a request of this crawl (%s, %d bytes): moved to %s",
-                     self.frontier.queue_key, exc, len(member), self.frontier.poison_key)
+        logger.error(
+            "a member of %s is not a request of this crawl (%s, %d bytes): moved to %s",
+            self.frontier.queue_key,
+            exc,
+            len(member),
+            self.frontier.poison_key,
+        )
 
     def has_pending_requests(self) -> bool:
         return len(self) > 0
@@ -353,15 +385,16 @@ class SharedHostDelayMiddleware:
         if self.delay <= 0:
             raise NotConfigured
         self.crawler = crawler
-        self.frontier = Frontier(connect(crawler.settings.get("REDIS_URL"), worker=True),
-                                 crawler.settings.get("ZOL_REDIS_KEY"))
+        self.frontier = Frontier(
+            connect(crawler.settings.get("REDIS_URL"), worker=True), crawler.settings.get("ZOL_REDIS_KEY")
+        )
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
     async def process_request(self, request: Request, spider=None):
-        shared = getattr(self.crawler.spider, "shared", None)   # the scheduler's frontier (FrontierScheduler.open)
+        shared = getattr(self.crawler.spider, "shared", None)  # the scheduler's frontier (FrontierScheduler.open)
         if shared is not None and shared.given_up:  # the worker is closing: no Redis call (seconds of retries each)
             return None
         try:
@@ -370,6 +403,7 @@ class SharedHostDelayMiddleware:
             wait = self.delay
         if wait > 0:
             from twisted.internet import reactor  # the one Scrapy installed
+
             self.crawler.stats.inc_value("frontier/host_delay_s", round(wait, 3))
             await maybe_deferred_to_future(task.deferLater(reactor, wait, lambda: None))
         return None

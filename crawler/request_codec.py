@@ -14,9 +14,11 @@ worker. Here a member is UTF-8 JSON of Scrapy's request dict (`Request.to_dict`)
 
 Decoding rebuilds a plain `scrapy.Request` (no request class is ever loaded by name) for an http(s) URL, whose
 callback and errback must be the spider's own `parse*` methods or its errback `page_failed`, and whose meta sets no
-key that changes how it is fetched (`proxy`, `dont_obey_robotstxt`, `allow_offsite`, ...: UNSAFE_META). A member that fails any of this is poison
-(`PoisonMember` with a short reason): the scheduler moves it to `<key>:poison` and counts it (crawler.redis_backend).
+key that changes how it is fetched (`proxy`, `dont_obey_robotstxt`, `allow_offsite`, ...: UNSAFE_META). A member
+that fails any of this is poison (`PoisonMember` with a short reason): the scheduler moves it to `<key>:poison`
+and counts it (crawler.redis_backend).
 """
+
 from __future__ import annotations
 
 import base64
@@ -33,14 +35,44 @@ MAX_MEMBER_BYTES = 8 * 1024 * 1024
 CALLBACK_PREFIX = "parse"
 ERRBACKS = ("page_failed",)
 _TAG = "$t"
-REQUEST_KEYS = frozenset({"url", "callback", "errback", "headers", "method", "body", "cookies", "meta", "encoding",
-                          "priority", "dont_filter", "flags", "cb_kwargs"})
+REQUEST_KEYS = frozenset(
+    {
+        "url",
+        "callback",
+        "errback",
+        "headers",
+        "method",
+        "body",
+        "cookies",
+        "meta",
+        "encoding",
+        "priority",
+        "dont_filter",
+        "flags",
+        "cb_kwargs",
+    }
+)
 _FIELDS = {"url": str, "method": str, "priority": int, "dont_filter": bool, "encoding": str}
 # request.meta keys that would change where or how a worker fetches (a proxy, robots.txt, offsite, limits): a
 # request of this crawl never carries them, so a member that does is poison
-UNSAFE_META = frozenset({"proxy", "_auth_proxy", "bindaddress", "dont_obey_robotstxt", "allow_offsite",
-                         "download_maxsize", "download_warnsize", "handle_httpstatus_all", "handle_httpstatus_list",
-                         "dont_merge_cookies", "cookiejar", "ftp_user", "ftp_password", "dont_proxy"})
+UNSAFE_META = frozenset(
+    {
+        "proxy",
+        "_auth_proxy",
+        "bindaddress",
+        "dont_obey_robotstxt",
+        "allow_offsite",
+        "download_maxsize",
+        "download_warnsize",
+        "handle_httpstatus_all",
+        "handle_httpstatus_list",
+        "dont_merge_cookies",
+        "cookiejar",
+        "ftp_user",
+        "ftp_password",
+        "dont_proxy",
+    }
+)
 
 
 class PoisonMember(ValueError):
@@ -186,12 +218,21 @@ def decode_request(member: Any, spider) -> Request:
         except (UnicodeDecodeError, ValueError):
             raise PoisonMember("not_json") from None
         data = _check_shape(from_json_safe(raw))
-        return Request(url=data["url"], callback=_method(spider, data.get("callback"), False),
-                       errback=_method(spider, data.get("errback"), True), method=data.get("method", "GET"),
-                       headers=data.get("headers"), body=data.get("body"), cookies=data.get("cookies"),
-                       meta=data.get("meta"), encoding=data.get("encoding", "utf-8"),
-                       priority=data.get("priority", 0), dont_filter=data.get("dont_filter", False),
-                       flags=data.get("flags"), cb_kwargs=data.get("cb_kwargs"))
+        return Request(
+            url=data["url"],
+            callback=_method(spider, data.get("callback"), False),
+            errback=_method(spider, data.get("errback"), True),
+            method=data.get("method", "GET"),
+            headers=data.get("headers"),
+            body=data.get("body"),
+            cookies=data.get("cookies"),
+            meta=data.get("meta"),
+            encoding=data.get("encoding", "utf-8"),
+            priority=data.get("priority", 0),
+            dont_filter=data.get("dont_filter", False),
+            flags=data.get("flags"),
+            cb_kwargs=data.get("cb_kwargs"),
+        )
     except PoisonMember:
         raise
     except RecursionError:

@@ -10,6 +10,7 @@ A partial file is trusted only when `<JOBDIR>/zol_partial_arguments.json` shows 
 the same arguments (another product list or mirror would mix two crawls), and each of its records only when
 every image it lists is on disk with its checksum (a record whose files are gone is crawled again).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,8 +66,8 @@ def _file_is_whole(path: Path, checksum: str | None) -> bool:
 
 @dataclass
 class ResumeState:
-    records: dict[str, dict] = field(default_factory=dict)   # trusted: skipped by the spider, merged at close
-    untrusted: list[str] = field(default_factory=list)       # review ids whose image files are missing or torn
+    records: dict[str, dict] = field(default_factory=dict)  # trusted: skipped by the spider, merged at close
+    untrusted: list[str] = field(default_factory=list)  # review ids whose image files are missing or torn
 
 
 def check_arguments(jobdir: str | None, arguments: dict) -> None:
@@ -81,8 +82,10 @@ def check_arguments(jobdir: str | None, arguments: dict) -> None:
     if before != arguments:
         differ = sorted(k for k in set(arguments) | set(before or {}) if (before or {}).get(k) != arguments.get(k))
         what = f"other arguments ({', '.join(differ)})" if before is not None else "unknown arguments"
-        raise ResumeMismatch(f"JOBDIR {jobdir} holds a partial crawl made with {what}; resume it with the same "
-                             f"arguments, or use another JOBDIR (or delete {partial})")
+        raise ResumeMismatch(
+            f"JOBDIR {jobdir} holds a partial crawl made with {what}; resume it with the same "
+            f"arguments, or use another JOBDIR (or delete {partial})"
+        )
 
 
 def load_resume(jobdir: str | None, arguments: dict, images_dir: Path) -> ResumeState:
@@ -91,8 +94,10 @@ def load_resume(jobdir: str | None, arguments: dict, images_dir: Path) -> Resume
     state = ResumeState()
     for review_id, record in read_partial(partial_path(jobdir)).items():
         images = record.get("images") or []
-        if all(isinstance(i, dict) and i.get("path") and _file_is_whole(images_dir / i["path"], i.get("checksum"))
-               for i in images):
+        if all(
+            isinstance(i, dict) and i.get("path") and _file_is_whole(images_dir / i["path"], i.get("checksum"))
+            for i in images
+        ):
             state.records[review_id] = record
         else:
             state.untrusted.append(review_id)

@@ -1,4 +1,5 @@
 """Scrapy settings of the `zol` crawler: polite by default; `crawler.crawl` switches politeness off for the mirror."""
+
 from __future__ import annotations
 
 import os
@@ -81,7 +82,7 @@ SCHEDULER = "crawler.resume.MemoryQueueScheduler"
 # workers on any machines share the queue, the dupefilter, the counters and the per-host delay
 ZOL_BACKEND = os.environ.get("ZOL_BACKEND", "local")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-ZOL_REDIS_KEY = os.environ.get("ZOL_REDIS_KEY", "zol")            # the crawl's namespace in Redis
+ZOL_REDIS_KEY = os.environ.get("ZOL_REDIS_KEY", "zol")  # the crawl's namespace in Redis
 ZOL_REDIS_WORKER_TTL = float(os.environ.get("ZOL_REDIS_WORKER_TTL", "30"))  # s without a heartbeat: dead
 ZOL_REDIS_HOST_DELAY = 1.0  # s between two requests to a host, crawl-wide (replaces DOWNLOAD_DELAY); 0 = none
 if ZOL_BACKEND == "redis":

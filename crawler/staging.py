@@ -12,6 +12,7 @@ goes through `CrawlOutput`:
 Under `dvc repro` DVC itself deletes `out` (a stage's non-persist output) before the stage runs: a failed crawl then
 says so, and how to get the last good one back (`previous_output_note`).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -38,8 +39,10 @@ def previous_output_note(out: Path) -> str:
     ran, and `dvc checkout` of that stage restores the output its dvc.lock records."""
     stage = os.environ.get("DVC_STAGE")
     if stage:
-        return (f"DVC removed {out} before the stage ran; `dvc checkout {stage}` restores the last good crawl from "
-                f"DVC's cache")
+        return (
+            f"DVC removed {out} before the stage ran; `dvc checkout {stage}` restores the last good crawl from "
+            f"DVC's cache"
+        )
     return f"{out} left unchanged"
 
 
@@ -52,7 +55,7 @@ class CrawlOutput:
         self.lock_path = self.out.with_name(f".{self.out.name}.lock")
         self._lock: IO | None = None
 
-    def acquire(self, keep_partial: bool = False) -> "CrawlOutput":
+    def acquire(self, keep_partial: bool = False) -> CrawlOutput:
         """Take the lock, check `out`, and start from an empty staging folder unless `keep_partial` (a resume)."""
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         handle = self._take_lock()
@@ -79,8 +82,10 @@ class CrawlOutput:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 handle.close()
-                raise UserError(f"another crawl is writing {self.out} (it holds {self.lock_path}): wait for it to "
-                                f"end or crawl into another folder") from None
+                raise UserError(
+                    f"another crawl is writing {self.out} (it holds {self.lock_path}): wait for it to "
+                    f"end or crawl into another folder"
+                ) from None
             try:
                 if os.stat(self.lock_path).st_ino == os.fstat(handle.fileno()).st_ino:
                     return handle
@@ -91,8 +96,9 @@ class CrawlOutput:
     def commit(self) -> None:
         """The crawl succeeded: its staging folder becomes `out`."""
         if not (self.staging / REVIEWS_FILE).is_file():
-            raise UserError(f"the crawl ended without writing {self.staging / REVIEWS_FILE}; "
-                            f"{previous_output_note(self.out)}")
+            raise UserError(
+                f"the crawl ended without writing {self.staging / REVIEWS_FILE}; {previous_output_note(self.out)}"
+            )
         replace_dir(self.staging, self.out)
 
     def release(self) -> None:
@@ -101,7 +107,7 @@ class CrawlOutput:
             self._lock.close()  # closing the file drops the flock
             self._lock = None
 
-    def __enter__(self) -> "CrawlOutput":
+    def __enter__(self) -> CrawlOutput:
         return self.acquire() if self._lock is None else self
 
     def __exit__(self, *exc) -> None:

@@ -1,4 +1,5 @@
 """URL patterns of ZOL's mobile-phone channel (docs/zol-site.md), shared by the spider and the mirror generator."""
+
 from __future__ import annotations
 
 import re
@@ -71,7 +72,7 @@ def absolute(url: str) -> str:
     if url.startswith("//"):
         return "https:" + url
     if url.startswith("http://"):
-        return "https://" + url[len("http://"):]
+        return "https://" + url[len("http://") :]
     return url
 
 

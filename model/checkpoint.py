@@ -5,6 +5,7 @@ without its vocabulary, tensors of other shapes) is one clear error, never a tra
 first built on PyTorch's meta device (no memory) and its shapes compared with the stored tensors, so sizes in a
 hostile config cannot make it allocate more than the file itself holds. Loaded with torch.load(weights_only=True).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,8 +54,13 @@ def check_labels(ckpt: dict) -> int:
     """The number of classes; labels.class_scores must be increasing scores 1..10."""
     labels = ckpt.get("labels")
     scores = labels.get("class_scores") if isinstance(labels, dict) else None
-    _need(isinstance(scores, list) and len(scores) >= 2 and all(_is_int(s) and 1 <= s <= 10 for s in scores)
-          and scores == sorted(set(scores)), "labels.class_scores is not an increasing list of scores 1..10")
+    _need(
+        isinstance(scores, list)
+        and len(scores) >= 2
+        and all(_is_int(s) and 1 <= s <= 10 for s in scores)
+        and scores == sorted(set(scores)),
+        "labels.class_scores is not an increasing list of scores 1..10",
+    )
     return len(scores)
 
 
@@ -65,20 +71,28 @@ def check_state(state, reference: dict[str, torch.Tensor], name: str) -> None:
     _need(not missing and not extra, f"{name} lacks {missing[:3]} or has unknown {extra[:3]}")
     for key, expected in reference.items():
         value = state[key]
-        _need(isinstance(value, torch.Tensor) and tuple(value.shape) == tuple(expected.shape),
-              f"{name}.{key} is not a tensor of shape {tuple(expected.shape)}")
+        _need(
+            isinstance(value, torch.Tensor) and tuple(value.shape) == tuple(expected.shape),
+            f"{name}.{key} is not a tensor of shape {tuple(expected.shape)}",
+        )
         if expected.is_floating_point():
             _finite_tensor(value, f"{name}.{key}")
 
 
 def check_config_types(config) -> None:
     """Every size an integer, every rate a number, every switch a boolean (the dataclass does not check types)."""
-    kinds = {"int": _is_int, "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-             and math.isfinite(v), "bool": lambda v: isinstance(v, bool), "str": lambda v: isinstance(v, str)}
+    kinds = {
+        "int": _is_int,
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+    }
     for spec in dataclasses.fields(config):
         check = kinds.get(str(spec.type))
-        _need(check is None or check(getattr(config, spec.name)),
-              f"config.{spec.name} is {getattr(config, spec.name)!r}, not of type {spec.type}")
+        _need(
+            check is None or check(getattr(config, spec.name)),
+            f"config.{spec.name} is {getattr(config, spec.name)!r}, not of type {spec.type}",
+        )
 
 
 def check_neural(ckpt: dict, family: str, num_classes: int) -> None:
@@ -87,7 +101,7 @@ def check_neural(ckpt: dict, family: str, num_classes: int) -> None:
     _need(isinstance(config, dict), "config is not a dict")
     config_class, model_class = FAMILIES[family]
     try:
-        with torch.device("meta"):   # shapes only: a config naming huge sizes allocates nothing
+        with torch.device("meta"):  # shapes only: a config naming huge sizes allocates nothing
             skeleton = model_class(config_class(**{"word_evidence": False, **config} if family == "mimn" else config))
     except (TypeError, ValueError, RuntimeError, OverflowError, ZeroDivisionError, AttributeError) as exc:
         raise BadCheckpoint(f"config does not build a {family} model: {exc}") from None
@@ -117,15 +131,22 @@ def check_linear(data, num_classes: int, name: str = "linear") -> None:
     """The linear baseline's tables (LinearModel.to_checkpoint) fit one another and the labels."""
     _need(isinstance(data, dict), f"{name} is not a dict")
     features = data.get("features")
-    _need(isinstance(features, list) and all(isinstance(f, str) for f in features), f"{name}.features is not a list of strings")
+    _need(
+        isinstance(features, list) and all(isinstance(f, str) for f in features),
+        f"{name}.features is not a list of strings",
+    )
     idf = _finite_tensor(data.get("idf"), f"{name}.idf", dims=1)
     coef = _finite_tensor(data.get("coef"), f"{name}.coef", dims=2)
     intercept = _finite_tensor(data.get("intercept"), f"{name}.intercept", dims=1)
     classes = data.get("classes")
     _need(len(idf) == len(features) == coef.shape[1], f"{name}.idf, .coef and .features disagree on the feature count")
-    _need(isinstance(classes, list) and len(classes) == coef.shape[0] == len(intercept) >= 1
-          and all(_is_int(c) and 0 <= c < num_classes for c in classes) and len(set(classes)) == len(classes),
-          f"{name}.classes does not match {name}.coef and the labels")
+    _need(
+        isinstance(classes, list)
+        and len(classes) == coef.shape[0] == len(intercept) >= 1
+        and all(_is_int(c) and 0 <= c < num_classes for c in classes)
+        and len(set(classes)) == len(classes),
+        f"{name}.classes does not match {name}.coef and the labels",
+    )
     _need(data.get("num_classes") == num_classes, f"{name}.num_classes is not {num_classes}")
     c = data.get("c")
     _need(_is_number(c) and math.isfinite(c), f"{name}.c is not a number")
@@ -134,15 +155,20 @@ def check_linear(data, num_classes: int, name: str = "linear") -> None:
 def check_evaluation_fields(ckpt: dict, num_classes: int) -> None:
     """What the evaluate stage reads besides the model: class counts, seed, epoch and history."""
     counts = ckpt.get("train_class_counts")
-    _need(isinstance(counts, list) and len(counts) == num_classes and all(_is_int(c) and c >= 0 for c in counts),
-          f"train_class_counts is not a list of {num_classes} counts")
+    _need(
+        isinstance(counts, list) and len(counts) == num_classes and all(_is_int(c) and c >= 0 for c in counts),
+        f"train_class_counts is not a list of {num_classes} counts",
+    )
     train = (ckpt.get("params") or {}).get("train") if isinstance(ckpt.get("params"), dict) else None
     _need(isinstance(train, dict) and _is_int(train.get("seed")), "params.train.seed is not an integer")
     _need(_is_int(ckpt.get("epoch")), "epoch is not an integer")
     history = ckpt.get("history")
-    _need(isinstance(history, list) and all(isinstance(row, dict) and all(_is_number(row.get(key)) for key in HISTORY_KEYS)
-                                            for row in history), f"history is not a list of rows of {', '.join(HISTORY_KEYS)}")
-    if ckpt.get("linear_baseline") is not None:   # the linear baseline train fitted for MIMN's wide path
+    _need(
+        isinstance(history, list)
+        and all(isinstance(row, dict) and all(_is_number(row.get(key)) for key in HISTORY_KEYS) for row in history),
+        f"history is not a list of rows of {', '.join(HISTORY_KEYS)}",
+    )
+    if ckpt.get("linear_baseline") is not None:  # the linear baseline train fitted for MIMN's wide path
         check_linear(ckpt["linear_baseline"], num_classes, "linear_baseline")
 
 
@@ -150,8 +176,10 @@ def check_checkpoint(ckpt, for_evaluation: bool = False) -> str:
     """The checkpoint's family, or BadCheckpoint saying what is wrong."""
     _need(isinstance(ckpt, dict), f"it holds a {type(ckpt).__name__}, not a dict")
     family = ckpt.get("family", DEFAULT_FAMILY)
-    _need(family == LINEAR_FAMILY or (isinstance(family, str) and family in FAMILIES),
-          f"family {str(family)[:40]!r} is none of {', '.join([*FAMILIES, LINEAR_FAMILY])}")
+    _need(
+        family == LINEAR_FAMILY or (isinstance(family, str) and family in FAMILIES),
+        f"family {str(family)[:40]!r} is none of {', '.join([*FAMILIES, LINEAR_FAMILY])}",
+    )
     num_classes = check_labels(ckpt)
     if family == LINEAR_FAMILY:
         check_linear(ckpt.get("linear"), num_classes)

@@ -5,6 +5,7 @@ left out of params.yaml behaves exactly as the shipped params. Unknown keys (a m
 values of the wrong type (a seed that is not a number) and values out of range (batch size 0, a negative
 learning rate) are one-line UserErrors naming the key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,26 +31,28 @@ WIDE_INITS: tuple[str, ...] = ("linear", "zero")
 class MIMNConfig:
     vocab_size: int
     num_classes: int
-    embed_dim: int = 100          # Dtext (300 in the paper)
-    hidden_dim: int = 50          # Dh, each LSTM direction (100 in the paper)
-    max_text_len: int = 320       # L
-    max_aspect_len: int = 4       # N
-    max_images: int = 5           # K
-    image_dim: int = 2048         # ResNet-50 pooled features
-    hops: int = 3                 # H
+    embed_dim: int = 100  # Dtext (300 in the paper)
+    hidden_dim: int = 50  # Dh, each LSTM direction (100 in the paper)
+    max_text_len: int = 320  # L
+    max_aspect_len: int = 4  # N
+    max_images: int = 5  # K
+    image_dim: int = 2048  # ResNet-50 pooled features
+    hops: int = 3  # H
     dropout: float = 0.5
-    variant: str = "mimn"         # the paper's Table 4: mimn | self | text2img | img2text
+    variant: str = "mimn"  # the paper's Table 4: mimn | self | text2img | img2text
     attention_score: str = "mlp"  # mlp: u·tanh(W[m, q] + b) | linear: tanh(w·[m, q] + b), see layers.MemoryAttention
-    word_evidence: bool = True    # add the wide path's logits (model/word_evidence.py), an extension of the paper
-    wide_dropout: float = 0.0     # share of the words the wide path drops in training
-    wide_pairs: int = 0           # rows of the wide path's (aspect, word) table (set by training, not a param)
-    wide_aspects: int = 0         # rows of its per-aspect bias table (set by training, not a param)
+    word_evidence: bool = True  # add the wide path's logits (model/word_evidence.py), an extension of the paper
+    wide_dropout: float = 0.0  # share of the words the wide path drops in training
+    wide_pairs: int = 0  # rows of the wide path's (aspect, word) table (set by training, not a param)
+    wide_aspects: int = 0  # rows of its per-aspect bias table (set by training, not a param)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         if self.attention_score not in ATTENTION_SCORES:
-            raise ValueError(f"attention_score must be one of {', '.join(ATTENTION_SCORES)}, got {self.attention_score!r}")
+            raise ValueError(
+                f"attention_score must be one of {', '.join(ATTENTION_SCORES)}, got {self.attention_score!r}"
+            )
         if not 1 <= self.hops <= MAX_HOPS:
             raise ValueError(f"hops must be 1..{MAX_HOPS}, got {self.hops}")
         if self.wide_pairs < 0 or self.wide_aspects < 0:
@@ -57,23 +60,33 @@ class MIMNConfig:
         for name in ("dropout", "wide_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("vocab_size", "num_classes", "embed_dim", "hidden_dim", "max_text_len",
-                     "max_aspect_len", "max_images", "image_dim"):
+        for name in (
+            "vocab_size",
+            "num_classes",
+            "embed_dim",
+            "hidden_dim",
+            "max_text_len",
+            "max_aspect_len",
+            "max_images",
+            "image_dim",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     @classmethod
-    def from_params(cls, model_params: dict, vocab_size: int, num_classes: int) -> "MIMNConfig":
+    def from_params(cls, model_params: dict, vocab_size: int, num_classes: int) -> MIMNConfig:
         """A config from params.yaml's `model` section (checked by ModelParams first)."""
         known = {f.name for f in fields(cls)} - {"vocab_size", "num_classes"}
-        return cls(vocab_size=vocab_size, num_classes=num_classes,
-                   **{k: v for k, v in model_params.items() if k in known})
+        return cls(
+            vocab_size=vocab_size, num_classes=num_classes, **{k: v for k, v in model_params.items() if k in known}
+        )
 
 
 @dataclass(frozen=True)
 class ModelParams:
     """params.yaml `model`: which model family, MIMN's sizes, and the linear baseline's C grid."""
-    family: str = "mimn"          # a neural family (model/families.py) | linear (TF-IDF + aspect-conjoined LR)
+
+    family: str = "mimn"  # a neural family (model/families.py) | linear (TF-IDF + aspect-conjoined LR)
     variant: str = "mimn"
     hops: int = 3
     embed_dim: int = 100
@@ -85,15 +98,17 @@ class ModelParams:
     dropout: float = 0.5
     attention_score: str = "mlp"
     word_evidence: bool = True
-    wide_init: str = "linear"     # linear: the wide path starts as the fitted linear baseline | zero
+    wide_init: str = "linear"  # linear: the wide path starts as the fitted linear baseline | zero
     wide_dropout: float = 0.0
-    linear_c: tuple = (0.1, 0.3, 1.0, 3.0, 10.0)   # inverse regularisation strengths tried; the best on dev is kept
+    linear_c: tuple = (0.1, 0.3, 1.0, 3.0, 10.0)  # inverse regularisation strengths tried; the best on dev is kept
 
     def check(self) -> None:
         one_of("model", "family", self.family, FAMILIES)
         one_of("model", "wide_init", self.wide_init, WIDE_INITS)
         if not self.linear_c or any(c <= 0 for c in self.linear_c):
-            raise UserError(f"params.yaml: 'model.linear_c' must be a non-empty list of numbers > 0, got {list(self.linear_c)}")
+            raise UserError(
+                f"params.yaml: 'model.linear_c' must be a non-empty list of numbers > 0, got {list(self.linear_c)}"
+            )
         try:
             MIMNConfig.from_params(self.mimn_section(), vocab_size=1, num_classes=2)
         except ValueError as exc:
@@ -107,12 +122,13 @@ class ModelParams:
 @dataclass(frozen=True)
 class EmbeddingParams:
     """params.yaml `embeddings`: initial word vectors and how fast they may move."""
-    source: str = "sgns"          # sgns | random | path to a word2vec text file
+
+    source: str = "sgns"  # sgns | random | path to a word2vec text file
     epochs: int = 10
     window: int = 5
     negative: int = 5
     min_count: int = 1
-    lr_scale: float = 0.1         # embedding learning rate = train.lr * lr_scale; 0 freezes the vectors
+    lr_scale: float = 0.1  # embedding learning rate = train.lr * lr_scale; 0 freezes the vectors
 
     def check(self) -> None:
         for name in ("epochs", "window", "negative", "min_count"):
@@ -123,14 +139,15 @@ class EmbeddingParams:
 @dataclass(frozen=True)
 class TrainParams:
     """params.yaml `train`: optimisation, model selection, seeds."""
+
     seed: int = 42
-    repeats: int = 1              # train this many models (seeds seed, seed+1, ...); metrics/test.json gets mean ± std
+    repeats: int = 1  # train this many models (seeds seed, seed+1, ...); metrics/test.json gets mean ± std
     classes: int = 10
     lr: float = 0.005
     weight_decay: float = 0.0
     wide_weight_decay: float = 0.0
-    wide_lr_scale: float = 1.0    # the wide path learns at lr * wide_lr_scale; 0 keeps it as initialised
-    wide_folds: int = 0           # >= 2: train the deep part beside out-of-fold linear logits (wide path fixed); 0: off
+    wide_lr_scale: float = 1.0  # the wide path learns at lr * wide_lr_scale; 0 keeps it as initialised
+    wide_folds: int = 0  # >= 2: train the deep part beside out-of-fold linear logits (wide path fixed); 0: off
     lr_schedule: str = "constant"
     batch_size: int = 128
     max_epochs: int = 8
@@ -144,7 +161,7 @@ class TrainParams:
     min_word_count: int = 1
     device: str = "auto"
     num_threads: int = 0
-    nproc: int = 1                # training processes on this machine (torchrun, DDP); see model/distributed.py
+    nproc: int = 1  # training processes on this machine (torchrun, DDP); see model/distributed.py
 
     def check(self) -> None:
         for name in ("repeats", "batch_size", "max_epochs", "patience", "min_word_count", "nproc"):
@@ -193,7 +210,7 @@ def _coerce(section: str, key: str, value: Any, kind: str) -> Any:
             raise UserError(f"{where} must be a whole number, got {value!r}")
         return int(value)
     if kind == "float":
-        if isinstance(value, str):   # YAML reads 5e-3 (no dot) as a string
+        if isinstance(value, str):  # YAML reads 5e-3 (no dot) as a string
             try:
                 return float(value)
             except ValueError:
@@ -219,8 +236,10 @@ def parse_section(cls, section: str, values: dict | None):
     kinds = {f.name: str(f.type) for f in fields(cls)}
     unknown = sorted(set(values) - set(kinds))
     if unknown:
-        raise UserError(f"params.yaml: unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
-                        f"valid keys: {', '.join(sorted(kinds))}")
+        raise UserError(
+            f"params.yaml: unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
+            f"valid keys: {', '.join(sorted(kinds))}"
+        )
     parsed = cls(**{k: _coerce(section, k, v, kinds[k]) for k, v in values.items()})
     parsed.check()
     return parsed
@@ -233,7 +252,9 @@ class Settings:
     train: TrainParams
 
     @classmethod
-    def from_params(cls, params: dict) -> "Settings":
-        return cls(parse_section(ModelParams, "model", params.get("model")),
-                   parse_section(EmbeddingParams, "embeddings", params.get("embeddings")),
-                   parse_section(TrainParams, "train", params.get("train")))
+    def from_params(cls, params: dict) -> Settings:
+        return cls(
+            parse_section(ModelParams, "model", params.get("model")),
+            parse_section(EmbeddingParams, "embeddings", params.get("embeddings")),
+            parse_section(TrainParams, "train", params.get("train")),
+        )

@@ -1,6 +1,6 @@
 """Multi-process training with torchrun and DistributedDataParallel (DDP).
 
-    torchrun --nproc-per-node 2 -m model.train             # or params.yaml train.nproc: 2 (dvc exp run -S train.nproc=2)
+    torchrun --nproc-per-node 2 -m model.train     # or params.yaml train.nproc: 2 (dvc exp run -S train.nproc=2)
     torchrun --nnodes 2 --node-rank R --rdzv-endpoint HOST:29500 --nproc-per-node 4 -m model.train   # several machines
 
 torchrun starts the processes and sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR/PORT; this
@@ -19,12 +19,13 @@ How a run is split (world size W > 1):
 - Training metrics (loss, accuracy, F1, pairs/s) are over every rank's pairs (an all-gather per epoch).
 - Only rank 0 writes the checkpoint, the curve and metrics/train.json, and prints.
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-DROPOUT_SEED_STRIDE = 10_007   # rank r's dropout generator: seed + r * stride (rank 0 keeps the seed itself)
+DROPOUT_SEED_STRIDE = 10_007  # rank r's dropout generator: seed + r * stride (rank 0 keeps the seed itself)
 
 
 def launched() -> bool:
@@ -64,7 +65,9 @@ def setup(device: torch.device, num_threads: int) -> torch.device:
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None
+    )
     if num_threads == 0:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
@@ -78,8 +81,16 @@ def teardown() -> None:
 
 def relaunch(nproc: int, module: str, argv: Sequence[str]) -> int:
     """`python -m module argv` as `nproc` processes on this machine, through torchrun; its exit status."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", module, *argv]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        module,
+        *argv,
+    ]
     return subprocess.run(command, check=False).returncode
 
 
@@ -100,7 +111,7 @@ class ShardedBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.batches:
-            share = list(batch[self.rank::self.world])
+            share = list(batch[self.rank :: self.world])
             yield share or [batch[self.rank % len(batch)]]
 
 
@@ -108,8 +119,12 @@ def shard_loader(loader: DataLoader) -> DataLoader:
     """A training loader that yields this rank's share of each of `loader`'s batches; `loader` with one process."""
     if world_size() == 1:
         return loader
-    return DataLoader(loader.dataset, batch_sampler=ShardedBatchSampler(loader.batch_sampler, rank(), world_size()),
-                      collate_fn=loader.collate_fn, num_workers=loader.num_workers)
+    return DataLoader(
+        loader.dataset,
+        batch_sampler=ShardedBatchSampler(loader.batch_sampler, rank(), world_size()),
+        collate_fn=loader.collate_fn,
+        num_workers=loader.num_workers,
+    )
 
 
 def wrap_model(model: nn.Module, device: torch.device, seed: int) -> nn.Module:
@@ -121,14 +136,15 @@ def wrap_model(model: nn.Module, device: torch.device, seed: int) -> nn.Module:
     model.to(device)
     torch.manual_seed(seed + rank() * DROPOUT_SEED_STRIDE)
     # find_unused_parameters: a variant or a batch may leave some parameters without a gradient
-    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                               find_unused_parameters=True)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+    )
 
 
 def unwrap_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A DDP model's state dict (keys `module.*`) as the plain model's; unchanged otherwise."""
     if state and all(k.startswith("module.") for k in state):
-        return {k[len("module."):]: v for k, v in state.items()}
+        return {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -138,8 +154,11 @@ def gather_epoch(loss_sum: float, y_pred: np.ndarray, y_true: np.ndarray) -> tup
         return loss_sum, y_pred, y_true
     parts: list = [None] * world_size()
     dist.all_gather_object(parts, (loss_sum, y_pred, y_true))
-    return (float(sum(p[0] for p in parts)), np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]))
+    return (
+        float(sum(p[0] for p in parts)),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+    )
 
 
 def agree(score: float) -> float:

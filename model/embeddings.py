@@ -1,27 +1,28 @@
 """Initial word vectors: skip-gram (SGNS) trained on the training split, a word2vec text file, or random."""
+
 from __future__ import annotations
 
 import dataclasses
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
 
+from common.errors import UserError
 from model.config import EmbeddingParams
 from model.vocab import PAD_ID, Vocab
-from common.errors import UserError
 
 SPECIAL = 2  # <pad>, <unk>
 
 
 @dataclass
 class WordVectors:
-    weights: torch.Tensor   # (len(vocab), dim); row 0 (<pad>) is zeros
-    found: int              # vocabulary words (not <pad>/<unk>) that got a trained/loaded vector
-    skipped_nonfinite: int = 0   # vectors in the file with NaN or Inf: skipped (those words keep a random vector)
+    weights: torch.Tensor  # (len(vocab), dim); row 0 (<pad>) is zeros
+    found: int  # vocabulary words (not <pad>/<unk>) that got a trained/loaded vector
+    skipped_nonfinite: int = 0  # vectors in the file with NaN or Inf: skipped (those words keep a random vector)
 
     def coverage(self) -> float:
         total = self.weights.shape[0] - SPECIAL
@@ -40,15 +41,27 @@ def random_vectors(vocab_size: int, dim: int, seed: int) -> np.ndarray:
     return weights
 
 
-def train_sgns(sentences: list[list[str]], dim: int, seed: int, window: int, negative: int,
-               min_count: int, epochs: int) -> dict[str, np.ndarray]:
+def train_sgns(
+    sentences: list[list[str]], dim: int, seed: int, window: int, negative: int, min_count: int, epochs: int
+) -> dict[str, np.ndarray]:
     from gensim.models import Word2Vec  # imported here: slow to import and needed only for sgns
 
     sentences = [[str(t) for t in s] for s in sentences if len(s)]
     if not sentences:
         return {}
-    model = Word2Vec(sentences=sentences, vector_size=dim, sg=1, negative=negative, hs=0, window=window,
-                     min_count=min_count, epochs=epochs, seed=seed, workers=1, hashfxn=stable_hash)
+    model = Word2Vec(
+        sentences=sentences,
+        vector_size=dim,
+        sg=1,
+        negative=negative,
+        hs=0,
+        window=window,
+        min_count=min_count,
+        epochs=epochs,
+        seed=seed,
+        workers=1,
+        hashfxn=stable_hash,
+    )
     return {word: model.wv[word] for word in model.wv.index_to_key}
 
 
@@ -66,8 +79,10 @@ def read_word2vec_text(path: str | Path, wanted: set[str], dim: int) -> tuple[di
             if line_no == 1 and len(parts) == 2:
                 continue  # header
             if len(parts) != dim + 1:
-                raise UserError(f"{path}:{line_no} has {len(parts) - 1} numbers, expected model.embed_dim={dim}; "
-                                "use vectors of that size or change model.embed_dim")
+                raise UserError(
+                    f"{path}:{line_no} has {len(parts) - 1} numbers, expected model.embed_dim={dim}; "
+                    "use vectors of that size or change model.embed_dim"
+                )
             if parts[0] in wanted:
                 try:
                     vector = np.asarray(parts[1:], dtype=np.float32)
@@ -80,23 +95,32 @@ def read_word2vec_text(path: str | Path, wanted: set[str], dim: int) -> tuple[di
     return vectors, skipped
 
 
-def build_word_vectors(vocab: Vocab, source: str, dim: int, seed: int, train_sentences: Iterable[list[str]],
-                       sgns_params: dict) -> WordVectors:
+def build_word_vectors(
+    vocab: Vocab, source: str, dim: int, seed: int, train_sentences: Iterable[list[str]], sgns_params: dict
+) -> WordVectors:
     """Word vectors for the vocabulary; words without a trained/loaded vector keep a seeded random one."""
-    sgns_params = {**dataclasses.asdict(EmbeddingParams()), **sgns_params}   # params.yaml's defaults
+    sgns_params = {**dataclasses.asdict(EmbeddingParams()), **sgns_params}  # params.yaml's defaults
     weights = random_vectors(len(vocab), dim, seed)
     skipped = 0
     if source == "random":
         found: dict[str, np.ndarray] = {}
     elif source == "sgns":
-        found = train_sgns(list(train_sentences), dim, seed, window=int(sgns_params["window"]),
-                           negative=int(sgns_params["negative"]), min_count=int(sgns_params["min_count"]),
-                           epochs=int(sgns_params["epochs"]))
+        found = train_sgns(
+            list(train_sentences),
+            dim,
+            seed,
+            window=int(sgns_params["window"]),
+            negative=int(sgns_params["negative"]),
+            min_count=int(sgns_params["min_count"]),
+            epochs=int(sgns_params["epochs"]),
+        )
     else:
         found, skipped = read_word2vec_text(source, set(vocab.tokens[SPECIAL:]), dim)
         if skipped:
-            print(f"warning: {source}: {skipped} vector(s) with NaN or Inf skipped; those words keep random vectors",
-                  flush=True)
+            print(
+                f"warning: {source}: {skipped} vector(s) with NaN or Inf skipped; those words keep random vectors",
+                flush=True,
+            )
     hits = 0
     for i, token in enumerate(vocab.tokens[SPECIAL:], start=SPECIAL):
         if token in found:

@@ -3,6 +3,7 @@
 Every family takes MIMN's forward signature, so the training loop, the train and evaluate stages and the metrics
 are the same for all; a checkpoint stores its family and config, and `rebuild_model` makes the right class again.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,9 @@ def _family_classes(family: str) -> tuple[type, type[nn.Module]]:
     return FAMILIES[family]
 
 
-def build_model(family: str, model_params: dict, vocab_size: int, num_classes: int,
-                embedding_weights: torch.Tensor | None = None) -> nn.Module:
+def build_model(
+    family: str, model_params: dict, vocab_size: int, num_classes: int, embedding_weights: torch.Tensor | None = None
+) -> nn.Module:
     """A fresh model of `family` sized by params.yaml's `model` section, with the word vectors loaded last."""
     config_class, model_class = _family_classes(family)
     try:
@@ -70,7 +72,7 @@ def rebuild_model(ckpt: dict) -> nn.Module:
     family = str(ckpt.get("family", DEFAULT_FAMILY))
     config_class, model_class = _family_classes(family)
     config = dict(ckpt["config"])
-    if family == "mimn":   # checkpoints from before model.word_evidence existed hold a plain MIMN
+    if family == "mimn":  # checkpoints from before model.word_evidence existed hold a plain MIMN
         config.setdefault("word_evidence", False)
     model = model_class(config_class(**config))
     model.load_state_dict(ckpt["model"])

@@ -6,6 +6,7 @@ no 7 or 9. Here a 7 or a 9 goes to the next listed score up (7 -> 8, 9 -> 10), m
 round-half-up convention of the clean stage; the checkpoint stores the map, so predictions are
 reported as the listed score of the predicted class.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,10 +19,10 @@ SCORES_8: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10)
 
 @dataclass(frozen=True)
 class LabelMap:
-    class_scores: tuple[int, ...]   # class index -> the score it stands for
+    class_scores: tuple[int, ...]  # class index -> the score it stands for
 
     @classmethod
-    def for_classes(cls, classes: int) -> "LabelMap":
+    def for_classes(cls, classes: int) -> LabelMap:
         if classes == 10:
             return cls(SCORES_10)
         if classes == 8:
@@ -49,5 +50,5 @@ class LabelMap:
         return {"class_scores": list(self.class_scores)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LabelMap":
+    def from_dict(cls, data: dict) -> LabelMap:
         return cls(tuple(int(s) for s in data["class_scores"]))

@@ -1,10 +1,10 @@
 """Building blocks: length masks, masked attention, and a packed Bi-LSTM encoder."""
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
 
 ATTENTION_SCORES: tuple[str, ...] = ("mlp", "linear")
 
@@ -34,7 +34,8 @@ class MemoryAttention(nn.Module):
     w_q q is the same at every position and tanh is monotonic, so the ranking of the positions can never depend
     on the query (the aspect); only the sharpness can. score `mlp` (the default) reads w as an MLP,
     h_i = u tanh(W [m_i, q] + b): the query shifts each hidden unit differently, so the aspect decides which
-    words are read (the "MLP score" of the attention literature); on the sample the linear reading plateaus at about 62 % training accuracy.
+    words are read (the "MLP score" of the attention literature); on the sample the linear reading plateaus at
+    about 62 % training accuracy.
     """
 
     def __init__(self, memory_dim: int, query_dim: int, score: str = "mlp") -> None:
@@ -56,7 +57,9 @@ class MemoryAttention(nn.Module):
             return torch.tanh(self.score(joint)).squeeze(-1)
         return self.score(torch.tanh(self.hidden(joint))).squeeze(-1)
 
-    def attend(self, memory: torch.Tensor, query: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def attend(
+        self, memory: torch.Tensor, query: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(read vector v (B, D), attention weights a (B, T)); masked positions weigh 0."""
         weights = masked_softmax(self.scores(memory, query), mask).to(memory.dtype)
         return torch.bmm(weights.unsqueeze(1), memory).squeeze(1), weights
@@ -88,7 +91,7 @@ class BiLSTMEncoder(nn.Module):
         self.forward_lstm = nn.LSTM(input_dim, hidden_dim, batch_first=True)
         self.backward_lstm = nn.LSTM(input_dim, hidden_dim, batch_first=True)
         self.output_dim = 2 * hidden_dim
-        self.packed = packed   # None: packed on GPU, unpacked on CPU
+        self.packed = packed  # None: packed on GPU, unpacked on CPU
 
     def _run(self, lstm: nn.LSTM, inputs: torch.Tensor, lengths: torch.Tensor, packed: bool) -> torch.Tensor:
         if not packed:
@@ -101,7 +104,8 @@ class BiLSTMEncoder(nn.Module):
         packed = inputs.is_cuda if self.packed is None else self.packed
         forward_states = self._run(self.forward_lstm, inputs, lengths, packed)
         backward_states = reverse_within_lengths(
-            self._run(self.backward_lstm, reverse_within_lengths(inputs, lengths), lengths, packed), lengths)
+            self._run(self.backward_lstm, reverse_within_lengths(inputs, lengths), lengths, packed), lengths
+        )
         outputs = torch.cat([forward_states, backward_states], dim=-1)
         return outputs * length_mask(lengths, inputs.size(1)).unsqueeze(-1).to(outputs.dtype)
 
@@ -132,8 +136,13 @@ def last_state(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return states.gather(1, index).squeeze(1) * (lengths > 0).to(states.device, states.dtype).unsqueeze(-1)
 
 
-def aspect_location_weights(text_ids: torch.Tensor, text_lengths: torch.Tensor, aspect_ids: torch.Tensor,
-                            aspect_lengths: torch.Tensor, ignore_ids: tuple[int, ...] = (0, 1)) -> torch.Tensor:
+def aspect_location_weights(
+    text_ids: torch.Tensor,
+    text_lengths: torch.Tensor,
+    aspect_ids: torch.Tensor,
+    aspect_lengths: torch.Tensor,
+    ignore_ids: tuple[int, ...] = (0, 1),
+) -> torch.Tensor:
     """(B, T) location weights w_i = 1 - d_i / n (MemNet's and RAM's), zeros on padding.
 
     d_i is the distance from word i to the nearest occurrence in the text of one of the aspect's words and n the

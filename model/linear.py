@@ -6,6 +6,7 @@ evidence for this aspect alone) and an aspect bias feature; TF-IDF with sublinea
 normalisation. The fitted model is stored as plain tensors and lists (no pickled sklearn object), so its
 checkpoint loads with torch.load(weights_only=True) like MIMN's.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from sklearn.preprocessing import normalize
 
 from model.metrics import classification_metrics
 
-ABSENT_CLASS_LOGIT = -20.0    # a class never seen in training: probability ~0, as predict_proba gives it
+ABSENT_CLASS_LOGIT = -20.0  # a class never seen in training: probability ~0, as predict_proba gives it
 
 
 def pair_features(tokens, aspect: str) -> list[str]:
@@ -30,16 +31,16 @@ def pair_features(tokens, aspect: str) -> list[str]:
 
 
 def _documents(frame: pd.DataFrame) -> list[list[str]]:
-    return [pair_features(t, a) for t, a in zip(frame["tokens"], frame["aspect"])]
+    return [pair_features(t, a) for t, a in zip(frame["tokens"], frame["aspect"], strict=False)]
 
 
 @dataclass
 class LinearModel:
-    features: list[str]        # feature name per column
-    idf: np.ndarray            # (F,)
-    coef: np.ndarray           # (C_present, F)
-    intercept: np.ndarray      # (C_present,)
-    classes: np.ndarray        # class index of each row of coef
+    features: list[str]  # feature name per column
+    idf: np.ndarray  # (F,)
+    coef: np.ndarray  # (C_present, F)
+    intercept: np.ndarray  # (C_present,)
+    classes: np.ndarray  # class index of each row of coef
     num_classes: int
     c: float
 
@@ -79,15 +80,27 @@ class LinearModel:
         return probs
 
     def to_checkpoint(self) -> dict:
-        return {"features": list(self.features), "idf": torch.from_numpy(self.idf.astype(np.float64)),
-                "coef": torch.from_numpy(self.coef.astype(np.float64)),
-                "intercept": torch.from_numpy(self.intercept.astype(np.float64)),
-                "classes": self.classes.tolist(), "num_classes": int(self.num_classes), "c": float(self.c)}
+        return {
+            "features": list(self.features),
+            "idf": torch.from_numpy(self.idf.astype(np.float64)),
+            "coef": torch.from_numpy(self.coef.astype(np.float64)),
+            "intercept": torch.from_numpy(self.intercept.astype(np.float64)),
+            "classes": self.classes.tolist(),
+            "num_classes": int(self.num_classes),
+            "c": float(self.c),
+        }
 
     @classmethod
-    def from_checkpoint(cls, data: dict) -> "LinearModel":
-        return cls(list(data["features"]), data["idf"].numpy(), data["coef"].numpy(), data["intercept"].numpy(),
-                   np.asarray(data["classes"], dtype=np.int64), int(data["num_classes"]), float(data["c"]))
+    def from_checkpoint(cls, data: dict) -> LinearModel:
+        return cls(
+            list(data["features"]),
+            data["idf"].numpy(),
+            data["coef"].numpy(),
+            data["intercept"].numpy(),
+            np.asarray(data["classes"], dtype=np.int64),
+            int(data["num_classes"]),
+            float(data["c"]),
+        )
 
 
 def fit_one(train: pd.DataFrame, y: np.ndarray, num_classes: int, c: float, seed: int) -> LinearModel:
@@ -96,14 +109,22 @@ def fit_one(train: pd.DataFrame, y: np.ndarray, num_classes: int, c: float, seed
     classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=3000, random_state=seed)
     classifier.fit(x, y)
     coef, intercept = classifier.coef_, classifier.intercept_
-    if len(classifier.classes_) == 2:   # sklearn keeps one row for two classes: expand to a softmax pair
+    if len(classifier.classes_) == 2:  # sklearn keeps one row for two classes: expand to a softmax pair
         coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
-    return LinearModel(list(vectorizer.get_feature_names_out()), vectorizer.idf_, coef, intercept,
-                       classifier.classes_.astype(np.int64), num_classes, c)
+    return LinearModel(
+        list(vectorizer.get_feature_names_out()),
+        vectorizer.idf_,
+        coef,
+        intercept,
+        classifier.classes_.astype(np.int64),
+        num_classes,
+        c,
+    )
 
 
-def out_of_fold_logits(train: pd.DataFrame, y: np.ndarray, num_classes: int, c: float, folds: int,
-                       seed: int) -> np.ndarray:
+def out_of_fold_logits(
+    train: pd.DataFrame, y: np.ndarray, num_classes: int, c: float, folds: int, seed: int
+) -> np.ndarray:
     """(n, num_classes) logits of each training pair from a model fitted on the other folds (folds by review, so a
     review's text is never both fitted and scored): what the model says of text it has not seen."""
     out = np.zeros((len(train), num_classes), np.float32)
@@ -114,8 +135,16 @@ def out_of_fold_logits(train: pd.DataFrame, y: np.ndarray, num_classes: int, c: 
     return out
 
 
-def fit_linear(train: pd.DataFrame, y_train: np.ndarray, dev: pd.DataFrame, y_dev: np.ndarray, num_classes: int,
-               c_grid, select_metric: str = "macro_f1", seed: int = 0) -> tuple[LinearModel, list[dict]]:
+def fit_linear(
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    dev: pd.DataFrame,
+    y_dev: np.ndarray,
+    num_classes: int,
+    c_grid,
+    select_metric: str = "macro_f1",
+    seed: int = 0,
+) -> tuple[LinearModel, list[dict]]:
     """The model whose C is best on dev by `select_metric` (loss: lowest dev cross-entropy), and every C's dev row."""
     best, best_score, rows = None, -np.inf, []
     for c in c_grid:

@@ -4,6 +4,7 @@ Scores are ordered: predicting 9 for a 10 is a smaller error than predicting 2, 
 alike. The ordinal term adds `weight` times the squared error between the expected score under the predicted
 distribution, sum_c p_c * score_c, and the true score, both divided by 10 (so the term lies in [0, 0.81]).
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,13 @@ LOSSES: tuple[str, ...] = ("ce", "ce+ordinal")
 
 
 class OrdinalCrossEntropy(nn.Module):
-    def __init__(self, class_scores: tuple[int, ...], weight: float, class_weights: torch.Tensor | None = None,
-                 label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        class_scores: tuple[int, ...],
+        weight: float,
+        class_weights: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__()
         self.cross_entropy = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
         self.register_buffer("scores", torch.tensor(class_scores, dtype=torch.float32) / 10.0)
@@ -26,8 +32,13 @@ class OrdinalCrossEntropy(nn.Module):
         return self.cross_entropy(logits, targets) + self.weight * F.mse_loss(expected, self.scores[targets])
 
 
-def make_loss(kind: str, class_scores: tuple[int, ...], ordinal_weight: float,
-              class_weights: torch.Tensor | None, label_smoothing: float) -> nn.Module:
+def make_loss(
+    kind: str,
+    class_scores: tuple[int, ...],
+    ordinal_weight: float,
+    class_weights: torch.Tensor | None,
+    label_smoothing: float,
+) -> nn.Module:
     if kind == "ce":
         return nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
     if kind == "ce+ordinal":

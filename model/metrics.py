@@ -1,11 +1,14 @@
 """Classification metrics, each named exactly."""
+
 from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
-PAPER_F1_NOTE = ("The paper's 'macro-F1' (60.51 on Multi-ZOL) is computed in its public code with "
-                 "sklearn f1_score(average='weighted'): compare it with weighted_f1, not macro_f1.")
+PAPER_F1_NOTE = (
+    "The paper's 'macro-F1' (60.51 on Multi-ZOL) is computed in its public code with "
+    "sklearn f1_score(average='weighted'): compare it with weighted_f1, not macro_f1."
+)
 
 
 def present_labels(y_true, y_pred) -> list[int]:

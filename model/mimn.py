@@ -5,6 +5,7 @@ Notation follows the paper: text memory M^T (Eqs. 1-4), aspect vector v^A (5-7),
 by a GRU per modality (28-29), softmax over [v_text^(H), v_img^(H)] (30). Each hop and direction has
 its own attention weights; each modality's GRU cell is shared across hops (it is the recurrence).
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,21 +31,29 @@ class MIMN(nn.Module):
         self.text_encoder = BiLSTMEncoder(config.embed_dim, config.hidden_dim)
         self.aspect_encoder = BiLSTMEncoder(config.embed_dim, config.hidden_dim)
         self.image_encoder = BiLSTMEncoder(config.image_dim, config.hidden_dim)
+
         def attention() -> MemoryAttention:
             return MemoryAttention(memory_dim, memory_dim, config.attention_score)
 
         self.text_aspect_attention = attention()
         self.image_aspect_attention = attention()
         self.text_hops = nn.ModuleList(
-            nn.ModuleDict({q: attention() for q in TEXT_QUERIES[config.variant]}) for _ in range(config.hops - 1))
+            nn.ModuleDict({q: attention() for q in TEXT_QUERIES[config.variant]}) for _ in range(config.hops - 1)
+        )
         self.image_hops = nn.ModuleList(
-            nn.ModuleDict({q: attention() for q in IMAGE_QUERIES[config.variant]}) for _ in range(config.hops - 1))
+            nn.ModuleDict({q: attention() for q in IMAGE_QUERIES[config.variant]}) for _ in range(config.hops - 1)
+        )
         self.text_gru = nn.GRUCell(memory_dim, memory_dim)
         self.image_gru = nn.GRUCell(memory_dim, memory_dim)
         self.classifier = nn.Linear(2 * memory_dim, config.num_classes)
         # the wide path (an extension, off in the paper's MIMN): every word's evidence, per aspect
-        self.word_evidence = (WordEvidence(config.vocab_size, config.num_classes, config.wide_pairs,
-                                           config.wide_aspects, config.wide_dropout) if config.word_evidence else None)
+        self.word_evidence = (
+            WordEvidence(
+                config.vocab_size, config.num_classes, config.wide_pairs, config.wide_aspects, config.wide_dropout
+            )
+            if config.word_evidence
+            else None
+        )
         if embedding_weights is not None:  # set last: nothing after this re-initialises the vectors
             self.load_embeddings(embedding_weights)
 
@@ -54,10 +63,17 @@ class MIMN(nn.Module):
             raise ValueError(f"embedding weights {tuple(weights.shape)} != {tuple(self.embedding.weight.shape)}")
         self.embedding.weight.copy_(weights)
 
-    def forward(self, text_ids: torch.Tensor, text_lengths: torch.Tensor, aspect_ids: torch.Tensor,
-                aspect_lengths: torch.Tensor, images: torch.Tensor, image_lengths: torch.Tensor,
-                return_attention: bool = False, wide_logits: torch.Tensor | None = None
-                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self,
+        text_ids: torch.Tensor,
+        text_lengths: torch.Tensor,
+        aspect_ids: torch.Tensor,
+        aspect_lengths: torch.Tensor,
+        images: torch.Tensor,
+        image_lengths: torch.Tensor,
+        return_attention: bool = False,
+        wide_logits: torch.Tensor | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Logits (B, num_classes). Inputs are padded to the batch's longest item; lengths give the real sizes
         (an image length of 0 masks the whole visual memory).
 
@@ -80,20 +96,25 @@ class MIMN(nn.Module):
         v_text, text_weights = self.text_aspect_attention.attend(text_memory, aspect_vector, text_mask)
         v_img, image_weights = self.image_aspect_attention.attend(image_memory, aspect_vector, image_mask)
         text_hops, image_hops = [text_weights], [image_weights]
-        for text_att, image_att in zip(self.text_hops, self.image_hops):
+        for text_att, image_att in zip(self.text_hops, self.image_hops, strict=False):
             queries = {"text": v_text, "img": v_img}
-            text_read, text_weights = mean_read([att.attend(text_memory, queries[q], text_mask)
-                                                 for q, att in text_att.items()])
-            image_read, image_weights = mean_read([att.attend(image_memory, queries[q], image_mask)
-                                                   for q, att in image_att.items()])
+            text_read, text_weights = mean_read(
+                [att.attend(text_memory, queries[q], text_mask) for q, att in text_att.items()]
+            )
+            image_read, image_weights = mean_read(
+                [att.attend(image_memory, queries[q], image_mask) for q, att in image_att.items()]
+            )
             text_hops.append(text_weights)
             image_hops.append(image_weights)
             v_text = self.text_gru(text_read, v_text)
             v_img = self.image_gru(image_read, v_img)
         logits = self.classifier(self.dropout(torch.cat([v_text, v_img], dim=-1)))
         if self.word_evidence is not None:
-            logits = logits + (wide_logits if wide_logits is not None
-                               else self.word_evidence(text_ids, text_lengths, aspect_ids, aspect_lengths))
+            logits = logits + (
+                wide_logits
+                if wide_logits is not None
+                else self.word_evidence(text_ids, text_lengths, aspect_ids, aspect_lengths)
+            )
         if not return_attention:
             return logits
         return logits, {"text": torch.stack(text_hops, dim=1), "image": torch.stack(image_hops, dim=1)}

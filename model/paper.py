@@ -21,6 +21,7 @@ the same state. One foreground `dvc exp run --temp` per run has no such worker:
 a failure is this command's exit status, the grid goes on with the next run, and a rerun picks up the rest. On
 a machine where runs contend for the same cores, running them in parallel gains little.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,20 +29,28 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 
 from common.atomic import write_text
 from common.errors import UserError, cli_entry
 from common.params import load_params
-from model.paper_grid import (DEFAULTS, PAPER, Run, base_params, experiment_results, first_sizes, missing_runs,
-                              plan_from_params)
+from model.paper_grid import (
+    DEFAULTS,
+    PAPER,
+    Run,
+    base_params,
+    experiment_results,
+    first_sizes,
+    missing_runs,
+    plan_from_params,
+)
 from model.paper_report import aggregate, render
 
-
 # ---- running DVC ----------------------------------------------------------------------------------------
+
 
 def _dvc(args: list[str], capture: bool = False) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "dvc", *args]
@@ -54,7 +63,9 @@ def _dvc(args: list[str], capture: bool = False) -> subprocess.CompletedProcess:
 def exp_show() -> list:
     proc = _dvc(["exp", "show", "--json"], capture=True)
     if proc.returncode != 0:
-        raise UserError(f"dvc exp show failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        raise UserError(
+            f"dvc exp show failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+        )
     try:
         return json.loads(proc.stdout or "[]")
     except json.JSONDecodeError as exc:
@@ -76,12 +87,15 @@ def uncached_outputs(dvc_yaml: dict) -> list[str]:
     for stage in (dvc_yaml.get("stages") or {}).values():
         for out in stage.get("outs") or []:
             if isinstance(out, dict):
-                paths += [path for path, spec in out.items()
-                          if isinstance(spec, dict) and spec.get("cache") is False and "${" not in path]
+                paths += [
+                    path
+                    for path, spec in out.items()
+                    if isinstance(spec, dict) and spec.get("cache") is False and "${" not in path
+                ]
     return sorted(paths)
 
 
-PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./-]+")   # read by `-S` (Hydra's override grammar) as one plain string
+PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./-]+")  # read by `-S` (Hydra's override grammar) as one plain string
 
 
 def set_option(key: str, value: str) -> str:
@@ -90,8 +104,10 @@ def set_option(key: str, value: str) -> str:
     if PLAIN_VALUE.fullmatch(value):
         return f"{key}={value}"
     if any(c in value for c in "'\\$") or not value.isprintable():
-        raise UserError(f"params.yaml: '{key}' {value!r} holds a quote, backslash, '$' or control character, which "
-                        "`dvc exp run -S` cannot pass on; move or link the folder to a plainer path")
+        raise UserError(
+            f"params.yaml: '{key}' {value!r} holds a quote, backslash, '$' or control character, which "
+            "`dvc exp run -S` cannot pass on; move or link the folder to a plainer path"
+        )
     return f"{key}='{value}'"
 
 
@@ -102,8 +118,10 @@ def absolute_release(params: dict, root: Path) -> tuple[dict, list[str]]:
     if not isinstance(release, str) or not release or Path(release).is_absolute():
         return params, []
     absolute = str((root / release).resolve())
-    return ({**params, "multizol": {**params["multizol"], "release": absolute}},
-            [set_option("multizol.release", absolute)])
+    return (
+        {**params, "multizol": {**params["multizol"], "release": absolute}},
+        [set_option("multizol.release", absolute)],
+    )
 
 
 def assignment(key: str, value: object) -> str:
@@ -124,8 +142,13 @@ def assignment(key: str, value: object) -> str:
 def run_args(run: Run, copy_paths: Iterable[str] = (), overrides: Iterable[str] = ()) -> list[str]:
     """`dvc exp run --temp` of one run: in a copy of the workspace under .dvc/tmp/exps, in the foreground."""
     sets = [assignment(key, value) for key, value in run.assignments()] + list(overrides)
-    return ["exp", "run", "--temp", *[arg for s in sets for arg in ("-S", s)],
-            *[arg for path in copy_paths for arg in ("-C", path)]]
+    return [
+        "exp",
+        "run",
+        "--temp",
+        *[arg for s in sets for arg in ("-S", s)],
+        *[arg for path in copy_paths for arg in ("-C", path)],
+    ]
 
 
 def run_grid(todo: list[Run], copy_paths: list[str], overrides: list[str]) -> list[Run]:
@@ -135,12 +158,15 @@ def run_grid(todo: list[Run], copy_paths: list[str], overrides: list[str]) -> li
     for number, run in enumerate(todo, 1):
         print(f"paper: run {number}/{len(todo)}: {run.describe()}", flush=True)
         try:
-            code = _dvc(run_args(run, copy_paths, overrides)).returncode   # its output streams to the terminal
+            code = _dvc(run_args(run, copy_paths, overrides)).returncode  # its output streams to the terminal
         except KeyboardInterrupt:
             raise UserError(f"interrupted in run {number}/{len(todo)}; `make paper` resumes with it") from None
         if code != 0:
-            print(f"paper: run {number}/{len(todo)} failed ({run.describe()}); the grid goes on", file=sys.stderr,
-                  flush=True)
+            print(
+                f"paper: run {number}/{len(todo)} failed ({run.describe()}); the grid goes on",
+                file=sys.stderr,
+                flush=True,
+            )
             failed.append(run)
     return failed
 
@@ -154,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.paper", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="parameter file (sections paper, model, ...)")
     parser.add_argument("--dry-run", action="store_true", help="print the dvc commands the grid needs, run nothing")
-    parser.add_argument("--collect-only", action="store_true",
-                        help="run nothing: write the tables from the experiments that exist")
+    parser.add_argument(
+        "--collect-only", action="store_true", help="run nothing: write the tables from the experiments that exist"
+    )
     parser.add_argument("--out", default=None, help="the report (default: paper.out)")
     args = parser.parse_args(argv)
     params = load_params(None, args.params)
@@ -167,15 +194,24 @@ def main(argv: list[str] | None = None) -> int:
     commit = head_commit()
 
     dvc_yaml = Path("dvc.yaml")
-    copy_paths = [p for p in uncached_outputs(yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {})
-                  if Path(p).exists()] if dvc_yaml.is_file() else []
+    copy_paths = (
+        [p for p in uncached_outputs(yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}) if Path(p).exists()]
+        if dvc_yaml.is_file()
+        else []
+    )
     results = experiment_results(exp_show(), [])
     todo = missing_runs(plan, results)
-    print(f"paper: {len(plan.runs)} runs in the grid ({len(plan.rows)} rows × {len(plan.seeds)} seeds, shared rows "
-          f"once), {len(plan.runs) - len(todo)} already done, {len(todo)} to run", flush=True)
+    print(
+        f"paper: {len(plan.runs)} runs in the grid ({len(plan.rows)} rows × {len(plan.seeds)} seeds, shared rows "
+        f"once), {len(plan.runs) - len(todo)} already done, {len(todo)} to run",
+        flush=True,
+    )
     if _still_queued(results):
-        print(f"paper: {_still_queued(results)} experiment(s) wait in DVC's queue; the grid runs its own in the "
-              "foreground (`dvc queue remove --queued` clears the queue)", flush=True)
+        print(
+            f"paper: {_still_queued(results)} experiment(s) wait in DVC's queue; the grid runs its own in the "
+            "foreground (`dvc queue remove --queued` clears the queue)",
+            flush=True,
+        )
     if args.dry_run:
         for run in todo:
             print("dvc " + " ".join(run_args(run, copy_paths, overrides)))
@@ -189,8 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     missing = len(missing_runs(plan, results))
     paper_params = next((r.expected_params(plan.base) for r in plan.runs if r.profile == PAPER), plan.base)
     defaults_params = next((r.expected_params(plan.base) for r in plan.runs if r.profile == DEFAULTS), plan.base)
-    report = render(plan, aggregate(plan, results), paper_params, defaults_params, first_sizes(results, plan),
-                    commit, missing, skipped)
+    report = render(
+        plan,
+        aggregate(plan, results),
+        paper_params,
+        defaults_params,
+        first_sizes(results, plan),
+        commit,
+        missing,
+        skipped,
+    )
     write_text(report, out)
     print(f"paper: {len(plan.runs) - missing}/{len(plan.runs)} runs with test metrics -> {out}")
     if failed_now:

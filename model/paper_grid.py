@@ -6,13 +6,14 @@ is (the project's tuned MIMN), one labelled row beside Table 2. An experiment is
 section it shares with the run's expected params is equal (the grid keys, the profile's overrides and every other
 param), so an experiment with another lr, other data or the other profile never counts.
 """
+
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from common.errors import UserError
 from common.params import require
@@ -21,7 +22,7 @@ from model.config import MAX_HOPS, VARIANTS
 TEST_METRICS = "metrics/test.json"
 TRAIN_METRICS = "metrics/train.json"
 PARAMS_FILE = "params.yaml"
-METRICS = ("accuracy", "weighted_f1", "macro_f1")   # the headline keys of metrics/test.json the report reads
+METRICS = ("accuracy", "weighted_f1", "macro_f1")  # the headline keys of metrics/test.json the report reads
 PAPER, DEFAULTS = "paper", "defaults"
 DEFAULTS_LABEL = "zol-mimn defaults"
 
@@ -29,21 +30,39 @@ DEFAULTS_LABEL = "zol-mimn defaults"
 # Tables 3 and 4: in the text extraction of the paper the two tables' accuracy columns are interleaved; the
 # assignment here is the only one in which MIMN (3) equals MIMN (61.59 / 60.51, as in Table 2) and each
 # row's accuracy follows its F1's order (hops: best at 3; variants: self < text2image < image2text < MIMN).
-PAPER_TABLE2 = {"lstm": ("LSTM", 58.92, 57.29), "memnet": ("MemNet", 59.51, 58.73),
-                "atae_lstm": ("ATAE-LSTM", 59.58, 58.95), "ian": ("IAN", 60.08, 59.47),
-                "ram": ("RAM", 60.18, 59.68), "co_memory": ("Co-Memory+Aspect", 60.43, 59.74),
-                "mimn": ("MIMN", 61.59, 60.51)}
-PAPER_TABLE3 = {1: ("MIMN (1)", 60.50, 59.44), 2: ("MIMN (2)", 61.17, 60.10), 3: ("MIMN (3)", 61.59, 60.51),
-                4: ("MIMN (4)", 60.78, 60.05), 5: ("MIMN (5)", 60.11, 59.92)}
-PAPER_TABLE4 = {"self": ("MIMN-self", 60.08, 59.48), "text2img": ("MIMN-text2image", 60.43, 60.27),
-                "img2text": ("MIMN-image2text", 61.23, 60.36), "mimn": ("MIMN", 61.59, 60.51)}
-TABLE_TITLES = {2: "Table 2: MIMN and the baselines", 3: "Table 3: MIMN with 1 to 5 memory hops",
-                4: "Table 4: variants of the multi-interactive attention"}
+PAPER_TABLE2 = {
+    "lstm": ("LSTM", 58.92, 57.29),
+    "memnet": ("MemNet", 59.51, 58.73),
+    "atae_lstm": ("ATAE-LSTM", 59.58, 58.95),
+    "ian": ("IAN", 60.08, 59.47),
+    "ram": ("RAM", 60.18, 59.68),
+    "co_memory": ("Co-Memory+Aspect", 60.43, 59.74),
+    "mimn": ("MIMN", 61.59, 60.51),
+}
+PAPER_TABLE3 = {
+    1: ("MIMN (1)", 60.50, 59.44),
+    2: ("MIMN (2)", 61.17, 60.10),
+    3: ("MIMN (3)", 61.59, 60.51),
+    4: ("MIMN (4)", 60.78, 60.05),
+    5: ("MIMN (5)", 60.11, 59.92),
+}
+PAPER_TABLE4 = {
+    "self": ("MIMN-self", 60.08, 59.48),
+    "text2img": ("MIMN-text2image", 60.43, 60.27),
+    "img2text": ("MIMN-image2text", 61.23, 60.36),
+    "mimn": ("MIMN", 61.59, 60.51),
+}
+TABLE_TITLES = {
+    2: "Table 2: MIMN and the baselines",
+    3: "Table 3: MIMN with 1 to 5 memory hops",
+    4: "Table 4: variants of the multi-interactive attention",
+}
 
 
 @dataclass(frozen=True, order=True)
 class Setting:
     """What a table row varies: the model family, its memory hops and MIMN's attention variant."""
+
     family: str
     hops: int
     variant: str
@@ -54,7 +73,7 @@ class Row:
     table: int
     label: str
     setting: Setting
-    profile: str                 # PAPER or DEFAULTS
+    profile: str  # PAPER or DEFAULTS
     paper_accuracy: float | None  # None: not a row of the paper
     paper_f1: float | None
 
@@ -65,13 +84,19 @@ class Run:
     seed: int
     max_epochs: int
     profile: str = PAPER
-    overrides: tuple = ()        # ((dotted key, value), ...): the profile's params on top of params.yaml
+    overrides: tuple = ()  # ((dotted key, value), ...): the profile's params on top of params.yaml
 
     def assignments(self) -> list[tuple[str, object]]:
         """Every param this run sets, in the order `dvc exp run -S` gets them."""
         s = self.setting
-        return [("model.family", s.family), ("model.hops", s.hops), ("model.variant", s.variant),
-                ("train.seed", self.seed), ("train.max_epochs", self.max_epochs), *self.overrides]
+        return [
+            ("model.family", s.family),
+            ("model.hops", s.hops),
+            ("model.variant", s.variant),
+            ("train.seed", self.seed),
+            ("train.max_epochs", self.max_epochs),
+            *self.overrides,
+        ]
 
     def expected_params(self, base: dict) -> dict:
         """params.yaml (less the `paper` section) as this run's experiment holds it."""
@@ -82,8 +107,10 @@ class Run:
         return params
 
     def describe(self) -> str:
-        return (f"{self.profile}: {self.setting.family}, {self.setting.hops} hops, variant {self.setting.variant}, "
-                f"seed {self.seed}")
+        return (
+            f"{self.profile}: {self.setting.family}, {self.setting.hops} hops, variant {self.setting.variant}, "
+            f"seed {self.seed}"
+        )
 
 
 @dataclass(frozen=True)
@@ -92,8 +119,8 @@ class Plan:
     seeds: list[int]
     max_epochs: int
     out: Path
-    base: dict | None = None       # params.yaml less `paper`; None: any experiment of a grid point counts
-    as_paper: tuple = ()           # the paper profile's overrides
+    base: dict | None = None  # params.yaml less `paper`; None: any experiment of a grid point counts
+    as_paper: tuple = ()  # the paper profile's overrides
 
     @property
     def runs(self) -> list[Run]:
@@ -107,8 +134,11 @@ class Plan:
 
 
 def _int_list(values, key: str) -> list[int]:
-    if not isinstance(values, list) or not values or not all(isinstance(v, int) and not isinstance(v, bool)
-                                                             for v in values):
+    if (
+        not isinstance(values, list)
+        or not values
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    ):
         raise UserError(f"params.yaml: 'paper.{key}' must be a non-empty list of integers, got {values!r}")
     return values
 
@@ -139,21 +169,30 @@ def paper_overrides(section: dict, base: dict | None) -> tuple:
     return tuple(sorted(as_paper.items()))
 
 
-def _rows(tables: list[int], families: list[str], hops: list[int], variants: list[str], base_hops: int,
-          defaults_row: bool) -> list[Row]:
+def _rows(
+    tables: list[int], families: list[str], hops: list[int], variants: list[str], base_hops: int, defaults_row: bool
+) -> list[Row]:
     rows = []
     for table in sorted(set(tables)):
         if table == 2:
-            rows += [Row(2, PAPER_TABLE2[f][0], Setting(f, base_hops, "mimn"), PAPER, *PAPER_TABLE2[f][1:])
-                     for f in PAPER_TABLE2 if f in families]
+            rows += [
+                Row(2, PAPER_TABLE2[f][0], Setting(f, base_hops, "mimn"), PAPER, *PAPER_TABLE2[f][1:])
+                for f in PAPER_TABLE2
+                if f in families
+            ]
             if defaults_row:
                 rows.append(Row(2, DEFAULTS_LABEL, Setting("mimn", base_hops, "mimn"), DEFAULTS, None, None))
         elif table == 3:
-            rows += [Row(3, PAPER_TABLE3[h][0], Setting("mimn", h, "mimn"), PAPER, *PAPER_TABLE3[h][1:])
-                     for h in sorted(set(hops))]
+            rows += [
+                Row(3, PAPER_TABLE3[h][0], Setting("mimn", h, "mimn"), PAPER, *PAPER_TABLE3[h][1:])
+                for h in sorted(set(hops))
+            ]
         else:
-            rows += [Row(4, PAPER_TABLE4[v][0], Setting("mimn", base_hops, v), PAPER, *PAPER_TABLE4[v][1:])
-                     for v in PAPER_TABLE4 if v in variants]
+            rows += [
+                Row(4, PAPER_TABLE4[v][0], Setting("mimn", base_hops, v), PAPER, *PAPER_TABLE4[v][1:])
+                for v in PAPER_TABLE4
+                if v in variants
+            ]
     return rows
 
 
@@ -176,11 +215,19 @@ def plan_from_params(paper: dict, model: dict, base: dict | None = None) -> Plan
         raise UserError(f"params.yaml: 'paper.defaults_row' must be true or false, got {defaults_row!r}")
     base_hops = model.get("hops", 3)
     if isinstance(base_hops, bool) or not isinstance(base_hops, int) or not 1 <= base_hops <= MAX_HOPS:
-        raise UserError(f"params.yaml: 'model.hops' (the hops of Table 2 and 4 rows) must be an integer in "
-                        f"1..{MAX_HOPS}, got {base_hops!r}")
+        raise UserError(
+            f"params.yaml: 'model.hops' (the hops of Table 2 and 4 rows) must be an integer in "
+            f"1..{MAX_HOPS}, got {base_hops!r}"
+        )
     rows = _rows(tables, families, hops, variants, base_hops, defaults_row)
-    return Plan(rows, sorted(set(seeds)), max_epochs, Path(str(paper.get("out", "reports/paper_tables.md"))),
-                base, paper_overrides(paper, base))
+    return Plan(
+        rows,
+        sorted(set(seeds)),
+        max_epochs,
+        Path(str(paper.get("out", "reports/paper_tables.md"))),
+        base,
+        paper_overrides(paper, base),
+    )
 
 
 def base_params(params: dict) -> dict:
@@ -189,6 +236,7 @@ def base_params(params: dict) -> dict:
 
 
 # ---- reading `dvc exp show --json` -------------------------------------------------------------------------
+
 
 def _file_data(data: dict, kind: str, path: str) -> dict:
     entry = (data.get(kind) or {}).get(path) or {}
@@ -224,11 +272,19 @@ def _experiment(state: dict, group: dict, skipped: list[str] | None) -> dict | N
         return None
     test, trained = _file_data(data, "metrics", TEST_METRICS), _file_data(data, "metrics", TRAIN_METRICS)
     has_metrics = all(isinstance(test.get(m), (int, float)) and not isinstance(test.get(m), bool) for m in METRICS)
-    return {"name": name, "timestamp": str(data.get("timestamp") or ""), "params": base_params(params),
-            "status": str((group.get("executor") or {}).get("state") or data.get("status") or ""),
-            "metrics": {m: float(test[m]) for m in METRICS} if has_metrics else None,
-            "sizes": {"train_pairs": trained.get("train_pairs"), "dev_pairs": trained.get("dev_pairs"),
-                      "test_pairs": test.get("pairs"), "test_pairs_without_image": test.get("pairs_without_usable_image")}}
+    return {
+        "name": name,
+        "timestamp": str(data.get("timestamp") or ""),
+        "params": base_params(params),
+        "status": str((group.get("executor") or {}).get("state") or data.get("status") or ""),
+        "metrics": {m: float(test[m]) for m in METRICS} if has_metrics else None,
+        "sizes": {
+            "train_pairs": trained.get("train_pairs"),
+            "dev_pairs": trained.get("dev_pairs"),
+            "test_pairs": test.get("pairs"),
+            "test_pairs_without_image": test.get("pairs_without_usable_image"),
+        },
+    }
 
 
 def experiment_results(exp_show: list, skipped: list[str] | None = None) -> list[dict]:
@@ -256,8 +312,11 @@ def is_result_of(result: dict, run: Run, plan: Plan) -> bool:
     if plan.base is not None:
         return _sections_equal(result["params"], run.expected_params(plan.base))
     expected = run.expected_params({})
-    return all((result["params"].get(section) or {}).get(key) == value
-               for section, values in expected.items() for key, value in values.items())
+    return all(
+        (result["params"].get(section) or {}).get(key) == value
+        for section, values in expected.items()
+        for key, value in values.items()
+    )
 
 
 def latest_by_run(results: list[dict], plan: Plan) -> dict[Run, dict]:

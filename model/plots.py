@@ -1,4 +1,5 @@
 """Report figures (matplotlib, Agg backend), written atomically with no timestamp so re-runs match."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,9 @@ def confusion_png(matrix: np.ndarray, class_names: list[str], path: str | Path, 
     ax.set_title(title)
     threshold = matrix.max() / 2 if matrix.size else 0
     for (row, col), value in np.ndenumerate(matrix):
-        ax.text(col, row, str(value), ha="center", va="center", fontsize=7,
-                color="white" if value > threshold else "black")
+        ax.text(
+            col, row, str(value), ha="center", va="center", fontsize=7, color="white" if value > threshold else "black"
+        )
     fig.colorbar(image, ax=ax)
     _save(fig, path)
 

@@ -1,19 +1,28 @@
 """New images -> the features the model was trained on: the backbone and weights its training features came from,
 the same preprocessing and the checkpoint's standardisation; other weights are refused (used by model.predict)."""
+
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from common.errors import UserError
 from model.data import features_record
-from pipeline.backbone import (BACKBONE, IMAGENET_FILE_NAME, Backbone, WeightsUnavailable, file_backbone,
-                               imagenet_backbone, imagenet_cache_file, random_backbone)
+from pipeline.backbone import (
+    BACKBONE,
+    IMAGENET_FILE_NAME,
+    Backbone,
+    WeightsUnavailable,
+    file_backbone,
+    imagenet_backbone,
+    imagenet_cache_file,
+    random_backbone,
+)
 from pipeline.features import extract, prepare_model, resolve_precision
 from pipeline.image_data import Preprocessing
 
@@ -29,15 +38,19 @@ def backbone_for_label(label: str, download_timeout_s: float) -> Backbone:
         try:
             return imagenet_backbone(download_timeout_s)
         except WeightsUnavailable as exc:
-            raise UserError(f"the images need ResNet-50 weights {label} (those of the model's training features), "
-                            f"which are {exc}; put {IMAGENET_FILE_NAME} into {imagenet_cache_file().parent}") from exc
+            raise UserError(
+                f"the images need ResNet-50 weights {label} (those of the model's training features), "
+                f"which are {exc}; put {IMAGENET_FILE_NAME} into {imagenet_cache_file().parent}"
+            ) from exc
     if label.startswith("random:seed="):
         return random_backbone(int(label.split("=", 1)[1]))
     if label.startswith("file:"):
-        path = label[len("file:"):].rsplit(":", 1)[0]
+        path = label[len("file:") :].rsplit(":", 1)[0]
         if not Path(path).is_file():
-            raise UserError(f"the model's image features came from ResNet-50 weights in {path}, which is not there; "
-                            "pass --weights PATH of that file")
+            raise UserError(
+                f"the model's image features came from ResNet-50 weights in {path}, which is not there; "
+                "pass --weights PATH of that file"
+            )
         return file_backbone(path)
     raise UserError(f"unknown backbone weights label {label!r} in the checkpoint; re-run dvc repro features train")
 
@@ -53,9 +66,11 @@ def named_weights(value: str) -> str | None:
 
 def refuse_other_weights(recorded: str, given: str) -> None:
     if weights_identity(given) != weights_identity(recorded):
-        raise UserError(f"the model was trained on image features from ResNet-50 weights {recorded}, but --weights "
-                        f"gives {given}: features from other weights mean nothing to it. Use the weights its features "
-                        "were computed with (reports/features_detail.json)")
+        raise UserError(
+            f"the model was trained on image features from ResNet-50 weights {recorded}, but --weights "
+            f"gives {given}: features from other weights mean nothing to it. Use the weights its features "
+            "were computed with (reports/features_detail.json)"
+        )
 
 
 class ImageFeaturizer:
@@ -63,9 +78,18 @@ class ImageFeaturizer:
 
     The backbone is loaded on first use only (text-only input never loads it)."""
 
-    def __init__(self, record: Callable[[], dict[str, str]], mean: np.ndarray, std: np.ndarray, device: torch.device,
-                 weights: str | None, max_image_pixels: int, batch_size: int, num_workers: int,
-                 download_timeout_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        record: Callable[[], dict[str, str]],
+        mean: np.ndarray,
+        std: np.ndarray,
+        device: torch.device,
+        weights: str | None,
+        max_image_pixels: int,
+        batch_size: int,
+        num_workers: int,
+        download_timeout_s: float = 20.0,
+    ) -> None:
         self.record_source, self.mean, self.std, self.device = record, mean, std, device
         self.weights_option, self.batch_size, self.num_workers = weights, batch_size, num_workers
         self.max_image_pixels, self.download_timeout_s = max_image_pixels, download_timeout_s
@@ -76,17 +100,23 @@ class ImageFeaturizer:
     @staticmethod
     def _preprocessing(record: dict[str, str], max_image_pixels: int) -> Preprocessing:
         if record.get("backbone") != BACKBONE:
-            raise UserError(f"the model's image features came from backbone {record.get('backbone')!r}, this code "
-                            f"computes {BACKBONE!r}; re-run dvc repro features train")
+            raise UserError(
+                f"the model's image features came from backbone {record.get('backbone')!r}, this code "
+                f"computes {BACKBONE!r}; re-run dvc repro features train"
+            )
         try:
             recorded = json.loads(record["preprocessing"])
             prep = Preprocessing(int(recorded["resize"][0]), max_image_pixels)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise UserError(f"the checkpoint's features record has no readable preprocessing ({exc}); "
-                            "re-run dvc repro features train") from exc
+            raise UserError(
+                f"the checkpoint's features record has no readable preprocessing ({exc}); "
+                "re-run dvc repro features train"
+            ) from exc
         if prep.describe() != recorded:
-            raise UserError("the model's image features were preprocessed differently from what this code does "
-                            f"({record['preprocessing']}); re-run dvc repro features train")
+            raise UserError(
+                "the model's image features were preprocessed differently from what this code does "
+                f"({record['preprocessing']}); re-run dvc repro features train"
+            )
         return prep
 
     def load(self) -> None:
@@ -98,7 +128,7 @@ class ImageFeaturizer:
         recorded = record["weights"]
         named = named_weights(self.weights_option) if self.weights_option else recorded
         if named is not None:
-            refuse_other_weights(recorded, named)   # before loading anything
+            refuse_other_weights(recorded, named)  # before loading anything
             backbone = backbone_for_label(named, self.download_timeout_s)
         else:
             backbone = file_backbone(str(self.weights_option))
@@ -106,8 +136,8 @@ class ImageFeaturizer:
         # the features stage's precision when this device can use it, else fp32 (they differ by rounding only)
         recorded_precision = record.get("precision", "fp32")
         if recorded_precision != "fp32":
-            self.precision = resolve_precision("auto", self.device)   # bf16 on CPUs with native bf16, else fp32
-        self.model = prepare_model(backbone.model, self.device)       # channels-last, as the stage runs it
+            self.precision = resolve_precision("auto", self.device)  # bf16 on CPUs with native bf16, else fp32
+        self.model = prepare_model(backbone.model, self.device)  # channels-last, as the stage runs it
 
     def __call__(self, files: list[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         """path -> standardised feature for the decodable files; path -> error for the others."""
@@ -116,12 +146,20 @@ class ImageFeaturizer:
             return {}, {}
         self.load()
         assert self.model is not None and self.prep is not None
-        matrix, errors, _ = extract(self.model, [Path(f) for f in files], self.prep, self.batch_size,
-                                    self.num_workers if len(files) >= 2 * self.batch_size else 0,
-                                    self.device, self.precision)
+        matrix, errors, _ = extract(
+            self.model,
+            [Path(f) for f in files],
+            self.prep,
+            self.batch_size,
+            self.num_workers if len(files) >= 2 * self.batch_size else 0,
+            self.device,
+            self.precision,
+        )
         standardised = (matrix - self.mean) / self.std
-        return ({f: standardised[i] for i, f in enumerate(files) if i not in errors},
-                {f: errors[i] for i, f in enumerate(files) if i in errors})
+        return (
+            {f: standardised[i] for i, f in enumerate(files) if i not in errors},
+            {f: errors[i] for i, f in enumerate(files) if i in errors},
+        )
 
 
 def checkpoint_features_record(ckpt: dict, model_path: Path, features_path: Path) -> dict[str, str]:
@@ -132,12 +170,16 @@ def checkpoint_features_record(ckpt: dict, model_path: Path, features_path: Path
         return {k: str(v) for k, v in record.items()}
     record = features_record(features_path)
     if record.get("weights"):
-        print(f"warning: {model_path} does not record which backbone weights produced its image features; "
-              f"assuming those of {features_path} ({record['weights']}). Re-run `dvc repro train` to record them.",
-              file=sys.stderr)
+        print(
+            f"warning: {model_path} does not record which backbone weights produced its image features; "
+            f"assuming those of {features_path} ({record['weights']}). Re-run `dvc repro train` to record them.",
+            file=sys.stderr,
+        )
         return record
-    raise UserError(f"{model_path} does not record which backbone weights produced its image features and "
-                    f"{features_path} is not there to tell; re-run dvc repro train, or predict without images")
+    raise UserError(
+        f"{model_path} does not record which backbone weights produced its image features and "
+        f"{features_path} is not there to tell; re-run dvc repro train, or predict without images"
+    )
 
 
 def trained_without_images(ckpt: dict) -> bool:

@@ -4,12 +4,13 @@ Raw records go through the clean stage's own record functions (parse_line, check
 the clean stage would reject becomes a review with an error (the reason) in the output, never a traceback; a
 Parquet file whose columns are not those of a split is refused with one line naming the column.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -18,8 +19,16 @@ import pyarrow.parquet as pq
 from common.contract import SEGMENTED_FIELD
 from common.errors import UserError
 from model.checkpoint import first_line
-from pipeline.clean import (TEXT_FIELDS, CleanStats, ImageChecker, Rejected, canonical_key, check_fields, parse_line,
-                            parse_score)
+from pipeline.clean import (
+    TEXT_FIELDS,
+    CleanStats,
+    ImageChecker,
+    Rejected,
+    canonical_key,
+    check_fields,
+    parse_line,
+    parse_score,
+)
 from pipeline.image_data import Preprocessing
 from pipeline.segment import Segmenter
 from pipeline.textnorm import join_fields
@@ -29,10 +38,10 @@ from pipeline.textnorm import join_fields
 class Review:
     review_id: str
     tokens: list[str]
-    images: list[str]                                   # image files, as paths to read
+    images: list[str]  # image files, as paths to read
     true_scores: dict[str, int] = field(default_factory=dict)
-    images_not_read: list[tuple[str, str]] = field(default_factory=list)   # (image, why)
-    error: str | None = None                            # set: the review cannot be predicted
+    images_not_read: list[tuple[str, str]] = field(default_factory=list)  # (image, why)
+    error: str | None = None  # set: the review cannot be predicted
 
 
 def review_from_text(text: str, images: list[str], review_id: str, segmenter: Segmenter) -> Review:
@@ -56,7 +65,7 @@ def tokenised(review: Review, text: str, presegmented: bool, segmenter: Segmente
 def true_scores(scores: object) -> dict[str, int]:
     """A raw record's `scores` -> canonical aspect -> score 1..10 (unknown labels and bad values skipped)."""
     out: dict[str, int] = {}
-    for label, value in (scores.items() if isinstance(scores, dict) else ()):
+    for label, value in scores.items() if isinstance(scores, dict) else ():
         key, (score, _) = canonical_key(str(label)), parse_score(value)
         if key is not None and score is not None:
             out.setdefault(key, score)
@@ -64,6 +73,7 @@ def true_scores(scores: object) -> dict[str, int]:
 
 
 # ---- raw JSON Lines -------------------------------------------------------------------------------------------
+
 
 def checked_record(raw: bytes, images_dir: Path) -> dict | None:
     """The record of one line (None: blank), checked as the clean stage checks it; Rejected otherwise."""
@@ -85,15 +95,24 @@ def reviews_from_jsonl(path: Path, segmenter: Segmenter, prep: Preprocessing) ->
                 record = checked_record(raw, checker.images_dir)
             except Rejected as exc:
                 detail = f"line {line_no}: {exc.detail}" if exc.reason == "malformed_json" else exc.detail
-                yield Review(fallback_id if exc.reason == "malformed_json" else _record_id(raw, fallback_id), [], [],
-                             error=f"{exc.reason}: {detail}")
+                yield Review(
+                    fallback_id if exc.reason == "malformed_json" else _record_id(raw, fallback_id),
+                    [],
+                    [],
+                    error=f"{exc.reason}: {detail}",
+                )
                 continue
             if record is None:
                 continue
             usable = checker.usable_paths(record)
             listed = [(path.parent / "images" / e["path"]).as_posix() for e in record.get("images") or [] if e["path"]]
-            review = Review(record["review_id"], [], usable, true_scores(record.get("scores")),
-                            [(p, "missing or undecodable") for p in dict.fromkeys(listed) if p not in usable])
+            review = Review(
+                record["review_id"],
+                [],
+                usable,
+                true_scores(record.get("scores")),
+                [(p, "missing or undecodable") for p in dict.fromkeys(listed) if p not in usable],
+            )
             text = join_fields([record.get(name) for name in TEXT_FIELDS])
             yield tokenised(review, text, record.get(SEGMENTED_FIELD) is True, segmenter)
 
@@ -109,6 +128,7 @@ def _record_id(raw: bytes, fallback: str) -> str:
 
 # ---- Parquet splits ---------------------------------------------------------------------------------------------
 
+
 def _is_string(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
@@ -117,7 +137,7 @@ def _is_string_list(kind: pa.DataType) -> bool:
     return (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and _is_string(kind.value_type)
 
 
-COLUMN_TYPES = {   # column -> (type check, what it must be)
+COLUMN_TYPES = {  # column -> (type check, what it must be)
     "review_id": (lambda t: _is_string(t) or pa.types.is_integer(t), "a string"),
     "image_paths": (_is_string_list, "a list of strings (image paths)"),
     "tokens": (_is_string_list, "a list of strings (the words)"),
@@ -143,14 +163,17 @@ def read_parquet_input(path: Path) -> pd.DataFrame:
     for column in columns:
         check, wanted = COLUMN_TYPES[column]
         if not check(schema.field(column).type):
-            raise UserError(f"{path}: column {column!r} is {schema.field(column).type}, not {wanted} as in a split "
-                            "of data/splits or data/segmented; it is not read as one")
+            raise UserError(
+                f"{path}: column {column!r} is {schema.field(column).type}, not {wanted} as in a split "
+                "of data/splits or data/segmented; it is not read as one"
+            )
     try:
         frame = pq.read_table(path, columns=columns).to_pandas()
     except (pa.ArrowException, OSError) as exc:
         raise UserError(f"{path} is not a readable Parquet file ({first_line(exc)})") from None
-    frame["review_id"] = [str(r) if r is not None and not pd.isna(r) else f"{path.name}:row {n}"
-                          for n, r in enumerate(frame["review_id"])]
+    frame["review_id"] = [
+        str(r) if r is not None and not pd.isna(r) else f"{path.name}:row {n}" for n, r in enumerate(frame["review_id"])
+    ]
     return frame
 
 
@@ -163,9 +186,16 @@ def reviews_from_parquet(path: Path, segmenter: Segmenter) -> Iterator[Review]:
 
 def _reviews_of_frame(frame: pd.DataFrame, segmenter: Segmenter) -> Iterator[Review]:
     for review_id, rows in frame.groupby("review_id", sort=True):
-        first = rows.iloc[0]   # the pipeline's splits repeat a review's text and images on each of its rows
-        scores = ({str(a): int(s) for a, s in zip(rows["aspect"], rows["score"]) if pd.notna(s) and a is not None}
-                  if {"aspect", "score"} <= set(rows) else {})
+        first = rows.iloc[0]  # the pipeline's splits repeat a review's text and images on each of its rows
+        scores = (
+            {
+                str(a): int(s)
+                for a, s in zip(rows["aspect"], rows["score"], strict=False)
+                if pd.notna(s) and a is not None
+            }
+            if {"aspect", "score"} <= set(rows)
+            else {}
+        )
         review = Review(str(review_id), [], strings(first["image_paths"]), scores)
         if "tokens" in rows:
             review.tokens = strings(first["tokens"])

@@ -5,17 +5,18 @@ pages read them back so that they can say when scores mean little: a model train
 (synthetic text from a phrase table) knows nothing of real reviews, and an aspect seen in a handful of pairs
 is scored as confidently as the others. Checkpoints written before these fields existed read as "unknown".
 """
+
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 SAMPLE, CRAWL, MULTIZOL, UNKNOWN = "sample", "crawl", "multizol", "unknown"
-DEFAULT_MIN_ASPECT_PAIRS = 30   # fewer training pairs than this: the aspect's scores are marked
+DEFAULT_MIN_ASPECT_PAIRS = 30  # fewer training pairs than this: the aspect's scores are marked
 
 SOURCE_NOTES = {
     SAMPLE: "trained on the generated offline sample (synthetic text from a phrase table): its scores mean nothing "
-            "for real reviews",
+    "for real reviews",
     CRAWL: "trained on a crawl of zol.com.cn",
     MULTIZOL: "trained on the Multi-ZOL release",
     UNKNOWN: "training data unknown (the checkpoint predates the record of its data source)",
@@ -48,8 +49,9 @@ def checkpoint_source(ckpt: dict) -> str:
 def checkpoint_aspect_pairs(ckpt: dict) -> dict[str, int] | None:
     """aspect -> training pairs, or None when the checkpoint does not record them (or records nonsense)."""
     counts = ckpt.get("aspect_train_pairs")
-    if not isinstance(counts, dict) or not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
-                                               for k, v in counts.items()):
+    if not isinstance(counts, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in counts.items()
+    ):
         return None
     return counts
 
@@ -62,12 +64,17 @@ def few_pairs(counts: dict[str, int] | None, aspect: str, threshold: int) -> boo
 def model_notes(ckpt: dict, aspects: list[str], counts: dict[str, int] | None, threshold: int) -> list[str]:
     """What the user must know before reading the scores: the training data, and aspects with too few pairs."""
     source = checkpoint_source(ckpt)
-    notes = [SOURCE_NOTES[source] if source == UNKNOWN else
-             ("warning: " if source == SAMPLE else "") + "the model was " + SOURCE_NOTES[source]]
+    notes = [
+        SOURCE_NOTES[source]
+        if source == UNKNOWN
+        else ("warning: " if source == SAMPLE else "") + "the model was " + SOURCE_NOTES[source]
+    ]
     if counts is None:
         notes.append("training pairs per aspect: unknown (the checkpoint predates their record)")
     else:
         few = [f"{a} ({counts.get(a, 0)})" for a in aspects if counts.get(a, 0) < threshold]
         if few:
-            notes.append(f"few training pairs (< {threshold}, --min-aspect-pairs), scores mean little: {', '.join(few)}")
+            notes.append(
+                f"few training pairs (< {threshold}, --min-aspect-pairs), scores mean little: {', '.join(few)}"
+            )
     return notes

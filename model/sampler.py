@@ -8,9 +8,10 @@ shuffled. All randomness comes from one seeded generator, so the same seed gives
 every run. Evaluation batches are simply the pairs sorted by length (`ordered_batches`), and callers put
 the predictions back in the data's order with `restore_order`.
 """
+
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -33,10 +34,10 @@ class LengthBucketSampler(Sampler[list[int]]):
         order = torch.randperm(len(self.lengths), generator=self.generator)
         batches: list[list[int]] = []
         for start in range(0, len(order), self.pool):
-            pool = order[start:start + self.pool]
+            pool = order[start : start + self.pool]
             # stable sort: ties keep their shuffled order, so equal lengths still mix
             pool = pool[torch.sort(self.lengths[pool], stable=True).indices]
-            batches.extend(pool[i:i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size))
+            batches.extend(pool[i : i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size))
         for i in torch.randperm(len(batches), generator=self.generator).tolist():
             yield batches[i]
 
@@ -44,7 +45,7 @@ class LengthBucketSampler(Sampler[list[int]]):
 def ordered_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Batches of pairs sorted by length (ties by position): deterministic, for evaluation."""
     order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable").tolist()
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def restore_order(rows: np.ndarray, batches: list[list[int]]) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""Stage `train`: fit MIMN (or the linear baseline) on data/segmented/train.parquet, select on dev, write models/mimn.pt.
+"""Stage `train`: fit MIMN (or the linear baseline) on data/segmented/train.parquet, select on dev, write
+models/mimn.pt.
 
-    python -m model.train [--params params.yaml]
+python -m model.train [--params params.yaml]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,30 +22,37 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from model.config import MIMNConfig, Settings
+from common.atomic import atomic_path
+from common.errors import UserError, cli_entry
+from common.metrics import detail_path, write_metrics
+from common.params import load_params
+from common.runlog import write_run_log
 from model import distributed
-from model.data import (ImageFeatures, PairDataset, check_feature_coverage, feature_norm, features_record, read_features,
-                        read_split)
+from model.config import MIMNConfig, Settings
+from model.data import (
+    ImageFeatures,
+    PairDataset,
+    check_feature_coverage,
+    feature_norm,
+    features_record,
+    read_features,
+    read_split,
+)
 from model.embeddings import build_word_vectors
+from model.families import build_model, checkpoint_fields
 from model.labels import LabelMap
 from model.linear import fit_linear, out_of_fold_logits
-from model.word_evidence import linear_tables
 from model.loop import fit
 from model.losses import make_loss
 from model.provenance import aspect_pair_counts, data_source
-from model.families import build_model, checkpoint_fields
 from model.sampler import LengthBucketSampler, ordered_batches
 from model.vocab import Vocab, build_vocab
-from common.errors import UserError, cli_entry
-from common.atomic import atomic_path
-from common.metrics import detail_path, write_metrics
-from common.runlog import write_run_log
-from common.params import load_params
+from model.word_evidence import linear_tables
 
 SEGMENTED_DIR = Path("data/segmented")
 FEATURES_PATH = Path("data/features/images.parquet")
 MODEL_PATH = Path("models/mimn.pt")
-METRICS_PATH = Path("metrics/train.json")   # the headline (write_train_metrics); every figure in DETAIL_PATH
+METRICS_PATH = Path("metrics/train.json")  # the headline (write_train_metrics); every figure in DETAIL_PATH
 DETAIL_PATH = detail_path("train")
 CURVE_PATH = Path("plots/train_curve.csv")
 CURVE_COLUMNS = ["epoch", "train_loss", "train_accuracy", "train_macro_f1", "dev_loss", "dev_accuracy", "dev_macro_f1"]
@@ -80,8 +89,9 @@ def make_loader(dataset: PairDataset, batch_size: int, shuffle: bool, seed: int,
         sampler = LengthBucketSampler([len(t) for t in dataset.text], batch_size, seed)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate, num_workers=0)
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      collate_fn=dataset.collate, num_workers=0)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=dataset.collate, num_workers=0
+    )
 
 
 def eval_loader(dataset: PairDataset, batch_size: int, bucket: bool = True) -> tuple[DataLoader, list[list[int]]]:
@@ -113,7 +123,7 @@ class Prepared:
     datasets: dict[str, PairDataset]
     corpus: list[list[str]]
     class_counts: list[int]
-    wide: dict | None = None   # the wide path's tables from the fitted linear baseline (model.word_evidence)
+    wide: dict | None = None  # the wide path's tables from the fitted linear baseline (model.word_evidence)
     linear: dict | None = None  # that baseline (LinearModel.to_checkpoint): evaluate reports it without refitting
     data_source: str = "unknown"  # sample | crawl | multizol | unknown (model.provenance)
 
@@ -131,18 +141,28 @@ def prepare(settings: Settings) -> Prepared:
     # a review's text repeats once per scored aspect: count words and train word vectors on each text once.
     # Only training text: dev and test text never shapes the vocabulary or the vectors.
     corpus = list(train.drop_duplicates("review_id")["tokens"]) + list(train["aspect_tokens"])
-    vocab = build_vocab(corpus, [t for f in frames.values() for t in f["aspect_tokens"]],
-                        min_count=settings.train.min_word_count)
+    vocab = build_vocab(
+        corpus, [t for f in frames.values() for t in f["aspect_tokens"]], min_count=settings.train.min_word_count
+    )
     labels = LabelMap.for_classes(settings.train.classes)
-    config = MIMNConfig.from_params(settings.model.mimn_section(), vocab_size=len(vocab), num_classes=labels.num_classes)
+    config = MIMNConfig.from_params(
+        settings.model.mimn_section(), vocab_size=len(vocab), num_classes=labels.num_classes
+    )
     if features.dim != config.image_dim and len(features.matrix):
-        raise UserError(f"{FEATURES_PATH} holds {features.dim}-d features but model.image_dim is {config.image_dim}; "
-                        "set model.image_dim to match or re-run dvc repro features")
-    if not len(features.matrix):   # text-only data: an empty features file; every visual memory is masked
+        raise UserError(
+            f"{FEATURES_PATH} holds {features.dim}-d features but model.image_dim is {config.image_dim}; "
+            "set model.image_dim to match or re-run dvc repro features"
+        )
+    if not len(features.matrix):  # text-only data: an empty features file; every visual memory is masked
         features = ImageFeatures(features.index, np.zeros((0, config.image_dim), np.float32), features.unusable)
     mean, std = feature_norm(train, features)
-    datasets = {s: PairDataset(f, vocab, labels, features, mean, std, config.max_text_len, config.max_aspect_len,
-                               config.max_images) for s, f in frames.items() if s != "test"}
+    datasets = {
+        s: PairDataset(
+            f, vocab, labels, features, mean, std, config.max_text_len, config.max_aspect_len, config.max_images
+        )
+        for s, f in frames.items()
+        if s != "test"
+    }
     counts = np.bincount(datasets["train"].targets.numpy(), minlength=labels.num_classes).tolist()
     return Prepared(vocab, labels, config, mean, std, frames, datasets, corpus, counts)
 
@@ -151,51 +171,82 @@ def fit_wide_path(prepared: Prepared, settings: Settings) -> dict:
     """The linear baseline fitted on train (C chosen on dev), as the wide path's tables; sets prepared.wide and the
     table sizes in prepared.config. Returns what metrics/train.json records of it."""
     frames, datasets = prepared.frames, prepared.datasets
-    linear, rows = fit_linear(frames["train"], datasets["train"].targets.numpy(), frames["dev"],
-                              datasets["dev"].targets.numpy(), prepared.labels.num_classes, settings.model.linear_c,
-                              settings.train.select_metric, settings.train.seed)
-    aspects = {name: prepared.vocab.encode(tokens, prepared.config.max_aspect_len).tolist()
-               for frame in frames.values() for name, tokens in zip(frame["aspect"], frame["aspect_tokens"])}
+    linear, rows = fit_linear(
+        frames["train"],
+        datasets["train"].targets.numpy(),
+        frames["dev"],
+        datasets["dev"].targets.numpy(),
+        prepared.labels.num_classes,
+        settings.model.linear_c,
+        settings.train.select_metric,
+        settings.train.seed,
+    )
+    aspects = {
+        name: prepared.vocab.encode(tokens, prepared.config.max_aspect_len).tolist()
+        for frame in frames.values()
+        for name, tokens in zip(frame["aspect"], frame["aspect_tokens"], strict=False)
+    }
     prepared.wide = linear_tables(linear, list(prepared.vocab.tokens), aspects)
     prepared.linear = linear.to_checkpoint()
-    prepared.config = dataclasses.replace(prepared.config, wide_pairs=len(prepared.wide["pair_keys"]),
-                                          wide_aspects=len(prepared.wide["aspect_keys"]))
+    prepared.config = dataclasses.replace(
+        prepared.config, wide_pairs=len(prepared.wide["pair_keys"]), wide_aspects=len(prepared.wide["aspect_keys"])
+    )
     folds = settings.train.wide_folds if settings.model.wide_init == "linear" else 0
     if folds:
-        datasets["train"].wide_logits = torch.from_numpy(out_of_fold_logits(
-            frames["train"], datasets["train"].targets.numpy(), prepared.labels.num_classes, linear.c, folds,
-            settings.train.seed))
+        datasets["train"].wide_logits = torch.from_numpy(
+            out_of_fold_logits(
+                frames["train"],
+                datasets["train"].targets.numpy(),
+                prepared.labels.num_classes,
+                linear.c,
+                folds,
+                settings.train.seed,
+            )
+        )
     best = next(r for r in rows if r["c"] == linear.c)
-    return {"init": settings.model.wide_init, "linear_c": linear.c, "stacking_folds": folds,
-            "linear_dev": {k: v for k, v in best.items() if k != "c"},
-            "pair_features": prepared.config.wide_pairs}
+    return {
+        "init": settings.model.wide_init,
+        "linear_c": linear.c,
+        "stacking_folds": folds,
+        "linear_dev": {k: v for k, v in best.items() if k != "c"},
+        "pair_features": prepared.config.wide_pairs,
+    }
 
 
-def checkpoint(model: nn.Module, prepared: Prepared, epoch: int, dev_metrics: dict, params: dict,
-               history: list[dict], repeats: list[dict]) -> dict:
+def checkpoint(
+    model: nn.Module,
+    prepared: Prepared,
+    epoch: int,
+    dev_metrics: dict,
+    params: dict,
+    history: list[dict],
+    repeats: list[dict],
+) -> dict:
     """Only tensors, lists, dicts, str, int, float: loads with torch.load(weights_only=True)."""
     return {
         "model": model.state_dict(),
-        **checkpoint_fields(model),   # family and config
+        **checkpoint_fields(model),  # family and config
         "vocab": list(prepared.vocab.tokens),
         "labels": prepared.labels.to_dict(),
         "epoch": int(epoch),
         "metrics": {k: float(v) for k, v in dev_metrics.items()},
         "params": params,
-        "features": features_record(FEATURES_PATH),   # backbone and weights of the features: predict must match them
+        "features": features_record(FEATURES_PATH),  # backbone and weights of the features: predict must match them
         "feature_norm": {"mean": torch.from_numpy(prepared.mean), "std": torch.from_numpy(prepared.std)},
         "train_class_counts": prepared.class_counts,
         "history": history,
-        "repeats": repeats,   # the other seeds' models: [{seed, model, epoch, metrics}]
-        **({"linear_baseline": prepared.linear} if prepared.linear else {}),   # fitted for the wide path
+        "repeats": repeats,  # the other seeds' models: [{seed, model, epoch, metrics}]
+        **({"linear_baseline": prepared.linear} if prepared.linear else {}),  # fitted for the wide path
         **provenance(prepared),
     }
 
 
 def provenance(prepared: Prepared) -> dict:
     """The training data's source and each aspect's training pairs: predict marks what they cannot support."""
-    return {"data_source": prepared.data_source,
-            "aspect_train_pairs": aspect_pair_counts(prepared.frames["train"]["aspect"])}
+    return {
+        "data_source": prepared.data_source,
+        "aspect_train_pairs": aspect_pair_counts(prepared.frames["train"]["aspect"]),
+    }
 
 
 def write_curve(history: list[dict], path: Path) -> None:
@@ -220,7 +271,7 @@ def make_optimizer(model: nn.Module, settings: Settings) -> torch.optim.Optimize
     path (model.word_evidence) has its own weight decay, train.wide_weight_decay."""
     lr, scale, wide_scale = settings.train.lr, settings.embeddings.lr_scale, settings.train.wide_lr_scale
     if settings.train.wide_folds and settings.model.wide_init == "linear":
-        wide_scale = 0.0   # stacking: the wide path stays the fitted linear baseline
+        wide_scale = 0.0  # stacking: the wide path stays the fitted linear baseline
     model.embedding.weight.requires_grad_(scale > 0)
     wide = [p for n, p in model.named_parameters() if n.startswith("word_evidence.")]
     rest = [p for n, p in model.named_parameters() if n != "embedding.weight" and not n.startswith("word_evidence.")]
@@ -236,57 +287,118 @@ def make_optimizer(model: nn.Module, settings: Settings) -> torch.optim.Optimize
 
 def model_section(prepared: Prepared, settings: Settings) -> dict:
     """params.yaml's model section plus the wide path's table sizes (known once its tables are built)."""
-    return {**settings.model.mimn_section(), "wide_pairs": prepared.config.wide_pairs,
-            "wide_aspects": prepared.config.wide_aspects}
+    return {
+        **settings.model.mimn_section(),
+        "wide_pairs": prepared.config.wide_pairs,
+        "wide_aspects": prepared.config.wide_aspects,
+    }
 
 
 def train_mimn(prepared: Prepared, settings: Settings, seed: int, device: torch.device, verbose: bool = True):
     """One seeded MIMN run: word vectors, model, fit. Returns (model with the best weights, FitResult, coverage)."""
     tp = settings.train
     seed_everything(seed)
-    vectors = build_word_vectors(prepared.vocab, settings.embeddings.source, prepared.config.embed_dim, seed,
-                                 prepared.corpus, dataclasses.asdict(settings.embeddings))
+    vectors = build_word_vectors(
+        prepared.vocab,
+        settings.embeddings.source,
+        prepared.config.embed_dim,
+        seed,
+        prepared.corpus,
+        dataclasses.asdict(settings.embeddings),
+    )
     seed_everything(seed)
-    model = build_model(settings.model.family, model_section(prepared, settings), prepared.config.vocab_size,
-                        prepared.config.num_classes, vectors.weights)
+    model = build_model(
+        settings.model.family,
+        model_section(prepared, settings),
+        prepared.config.vocab_size,
+        prepared.config.num_classes,
+        vectors.weights,
+    )
     if getattr(model, "word_evidence", None) is not None:
         model.word_evidence.load_linear(prepared.wide, with_coefficients=settings.model.wide_init == "linear")
     optimizer = make_optimizer(model, settings)
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.max_epochs)
-                 if tp.lr_schedule == "cosine" else None)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.max_epochs)
+        if tp.lr_schedule == "cosine"
+        else None
+    )
     weights = class_weights(prepared.class_counts, tp.class_weights)
-    loss_fn = make_loss(tp.loss, prepared.labels.class_scores, tp.ordinal_weight,
-                        None if weights is None else weights.to(device), tp.label_smoothing).to(device)
+    loss_fn = make_loss(
+        tp.loss,
+        prepared.labels.class_scores,
+        tp.ordinal_weight,
+        None if weights is None else weights.to(device),
+        tp.label_smoothing,
+    ).to(device)
     # [ddp] with torchrun: the model in DDP and this rank's share of each batch; both unchanged in one process
-    result = fit(distributed.wrap_model(model, device, seed), loss_fn, optimizer,
-                 distributed.shard_loader(make_loader(prepared.datasets["train"], tp.batch_size, shuffle=True,
-                                                      seed=seed, bucket=tp.bucket_by_length)),
-                 eval_loader(prepared.datasets["dev"], tp.batch_size, bucket=tp.bucket_by_length)[0],
-                 max_epochs=tp.max_epochs, patience=tp.patience, device=device, monitor=tp.select_metric,
-                 scheduler=scheduler, show_progress=verbose,
-                 on_epoch_end=(lambda row: print(
-                     f"seed {seed} epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} | "
-                     f"dev loss {row['dev_loss']:.4f} acc {row['dev_accuracy']:.4f} macro-F1 {row['dev_macro_f1']:.4f} "
-                     f"weighted-F1 {row['dev_weighted_f1']:.4f}", flush=True)) if verbose else None)
-    model.load_state_dict(distributed.unwrap_state(result.best_state))   # [ddp] DDP's keys are module.*
+    result = fit(
+        distributed.wrap_model(model, device, seed),
+        loss_fn,
+        optimizer,
+        distributed.shard_loader(
+            make_loader(prepared.datasets["train"], tp.batch_size, shuffle=True, seed=seed, bucket=tp.bucket_by_length)
+        ),
+        eval_loader(prepared.datasets["dev"], tp.batch_size, bucket=tp.bucket_by_length)[0],
+        max_epochs=tp.max_epochs,
+        patience=tp.patience,
+        device=device,
+        monitor=tp.select_metric,
+        scheduler=scheduler,
+        show_progress=verbose,
+        on_epoch_end=(
+            lambda row: print(
+                f"seed {seed} epoch {row['epoch']}: train loss {row['train_loss']:.4f} "
+                f"acc {row['train_accuracy']:.4f} | "
+                f"dev loss {row['dev_loss']:.4f} acc {row['dev_accuracy']:.4f} macro-F1 {row['dev_macro_f1']:.4f} "
+                f"weighted-F1 {row['dev_weighted_f1']:.4f}",
+                flush=True,
+            )
+        )
+        if verbose
+        else None,
+    )
+    model.load_state_dict(distributed.unwrap_state(result.best_state))  # [ddp] DDP's keys are module.*
     return model.cpu(), result, vectors
 
 
 def run_linear(prepared: Prepared, settings: Settings, params: dict, started: float) -> dict:
     frames, labels = prepared.frames, prepared.labels
-    model, rows = fit_linear(frames["train"], prepared.datasets["train"].targets.numpy(), frames["dev"],
-                             prepared.datasets["dev"].targets.numpy(), labels.num_classes, settings.model.linear_c,
-                             settings.train.select_metric, settings.train.seed)
+    model, rows = fit_linear(
+        frames["train"],
+        prepared.datasets["train"].targets.numpy(),
+        frames["dev"],
+        prepared.datasets["dev"].targets.numpy(),
+        labels.num_classes,
+        settings.model.linear_c,
+        settings.train.select_metric,
+        settings.train.seed,
+    )
     best = next(r for r in rows if r["c"] == model.c)
-    save_checkpoint({"family": "linear", "linear": model.to_checkpoint(), "labels": labels.to_dict(), "epoch": 0,
-                     "metrics": {k: v for k, v in best.items() if k != "c"}, "params": params,
-                     "train_class_counts": prepared.class_counts, "history": [], "repeats": [],
-                     **provenance(prepared)})
+    save_checkpoint(
+        {
+            "family": "linear",
+            "linear": model.to_checkpoint(),
+            "labels": labels.to_dict(),
+            "epoch": 0,
+            "metrics": {k: v for k, v in best.items() if k != "c"},
+            "params": params,
+            "train_class_counts": prepared.class_counts,
+            "history": [],
+            "repeats": [],
+            **provenance(prepared),
+        }
+    )
     write_curve([], CURVE_PATH)
-    metrics = {"family": "linear", "c": model.c, "dev": {k: v for k, v in best.items() if k != "c"},
-               "dev_by_c": rows,
-               "train_pairs": len(frames["train"]), "dev_pairs": len(frames["dev"]),
-               "features": len(model.features), "num_classes": labels.num_classes}
+    metrics = {
+        "family": "linear",
+        "c": model.c,
+        "dev": {k: v for k, v in best.items() if k != "c"},
+        "dev_by_c": rows,
+        "train_pairs": len(frames["train"]),
+        "dev_pairs": len(frames["dev"]),
+        "features": len(model.features),
+        "num_classes": labels.num_classes,
+    }
     write_train_metrics(metrics)
     write_run_log("train", {"seconds": round(time.perf_counter() - started, 2)})
     return metrics
@@ -302,36 +414,52 @@ def write_train_metrics(metrics: dict) -> None:
 def visual_memory(datasets: dict[str, PairDataset]) -> dict:
     """How many train and dev pairs have a usable image; with none, every visual memory is masked (text only)."""
     with_image = {split: sum(1 for rows in datasets[split].image_rows if len(rows)) for split in ("train", "dev")}
-    note = ("masked: no train or dev pair has a usable image, the model reads the text only"
-            if not any(with_image.values()) else "used where a pair has a usable image, masked elsewhere")
-    return {"visual_memory": note, "train_pairs_with_image": with_image["train"],
-            "dev_pairs_with_image": with_image["dev"]}
+    note = (
+        "masked: no train or dev pair has a usable image, the model reads the text only"
+        if not any(with_image.values())
+        else "used where a pair has a usable image, masked elsewhere"
+    )
+    return {
+        "visual_memory": note,
+        "train_pairs_with_image": with_image["train"],
+        "dev_pairs_with_image": with_image["dev"],
+    }
 
 
 def run(params: dict, verbose: bool = True) -> dict:
     """Train and write the model, curve and metrics; returns metrics/train.json's content."""
-    settings = Settings.from_params(params)   # every param checked before anything is read or written
+    settings = Settings.from_params(params)  # every param checked before anything is read or written
     source = data_source(params)
-    params = {"model": dataclasses.asdict(settings.model), "embeddings": dataclasses.asdict(settings.embeddings),
-              "train": dataclasses.asdict(settings.train)}
+    params = {
+        "model": dataclasses.asdict(settings.model),
+        "embeddings": dataclasses.asdict(settings.embeddings),
+        "train": dataclasses.asdict(settings.train),
+    }
     params["model"]["linear_c"] = list(settings.model.linear_c)
     started = time.perf_counter()
     device = choose_device(settings.train.device)
     configure_torch(device, settings.train.num_threads)
-    device = distributed.setup(device, settings.train.num_threads)   # [ddp] joins torchrun's group, if any
+    device = distributed.setup(device, settings.train.num_threads)  # [ddp] joins torchrun's group, if any
     verbose = verbose and distributed.is_main()
     seed_everything(settings.train.seed)
     prepared = prepare(settings)
     prepared.data_source = source
-    if settings.model.family == "linear":   # [ddp] nothing to share: rank 0 fits it alone
+    if settings.model.family == "linear":  # [ddp] nothing to share: rank 0 fits it alone
         return run_linear(prepared, settings, params, started) if distributed.is_main() else {"family": "linear"}
-    wide = (fit_wide_path(prepared, settings)
-            if settings.model.family == "mimn" and settings.model.word_evidence else None)
+    wide = (
+        fit_wide_path(prepared, settings) if settings.model.family == "mimn" and settings.model.word_evidence else None
+    )
     runs = [train_mimn(prepared, settings, seed, device, verbose) for seed in settings.train.seeds]
     model, result, vectors = runs[0]
-    repeats = [{"seed": seed, "model": m.state_dict(), "epoch": int(r.best_epoch),
-                "metrics": {k: float(v) for k, v in r.best_dev.items()}}
-               for seed, (m, r, _) in zip(settings.train.seeds[1:], runs[1:])]
+    repeats = [
+        {
+            "seed": seed,
+            "model": m.state_dict(),
+            "epoch": int(r.best_epoch),
+            "metrics": {k: float(v) for k, v in r.best_dev.items()},
+        }
+        for seed, (m, r, _) in zip(settings.train.seeds[1:], runs[1:], strict=False)
+    ]
     metrics = {
         "family": settings.model.family,
         "best_epoch": result.best_epoch,
@@ -346,24 +474,41 @@ def run(params: dict, verbose: bool = True) -> dict:
         "embedding_vectors_skipped_nonfinite": vectors.skipped_nonfinite,
         "num_classes": prepared.labels.num_classes,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "trainable_parameters": sum(p.numel() for n, p in model.named_parameters()
-                                    if n != "embedding.weight" or settings.embeddings.lr_scale > 0),
+        "trainable_parameters": sum(
+            p.numel()
+            for n, p in model.named_parameters()
+            if n != "embedding.weight" or settings.embeddings.lr_scale > 0
+        ),
         **visual_memory(prepared.datasets),
         **({"wide_path": wide} if wide else {}),
         "device": device.type,
         "seeds": settings.train.seeds,
-        "dev_by_seed": [{"seed": s, "best_epoch": r.best_epoch, **r.best_dev} for s, (_, r, _) in zip(settings.train.seeds, runs)],
+        "dev_by_seed": [
+            {"seed": s, "best_epoch": r.best_epoch, **r.best_dev}
+            for s, (_, r, _) in zip(settings.train.seeds, runs, strict=False)
+        ],
         **({"processes": distributed.world_size()} if distributed.world_size() > 1 else {}),
     }
-    if distributed.is_main():   # [ddp] rank 0 writes
-        save_checkpoint(checkpoint(model, prepared, result.best_epoch, result.best_dev, params, result.history, repeats))
+    if distributed.is_main():  # [ddp] rank 0 writes
+        save_checkpoint(
+            checkpoint(model, prepared, result.best_epoch, result.best_dev, params, result.history, repeats)
+        )
         write_curve(result.history, CURVE_PATH)
         write_train_metrics(metrics)
         # timings change on every run: kept out of metrics/ and reports/ (DVC-tracked), in logs/train.json
-        write_run_log("train", {"seconds": round(time.perf_counter() - started, 2), "train_seconds": round(result.seconds, 2),
-                                "train_pairs_per_second": round(result.train_pairs_per_second, 1)})
-    return {**metrics, "seconds": round(time.perf_counter() - started, 2),
-            "train_pairs_per_second": round(result.train_pairs_per_second, 1)}
+        write_run_log(
+            "train",
+            {
+                "seconds": round(time.perf_counter() - started, 2),
+                "train_seconds": round(result.seconds, 2),
+                "train_pairs_per_second": round(result.train_pairs_per_second, 1),
+            },
+        )
+    return {
+        **metrics,
+        "seconds": round(time.perf_counter() - started, 2),
+        "train_pairs_per_second": round(result.train_pairs_per_second, 1),
+    }
 
 
 @cli_entry
@@ -372,10 +517,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="parameter file (sections model, embeddings, train)")
     args = parser.parse_args(argv)
     params = {s: load_params(s, args.params) for s in ("model", "embeddings", "train")}
-    whole = load_params(None, args.params)   # where the raw reviews came from (model.provenance.data_source)
+    whole = load_params(None, args.params)  # where the raw reviews came from (model.provenance.data_source)
     params.update({s: whole[s] for s in ("data", "crawl", "sample") if isinstance(whole.get(s), dict)})
     nproc = Settings.from_params(params).train.nproc
-    if nproc > 1 and not distributed.launched():   # [ddp] train.nproc: this command again, as nproc processes
+    if nproc > 1 and not distributed.launched():  # [ddp] train.nproc: this command again, as nproc processes
         return distributed.relaunch(nproc, "model.train", ["--params", args.params])
     try:
         metrics = run(params)
@@ -385,14 +530,18 @@ def main(argv: list[str] | None = None) -> int:
     if not prints:
         return 0
     if metrics["family"] == "linear":
-        print(f"train (linear): C {metrics['c']} chosen on dev, dev macro-F1 {metrics['dev']['macro_f1']:.4f} "
-              f"acc {metrics['dev']['accuracy']:.4f} -> {MODEL_PATH}")
+        print(
+            f"train (linear): C {metrics['c']} chosen on dev, dev macro-F1 {metrics['dev']['macro_f1']:.4f} "
+            f"acc {metrics['dev']['accuracy']:.4f} -> {MODEL_PATH}"
+        )
         return 0
-    print(f"train: {metrics['train_pairs']} train / {metrics['dev_pairs']} dev pairs, vocab {metrics['vocab_size']} "
-          f"(embedding coverage {metrics['embedding_coverage']:.1%}), seeds {metrics['seeds']}, {metrics['epochs_run']} "
-          f"epochs, best epoch {metrics['best_epoch']} dev macro-F1 {metrics['dev']['macro_f1']:.4f} acc "
-          f"{metrics['dev']['accuracy']:.4f}, {metrics['train_pairs_per_second']:.0f} pairs/s, "
-          f"{metrics['seconds']:.1f}s -> {MODEL_PATH}")
+    print(
+        f"train: {metrics['train_pairs']} train / {metrics['dev_pairs']} dev pairs, vocab {metrics['vocab_size']} "
+        f"(embedding coverage {metrics['embedding_coverage']:.1%}), seeds {metrics['seeds']}, {metrics['epochs_run']} "
+        f"epochs, best epoch {metrics['best_epoch']} dev macro-F1 {metrics['dev']['macro_f1']:.4f} acc "
+        f"{metrics['dev']['accuracy']:.4f}, {metrics['train_pairs_per_second']:.0f} pairs/s, "
+        f"{metrics['seconds']:.1f}s -> {MODEL_PATH}"
+    )
     return 0
 
 

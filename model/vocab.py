@@ -1,9 +1,10 @@
 """Vocabulary from the training split, always holding every aspect token."""
+
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -33,15 +34,17 @@ class Vocab:
         return np.array(ids[:max_len], dtype=np.int64)
 
 
-def build_vocab(train_texts: Iterable[Iterable[str]], aspect_token_lists: Iterable[Iterable[str]],
-                min_count: int = 1) -> Vocab:
+def build_vocab(
+    train_texts: Iterable[Iterable[str]], aspect_token_lists: Iterable[Iterable[str]], min_count: int = 1
+) -> Vocab:
     """<pad>, <unk>, training words seen >= min_count times (most frequent first, ties by token),
     then any aspect token not already in (aspect names are known a priori, whatever the split)."""
     counts: Counter[str] = Counter()
     for tokens in train_texts:
         counts.update(tokens)
-    words = sorted((t for t, c in counts.items() if c >= min_count and t not in (PAD, UNK)),
-                   key=lambda t: (-counts[t], t))
+    words = sorted(
+        (t for t, c in counts.items() if c >= min_count and t not in (PAD, UNK)), key=lambda t: (-counts[t], t)
+    )
     known = set(words)
     extra = sorted({t for tokens in aspect_token_lists for t in tokens if t not in known and t not in (PAD, UNK)})
     return Vocab((PAD, UNK, *words, *extra))

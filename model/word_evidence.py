@@ -13,6 +13,7 @@ at zero. Features never seen in training add nothing. An extension of the paper'
 The aspect is known to the model only by its token ids: `aspect_keys` turns them into one int64 key, and the
 (aspect, word) table is indexed by the sorted keys `aspect_key * vocab_size + word_id` (exact, no hashing).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,8 @@ from model.layers import length_mask
 from model.linear import ABSENT_CLASS_LOGIT
 from model.vocab import PAD_ID
 
-_MOD = 2_147_483_647          # aspect keys are reduced modulo this prime (key * vocab_size stays inside int64)
-ASPECT_FEATURE = "<aspect>"   # the baseline's per-aspect bias feature is named f"{aspect}|<aspect>"
+_MOD = 2_147_483_647  # aspect keys are reduced modulo this prime (key * vocab_size stays inside int64)
+ASPECT_FEATURE = "<aspect>"  # the baseline's per-aspect bias feature is named f"{aspect}|<aspect>"
 
 
 def aspect_keys(aspect_ids: torch.Tensor, aspect_lengths: torch.Tensor) -> torch.Tensor:
@@ -53,8 +54,9 @@ def _gather(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 
 
 class WordEvidence(nn.Module):
-    def __init__(self, vocab_size: int, num_classes: int, pairs: int = 0, aspects: int = 0,
-                 word_dropout: float = 0.0) -> None:
+    def __init__(
+        self, vocab_size: int, num_classes: int, pairs: int = 0, aspects: int = 0, word_dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
         self.word_dropout = word_dropout
@@ -81,8 +83,9 @@ class WordEvidence(nn.Module):
             for name in ("words", "pairs", "aspects", "bias"):
                 getattr(self, name).copy_(tables[name])
 
-    def forward(self, text_ids: torch.Tensor, text_lengths: torch.Tensor, aspect_ids: torch.Tensor,
-                aspect_lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, text_ids: torch.Tensor, text_lengths: torch.Tensor, aspect_ids: torch.Tensor, aspect_lengths: torch.Tensor
+    ) -> torch.Tensor:
         """(B, num_classes) logits: the TF-IDF features of (text, aspect) times the coefficient tables."""
         mask = length_mask(text_lengths, text_ids.size(1)) & (text_ids != PAD_ID)
         if self.training and self.word_dropout > 0:
@@ -99,7 +102,7 @@ class WordEvidence(nn.Module):
         word_value = tf * self.word_idf[text_ids]
         pair_value = tf * _gather(self.pair_idf, pair_rows) * pair_found
         aspect_value = _gather(self.aspect_idf, aspect_row) * aspect_found
-        norm = torch.sqrt((share * (word_value ** 2 + pair_value ** 2)).sum(1) + aspect_value ** 2).clamp(min=1e-12)
+        norm = torch.sqrt((share * (word_value**2 + pair_value**2)).sum(1) + aspect_value**2).clamp(min=1e-12)
         word_weight = (share * word_value / norm.unsqueeze(1)).unsqueeze(2)
         pair_weight = (share * pair_value / norm.unsqueeze(1)).unsqueeze(2)
         logits = (word_weight * self.words[text_ids]).sum(1) + (pair_weight * _gather(self.pairs, pair_rows)).sum(1)
@@ -141,9 +144,14 @@ def linear_tables(linear, vocab_tokens: list[str], aspects: dict[str, list[int]]
     def tensor(values, dtype=torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.asarray(values), dtype=dtype)
 
-    return {"word_idf": tensor(word_idf), "words": tensor(words),
-            "pair_keys": tensor(pair_keys, torch.long).reshape(-1), "pair_idf": tensor(linear.idf[pair_columns]),
-            "pairs": tensor(coef[pair_columns]).reshape(-1, num_classes),
-            "aspect_keys": tensor(aspect_key_list, torch.long).reshape(-1),
-            "aspect_idf": tensor(linear.idf[aspect_columns]),
-            "aspects": tensor(coef[aspect_columns]).reshape(-1, num_classes), "bias": tensor(bias)}
+    return {
+        "word_idf": tensor(word_idf),
+        "words": tensor(words),
+        "pair_keys": tensor(pair_keys, torch.long).reshape(-1),
+        "pair_idf": tensor(linear.idf[pair_columns]),
+        "pairs": tensor(coef[pair_columns]).reshape(-1, num_classes),
+        "aspect_keys": tensor(aspect_key_list, torch.long).reshape(-1),
+        "aspect_idf": tensor(linear.idf[aspect_columns]),
+        "aspects": tensor(coef[aspect_columns]).reshape(-1, num_classes),
+        "bias": tensor(bias),
+    }

@@ -1,4 +1,5 @@
 """torchvision's ResNet-50 without its classifier (2048-d pooled features), and the weights it runs with."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,8 @@ class WeightsUnavailable(Exception):
 
 @dataclass
 class Backbone:
-    model: nn.Module   # eval mode, on CPU
-    weights: str       # what was actually loaded: imagenet:IMAGENET1K_V2 | random:seed=N | file:<path>:<sha256 prefix>
+    model: nn.Module  # eval mode, on CPU
+    weights: str  # what was actually loaded: imagenet:IMAGENET1K_V2 | random:seed=N | file:<path>:<sha256 prefix>
 
 
 def resnet50_trunk() -> nn.Module:
@@ -52,12 +53,17 @@ def load_imagenet_state_dict(download_timeout_s: float) -> dict[str, torch.Tenso
     socket.setdefaulttimeout(download_timeout_s)  # torch.hub's urlopen has no timeout of its own
     try:
         return torch.hub.load_state_dict_from_url(
-            IMAGENET_URL, file_name=IMAGENET_FILE_NAME, map_location="cpu",
-            progress=sys.stderr.isatty(), check_hash=True, weights_only=True)
+            IMAGENET_URL,
+            file_name=IMAGENET_FILE_NAME,
+            map_location="cpu",
+            progress=sys.stderr.isatty(),
+            check_hash=True,
+            weights_only=True,
+        )
     except Exception as exc:  # noqa: BLE001 - URLError, timeouts, hash mismatch, corrupt cache file
         raise WeightsUnavailable(
-            f"not in {imagenet_cache_file()} and the download from {IMAGENET_URL} failed "
-            f"({type(exc).__name__}: {exc})") from exc
+            f"not in {imagenet_cache_file()} and the download from {IMAGENET_URL} failed ({type(exc).__name__}: {exc})"
+        ) from exc
     finally:
         socket.setdefaulttimeout(previous_timeout)
 
@@ -72,8 +78,10 @@ def _load_into_trunk(model: nn.Module, state: dict, source: str) -> None:
         model.load_state_dict(trunk_state, strict=True)
     except RuntimeError as exc:
         first_line = str(exc).splitlines()[1:2] or [str(exc)]
-        raise UserError(f"{source} is not a torchvision ResNet-50 state dict ({first_line[0].strip()}); "
-                        "set features.weights to imagenet, random, auto or a matching .pth") from exc
+        raise UserError(
+            f"{source} is not a torchvision ResNet-50 state dict ({first_line[0].strip()}); "
+            "set features.weights to imagenet, random, auto or a matching .pth"
+        ) from exc
 
 
 def random_backbone(seed: int) -> Backbone:
@@ -93,14 +101,18 @@ def imagenet_backbone(download_timeout_s: float) -> Backbone:
 def file_backbone(path: str | Path) -> Backbone:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"features.weights: {path} not found; give imagenet, random, auto or the path of a "
-                        "ResNet-50 .pth state dict")
+        raise UserError(
+            f"features.weights: {path} not found; give imagenet, random, auto or the path of a "
+            "ResNet-50 .pth state dict"
+        )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle/zip errors of a bad file
-        raise UserError(f"{path} is not a loadable .pth file ({type(exc).__name__}: {exc}); "
-                        "point features.weights at a torch.save()d state dict") from exc
+        raise UserError(
+            f"{path} is not a loadable .pth file ({type(exc).__name__}: {exc}); "
+            "point features.weights at a torch.save()d state dict"
+        ) from exc
     model = resnet50_trunk()
     _load_into_trunk(model, state, str(path))
     return Backbone(model.eval(), f"file:{path}:{digest[:12]}")
@@ -108,11 +120,15 @@ def file_backbone(path: str | Path) -> Backbone:
 
 def warn_random_fallback(reason: str, seed: int) -> None:
     bar = "!" * 100
-    print(f"{bar}\nWARNING: ImageNet weights for ResNet-50 are unavailable: {reason}.\n"
-          f"WARNING: features.weights=auto falls back to RANDOM weights (seed={seed}); image features will carry "
-          "little meaning.\n"
-          f"WARNING: fix: put {IMAGENET_FILE_NAME} into {imagenet_cache_file().parent} (or set TORCH_HOME), "
-          f"or set features.weights to a .pth path.\n{bar}", file=sys.stderr, flush=True)
+    print(
+        f"{bar}\nWARNING: ImageNet weights for ResNet-50 are unavailable: {reason}.\n"
+        f"WARNING: features.weights=auto falls back to RANDOM weights (seed={seed}); image features will carry "
+        "little meaning.\n"
+        f"WARNING: fix: put {IMAGENET_FILE_NAME} into {imagenet_cache_file().parent} (or set TORCH_HOME), "
+        f"or set features.weights to a .pth path.\n{bar}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def load_backbone(weights: str, seed: int, download_timeout_s: float) -> Backbone:
@@ -123,8 +139,10 @@ def load_backbone(weights: str, seed: int, download_timeout_s: float) -> Backbon
         try:
             return imagenet_backbone(download_timeout_s)
         except WeightsUnavailable as exc:
-            raise UserError(f"features.weights=imagenet: the weights are {exc}; put {IMAGENET_FILE_NAME} into "
-                            f"{imagenet_cache_file().parent} or set features.weights to auto or random") from exc
+            raise UserError(
+                f"features.weights=imagenet: the weights are {exc}; put {IMAGENET_FILE_NAME} into "
+                f"{imagenet_cache_file().parent} or set features.weights to auto or random"
+            ) from exc
     if weights == "auto":
         try:
             return imagenet_backbone(download_timeout_s)

@@ -7,6 +7,7 @@ Reads `<data.raw>/reviews.jsonl`, writes `data/clean/pairs.parquet` (PAIRS_SCHEM
 `metrics/clean.json` (reviews, pairs and rejected rows kept) and `reports/clean_detail.json` (every count: per
 reason, per aspect, per label, images).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,17 +15,18 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
 from common.aspects import CANONICAL_ASPECTS, aspect_zh, canonical_aspect
+from common.atomic import remove_leftovers
 from common.contract import IMAGES_DIR, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
 from common.errors import UserError, cli_entry
-from common.atomic import remove_leftovers
 from common.metrics import detail_path, write_metrics
 from common.params import DEFAULT_PARAMS, IMAGE_SIZE_RANGE, load_params, require, require_int_in
 from pipeline.imaging import MISSING, ImageError, Preprocessing, decode_image
@@ -40,8 +42,20 @@ DETAIL_PATH = detail_path("clean")
 
 TEXT_FIELDS = ("title", "pros", "cons", "summary", "body")
 OPTIONAL_STR_FIELDS = ("product_id", "product_name", "brand", *TEXT_FIELDS)
-REASONS = ("malformed_json", "missing_field", "invalid_field", "duplicate_id", "no_score", "no_text", "no_image",
-           "duplicate_text", "unknown_aspect", "duplicate_aspect", "score_not_numeric", "score_out_of_range")
+REASONS = (
+    "malformed_json",
+    "missing_field",
+    "invalid_field",
+    "duplicate_id",
+    "no_score",
+    "no_text",
+    "no_image",
+    "duplicate_text",
+    "unknown_aspect",
+    "duplicate_aspect",
+    "score_not_numeric",
+    "score_out_of_range",
+)
 
 
 @dataclass(frozen=True)
@@ -53,12 +67,17 @@ class CleanParams:
     images: Preprocessing = Preprocessing(image_size=224, max_image_pixels=40_000_000)
 
     @classmethod
-    def from_sections(cls, clean: dict, features: dict) -> "CleanParams":
-        images = Preprocessing(image_size=require_int_in(features, "image_size", "features", *IMAGE_SIZE_RANGE),
-                               max_image_pixels=require_int_in(features, "max_image_pixels", "features", 1))
-        return cls(require_image=require(clean, "require_image", "clean", bool),
-                   min_text_chars=require(clean, "min_text_chars", "clean", int),
-                   dedupe_same_text=require(clean, "dedupe_same_text", "clean", bool), images=images)
+    def from_sections(cls, clean: dict, features: dict) -> CleanParams:
+        images = Preprocessing(
+            image_size=require_int_in(features, "image_size", "features", *IMAGE_SIZE_RANGE),
+            max_image_pixels=require_int_in(features, "max_image_pixels", "features", 1),
+        )
+        return cls(
+            require_image=require(clean, "require_image", "clean", bool),
+            min_text_chars=require(clean, "min_text_chars", "clean", int),
+            dedupe_same_text=require(clean, "dedupe_same_text", "clean", bool),
+            images=images,
+        )
 
 
 @dataclass
@@ -95,7 +114,7 @@ def parse_score(value: Any) -> tuple[int | None, str | None]:
         except ValueError:
             return None, "score_not_numeric"
     if isinstance(value, int):
-        if not -100 <= value <= 100:        # a 400-digit integer does not even fit a float
+        if not -100 <= value <= 100:  # a 400-digit integer does not even fit a float
             return None, "score_out_of_range"
         value = float(value)
     if not isinstance(value, float) or not math.isfinite(value):
@@ -115,9 +134,10 @@ def canonical_key(label: str) -> str | None:
 
 # ---- step 1: one line -> one JSON object -------------------------------------------------------------
 
+
 def parse_line(raw_line: str | bytes) -> tuple[dict | None, str]:
     """(record, the line as text); record None for a blank line. Raises Rejected(malformed_json)."""
-    if isinstance(raw_line, str):       # a lone surrogate in it fails the UTF-8 check below, like a bad byte
+    if isinstance(raw_line, str):  # a lone surrogate in it fails the UTF-8 check below, like a bad byte
         raw_line = raw_line.encode("utf-8", "surrogatepass")
     try:
         line = raw_line.decode("utf-8")
@@ -130,7 +150,7 @@ def parse_line(raw_line: str | bytes) -> tuple[dict | None, str]:
         record = json.loads(line)
     except RecursionError:
         raise Rejected("malformed_json", "JSON nested too deeply to read", line) from None
-    except ValueError as exc:        # JSONDecodeError, and int strings beyond Python's digit limit
+    except ValueError as exc:  # JSONDecodeError, and int strings beyond Python's digit limit
         raise Rejected("malformed_json", str(exc), line) from None
     if not isinstance(record, dict):
         raise Rejected("malformed_json", f"a JSON {type(record).__name__}, not an object", line)
@@ -141,7 +161,7 @@ def parse_line(raw_line: str | bytes) -> tuple[dict | None, str]:
 
 def encodes_as_utf8(line: str, record: dict) -> bool:
     """False when a \\uXXXX escape decoded to a lone surrogate: Parquet (UTF-8) could not store the text."""
-    if "\\u" not in line:      # the only way to a surrogate in a line that decoded as UTF-8
+    if "\\u" not in line:  # the only way to a surrogate in a line that decoded as UTF-8
         return True
     try:
         json.dumps(record, ensure_ascii=False).encode("utf-8")
@@ -151,6 +171,7 @@ def encodes_as_utf8(line: str, record: dict) -> bool:
 
 
 # ---- step 2: the raw contract's field types ----------------------------------------------------------
+
 
 def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
@@ -188,21 +209,23 @@ def check_fields(record: dict, images_dir: Path) -> None:
     for i, entry in enumerate(images or []):
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             raise Rejected("invalid_field", f"images[{i}] must be an object with a string path")
-        if "\x00" in entry["path"]:        # no file name holds one; the OS calls would raise ValueError
+        if "\x00" in entry["path"]:  # no file name holds one; the OS calls would raise ValueError
             raise Rejected("invalid_field", f"images[{i}].path contains a NUL character")
         if not isinstance(entry.get("url"), (str, type(None))):
             raise Rejected("invalid_field", f"images[{i}].url must be a string or null")
         if not inside_folder(entry["path"], images_dir):
             raise Rejected("invalid_field", f"images[{i}].path {entry['path']!r} is outside {IMAGES_DIR}/")
     release_split = record.get(RELEASE_SPLIT_FIELD)
-    if release_split is not None and not (isinstance(release_split, dict)
-                                          and all(isinstance(v, str) for v in release_split.values())):
+    if release_split is not None and not (
+        isinstance(release_split, dict) and all(isinstance(v, str) for v in release_split.values())
+    ):
         raise Rejected("invalid_field", f"{RELEASE_SPLIT_FIELD} must be an object of strings")
     if not isinstance(record.get(SEGMENTED_FIELD), (bool, type(None))):
         raise Rejected("invalid_field", f"{SEGMENTED_FIELD} must be true, false or null")
 
 
 # ---- step 3: the review's images ----------------------------------------------------------------------
+
 
 class ImageChecker:
     """Resolves a record's `images` to usable paths; each file is decoded once, by the features stage's check."""
@@ -211,7 +234,7 @@ class ImageChecker:
         self.images_dir = Path(raw_dir) / IMAGES_DIR
         self.prep = prep
         self.stats = stats
-        self._verdict: dict[str, str] = {}   # path -> "ok" | MISSING | another image error kind
+        self._verdict: dict[str, str] = {}  # path -> "ok" | MISSING | another image error kind
 
     def _check(self, path: str) -> str:
         if path not in self._verdict:
@@ -247,9 +270,11 @@ class ImageChecker:
 
 # ---- step 4: one record -> its pairs ------------------------------------------------------------------
 
+
 @dataclass
 class Review:
     """What a kept record contributes to every one of its pairs."""
+
     review_id: str
     product_id: str | None
     product_name: str | None
@@ -260,11 +285,21 @@ class Review:
     presegmented: bool
 
     def pair(self, aspect: str, label: str, score: int) -> dict:
-        return dict(review_id=self.review_id, product_id=self.product_id, product_name=self.product_name,
-                    brand=self.brand, aspect=aspect, aspect_zh=aspect_zh(aspect), score=score, label=score - 1,
-                    text=self.text, image_paths=list(self.image_paths), n_images=len(self.image_paths),
-                    release_split=self.release_split.get(aspect, self.release_split.get(label)),
-                    presegmented=self.presegmented)
+        return dict(
+            review_id=self.review_id,
+            product_id=self.product_id,
+            product_name=self.product_name,
+            brand=self.brand,
+            aspect=aspect,
+            aspect_zh=aspect_zh(aspect),
+            score=score,
+            label=score - 1,
+            text=self.text,
+            image_paths=list(self.image_paths),
+            n_images=len(self.image_paths),
+            release_split=self.release_split.get(aspect, self.release_split.get(label)),
+            presegmented=self.presegmented,
+        )
 
 
 class Cleaner:
@@ -280,8 +315,16 @@ class Cleaner:
         self.seen_texts: set[tuple[str, str]] = set()
 
     def reject(self, line_no: int, review_id: str | None, aspect: str | None, why: Rejected, raw: str) -> None:
-        self.rejected.append(dict(line_no=line_no, review_id=review_id, aspect=aspect, reason=why.reason,
-                                  detail=why.detail, raw=why.raw if why.raw is not None else raw))
+        self.rejected.append(
+            dict(
+                line_no=line_no,
+                review_id=review_id,
+                aspect=aspect,
+                reason=why.reason,
+                detail=why.detail,
+                raw=why.raw if why.raw is not None else raw,
+            )
+        )
         (self.stats.rejected_pairs if aspect is not None else self.stats.rejected_records)[why.reason] += 1
 
     def add_line(self, line_no: int, raw_line: str | bytes) -> None:
@@ -313,8 +356,10 @@ class Cleaner:
             raise Rejected("no_score", "scores is empty")
         text = join_fields([record.get(name) for name in TEXT_FIELDS])
         if visible_length(text) < self.params.min_text_chars:
-            raise Rejected("no_text", f"{visible_length(text)} characters after cleaning < "
-                                      f"clean.min_text_chars={self.params.min_text_chars}")
+            raise Rejected(
+                "no_text",
+                f"{visible_length(text)} characters after cleaning < clean.min_text_chars={self.params.min_text_chars}",
+            )
         image_paths = self.images.usable_paths(record)
         if not image_paths and self.params.require_image:
             raise Rejected("no_image", "no downloaded, decodable image (clean.require_image)")
@@ -326,8 +371,16 @@ class Cleaner:
         # only a kept record makes later copies duplicates: a copy dropped above (no text, no image) must not
         # cost the review a later, usable copy
         self.seen_ids.add(review_id)
-        return Review(review_id, product_id, record.get("product_name"), record.get("brand"), text, image_paths,
-                      record.get(RELEASE_SPLIT_FIELD) or {}, record.get(SEGMENTED_FIELD) is True)
+        return Review(
+            review_id,
+            product_id,
+            record.get("product_name"),
+            record.get("brand"),
+            text,
+            image_paths,
+            record.get(RELEASE_SPLIT_FIELD) or {},
+            record.get(SEGMENTED_FIELD) is True,
+        )
 
     def add_pairs(self, line_no: int, review: Review, scores: dict) -> None:
         """One pair per scored aspect; unknown, repeated or unusable scores are rejected pairs."""
@@ -353,14 +406,16 @@ class Cleaner:
         pairs = pd.DataFrame(self.pairs, columns=PAIRS_SCHEMA.names)
         if len(pairs):
             pairs = pairs.sort_values(PAIR_SORT_KEY, kind="stable").reset_index(drop=True)
-        order = sorted(range(len(self.rejected)),
-                       key=lambda i: (self.rejected[i]["line_no"], self.rejected[i]["aspect"] or ""))
+        order = sorted(
+            range(len(self.rejected)), key=lambda i: (self.rejected[i]["line_no"], self.rejected[i]["aspect"] or "")
+        )
         rejected = pd.DataFrame([self.rejected[i] for i in order], columns=REJECTED_SCHEMA.names)
         return pairs, rejected
 
 
-def records_to_pairs(lines: Iterable[str | bytes], raw_dir: str | Path, params: CleanParams,
-                     progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def records_to_pairs(
+    lines: Iterable[str | bytes], raw_dir: str | Path, params: CleanParams, progress: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The pure core of the stage: raw JSON lines -> (pairs, rejected, metrics).
 
     Image paths are `<raw_dir>/images/<path>`; relative to the working directory when raw_dir is.
@@ -391,16 +446,19 @@ def _metrics(stats: CleanStats, pairs: pd.DataFrame) -> dict:
 def read_lines(path: Path) -> list[bytes]:
     """The raw file's lines as bytes (decoded per line, so one bad byte costs one record)."""
     if not path.is_file():
-        raise UserError(f"{path} not found: run the source that writes it (dvc repro sources/zol/dvc.yaml:crawl, or "
-                        f"dvc repro sources/multizol/dvc.yaml:import), "
-                        f"or point data.raw in params.yaml at a folder holding {REVIEWS_FILE}")
+        raise UserError(
+            f"{path} not found: run the source that writes it (dvc repro sources/zol/dvc.yaml:crawl, or "
+            f"dvc repro sources/multizol/dvc.yaml:import), "
+            f"or point data.raw in params.yaml at a folder holding {REVIEWS_FILE}"
+        )
     return path.read_bytes().splitlines()
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.clean", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.clean", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -416,10 +474,13 @@ def main(argv: list[str] | None = None) -> int:
     write_metrics(headline, metrics, METRICS_PATH, DETAIL_PATH)
     rejected_all = Counter(metrics["rejected_records_by_reason"]) + Counter(metrics["rejected_pairs_by_reason"])
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(rejected_all.items())) or "none"
-    print(f"clean: {metrics['records_in']} records in -> {metrics['pairs_out']} pairs of {metrics['reviews_out']} reviews; "
-          f"rejected {len(rejected)} ({reasons}); images usable {metrics['images']['usable']}, "
-          f"missing {metrics['images']['missing']}, undecodable {metrics['images']['undecodable']}; "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"clean: {metrics['records_in']} records in -> {metrics['pairs_out']} pairs "
+        f"of {metrics['reviews_out']} reviews; "
+        f"rejected {len(rejected)} ({reasons}); images usable {metrics['images']['usable']}, "
+        f"missing {metrics['images']['missing']}, undecodable {metrics['images']['undecodable']}; "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ still to compute and writes them to a shard file; the next run without --shard m
 the cache and writes the same bytes as one process would have. Under `torchrun` the ranks are the shards and
 rank 0 merges.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,20 +35,20 @@ import torchvision
 from tqdm import tqdm
 
 from common.atomic import remove_leftovers
+from common.errors import UserError, cli_entry
+from common.metrics import detail_path, write_metrics
+from common.params import IMAGE_SIZE_RANGE, load_params, require, require_int_in
 from common.runlog import DEFAULT_LOG_DIR, write_run_log
 from pipeline.backbone import BACKBONE, Backbone, load_backbone
-from common.errors import UserError, cli_entry
 from pipeline.image_data import fixed_batches, make_loader
 from pipeline.imaging import MISSING, NON_FINITE, TOO_LARGE, UNREADABLE, Preprocessing, error_kind, sha256_file
 from pipeline.io import read_frame, write_table
-from common.metrics import detail_path, write_metrics
-from common.params import IMAGE_SIZE_RANGE, load_params, require, require_int_in
 from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, SPLITS
 
 DEFAULT_SPLITS = Path("data/splits")
 DEFAULT_OUT = Path("data/features/images.parquet")
 DEFAULT_CACHE = Path("data/features/cache.parquet")
-DEFAULT_METRICS = Path("metrics/features.json")   # images ok and failed; every count in DEFAULT_DETAIL
+DEFAULT_METRICS = Path("metrics/features.json")  # images ok and failed; every count in DEFAULT_DETAIL
 DEFAULT_DETAIL = detail_path("features")
 DEFAULT_SHARDS = Path("data/features/shards")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -60,13 +61,15 @@ AUTO_CPU_WORKERS = 0
 NO_BACKBONE = "none (the splits reference no image)"
 
 # data/features/cache.parquet: features by (content, configuration), kept across runs (DVC persist: true)
-CACHE_SCHEMA = pa.schema([
-    ("fingerprint", pa.string()),   # config_fingerprint(): backbone, weights, preprocessing, precision
-    ("image_id", pa.string()),
-    ("width", pa.int32()),          # from the header, so a lowered max_image_pixels still refuses it
-    ("height", pa.int32()),
-    ("feature", pa.list_(pa.float32(), FEATURE_DIM)),
-])
+CACHE_SCHEMA = pa.schema(
+    [
+        ("fingerprint", pa.string()),  # config_fingerprint(): backbone, weights, preprocessing, precision
+        ("image_id", pa.string()),
+        ("width", pa.int32()),  # from the header, so a lowered max_image_pixels still refuses it
+        ("height", pa.int32()),
+        ("feature", pa.list_(pa.float32(), FEATURE_DIM)),
+    ]
+)
 
 
 def timeout_seconds(section: dict) -> float:
@@ -74,9 +77,9 @@ def timeout_seconds(section: dict) -> float:
     value = require(section, "download_timeout_s", "features", (int, float))
     try:
         seconds = float(value)
-    except OverflowError:             # an integer beyond float's range
+    except OverflowError:  # an integer beyond float's range
         seconds = math.inf
-    if isinstance(value, bool) or not 0 < seconds < math.inf:     # `not` catches NaN too
+    if isinstance(value, bool) or not 0 < seconds < math.inf:  # `not` catches NaN too
         raise UserError(f"params.yaml: 'features.download_timeout_s' must be a number of seconds > 0, got {value!r}")
     return seconds
 
@@ -91,10 +94,10 @@ class FeatureConfig:
     max_image_pixels: int = 40_000_000
     seed: int = 0
     download_timeout_s: float = 20.0
-    precision: str = "fp32"          # params.yaml says auto; fp32 here keeps direct callers exact
+    precision: str = "fp32"  # params.yaml says auto; fp32 here keeps direct callers exact
 
     @classmethod
-    def from_params(cls, section: dict) -> "FeatureConfig":
+    def from_params(cls, section: dict) -> FeatureConfig:
         name = "features"
         config = cls(
             weights=str(require(section, "weights", name, str)),
@@ -108,10 +111,15 @@ class FeatureConfig:
             precision=require(section, "precision", name, str),
         )
         workers = config.num_workers
-        if config.batch_size < 1 or config.max_image_pixels < 1 or (
-                workers != "auto" and (isinstance(workers, str) or workers < 0)):
-            raise UserError("params.yaml: 'features.batch_size' and 'features.max_image_pixels' must be >= 1 "
-                            "and 'features.num_workers' auto or >= 0")
+        if (
+            config.batch_size < 1
+            or config.max_image_pixels < 1
+            or (workers != "auto" and (isinstance(workers, str) or workers < 0))
+        ):
+            raise UserError(
+                "params.yaml: 'features.batch_size' and 'features.max_image_pixels' must be >= 1 "
+                "and 'features.num_workers' auto or >= 0"
+            )
         if config.precision not in PRECISIONS:
             raise UserError(f"params.yaml: 'features.precision' must be auto, fp32 or bf16, got {config.precision!r}")
         if config.device not in ("auto", "cpu", "cuda"):
@@ -170,8 +178,11 @@ def resolve_precision(requested: str, device: torch.device) -> str:
         return "fp16-autocast"
     if requested == "bf16" or cpu_has_native_bf16():
         if not cpu_has_native_bf16():
-            print("note: features.precision=bf16 on a CPU without native bf16 (avx512_bf16/amx): it is emulated, "
-                  "expect it slower than fp32", file=sys.stderr)
+            print(
+                "note: features.precision=bf16 on a CPU without native bf16 (avx512_bf16/amx): it is emulated, "
+                "expect it slower than fp32",
+                file=sys.stderr,
+            )
         return "bf16-autocast"
     return "fp32"
 
@@ -242,8 +253,11 @@ def read_cache_table(path: Path) -> tuple[pa.Table, int]:
         return CACHE_SCHEMA.empty_table(), 0
     dropped = table.num_rows - valid.num_rows
     if dropped:
-        print(f"warning: {path}: dropped {dropped} of {table.num_rows} rows with a null, a non-finite value, a "
-              f"size <= 0 or a feature not {FEATURE_DIM} wide; their images are computed again", file=sys.stderr)
+        print(
+            f"warning: {path}: dropped {dropped} of {table.num_rows} rows with a null, a non-finite value, a "
+            f"size <= 0 or a feature not {FEATURE_DIM} wide; their images are computed again",
+            file=sys.stderr,
+        )
     return valid, dropped
 
 
@@ -266,9 +280,19 @@ def valid_cache_rows(table: pa.Table) -> pa.BooleanArray:
 
 def cache_index(table: pa.Table, fingerprint: str) -> dict[str, tuple[int, int, int]]:
     """image_id -> (row, width, height) of the rows computed with this configuration."""
-    return {image_id: (row, w, h) for row, (fp, image_id, w, h) in enumerate(zip(
-        table["fingerprint"].to_pylist(), table["image_id"].to_pylist(), table["width"].to_pylist(),
-        table["height"].to_pylist())) if fp == fingerprint}
+    return {
+        image_id: (row, w, h)
+        for row, (fp, image_id, w, h) in enumerate(
+            zip(
+                table["fingerprint"].to_pylist(),
+                table["image_id"].to_pylist(),
+                table["width"].to_pylist(),
+                table["height"].to_pylist(),
+                strict=False,
+            )
+        )
+        if fp == fingerprint
+    }
 
 
 def read_cache(path: Path, fingerprint: str) -> tuple[pa.Table, dict[str, tuple[int, int, int]]]:
@@ -301,8 +325,8 @@ def merge_shards(cache: pa.Table, shard_dir: Path) -> tuple[pa.Table, int, list[
     combined = pa.concat_tables([cache, *(read_cache_table(f)[0] for f in files)])
     seen: set[tuple[str, str]] = set()
     keep = []
-    for row, key in enumerate(zip(combined["fingerprint"].to_pylist(), combined["image_id"].to_pylist())):
-        if key not in seen:   # first occurrence: the cache's own row wins over a shard's
+    for row, key in enumerate(zip(combined["fingerprint"].to_pylist(), combined["image_id"].to_pylist(), strict=False)):
+        if key not in seen:  # first occurrence: the cache's own row wins over a shard's
             seen.add(key)
             keep.append(row)
     return combined.take(pa.array(keep, pa.int64())), len(keep) - cache.num_rows, files
@@ -317,16 +341,25 @@ def feature_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A fixed_size_list<float32>[2048] column -> float32 array [rows, 2048], one row per entry of `column`."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
-    values = column.flatten()    # skips null entries: the rows after one would belong to other images
+    values = column.flatten()  # skips null entries: the rows after one would belong to other images
     if column.null_count or len(values) != len(column) * FEATURE_DIM:
-        raise UserError(f"a feature column holds {column.null_count} null entries among {len(column)} rows: the file "
-                        f"is damaged; delete it and re-run dvc repro features")
+        raise UserError(
+            f"a feature column holds {column.null_count} null entries among {len(column)} rows: the file "
+            f"is damaged; delete it and re-run dvc repro features"
+        )
     return values.to_numpy(zero_copy_only=False).reshape(-1, FEATURE_DIM).astype(np.float32, copy=False)
 
 
-def extract(model: torch.nn.Module, files: list[Path], prep: Preprocessing, batch_size: int, num_workers: int,
-            device: torch.device, precision: str, batches: list[list[int]] | None = None
-            ) -> tuple[np.ndarray, dict[int, str], dict[int, tuple[int, int]]]:
+def extract(
+    model: torch.nn.Module,
+    files: list[Path],
+    prep: Preprocessing,
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
+    precision: str,
+    batches: list[list[int]] | None = None,
+) -> tuple[np.ndarray, dict[int, str], dict[int, tuple[int, int]]]:
     """Features [len(files), 2048] (zeros where decoding failed), errors by index, (w, h) by index.
 
     `batches` (index lists) replaces the plain cut into batch_size; files in no batch stay zero. The model
@@ -340,8 +373,10 @@ def extract(model: torch.nn.Module, files: list[Path], prep: Preprocessing, batc
     autocast_dtype = {"bf16-autocast": torch.bfloat16, "fp16-autocast": torch.float16}.get(precision)
     loader = make_loader(files, prep, batches, num_workers, pin_memory=device.type == "cuda")
     total = sum(map(len, batches))
-    with torch.inference_mode(), tqdm(total=total, desc="features", unit="img", file=sys.stderr,
-                                      disable=total < 4 * len(batches[0])) as bar:
+    with (
+        torch.inference_mode(),
+        tqdm(total=total, desc="features", unit="img", file=sys.stderr, disable=total < 4 * len(batches[0])) as bar,
+    ):
         for batch in loader:
             errors.update(batch.errors)
             sizes.update(batch.sizes)
@@ -361,8 +396,9 @@ def extract(model: torch.nn.Module, files: list[Path], prep: Preprocessing, batc
     return out, errors, sizes
 
 
-def build_features_table(paths: list[str], ids: dict[str, str], errors: dict[str, str],
-                         features: dict[str, np.ndarray]) -> pa.Table:
+def build_features_table(
+    paths: list[str], ids: dict[str, str], errors: dict[str, str], features: dict[str, np.ndarray]
+) -> pa.Table:
     """Rows in `paths` order (sorted); ok exactly when a feature is known and no error was recorded."""
     matrix = np.zeros((len(paths), FEATURE_DIM), dtype=np.float32)
     ok = []
@@ -372,23 +408,27 @@ def build_features_table(paths: list[str], ids: dict[str, str], errors: dict[str
         if good:
             matrix[row] = features[image_id]
         ok.append(good)
-    return pa.Table.from_arrays([
-        pa.array([ids.get(p) for p in paths], pa.string()),
-        pa.array(paths, pa.string()),
-        pa.array(ok, pa.bool_()),
-        pa.array([errors.get(p) for p in paths], pa.string()),
-        features_array(matrix),
-    ], schema=FEATURES_SCHEMA)
+    return pa.Table.from_arrays(
+        [
+            pa.array([ids.get(p) for p in paths], pa.string()),
+            pa.array(paths, pa.string()),
+            pa.array(ok, pa.bool_()),
+            pa.array([errors.get(p) for p in paths], pa.string()),
+            features_array(matrix),
+        ],
+        schema=FEATURES_SCHEMA,
+    )
 
 
 @dataclass
 class ImagePlan:
     """The images of the splits: which paths, which contents, which of them still need the backbone."""
-    paths: list[str]                      # distinct paths, sorted
-    ids: dict[str, str]                   # path -> content id (sha256), for readable files
-    errors: dict[str, str]                # path -> "kind: detail", for the unusable ones
-    representative: dict[str, str]        # content id -> its first path in sort order
-    empty_entries: int                    # null or empty strings among the splits' image paths
+
+    paths: list[str]  # distinct paths, sorted
+    ids: dict[str, str]  # path -> content id (sha256), for readable files
+    errors: dict[str, str]  # path -> "kind: detail", for the unusable ones
+    representative: dict[str, str]  # content id -> its first path in sort order
+    empty_entries: int  # null or empty strings among the splits' image paths
 
 
 def plan_images(splits_dir: Path, root: Path) -> ImagePlan:
@@ -401,8 +441,9 @@ def plan_images(splits_dir: Path, root: Path) -> ImagePlan:
     return ImagePlan(paths, ids, errors, representative, empty_entries)
 
 
-def reuse_cached(plan: ImagePlan, cache_table: pa.Table, cached: dict[str, tuple[int, int, int]],
-                 prep: Preprocessing) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
+def reuse_cached(
+    plan: ImagePlan, cache_table: pa.Table, cached: dict[str, tuple[int, int, int]], prep: Preprocessing
+) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
     """(features, errors by content id, reused content ids) of the contents already in the cache.
 
     A cached image above today's max_image_pixels is refused as the decoder would refuse it."""
@@ -410,7 +451,7 @@ def reuse_cached(plan: ImagePlan, cache_table: pa.Table, cached: dict[str, tuple
     matrix = feature_matrix(cache_table["feature"].take(pa.array([cached[i][0] for i in reused], pa.int64())))
     features: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
-    for image_id, vector in zip(reused, matrix):
+    for image_id, vector in zip(reused, matrix, strict=False):
         width, height = cached[image_id][1:]
         if width * height > prep.max_image_pixels:
             errors[image_id] = f"{TOO_LARGE}: {width}x{height} pixels > max_image_pixels {prep.max_image_pixels}"
@@ -440,9 +481,10 @@ def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Modu
 @dataclass
 class Computed:
     """What the backbone made of the contents not in the cache."""
-    features: dict[str, np.ndarray]       # content id -> feature, for the decodable ones
-    sizes: dict[str, tuple[int, int]]     # content id -> (width, height), same keys
-    errors: dict[str, str]                # content id -> "kind: detail" for the others
+
+    features: dict[str, np.ndarray]  # content id -> feature, for the decodable ones
+    sizes: dict[str, tuple[int, int]]  # content id -> (width, height), same keys
+    errors: dict[str, str]  # content id -> "kind: detail" for the others
     seconds: float
     num_workers: int = 0
 
@@ -458,29 +500,57 @@ def shard_batches(count: int, batch_size: int, shard: tuple[int, int] | None) ->
     return batches[index::total]
 
 
-def compute_new(backbone: Backbone, image_ids: list[str], plan: ImagePlan, config: FeatureConfig,
-                device: torch.device, precision: str, root: Path,
-                shard: tuple[int, int] | None = None) -> Computed:
+def compute_new(
+    backbone: Backbone,
+    image_ids: list[str],
+    plan: ImagePlan,
+    config: FeatureConfig,
+    device: torch.device,
+    precision: str,
+    root: Path,
+    shard: tuple[int, int] | None = None,
+) -> Computed:
     started = time.perf_counter()
     batches = shard_batches(len(image_ids), config.batch_size, shard)
     if not batches:
         return Computed({}, {}, {}, 0.0)
     workers = resolve_num_workers(config.num_workers, device)
     model = prepare_model(backbone.model, device)
-    matrix, errors, sizes = extract(model, [root / plan.representative[i] for i in image_ids], config.preprocessing,
-                                    config.batch_size, workers, device, precision, batches)
+    matrix, errors, sizes = extract(
+        model,
+        [root / plan.representative[i] for i in image_ids],
+        config.preprocessing,
+        config.batch_size,
+        workers,
+        device,
+        precision,
+        batches,
+    )
     done = [index for batch in batches for index in batch]
     ok = [index for index in done if index not in errors]
-    return Computed({image_ids[i]: matrix[i] for i in ok}, {image_ids[i]: sizes[i] for i in ok},
-                    {image_ids[i]: errors[i] for i in errors}, time.perf_counter() - started, workers)
+    return Computed(
+        {image_ids[i]: matrix[i] for i in ok},
+        {image_ids[i]: sizes[i] for i in ok},
+        {image_ids[i]: errors[i] for i in errors},
+        time.perf_counter() - started,
+        workers,
+    )
 
 
-def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: Path = DEFAULT_OUT,
-                 cache_path: Path = DEFAULT_CACHE, metrics_path: Path = DEFAULT_METRICS,
-                 root: Path = Path("."), shard: tuple[int, int] | None = None,
-                 shard_dir: Path = DEFAULT_SHARDS, log_dir: Path = DEFAULT_LOG_DIR,
-                 detail_path: Path = DEFAULT_DETAIL) -> dict:
-    """The whole stage; returns the counts it writes (detail_path; their headline to metrics_path). Splits without any image still get all three outputs.
+def run_features(
+    config: FeatureConfig,
+    splits_dir: Path = DEFAULT_SPLITS,
+    out: Path = DEFAULT_OUT,
+    cache_path: Path = DEFAULT_CACHE,
+    metrics_path: Path = DEFAULT_METRICS,
+    root: Path = Path("."),
+    shard: tuple[int, int] | None = None,
+    shard_dir: Path = DEFAULT_SHARDS,
+    log_dir: Path = DEFAULT_LOG_DIR,
+    detail_path: Path = DEFAULT_DETAIL,
+) -> dict:
+    """The whole stage; returns the counts it writes (detail_path; their headline to metrics_path). Splits
+    without any image still get all three outputs.
 
     With `shard` (i, n) only the i-th part of the images still to compute is computed, into a shard file
     under shard_dir, and nothing else is written; without it, shard files found there are merged first.
@@ -495,14 +565,31 @@ def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: 
     fingerprint = config_fingerprint(weights, config.preprocessing, precision)
     cache_table, cache_rows_dropped = read_cache_table(cache_path)
     if shard is not None:
-        return run_shard(backbone, plan, config, device, precision, fingerprint, cache_table, root, shard,
-                         shard_dir, log_dir, started)
+        return run_shard(
+            backbone,
+            plan,
+            config,
+            device,
+            precision,
+            fingerprint,
+            cache_table,
+            root,
+            shard,
+            shard_dir,
+            log_dir,
+            started,
+        )
     cache_table, from_shards, shard_files = merge_shards(cache_table, shard_dir)
     cached = cache_index(cache_table, fingerprint)
 
     features, content_errors, reused = reuse_cached(plan, cache_table, cached, config.preprocessing)
-    computed = compute_new(backbone, [i for i in plan.representative if i not in cached], plan, config,
-                           device, precision, root) if backbone else Computed({}, {}, {}, 0.0)
+    computed = (
+        compute_new(
+            backbone, [i for i in plan.representative if i not in cached], plan, config, device, precision, root
+        )
+        if backbone
+        else Computed({}, {}, {}, 0.0)
+    )
     features.update(computed.features)
     content_errors.update(computed.errors)
     errors = dict(plan.errors)
@@ -520,15 +607,21 @@ def run_features(config: FeatureConfig, splits_dir: Path = DEFAULT_SPLITS, out: 
     metrics["merged_from_shards"] = from_shards
     write_metrics({k: metrics[k] for k in ("images_ok", "images_failed")}, metrics, metrics_path, detail_path)
     timing = run_timing(computed, started, device)
-    write_run_log("features", {**timing, "computed": metrics["computed"], "precision": precision,
-                               "cache_rows_dropped": cache_rows_dropped}, log_dir)
+    write_run_log(
+        "features",
+        {**timing, "computed": metrics["computed"], "precision": precision, "cache_rows_dropped": cache_rows_dropped},
+        log_dir,
+    )
     failed_text = ", ".join(f"{k} {v}" for k, v in metrics["failed_by_error"].items()) or "none"
-    print(f"features: {len(plan.paths)} image paths -> {metrics['images_ok']} ok, {metrics['images_failed']} failed "
-          f"({failed_text}); {len(plan.representative)} unique contents, {len(reused)} reused from cache"
-          f"{f' ({from_shards} merged from {len(shard_files)} shard files)' if shard_files else ''}, "
-          f"{metrics['computed']} computed at {timing['images_per_s']} img/s on {device} ({precision}, "
-          f"{timing['threads']} threads, {timing['num_workers']} decode workers); weights {weights}; "
-          f"{timing['seconds']} s", file=sys.stderr)
+    print(
+        f"features: {len(plan.paths)} image paths -> {metrics['images_ok']} ok, {metrics['images_failed']} failed "
+        f"({failed_text}); {len(plan.representative)} unique contents, {len(reused)} reused from cache"
+        f"{f' ({from_shards} merged from {len(shard_files)} shard files)' if shard_files else ''}, "
+        f"{metrics['computed']} computed at {timing['images_per_s']} img/s on {device} ({precision}, "
+        f"{timing['threads']} threads, {timing['num_workers']} decode workers); weights {weights}; "
+        f"{timing['seconds']} s",
+        file=sys.stderr,
+    )
     return metrics
 
 
@@ -545,35 +638,73 @@ def run_timing(computed: Computed, started: float, device: torch.device) -> dict
     }
 
 
-def run_shard(backbone: Backbone | None, plan: ImagePlan, config: FeatureConfig, device: torch.device,
-              precision: str, fingerprint: str, cache_table: pa.Table, root: Path, shard: tuple[int, int],
-              shard_dir: Path, log_dir: Path, started: float) -> dict:
+def run_shard(
+    backbone: Backbone | None,
+    plan: ImagePlan,
+    config: FeatureConfig,
+    device: torch.device,
+    precision: str,
+    fingerprint: str,
+    cache_table: pa.Table,
+    root: Path,
+    shard: tuple[int, int],
+    shard_dir: Path,
+    log_dir: Path,
+    started: float,
+) -> dict:
     """One shard: its batches of the contents the cache lacks, written as cache rows to its shard file."""
     cached = cache_index(cache_table, fingerprint)
     todo = [i for i in plan.representative if i not in cached]
-    computed = compute_new(backbone, todo, plan, config, device, precision, root, shard) if backbone \
+    computed = (
+        compute_new(backbone, todo, plan, config, device, precision, root, shard)
+        if backbone
         else Computed({}, {}, {}, 0.0)
+    )
     path = shard_path(shard_dir, shard)
     remove_leftovers(path)
     write_table(new_cache_rows(fingerprint, computed), path)
     timing = run_timing(computed, started, device)
-    record = {**timing, "shard": f"{shard[0]}/{shard[1]}", "to_compute": len(todo),
-              "computed": len(computed.features), "decode_failed": len(computed.errors), "precision": precision}
+    record = {
+        **timing,
+        "shard": f"{shard[0]}/{shard[1]}",
+        "to_compute": len(todo),
+        "computed": len(computed.features),
+        "decode_failed": len(computed.errors),
+        "precision": precision,
+    }
     write_run_log(f"features-shard-{shard[0]}-of-{shard[1]}", record, log_dir)
-    print(f"features shard {shard[0]}/{shard[1]}: {record['computed']} of the {len(todo)} contents to compute "
-          f"-> {path} ({record['decode_failed']} undecodable, left to the merge) at {timing['images_per_s']} img/s "
-          f"on {device} ({precision}, {timing['threads']} threads); {timing['seconds']} s", file=sys.stderr)
+    print(
+        f"features shard {shard[0]}/{shard[1]}: {record['computed']} of the {len(todo)} contents to compute "
+        f"-> {path} ({record['decode_failed']} undecodable, left to the merge) at {timing['images_per_s']} img/s "
+        f"on {device} ({precision}, {timing['threads']} threads); {timing['seconds']} s",
+        file=sys.stderr,
+    )
     return record
 
 
 def output_metadata(weights: str, prep: Preprocessing, precision: str, fingerprint: str) -> dict[str, str]:
-    return {"backbone": BACKBONE, "weights": weights, "preprocessing": json.dumps(prep.describe(), sort_keys=True),
-            "precision": precision, "fingerprint": fingerprint, "torch": torch.__version__,
-            "torchvision": torchvision.__version__}
+    return {
+        "backbone": BACKBONE,
+        "weights": weights,
+        "preprocessing": json.dumps(prep.describe(), sort_keys=True),
+        "precision": precision,
+        "fingerprint": fingerprint,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+    }
 
 
-def features_metrics(plan: ImagePlan, table: pa.Table, errors: dict[str, str], reused: list[str], computed: Computed,
-                     device: torch.device, precision: str, weights: str, fingerprint: str) -> dict:
+def features_metrics(
+    plan: ImagePlan,
+    table: pa.Table,
+    errors: dict[str, str],
+    reused: list[str],
+    computed: Computed,
+    device: torch.device,
+    precision: str,
+    weights: str,
+    fingerprint: str,
+) -> dict:
     ok = sum(table["ok"].to_pylist())
     n_computed = len(computed.features)
     return {
@@ -597,14 +728,19 @@ def new_cache_rows(fingerprint: str, computed: Computed) -> pa.Table:
     """The computed features as cache rows, sorted by image_id."""
     image_ids = sorted(computed.features)
     sizes = [computed.sizes[i] for i in image_ids]
-    matrix = np.stack([computed.features[i] for i in image_ids]) if image_ids else np.zeros((0, FEATURE_DIM), np.float32)
-    return pa.Table.from_arrays([
-        pa.array([fingerprint] * len(image_ids), pa.string()),
-        pa.array(image_ids, pa.string()),
-        pa.array([w for w, _ in sizes], pa.int32()),
-        pa.array([h for _, h in sizes], pa.int32()),
-        features_array(matrix),
-    ], schema=CACHE_SCHEMA)
+    matrix = (
+        np.stack([computed.features[i] for i in image_ids]) if image_ids else np.zeros((0, FEATURE_DIM), np.float32)
+    )
+    return pa.Table.from_arrays(
+        [
+            pa.array([fingerprint] * len(image_ids), pa.string()),
+            pa.array(image_ids, pa.string()),
+            pa.array([w for w, _ in sizes], pa.int32()),
+            pa.array([h for _, h in sizes], pa.int32()),
+            features_array(matrix),
+        ],
+        schema=CACHE_SCHEMA,
+    )
 
 
 def write_cache(path: Path, old: pa.Table, fingerprint: str, computed: Computed) -> None:
@@ -618,6 +754,7 @@ def write_cache(path: Path, old: pa.Table, fingerprint: str, computed: Computed)
 
 # ---- reading the output: helpers for users and tests (model/data.py has the model's own loader) ----
 
+
 def read_features(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(paths, features float32 [n, 2048], ok bool [n]) of data/features/images.parquet, in file order."""
     frame_path = Path(path)
@@ -627,8 +764,11 @@ def read_features(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
         table = pq.read_table(frame_path, columns=["path", "ok", "feature"])
     except (pa.ArrowInvalid, OSError) as exc:
         raise UserError(f"{frame_path} is not a readable features file ({exc}); re-run dvc repro features") from exc
-    return (table["path"].to_pylist(), feature_matrix(table["feature"]),
-            np.asarray(table["ok"].to_pylist(), dtype=bool))
+    return (
+        table["path"].to_pylist(),
+        feature_matrix(table["feature"]),
+        np.asarray(table["ok"].to_pylist(), dtype=bool),
+    )
 
 
 def load_features(path: str | Path) -> dict[str, np.ndarray]:
@@ -645,25 +785,50 @@ def features_metadata(path: str | Path) -> dict[str, str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.features", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", default="params.yaml", help="params file; section `features` (default: %(default)s)")
+    parser.add_argument(
+        "--params", default="params.yaml", help="params file; section `features` (default: %(default)s)"
+    )
     parser.add_argument("--splits", type=Path, default=DEFAULT_SPLITS, help="folder of {train,dev,test}.parquet")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="features Parquet (default: %(default)s)")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
-                        help="feature cache kept across runs (default: %(default)s)")
-    parser.add_argument("--metrics", type=Path, default=DEFAULT_METRICS,
-                        help="headline metrics JSON: images ok and failed (default: %(default)s)")
-    parser.add_argument("--detail", type=Path, default=DEFAULT_DETAIL,
-                        help="every count, the weights and the fingerprint (default: %(default)s)")
-    parser.add_argument("--root", type=Path, default=Path("."),
-                        help="folder the splits' image paths are relative to (default: the repository root)")
-    parser.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
-                        help="compute only part I of N of the images still to compute (batch k goes to part k mod "
-                             "N) into a shard file, and write nothing else; a later run without --shard merges "
-                             "the shard files. Under torchrun the ranks are the parts and rank 0 merges.")
-    parser.add_argument("--shard-dir", type=Path, default=DEFAULT_SHARDS,
-                        help="folder of the shard files (default: %(default)s)")
-    parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR,
-                        help="run log folder: timings, kept out of metrics/ (default: %(default)s)")
+    parser.add_argument(
+        "--cache", type=Path, default=DEFAULT_CACHE, help="feature cache kept across runs (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        default=DEFAULT_METRICS,
+        help="headline metrics JSON: images ok and failed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--detail",
+        type=Path,
+        default=DEFAULT_DETAIL,
+        help="every count, the weights and the fingerprint (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path("."),
+        help="folder the splits' image paths are relative to (default: the repository root)",
+    )
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        default=None,
+        metavar="I/N",
+        help="compute only part I of N of the images still to compute (batch k goes to part k mod "
+        "N) into a shard file, and write nothing else; a later run without --shard merges "
+        "the shard files. Under torchrun the ranks are the parts and rank 0 merges.",
+    )
+    parser.add_argument(
+        "--shard-dir", type=Path, default=DEFAULT_SHARDS, help="folder of the shard files (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=DEFAULT_LOG_DIR,
+        help="run log folder: timings, kept out of metrics/ (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -678,19 +843,40 @@ def run_under_torchrun(config: FeatureConfig, args: argparse.Namespace) -> None:
     try:
         failed = torch.zeros(1)
         try:
-            run_features(config, args.splits, args.out, args.cache, args.metrics, args.root, (rank, world),
-                         args.shard_dir, args.log_dir)
+            run_features(
+                config,
+                args.splits,
+                args.out,
+                args.cache,
+                args.metrics,
+                args.root,
+                (rank, world),
+                args.shard_dir,
+                args.log_dir,
+            )
         except BaseException:
             failed += 1
             dist.all_reduce(failed)
             raise
         dist.all_reduce(failed)
         if failed.item():
-            raise UserError(f"{int(failed.item())} of {world} feature shards failed (see their errors); "
-                            "nothing merged, the shards written are kept for the next run")
+            raise UserError(
+                f"{int(failed.item())} of {world} feature shards failed (see their errors); "
+                "nothing merged, the shards written are kept for the next run"
+            )
         if rank == 0:
-            run_features(config, args.splits, args.out, args.cache, args.metrics, args.root, None,
-                         args.shard_dir, args.log_dir, args.detail)
+            run_features(
+                config,
+                args.splits,
+                args.out,
+                args.cache,
+                args.metrics,
+                args.root,
+                None,
+                args.shard_dir,
+                args.log_dir,
+                args.detail,
+            )
     finally:
         dist.destroy_process_group()
 
@@ -702,8 +888,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.shard is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         run_under_torchrun(config, args)
     else:
-        run_features(config, args.splits, args.out, args.cache, args.metrics, args.root, args.shard,
-                     args.shard_dir, args.log_dir, args.detail)
+        run_features(
+            config,
+            args.splits,
+            args.out,
+            args.cache,
+            args.metrics,
+            args.root,
+            args.shard,
+            args.shard_dir,
+            args.log_dir,
+            args.detail,
+        )
     return 0
 
 

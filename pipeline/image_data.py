@@ -1,5 +1,6 @@
 """Batches of decoded review images for the backbone (DataLoader workers run pipeline.imaging.decode_image);
 a bad file becomes an error in the batch, not a crash."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,10 +14,10 @@ from pipeline.imaging import ImageError, Preprocessing, decode_image
 
 @dataclass
 class DecodedBatch:
-    indices: list[int]              # positions in the dataset's file list, in order
-    pixels: torch.Tensor            # [n_ok, 3, S, S] for the decodable ones (empty when none)
-    ok_indices: list[int]           # the indices whose image is in `pixels`, same order
-    errors: dict[int, str]          # index -> "kind: detail" for the others
+    indices: list[int]  # positions in the dataset's file list, in order
+    pixels: torch.Tensor  # [n_ok, 3, S, S] for the decodable ones (empty when none)
+    ok_indices: list[int]  # the indices whose image is in `pixels`, same order
+    errors: dict[int, str]  # index -> "kind: detail" for the others
     sizes: dict[int, tuple[int, int]]  # index -> (width, height) for the decodable ones
 
 
@@ -55,8 +56,9 @@ def fixed_batches(count: int, batch_size: int) -> list[list[int]]:
     return [list(range(start, min(start + batch_size, count))) for start in range(0, count, batch_size)]
 
 
-def make_loader(files: list[Path], prep: Preprocessing, batches: list[list[int]], num_workers: int,
-                pin_memory: bool = False) -> DataLoader:
+def make_loader(
+    files: list[Path], prep: Preprocessing, batches: list[list[int]], num_workers: int, pin_memory: bool = False
+) -> DataLoader:
     """The given batches of `files`, in order, decoded by `num_workers` processes (0 = in this process).
 
     The batches are explicit so that a shard of the work forms exactly the batches the whole run forms:

@@ -3,6 +3,7 @@
 No torch here, so the clean stage can import it cheaply; pipeline/image_data.py batches these decodes for the
 backbone.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Parquet files of the pipeline: atomic, deterministic writes (common.atomic) and friendly reads."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +22,7 @@ def write_table(table: pa.Table, path: str | Path, metadata: dict[str, str] | No
         pq.write_table(table, tmp, compression="zstd")
 
 
-def write_frame(df: pd.DataFrame, path: str | Path, schema: pa.Schema,
-                metadata: dict[str, str] | None = None) -> None:
+def write_frame(df: pd.DataFrame, path: str | Path, schema: pa.Schema, metadata: dict[str, str] | None = None) -> None:
     """Write a DataFrame with an explicit schema (column order and types), atomically."""
     table = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
     write_table(table, path, metadata)

@@ -9,6 +9,7 @@ Adds `tokens` (jieba words of `text`, punctuation and stop words removed as para
 filters per split, `metrics/segment.json` the tokens kept.
 The three output files are replaced together: all new, or (on any failure) all old.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,9 @@ import os
 import time
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import jieba
 import pandas as pd
@@ -36,9 +37,9 @@ from pipeline.schema import SEGMENTED_SCHEMA, SPLITS
 from pipeline.split import SPLITS_DIR
 
 SEGMENTED_DIR = Path("data/segmented")
-METRICS_PATH = Path("metrics/segment.json")   # tokens kept; every count in DETAIL_PATH
+METRICS_PATH = Path("metrics/segment.json")  # tokens kept; every count in DETAIL_PATH
 DETAIL_PATH = detail_path("segment")
-CHUNK_ROWS = 256           # texts per task sent to a worker
+CHUNK_ROWS = 256  # texts per task sent to a worker
 MIN_ROWS_PER_PROCESS = 2000  # below this many rows per extra process, one process is faster than starting a pool
 COUNT_KEYS = ("words", "punctuation_removed", "stopwords_removed", "tokens")
 
@@ -50,26 +51,32 @@ class SegmentParams:
     remove_punctuation: bool
     remove_stopwords: bool
     processes: int
-    filter_presegmented: bool = False   # the paper keeps the release's own words as they are
+    filter_presegmented: bool = False  # the paper keeps the release's own words as they are
 
     @classmethod
-    def from_section(cls, section: dict) -> "SegmentParams":
+    def from_section(cls, section: dict) -> SegmentParams:
         processes = require(section, "processes", "segment", int)
         if processes < 0:
-            raise UserError(f"params.yaml: 'segment.processes' must be 0 (all cores) or a positive count, got {processes}")
-        return cls(user_dict=require(section, "user_dict", "segment", str),
-                   stopwords=require(section, "stopwords", "segment", str),
-                   remove_punctuation=require(section, "remove_punctuation", "segment", bool),
-                   remove_stopwords=require(section, "remove_stopwords", "segment", bool),
-                   processes=processes,
-                   filter_presegmented=require(section, "filter_presegmented", "segment", bool))
+            raise UserError(
+                f"params.yaml: 'segment.processes' must be 0 (all cores) or a positive count, got {processes}"
+            )
+        return cls(
+            user_dict=require(section, "user_dict", "segment", str),
+            stopwords=require(section, "stopwords", "segment", str),
+            remove_punctuation=require(section, "remove_punctuation", "segment", bool),
+            remove_stopwords=require(section, "remove_stopwords", "segment", bool),
+            processes=processes,
+            filter_presegmented=require(section, "filter_presegmented", "segment", bool),
+        )
 
 
 def load_stopwords(path: str | Path) -> frozenset[str]:
     """One word per line; blank lines and lines starting with # are ignored."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path} not found: restore the committed stop-word list or fix segment.stopwords in params.yaml")
+        raise UserError(
+            f"{path} not found: restore the committed stop-word list or fix segment.stopwords in params.yaml"
+        )
     words = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
     return frozenset(w for w in words if w and not w.startswith("#"))
 
@@ -96,7 +103,7 @@ def new_tokenizer(user_dict: Path) -> jieba.Tokenizer:
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer()
     freq, total = _main_dictionary()
-    tokenizer.FREQ, tokenizer.total = dict(freq), total    # a copy: the user dictionary adds words to it
+    tokenizer.FREQ, tokenizer.total = dict(freq), total  # a copy: the user dictionary adds words to it
     tokenizer.initialized = True
     tokenizer.load_userdict(str(user_dict))
     return tokenizer
@@ -108,22 +115,25 @@ class Segmenter:
     def __init__(self, params: SegmentParams):
         user_dict = Path(params.user_dict)
         if not user_dict.is_file():
-            raise UserError(f"{user_dict} not found: restore the committed user dictionary or fix segment.user_dict in params.yaml")
+            raise UserError(
+                f"{user_dict} not found: restore the committed user dictionary or fix segment.user_dict in params.yaml"
+            )
         self.tokenizer = new_tokenizer(user_dict)
         self.stopwords = load_stopwords(params.stopwords) if params.remove_stopwords else frozenset()
         self.remove_punctuation = params.remove_punctuation
         self.params = params
 
     def _verdict(self, word: str, filters: bool) -> str:
-        """"tokens" (kept), "punctuation_removed" or "stopwords_removed"."""
+        """ "tokens" (kept), "punctuation_removed" or "stopwords_removed"."""
         if filters and self.remove_punctuation and is_punctuation(word):
             return "punctuation_removed"
         if filters and word in self.stopwords:
             return "stopwords_removed"
         return "tokens"
 
-    def tokens_and_counts(self, text: str, presegmented: bool = False,
-                          filter_stopwords: bool = True) -> tuple[list[str], Counter]:
+    def tokens_and_counts(
+        self, text: str, presegmented: bool = False, filter_stopwords: bool = True
+    ) -> tuple[list[str], Counter]:
         """The kept words, and how many words there were, were kept and were removed by each filter."""
         words = text.split() if presegmented else self.tokenizer.lcut(text)
         filters = not presegmented or self.params.filter_presegmented
@@ -167,12 +177,17 @@ def resolve_processes(requested: int, n_rows: int, min_rows_per_process: int = M
     return max(1, min(wanted, n_rows // max(1, min_rows_per_process)))
 
 
-def segment_with_counts(texts: Sequence[str], presegmented: Sequence[bool], params: SegmentParams,
-                        processes: int = 1, chunk_rows: int = CHUNK_ROWS,
-                        progress: bool = False) -> list[tuple[list[str], Counter]]:
+def segment_with_counts(
+    texts: Sequence[str],
+    presegmented: Sequence[bool],
+    params: SegmentParams,
+    processes: int = 1,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: bool = False,
+) -> list[tuple[list[str], Counter]]:
     """(tokens, word counts) of each text, in input order; identical whatever `processes` is."""
-    items = list(zip(texts, presegmented))
-    chunks = [items[i:i + chunk_rows] for i in range(0, len(items), chunk_rows)]
+    items = list(zip(texts, presegmented, strict=False))
+    chunks = [items[i : i + chunk_rows] for i in range(0, len(items), chunk_rows)]
     results: list[tuple[list[str], Counter]] = []
     _init_worker(params)
     with tqdm(total=len(items), desc="segment", unit=" texts", disable=not progress) as bar:
@@ -182,14 +197,20 @@ def segment_with_counts(texts: Sequence[str], presegmented: Sequence[bool], para
                 bar.update(len(chunk))
         else:
             with multiprocessing.get_context().Pool(processes, initializer=_init_worker, initargs=(params,)) as pool:
-                for part in pool.imap(_segment_chunk, chunks):   # imap keeps the chunks in order
+                for part in pool.imap(_segment_chunk, chunks):  # imap keeps the chunks in order
                     results.extend(part)
                     bar.update(len(part))
     return results
 
 
-def segment_texts(texts: Sequence[str], presegmented: Sequence[bool], params: SegmentParams,
-                  processes: int = 1, chunk_rows: int = CHUNK_ROWS, progress: bool = False) -> list[list[str]]:
+def segment_texts(
+    texts: Sequence[str],
+    presegmented: Sequence[bool],
+    params: SegmentParams,
+    processes: int = 1,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: bool = False,
+) -> list[list[str]]:
     """Tokens of each text, in input order; identical whatever `processes` is."""
     return [tokens for tokens, _ in segment_with_counts(texts, presegmented, params, processes, chunk_rows, progress)]
 
@@ -212,28 +233,36 @@ def with_tokens(frame: pd.DataFrame, tokens: list[list[str]], params: SegmentPar
     return out
 
 
-def segment_frame(frame: pd.DataFrame, params: SegmentParams, processes: int = 1,
-                  chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+def segment_frame(
+    frame: pd.DataFrame, params: SegmentParams, processes: int = 1, chunk_rows: int = CHUNK_ROWS
+) -> pd.DataFrame:
     """A split frame with `tokens` and `aspect_tokens` added, rows in the same order."""
     tokens = segment_texts(list(frame["text"]), list(frame["presegmented"].astype(bool)), params, processes, chunk_rows)
     return with_tokens(frame, tokens, params)
 
 
-def segment_splits(frames: dict[str, pd.DataFrame], params: SegmentParams,
-                   processes: int, progress: bool = False) -> tuple[dict[str, pd.DataFrame], dict]:
+def segment_splits(
+    frames: dict[str, pd.DataFrame], params: SegmentParams, processes: int, progress: bool = False
+) -> tuple[dict[str, pd.DataFrame], dict]:
     """All splits through one pool (their texts concatenated, then cut back); (segmented frames, metrics)."""
     texts = [t for name in SPLITS for t in frames[name]["text"]]
     flags = [bool(f) for name in SPLITS for f in frames[name]["presegmented"]]
     results = segment_with_counts(texts, flags, params, processes, progress=progress)
     segmented, metrics, start = {}, {}, 0
     for name in SPLITS:
-        part = results[start:start + len(frames[name])]
-        part_flags = flags[start:start + len(frames[name])]
+        part = results[start : start + len(frames[name])]
+        part_flags = flags[start : start + len(frames[name])]
         start += len(part)
         segmented[name] = with_tokens(frames[name], [tokens for tokens, _ in part], params)
-        metrics[name] = {"rows": len(part), **{
-            kind: count_words([c for (_, c), f in zip(part, part_flags) if f == (kind == "presegmented")])
-            for kind in ("jieba", "presegmented")}}
+        metrics[name] = {
+            "rows": len(part),
+            **{
+                kind: count_words(
+                    [c for (_, c), f in zip(part, part_flags, strict=False) if f == (kind == "presegmented")]
+                )
+                for kind in ("jieba", "presegmented")
+            },
+        }
     return segmented, {"filter_presegmented": params.filter_presegmented, "splits": metrics}
 
 
@@ -244,8 +273,9 @@ def count_words(counts: list[Counter]) -> dict[str, int]:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.segment", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.segment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -253,20 +283,25 @@ def main(argv: list[str] | None = None) -> int:
     frames = {name: read_frame(SPLITS_DIR / f"{name}.parquet") for name in SPLITS}
     n_rows = sum(len(frame) for frame in frames.values())
     if n_rows == 0:
-        raise UserError(f"{SPLITS_DIR} holds no rows in any split: see reports/clean_detail.json for why every record "
-                        f"was dropped")
+        raise UserError(
+            f"{SPLITS_DIR} holds no rows in any split: see reports/clean_detail.json for why every record was dropped"
+        )
     processes = resolve_processes(params.processes, n_rows)
     segmented, metrics = segment_splits(frames, params, processes, progress=True)
-    with atomic_dir(SEGMENTED_DIR) as staging:       # the three files change together or not at all
+    with atomic_dir(SEGMENTED_DIR) as staging:  # the three files change together or not at all
         for name in SPLITS:
             write_frame(segmented[name], staging / f"{name}.parquet", SEGMENTED_SCHEMA)
-    words = {key: sum(m[kind][key] for m in metrics["splits"].values() for kind in ("jieba", "presegmented"))
-             for key in COUNT_KEYS}
+    words = {
+        key: sum(m[kind][key] for m in metrics["splits"].values() for kind in ("jieba", "presegmented"))
+        for key in COUNT_KEYS
+    }
     write_metrics({"tokens": words["tokens"]}, metrics, METRICS_PATH, DETAIL_PATH)
     sizes = ", ".join(f"{name} {len(frames[name])}" for name in SPLITS)
-    print(f"segment: {n_rows} rows ({sizes}): {words['words']} words -> {words['tokens']} tokens "
-          f"({words['punctuation_removed']} punctuation, {words['stopwords_removed']} stop words removed); "
-          f"{processes} process(es); {time.perf_counter() - started:.1f} s")
+    print(
+        f"segment: {n_rows} rows ({sizes}): {words['words']} words -> {words['tokens']} tokens "
+        f"({words['punctuation_removed']} punctuation, {words['stopwords_removed']} stop words removed); "
+        f"{processes} process(es); {time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 

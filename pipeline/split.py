@@ -6,6 +6,7 @@
 seeded, with each split's size and label histogram as close to the ratios as a greedy assignment gets.
 `split.method: predefined` keeps the split a release put each pair in (`release_split`, Multi-ZOL).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import UserError, cli_entry
 from common.atomic import atomic_dir
+from common.errors import UserError, cli_entry
 from common.metrics import detail_path, write_metrics
-from pipeline.io import read_frame, write_frame
 from common.params import DEFAULT_PARAMS, load_params, require
+from pipeline.io import read_frame, write_frame
 from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, SPLITS
 
-PAIRS_PATH = Path("data/clean/pairs.parquet")   # written by pipeline.clean
+PAIRS_PATH = Path("data/clean/pairs.parquet")  # written by pipeline.clean
 SPLITS_DIR = Path("data/splits")
-METRICS_PATH = Path("metrics/split.json")   # pairs per split; every count in DETAIL_PATH
+METRICS_PATH = Path("metrics/split.json")  # pairs per split; every count in DETAIL_PATH
 DETAIL_PATH = detail_path("split")
 N_LABELS = 10
 RATIO_TOLERANCE = 1e-6
@@ -35,11 +36,11 @@ RATIO_TOLERANCE = 1e-6
 class SplitParams:
     method: str
     group_by: str
-    ratios: tuple[float, float, float]   # in SPLITS order
+    ratios: tuple[float, float, float]  # in SPLITS order
     seed: int
 
     @classmethod
-    def from_section(cls, section: dict) -> "SplitParams":
+    def from_section(cls, section: dict) -> SplitParams:
         method = require(section, "method", "split", str)
         if method not in ("random", "predefined"):
             raise UserError(f"params.yaml: 'split.method' must be random or predefined, got {method!r}")
@@ -48,8 +49,10 @@ class SplitParams:
             raise UserError(f"params.yaml: 'split.group_by' must be review or product, got {group_by!r}")
         ratios = tuple(float(require(section, name, "split", (int, float))) for name in SPLITS)
         if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > RATIO_TOLERANCE:
-            raise UserError(f"params.yaml: split.train + split.dev + split.test must be non-negative and sum to 1, "
-                            f"got {' + '.join(map(str, ratios))} = {sum(ratios)}")
+            raise UserError(
+                f"params.yaml: split.train + split.dev + split.test must be non-negative and sum to 1, "
+                f"got {' + '.join(map(str, ratios))} = {sum(ratios)}"
+            )
         seed = require(section, "seed", "split", int)
         return cls(method, group_by, ratios, seed)  # type: ignore[arg-type]
 
@@ -58,7 +61,9 @@ def group_keys(pairs: pd.DataFrame, group_by: str) -> pd.Series:
     """The group of each pair: its review, or its product (a pair without product_id is its review's own group)."""
     if group_by == "review":
         return pairs["review_id"].astype(str)
-    return pairs["product_id"].where(pairs["product_id"].notna(), "review:" + pairs["review_id"].astype(str)).astype(str)
+    return (
+        pairs["product_id"].where(pairs["product_id"].notna(), "review:" + pairs["review_id"].astype(str)).astype(str)
+    )
 
 
 def assign_groups(label_counts: np.ndarray, ratios: tuple[float, ...], seed: int) -> np.ndarray:
@@ -79,7 +84,7 @@ def assign_groups(label_counts: np.ndarray, ratios: tuple[float, ...], seed: int
     order = rng.permutation(n_groups)
     order = order[np.argsort(-sizes[order], kind="stable")]
     label_totals = label_counts.sum(axis=0).astype(float)
-    label_targets = np.outer(ratios_arr, label_totals)          # splits x labels
+    label_targets = np.outer(ratios_arr, label_totals)  # splits x labels
     size_targets = ratios_arr * float(sizes.sum())
     label_counts_now = np.zeros_like(label_targets)
     size_now = np.zeros(len(ratios))
@@ -123,13 +128,17 @@ def split_pairs(pairs: pd.DataFrame, params: SplitParams) -> dict[str, pd.DataFr
         missing = pairs["release_split"].isna()
         if missing.any():
             first = pairs.loc[missing, "review_id"].iloc[0]
-            raise UserError(f"{PAIRS_PATH}: {int(missing.sum())} pairs have no release_split (first: review {first}); "
-                            f"split.method: predefined needs data from the Multi-ZOL importer "
-                            f"(python -m pipeline.import_multizol) - or set split.method: random")
+            raise UserError(
+                f"{PAIRS_PATH}: {int(missing.sum())} pairs have no release_split (first: review {first}); "
+                f"split.method: predefined needs data from the Multi-ZOL importer "
+                f"(python -m pipeline.import_multizol) - or set split.method: random"
+            )
         unknown = sorted(set(pairs["release_split"]) - set(SPLITS))
         if unknown:
-            raise UserError(f"{PAIRS_PATH}: release_split values {unknown} are not {'/'.join(SPLITS)}; "
-                            f"re-run python -m pipeline.import_multizol")
+            raise UserError(
+                f"{PAIRS_PATH}: release_split values {unknown} are not {'/'.join(SPLITS)}; "
+                f"re-run python -m pipeline.import_multizol"
+            )
         split_of_pair = pairs["release_split"].to_numpy()
     else:
         keys = group_keys(pairs, params.group_by)
@@ -138,8 +147,10 @@ def split_pairs(pairs: pd.DataFrame, params: SplitParams) -> dict[str, pd.DataFr
         np.add.at(label_counts, (group_index, pairs["label"].to_numpy(dtype=np.int64)), 1)
         assignment = assign_groups(label_counts, params.ratios, params.seed)
         split_of_pair = np.asarray(SPLITS, dtype=object)[assignment[group_index]]
-    return {name: pairs.loc[split_of_pair == name].sort_values(PAIR_SORT_KEY, kind="stable").reset_index(drop=True)
-            for name in SPLITS}
+    return {
+        name: pairs.loc[split_of_pair == name].sort_values(PAIR_SORT_KEY, kind="stable").reset_index(drop=True)
+        for name in SPLITS
+    }
 
 
 def label_histogram(frame: pd.DataFrame) -> dict[str, int]:
@@ -161,36 +172,46 @@ def split_metrics(splits: dict[str, pd.DataFrame], params: SplitParams) -> dict:
         "method": params.method,
         "group_by": params.group_by if params.method == "random" else None,
         "seed": params.seed,
-        "splits": {name: {"pairs": int(len(frame)), "reviews": len(reviews[name]), "label_histogram": label_histogram(frame)}
-                   for name, frame in splits.items()},
-        "overlap": {"reviews_in_several_splits": in_several(reviews),
-                    "products_in_several_splits": in_several(products)},
+        "splits": {
+            name: {"pairs": int(len(frame)), "reviews": len(reviews[name]), "label_histogram": label_histogram(frame)}
+            for name, frame in splits.items()
+        },
+        "overlap": {
+            "reviews_in_several_splits": in_several(reviews),
+            "products_in_several_splits": in_several(products),
+        },
     }
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.split", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.split", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     params = SplitParams.from_section(load_params("split", args.params))
     pairs = read_frame(PAIRS_PATH)
     if pairs.empty:
-        raise UserError(f"{PAIRS_PATH} holds no pairs: see data/clean/rejected.parquet and reports/clean_detail.json "
-                        f"for why every record was dropped")
+        raise UserError(
+            f"{PAIRS_PATH} holds no pairs: see data/clean/rejected.parquet and reports/clean_detail.json "
+            f"for why every record was dropped"
+        )
     splits = split_pairs(pairs, params)
-    with atomic_dir(SPLITS_DIR) as staging:      # the three files change together or not at all
+    with atomic_dir(SPLITS_DIR) as staging:  # the three files change together or not at all
         for name, frame in splits.items():
             write_frame(frame, staging / f"{name}.parquet", PAIRS_SCHEMA)
     metrics = split_metrics(splits, params)
-    write_metrics({f"{name}_pairs": m["pairs"] for name, m in metrics["splits"].items()}, metrics, METRICS_PATH,
-                  DETAIL_PATH)
+    write_metrics(
+        {f"{name}_pairs": m["pairs"] for name, m in metrics["splits"].items()}, metrics, METRICS_PATH, DETAIL_PATH
+    )
     sizes = ", ".join(f"{n} {m['pairs']} pairs/{m['reviews']} reviews" for n, m in metrics["splits"].items())
-    print(f"split ({params.method}): {len(pairs)} pairs in -> {sizes}; "
-          f"reviews in several splits {metrics['overlap']['reviews_in_several_splits']}; "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"split ({params.method}): {len(pairs)} pairs in -> {sizes}; "
+        f"reviews in several splits {metrics['overlap']['reviews_in_several_splits']}; "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 

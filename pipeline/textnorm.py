@@ -7,6 +7,7 @@ the normal form in Chinese text. ASCII `,!?;:` written right after a Chinese cha
 full-width forms (`很好,拍照` -> `很好，拍照`), so a sentence is punctuated one way; inside numbers and
 Latin text (`8.5`, `A11:`) nothing changes.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,7 @@ _ASCII_TO_CHINESE_PUNCT = {",": "，", "!": "！", "?": "？", ";": "；", ":": 
 
 _HTML_HINT = re.compile(r"<[A-Za-z/!]|&(?:#\d+|#x[0-9A-Fa-f]+|[A-Za-z]+);")
 _URL = re.compile(
-    r"(?:(?:https?|ftp)://|(?<![\w.@/])www\.)"      # scheme, or a bare www.
+    r"(?:(?:https?|ftp)://|(?<![\w.@/])www\.)"  # scheme, or a bare www.
     r"[^\s\u3000-\u303f\u4e00-\u9fff\uff01-\uff0f\uff1a-\uff20]+",  # up to a space, CJK text or punctuation
     re.IGNORECASE,
 )

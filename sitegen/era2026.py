@@ -8,6 +8,7 @@ into what the site of 2026 shows (docs/zol-site.md, "The site in 2026"), with it
 - the others are **short**: no title, no aspect score, one paragraph of text and a star bar in 20 % steps;
 - no long reviews (data-aid 0), no editors' decimals, every date with its year, images under `/g7/`.
 """
+
 from __future__ import annotations
 
 import random
@@ -18,10 +19,10 @@ from sitegen.text import score_band
 
 ERAS: tuple[str, ...] = ("2018", "2026", "mixed")
 LAYOUT_2018, LAYOUT_SCORED, LAYOUT_SHORT = "2018", "2026-scored", "2026-short"
-CRAWL_DATE_2026 = date(2026, 6, 24)   # the day the real 2026 review page was captured
-EDGE_CASE_PRODUCTS = 3                # a mixed site keeps products 0-2 (the 2018 edge cases) in 2018 markup
-MAX_IMAGES_2026 = 3                   # the real page shows up to three pictures a review
-DATED_YEARS_2026 = 3                  # 2026 reviews are dated within the three years before the crawl
+CRAWL_DATE_2026 = date(2026, 6, 24)  # the day the real 2026 review page was captured
+EDGE_CASE_PRODUCTS = 3  # a mixed site keeps products 0-2 (the 2018 edge cases) in 2018 markup
+MAX_IMAGES_2026 = 3  # the real page shows up to three pictures a review
+DATED_YEARS_2026 = 3  # 2026 reviews are dated within the three years before the crawl
 
 
 def check_era(era: str) -> str:

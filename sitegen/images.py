@@ -6,6 +6,7 @@ a high one a bright, sharp photo with natural colours. The appearance score sets
 smooth, glossy body for a high score, a dull grey-brown scratched one for a low score. The signal is global
 (brightness, hue, noise), so even a randomly initialised CNN keeps it in its pooled features.
 """
+
 from __future__ import annotations
 
 import io
@@ -60,9 +61,13 @@ def _phone(image: Image.Image, rng: np.random.Generator, appearance: float) -> N
     draw.rounded_rectangle((x0, y0, x0 + ph_w, y0 + ph_h), radius=max(1, int(ph_w * (0.05 + 0.2 * a))), fill=body)
     # gloss: a bright highlight stripe on good-looking bodies
     gloss = int(120 * a)
-    draw.polygon(((x0 + ph_w * 0.15, y0 + 2), (x0 + ph_w * 0.45, y0 + 2), (x0 + ph_w * 0.15, y0 + ph_h * 0.5)),
-                 fill=tuple(min(255, v + gloss) for v in body))
-    draw.ellipse((x0 + ph_w * 0.35, y0 + ph_h * 0.08, x0 + ph_w * 0.65, y0 + ph_h * 0.08 + ph_w * 0.3), fill=(25, 25, 30))
+    draw.polygon(
+        ((x0 + ph_w * 0.15, y0 + 2), (x0 + ph_w * 0.45, y0 + 2), (x0 + ph_w * 0.15, y0 + ph_h * 0.5)),
+        fill=tuple(min(255, v + gloss) for v in body),
+    )
+    draw.ellipse(
+        (x0 + ph_w * 0.35, y0 + ph_h * 0.08, x0 + ph_w * 0.65, y0 + ph_h * 0.08 + ph_w * 0.3), fill=(25, 25, 30)
+    )
     # scratches on ugly bodies
     for _ in range(int(40 * (1 - a))):
         sx, sy = x0 + rng.uniform(0, ph_w), y0 + rng.uniform(0, ph_h)

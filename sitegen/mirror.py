@@ -15,6 +15,7 @@ long reviews with nested section headings and list-only cover pictures, relative
 URLs, a long review filed under a sibling variant's product id.
 The same arguments always give the same bytes; the folder is rewritten whole (built beside it, then swapped).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,21 +29,26 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from common.atomic import new_staging_dir, replace_dir
 from common.aspects import canonical_aspect
+from common.atomic import new_staging_dir, replace_dir
 from common.errors import UserError
 from common.params import require, require_int_in
+from crawler.urls import (
+    ajax_review_url,
+    long_review_url,
+    product_url,
+    ranking_url,
+    redirecting_review_list_url,
+    review_list_url,
+)
 from sitegen import pages2026
 from sitegen.era2026 import ERAS, LAYOUT_SCORED, apply_era, check_era
 from sitegen.images import render_crop, render_photo
-from sitegen.pages import (ajax_reviews, long_review_page, product_page, product_score, ranking_page,
-                           review_list_page)
+from sitegen.pages import ajax_reviews, long_review_page, product_page, product_score, ranking_page, review_list_page
 from sitegen.plan import CRAWL_DATE, EDGE_CASES, Product, Review, plan_site
-from crawler.urls import ajax_review_url, long_review_url, product_url, ranking_url, redirecting_review_list_url, \
-    review_list_url
 
 PRODUCTS_PER_RANKING_PAGE = 10
-EMBEDDED_REVIEWS = 20   # review.shtml embeds pages 1-2
+EMBEDDED_REVIEWS = 20  # review.shtml embeds pages 1-2
 AJAX_PAGE_SIZE = 10
 MANIFEST = "manifest.json"
 FAULTS = "faults.json"  # read by crawler.mirror: {"<host>/<path>": [status | "blocked" | "stub", ...]}
@@ -79,11 +85,19 @@ def review_text(review: Review) -> dict:
     elif review.layout != "2018":  # short: one paragraph
         fields["body"] = review.short_text
     elif review.long:  # the long page: its title, merits, faults and every section's heading and paragraphs
-        fields.update(title=text.title, pros="\n".join(text.pros), cons="\n".join(text.cons),
-                      body="\n".join(line for heading, paragraphs in text.sections for line in [heading, *paragraphs]))
+        fields.update(
+            title=text.title,
+            pros="\n".join(text.pros),
+            cons="\n".join(text.cons),
+            body="\n".join(line for heading, paragraphs in text.sections for line in [heading, *paragraphs]),
+        )
     else:
-        fields.update(title=text.title, pros="，".join(text.pros) + "。", cons="，".join(text.cons) + "。",
-                      summary=text.summary + "。" if text.summary else None)
+        fields.update(
+            title=text.title,
+            pros="，".join(text.pros) + "。",
+            cons="，".join(text.cons) + "。",
+            summary=text.summary + "。" if text.summary else None,
+        )
     return fields
 
 
@@ -93,8 +107,14 @@ def review_truth(review: Review) -> dict:
 
 
 def _product_entry(product: Product, rank: int | None) -> dict:
-    return {"product_id": product.product_id, "name": product.name, "brand": product.brand, "rank": rank,
-            "listed_score": product_score(product), "listed_reviews": len(product.reviews)}
+    return {
+        "product_id": product.product_id,
+        "name": product.name,
+        "brand": product.brand,
+        "rank": rank,
+        "listed_score": product_score(product),
+        "listed_reviews": len(product.reviews),
+    }
 
 
 def faults(site: list[Product]) -> dict[str, list[int | str]]:
@@ -102,9 +122,12 @@ def faults(site: list[Product]) -> dict[str, list[int | str]]:
     the review lists of its first two 2026 products: one answers the verification page once, the other the stub."""
     first = site[0]
     ajax_form = "2019" if first.era == "2026" else "2018"
-    script: dict[str, list[int | str]] = \
-        {_site_path(ajax_review_url(first.product_id, 3, ajax_form)): [503]} if len(first.reviews) > EMBEDDED_REVIEWS else {}
-    for product, answer in zip([p for p in site if p.era == "2026"], ("blocked", "stub")):
+    script: dict[str, list[int | str]] = (
+        {_site_path(ajax_review_url(first.product_id, 3, ajax_form)): [503]}
+        if len(first.reviews) > EMBEDDED_REVIEWS
+        else {}
+    )
+    for product, answer in zip([p for p in site if p.era == "2026"], ("blocked", "stub"), strict=False):
         script[_site_path(review_list_url(product.product_id))] = [answer]
     return script
 
@@ -115,12 +138,14 @@ def redirected(site: list[Product]) -> list[Product]:
 
 
 def redirects(site: list[Product]) -> dict[str, str]:
-    return {_site_path(redirecting_review_list_url(p.product_id)): review_list_url(p.product_id)
-            for p in redirected(site)}
+    return {
+        _site_path(redirecting_review_list_url(p.product_id)): review_list_url(p.product_id) for p in redirected(site)
+    }
 
 
-def build_manifest(site: list[Product], seed: int, unranked: list[Product] = (), era: str = "2018",
-                   crawl_date: date = CRAWL_DATE) -> dict:
+def build_manifest(
+    site: list[Product], seed: int, unranked: list[Product] = (), era: str = "2018", crawl_date: date = CRAWL_DATE
+) -> dict:
     positions = {place: name for name, place in EDGE_CASES.items()}
     edge_cases = {}
     for p_index, product in enumerate(site):
@@ -137,10 +162,11 @@ def build_manifest(site: list[Product], seed: int, unranked: list[Product] = (),
         "faults": faults(site),
     }
     if era != "2018":  # a 2018 site's manifest stays as it was before eras existed (same bytes, same DVC hash)
-        for entry, review in zip(manifest["reviews"], [r for p in site for r in p.reviews]):
+        for entry, review in zip(manifest["reviews"], [r for p in site for r in p.reviews], strict=False):
             entry.update(review_truth(review))
-        manifest.update(era=era, redirects=redirects(site),
-                        products_in_2026=[p.product_id for p in site if p.era == "2026"])
+        manifest.update(
+            era=era, redirects=redirects(site), products_in_2026=[p.product_id for p in site if p.era == "2026"]
+        )
     return manifest
 
 
@@ -150,14 +176,16 @@ def _product_files_2026(product: Product) -> dict[str, bytes]:
     image as the original and as the 400x300 crop that `data-bigurl` names."""
     files = {
         _site_path(product_url(product.product_id)): product_page(product).encode("gbk"),
-        _site_path(review_list_url(product.product_id)):
-            pages2026.review_list_page(product, product.reviews[:EMBEDDED_REVIEWS]).encode("gbk"),
+        _site_path(review_list_url(product.product_id)): pages2026.review_list_page(
+            product, product.reviews[:EMBEDDED_REVIEWS]
+        ).encode("gbk"),
     }
     pages = -(-len(product.reviews) // AJAX_PAGE_SIZE)
     for page in range(1, pages + 2):
-        chunk = product.reviews[(page - 1) * AJAX_PAGE_SIZE:page * AJAX_PAGE_SIZE]
-        files[_site_path(ajax_review_url(product.product_id, page, "2019"))] = \
-            pages2026.ajax_reviews_2019(chunk).encode("ascii")
+        chunk = product.reviews[(page - 1) * AJAX_PAGE_SIZE : page * AJAX_PAGE_SIZE]
+        files[_site_path(ajax_review_url(product.product_id, page, "2019"))] = pages2026.ajax_reviews_2019(
+            chunk
+        ).encode("ascii")
     for review in product.reviews:
         for image in review.images:
             photo = render_photo(image.camera, image.appearance, image.seed)
@@ -172,19 +200,22 @@ def _product_files(product: Product) -> dict[str, bytes]:
         return _product_files_2026(product)
     files = {
         _site_path(product_url(product.product_id)): product_page(product).encode("gbk"),
-        _site_path(review_list_url(product.product_id)):
-            review_list_page(product, product.reviews[:EMBEDDED_REVIEWS]).encode("gbk"),
+        _site_path(review_list_url(product.product_id)): review_list_page(
+            product, product.reviews[:EMBEDDED_REVIEWS]
+        ).encode("gbk"),
     }
     rest = product.reviews[EMBEDDED_REVIEWS:]
     for start in range(0, len(rest), AJAX_PAGE_SIZE):
         page = 3 + start // AJAX_PAGE_SIZE
         is_end = start + AJAX_PAGE_SIZE >= len(rest)
         files[_site_path(ajax_review_url(product.product_id, page))] = ajax_reviews(
-            rest[start:start + AJAX_PAGE_SIZE], page, is_end).encode("ascii")
+            rest[start : start + AJAX_PAGE_SIZE], page, is_end
+        ).encode("ascii")
     for review in product.reviews:
         if review.long:  # filed under its own product id, which can be a sibling variant's
-            files[_site_path(long_review_url(review.review_product_id, review.aid))] = \
-                long_review_page(product, review).encode("gbk")
+            files[_site_path(long_review_url(review.review_product_id, review.aid))] = long_review_page(
+                product, review
+            ).encode("gbk")
         for image in review.all_images:
             files[image.site_path] = render_photo(image.camera, image.appearance, image.seed)
     return files
@@ -197,8 +228,9 @@ def _write_tree(root: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(files[rel])
 
 
-def generate_mirror(out_dir: str | Path, products: int, reviews_per_product: int, seed: int,
-                    progress: bool = False, era: str = "2018") -> dict:
+def generate_mirror(
+    out_dir: str | Path, products: int, reviews_per_product: int, seed: int, progress: bool = False, era: str = "2018"
+) -> dict:
     """Write the mirror to `out_dir` (replacing it) and return its manifest. `era`: 2018 | 2026 | mixed."""
     check_era(era)
     if products < 1 or reviews_per_product < 1:
@@ -212,12 +244,20 @@ def generate_mirror(out_dir: str | Path, products: int, reviews_per_product: int
     built = new_staging_dir(out)
     try:
         per_page = PRODUCTS_PER_RANKING_PAGE
-        pages = [site[i:i + per_page] for i in range(0, len(site), per_page)]
+        pages = [site[i : i + per_page] for i in range(0, len(site), per_page)]
         links = {p.product_id: pages2026.unfiled_review_list_link(p) for p in redirected(site)}
-        files = {_site_path(ranking_url(n)): ranking_page(
-                     n, len(pages), chunk, unranked, first_rank=1 + (n - 1) * per_page,
-                     elsewhere=site[per_page:][-2:] if n == 1 else [], review_links=links).encode("gbk")
-                 for n, chunk in enumerate(pages, start=1)}
+        files = {
+            _site_path(ranking_url(n)): ranking_page(
+                n,
+                len(pages),
+                chunk,
+                unranked,
+                first_rank=1 + (n - 1) * per_page,
+                elsewhere=site[per_page:][-2:] if n == 1 else [],
+                review_links=links,
+            ).encode("gbk")
+            for n, chunk in enumerate(pages, start=1)
+        }
         for product in tqdm([*site, *unranked], desc="mirror", unit="product", disable=not progress):
             files.update(_product_files(product))
         files[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
@@ -256,26 +296,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sitegen.mirror", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder to (re)write, e.g. data/sample_site")
     parser.add_argument("--products", type=_positive, required=True, help="number of products (10 per ranking page)")
-    parser.add_argument("--reviews-per-product", type=_positive, required=True,
-                        help="reviews of each product (product 0 gets at least 33, so the AJAX pages are used)")
+    parser.add_argument(
+        "--reviews-per-product",
+        type=_positive,
+        required=True,
+        help="reviews of each product (product 0 gets at least 33, so the AJAX pages are used)",
+    )
     parser.add_argument("--seed", type=int, required=True, help="random seed: same seed, same bytes")
-    parser.add_argument("--era", default="mixed", metavar="{" + ",".join(ERAS) + "}",
-                        help="the site's markup: 2018, 2026 (scored and short reviews, star bars, image crops), or "
-                             "mixed (some products each; default, as params.yaml's sample.era)")
+    parser.add_argument(
+        "--era",
+        default="mixed",
+        metavar="{" + ",".join(ERAS) + "}",
+        help="the site's markup: 2018, 2026 (scored and short reviews, star bars, image crops), or "
+        "mixed (some products each; default, as params.yaml's sample.era)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        manifest = generate_mirror(args.out, args.products, args.reviews_per_product, args.seed, progress=True,
-                                   era=args.era)
+        manifest = generate_mirror(
+            args.out, args.products, args.reviews_per_product, args.seed, progress=True, era=args.era
+        )
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     reviews = manifest["reviews"]
-    layouts = ", ".join(f"{n} {layout}" for layout, n in sorted(Counter(r.get("layout", "2018") for r in reviews).items()))
-    print(f"mirror: {len(manifest['products'])} products, {len(reviews)} reviews "
-          f"({sum(r['long'] for r in reviews)} long, {sum(r['n_images'] > 0 for r in reviews)} with images), "
-          f"{sum(r['n_images'] for r in reviews)} images -> {args.out} in {time.perf_counter() - started:.1f} s "
-          f"(era {args.era}: {layouts})")
+    layouts = ", ".join(
+        f"{n} {layout}" for layout, n in sorted(Counter(r.get("layout", "2018") for r in reviews).items())
+    )
+    print(
+        f"mirror: {len(manifest['products'])} products, {len(reviews)} reviews "
+        f"({sum(r['long'] for r in reviews)} long, {sum(r['n_images'] > 0 for r in reviews)} with images), "
+        f"{sum(r['n_images'] for r in reviews)} images -> {args.out} in {time.perf_counter() - started:.1f} s "
+        f"(era {args.era}: {layouts})"
+    )
     return 0
 
 

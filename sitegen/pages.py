@@ -4,16 +4,22 @@ Every function returns a `str`; the caller encodes pages as GBK. Tags, classes, 
 text formats (`续航：<em>10</em>`, `发表于：01月10日 11:21`, `348赞`, `1条评论`, `价格：4499元`) follow
 the real pages, since the spider is written against those.
 """
+
 from __future__ import annotations
 
 import json
 from html import escape
 
-from sitegen.plan import Image, Product, Review
 from crawler.urls import long_review_url, product_dir, product_url, ranking_url, review_list_url, short_review_url
+from sitegen.plan import Image, Product, Review
 
 LONG_PAGE_LABELS: dict[str, str] = {  # list-page label -> label on the long-review page
-    "性价比": "性价比", "性能": "性能配置", "续航": "电池续航", "外观": "外观手感", "拍照": "拍照效果", "屏幕": "屏幕效果",
+    "性价比": "性价比",
+    "性能": "性能配置",
+    "续航": "电池续航",
+    "外观": "外观手感",
+    "拍照": "拍照效果",
+    "屏幕": "屏幕效果",
 }
 LONG_PAGE_ORDER: tuple[str, ...] = ("性价比", "性能", "续航", "外观", "拍照", "屏幕")
 
@@ -86,8 +92,15 @@ def _side_links(title: str, css: str, products: list[Product]) -> str:
     return f'    <div class="{css}"><h3 class="module-title">{title}</h3><ul>{links}</ul></div>\n' if products else ""
 
 
-def ranking_page(page: int, pages: int, products: list[Product], unranked: list[Product],
-                 first_rank: int = 1, elsewhere: list[Product] = (), review_links: dict[str, str] | None = None) -> str:
+def ranking_page(
+    page: int,
+    pages: int,
+    products: list[Product],
+    unranked: list[Product],
+    first_rank: int = 1,
+    elsewhere: list[Product] = (),
+    review_links: dict[str, str] | None = None,
+) -> str:
     """One page of the hot ranking: the ranked cards (`ul#J_PicMode > li[data-follow-id]`, with score and review
     count), the pager (`div.pagebar a.next` 下一页 but on the last), and, as on the real page, links to products
     that are not ranked here: search hot words, the 手机新品 sidebar, 新增点评产品 and 大家说 (`unranked`, and on
@@ -105,32 +118,49 @@ def ranking_page(page: int, pages: int, products: list[Product], unranked: list[
     hot_words = "".join(f'<a href="{_path(_product_url(p))}">{escape(p.name)}</a>' for p in unranked[:2])
     header = f'<div class="search-box"><input type="text"/><div class="hot-words">{hot_words}</div></div>\n'
     left = _side_links("手机新品", "new-products", [*unranked[2:], *elsewhere[:1]])
-    right = (_side_links("新增点评产品", "new-reviews", unranked[1:2])
-             + _side_links("大家说", "people-say", [*elsewhere[1:2], *unranked[:1]]))
-    pager = [f'<span class="sel">{page}</span>' if n == page else f'<a href="{_path(ranking_url(n))}" target="_self">{n}</a>'
-             for n in range(1, pages + 1)]
+    right = _side_links("新增点评产品", "new-reviews", unranked[1:2]) + _side_links(
+        "大家说", "people-say", [*elsewhere[1:2], *unranked[:1]]
+    )
+    pager = [
+        f'<span class="sel">{page}</span>' if n == page else f'<a href="{_path(ranking_url(n))}" target="_self">{n}</a>'
+        for n in range(1, pages + 1)
+    ]
     if page > 1:
         pager.insert(0, f'<a class="prev" href="{_path(ranking_url(page - 1))}" target="_self">上一页</a>')
     if page < pages:
         pager.append(f'<a class="next" href="{_path(ranking_url(page + 1))}" target="_self">下一页</a>')
-    return (_head("【手机大全】热门手机排行-ZOL中关村在线") + header + """<div class="wrapper clearfix">
-""" + left + """    <div class="content">
+    return (
+        _head("【手机大全】热门手机排行-ZOL中关村在线")
+        + header
+        + """<div class="wrapper clearfix">
+"""
+        + left
+        + """    <div class="content">
     <ul id="J_PicMode" class="clearfix">
-""" + "\n".join(items) + """
+"""
+        + "\n".join(items)
+        + """
     </ul>
-    <div class="pagebar">""" + "".join(pager) + """</div>
+    <div class="pagebar">"""
+        + "".join(pager)
+        + """</div>
     </div>
-""" + right + """</div>
+"""
+        + right
+        + """</div>
 </body>
 </html>
-""")
+"""
+    )
 
 
 def product_page(product: Product) -> str:
     """The product's overview page (minimal): name, brand and the link to its reviews."""
     reviews = _path(review_list_url(product.product_id))
-    return (_head(f"【{product.name}】报价_参数_图片_论坛-ZOL中关村在线", product, "Index")
-            + _breadcrumb(product, "综述介绍") + f"""<div class="product-model page-title clearfix">
+    return (
+        _head(f"【{product.name}】报价_参数_图片_论坛-ZOL中关村在线", product, "Index")
+        + _breadcrumb(product, "综述介绍")
+        + f"""<div class="product-model page-title clearfix">
     <h1 class="product-model__name">{escape(product.name)}</h1>
 </div>
 <div id="_j_tag_nav" class="nav">
@@ -142,7 +172,8 @@ def product_page(product: Product) -> str:
 <div class="wrapper"><div class="product-price"><span class="price-type">{product.price}</span></div></div>
 </body>
 </html>
-""")
+"""
+    )
 
 
 def _ref(url: str, image: Image, page_host: str, protocol_relative: bool) -> str:
@@ -167,32 +198,42 @@ def _images_html(review: Review) -> str:
             wide = i == 0
             size, middle = ("t_s608x182c5", "t_s660x495c5") if wide else ("t_s120x90c5", "t_s660x495")
             w, h = ("608", "182") if wide else ("120", "90")
-            lis.append(f"""                        <li class="{'first ' if wide else ''}bigcursor" action-type="group_zoom_in" action-target="media_slide_box_{rid}"
+            lis.append(f"""                        <li class="{"first " if wide else ""}bigcursor" action-type="group_zoom_in" action-target="media_slide_box_{rid}"
                             idx="{i}"><img node-type="small"
                                          data-middleurl="{_ref(image.thumbnail(middle), image, list_host, True)}"
                                          data-bigurl="{url}"
                                          width="{w}" height="{h}"
                                          src="{_ref(image.thumbnail(size), image, list_host, True)}"><span
                                 class="loading hide"></span></li>""")
-        return (f'                    <ul class="media-group-haoshuo clearfix" node-type="media_group_prev_{rid}">\n'
-                + "\n".join(lis) + f"""
+        return (
+            f'                    <ul class="media-group-haoshuo clearfix" node-type="media_group_prev_{rid}">\n'
+            + "\n".join(lis)
+            + f"""
                     </ul>
                     <div class="media-expand hide" node-type="media_slide_box_{rid}"></div>
-""")
-    lis = [f"""                            <li class="bigcursor" action-type="group_zoom_in" action-target="media_slide_box_{rid}"
+"""
+        )
+    lis = [
+        f"""                            <li class="bigcursor" action-type="group_zoom_in" action-target="media_slide_box_{rid}"
                                 idx="{i}"><img node-type="small"
-                                             data-middleurl="{_ref(image.thumbnail('t_s660x495'), image, list_host, False)}"
+                                             data-middleurl="{_ref(image.thumbnail("t_s660x495"), image, list_host, False)}"
                                              data-bigurl="{_ref(image.url, image, list_host, False)}"
                                              width="120" height="90"
-                                             src="{_ref(image.thumbnail('t_s120x90c5'), image, list_host, False)}"><span
-                                    class="loading hide"></span></li>""" for i, image in enumerate(shown)]
-    return (f"""                    <div class="media-group" node-type="media_group_prev_{rid}">
+                                             src="{_ref(image.thumbnail("t_s120x90c5"), image, list_host, False)}"><span
+                                    class="loading hide"></span></li>"""
+        for i, image in enumerate(shown)
+    ]
+    return (
+        f"""                    <div class="media-group" node-type="media_group_prev_{rid}">
                         <ul class="clearfix">
-""" + "\n".join(lis) + f"""
+"""
+        + "\n".join(lis)
+        + f"""
                         </ul>
                     </div>
                     <div class="media-expand hide" node-type="media_slide_box_{rid}"></div>
-""")
+"""
+    )
 
 
 def _words(css: str, label: str, lines: list[str], long: bool) -> str:
@@ -215,9 +256,11 @@ def comments_item(review: Review, ajax_page: int | None = None) -> str:
     """One `div.comments-item`: the same markup in review.shtml and in the AJAX fragment."""
     text, rid, pid = review.text, review.review_id, review.review_product_id
     aid = review.aid or "0"
-    user = [f'                    <a href="{review.author_url}" class="face"><img width="60" height="60"\n'
-            f'                          src="https://icon.zol-img.com.cn/group/default_zoler/zoler_50.jpg"></a>',
-            f'                    <a href="{review.author_url}" class="name">{escape(review.author)}</a>']
+    user = [
+        f'                    <a href="{review.author_url}" class="face"><img width="60" height="60"\n'
+        f'                          src="https://icon.zol-img.com.cn/group/default_zoler/zoler_50.jpg"></a>',
+        f'                    <a href="{review.author_url}" class="name">{escape(review.author)}</a>',
+    ]
     if review.badge:
         user.append(f'                    <div class="tag">{review.badge}</div>')
     if review.purchase:
@@ -235,12 +278,15 @@ def comments_item(review: Review, ajax_page: int | None = None) -> str:
     if text.summary and not review.long:
         words += _words("summary", "总结：", [text.summary], False)
     if review.long:
-        content = words + f"""                    <div class="words-article">
+        content = (
+            words
+            + f"""                    <div class="words-article">
                         <p>{escape(text.excerpt)}</p>
                     </div>
                     <div class="view-more"><a href="{href}">查看全文<i
                             class="icon-rarr"></i></a></div>
 """
+        )
     else:
         page_attr = f' page="{ajax_page}"' if ajax_page else ""
         content = f"""                    <div class="_j_CommentContent comment-height-limit"{page_attr}>
@@ -285,8 +331,10 @@ def review_list_page(product: Product, embedded: list[Review]) -> str:
     """review.shtml: product info, product-level scores, the first 20 reviews and the 查看更多 link."""
     overall = product_score(product)
     d = product_dir(product.product_id)
-    return (_head(f"【{product.name}怎么样】{product.name}好不好_好吗-ZOL中关村在线", product)
-            + _breadcrumb(product, "点评") + f"""<div class="product-model page-title clearfix">
+    return (
+        _head(f"【{product.name}怎么样】{product.name}好不好_好吗-ZOL中关村在线", product)
+        + _breadcrumb(product, "点评")
+        + f"""<div class="product-model page-title clearfix">
     <h1 class="product-model__name">{escape(product.name)}点评</h1>
 </div>
 <div id="_j_tag_nav" class="nav">
@@ -312,7 +360,9 @@ def review_list_page(product: Product, embedded: list[Review]) -> str:
 <div class="wrapper clearfix">
     <div class="content">
         <div id="_j_comment_list" class="comments-list">
-""" + "".join(comments_item(r) for r in embedded) + """        </div>
+"""
+        + "".join(comments_item(r) for r in embedded)
+        + """        </div>
         <div class="view-more-comments">
             <a id="_j_view_more_comments" href="javascript:void(0);" target="_self" data-ajax="">查看更多<i></i></a>
             <span>正在加载中...</span>
@@ -322,7 +372,8 @@ def review_list_page(product: Product, embedded: list[Review]) -> str:
 <script src="//s.zol-img.com.cn/d/Pro/Pro_review_v4.js?v=38373"></script>
 </body>
 </html>
-""")
+"""
+    )
 
 
 def ajax_reviews(reviews: list[Review], page: int, is_end: bool) -> str:
@@ -340,20 +391,30 @@ def long_review_page(product: Product, review: Review) -> str:
     score_items = []
     for short in LONG_PAGE_ORDER:
         if short in labels:
-            score_items.append(f'                <li><span class="label">{LONG_PAGE_LABELS[short]}</span>'
-                               f'<span class="score-num">{_score_text(labels[short])}</span></li>')
+            score_items.append(
+                f'                <li><span class="label">{LONG_PAGE_LABELS[short]}</span>'
+                f'<span class="score-num">{_score_text(labels[short])}</span></li>'
+            )
     for label, score in review.scores:  # labels this page does not rename (unknown ones) keep their text
         if label not in LONG_PAGE_LABELS:
-            score_items.append(f'                <li><span class="label">{escape(label)}</span>'
-                               f'<span class="score-num">{_score_text(score)}</span></li>')
+            score_items.append(
+                f'                <li><span class="label">{escape(label)}</span>'
+                f'<span class="score-num">{_score_text(score)}</span></li>'
+            )
     # figures are spread over the sections, in order; leftovers go to the last one
-    figures = [f'<div class="figure"><img src="{_ref(image.url, image, "t.zol.com.cn", True)}" alt=""></div>'
-               for image in review.images]
+    figures = [
+        f'<div class="figure"><img src="{_ref(image.url, image, "t.zol.com.cn", True)}" alt=""></div>'
+        for image in review.images
+    ]
     sections = text.sections
     per_section = -(-len(figures) // max(1, len(sections) - 1)) if figures else 0
     items = []
     for index, (heading, paragraphs) in enumerate(sections):
-        chunk = figures[index * per_section:(index + 1) * per_section] if index < len(sections) - 1 else figures[index * per_section:]
+        chunk = (
+            figures[index * per_section : (index + 1) * per_section]
+            if index < len(sections) - 1
+            else figures[index * per_section :]
+        )
         body = "\n".join(f"                <p>{escape(p)}</p>" for p in paragraphs)
         pics = "".join(f"\n                {f}" for f in chunk)
         # the 2018 markup: the heading one level down, in div.article-header; the text in div.article-content
@@ -366,7 +427,9 @@ def long_review_page(product: Product, review: Review) -> str:
     purchase = "".join(f"<p>{line.split('：')[0]}：<em>{line.split('：', 1)[1]}</em></p>" for line in review.purchase)
     merits = "".join(f"<li>{escape(x)}</li>" for x in text.pros)
     faults = "".join(f"<li>{escape(x)}</li>" for x in text.cons)
-    return (_head(f"{text.title}_{product.name}_ZOL好说", product, "LongReview") + f"""<div class="wrapper clearfix">
+    return (
+        _head(f"{text.title}_{product.name}_ZOL好说", product, "LongReview")
+        + f"""<div class="wrapper clearfix">
     <div class="article-header">
         <h1 class="title">{escape(text.title)}</h1>
         <div class="user-info">
@@ -399,5 +462,5 @@ def long_review_page(product: Product, review: Review) -> str:
 </div>
 </body>
 </html>
-""")
-
+"""
+    )

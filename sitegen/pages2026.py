@@ -4,17 +4,18 @@ number, `data-bigurl` crops, years on every date, and the 2019 AJAX form whose e
 
 Every function returns a `str`; the caller encodes pages as GBK (the AJAX answer is ASCII JSON).
 """
+
 from __future__ import annotations
 
 import json
 from html import escape
 
+from crawler.urls import product_dir, redirecting_review_list_url, short_review_url
 from sitegen.era2026 import LAYOUT_SCORED
 from sitegen.pages import _breadcrumb, _head, _path, _product_url, _score_text, product_score
 from sitegen.plan import Image, Product, Review
-from crawler.urls import product_dir, redirecting_review_list_url, short_review_url
 
-CROP = "t_s400x300c"          # data-bigurl: a 400x300 crop of the original
+CROP = "t_s400x300c"  # data-bigurl: a 400x300 crop of the original
 MIDDLE, SMALL = "t_s660x660c", "t_s120x90c5c"
 EMPTY_COMMENT = '<div class="empty-comment"><p>暂无点评</p></div>'
 
@@ -37,7 +38,8 @@ def _images(review: Review) -> str:
         f'data-middleurl="{sized(image, MIDDLE).removeprefix("https:")}" '
         f'data-bigurl="{sized(image, CROP).removeprefix("https:")}" width="120" height="90" '
         f'src="{sized(image, SMALL).removeprefix("https:")}"><span class="loading hide"></span></li>\n'
-        for i, image in enumerate(review.images))
+        for i, image in enumerate(review.images)
+    )
     return f"""                    <div class="media-group" node-type="media_group_prev_{rid}">
                         <ul class="clearfix">
 {lis}                        </ul>
@@ -50,9 +52,11 @@ def _images(review: Review) -> str:
 
 def _user(review: Review) -> str:
     url = review.author_url
-    lines = [f'                <a href="{url}" class="face" ><img width="60" height="60" '
-             f'src="https://icon.zol-img.com.cn/group/default_zoler/zoler_50.jpg"></a>',
-             f'                <a href="{url}" class="name" >{escape(review.author)}</a>']
+    lines = [
+        f'                <a href="{url}" class="face" ><img width="60" height="60" '
+        f'src="https://icon.zol-img.com.cn/group/default_zoler/zoler_50.jpg"></a>',
+        f'                <a href="{url}" class="name" >{escape(review.author)}</a>',
+    ]
     if review.purchase:
         info = "".join(f"<p>{line}</p>" for line in review.purchase)
         lines.append(f'                <div class="msg"><p>购买信息</p>{info}</div>')
@@ -95,7 +99,9 @@ def comments_item(review: Review) -> str:
         href = _path(short_review_url(pid, rid)) + "#tagNav"
         title = f'                    <div class="title">\n                        <a href="{href}">{escape(review.text.title)}</a></div>\n'
         aspects = "".join(f"<span>{label}：<em>{_score_text(score)}</em></span>" for label, score in review.scores)
-    handle = f'data-proid="{pid}" data-rid="{rid}" data-aid="0" href="javascript:;" target="_self" onclick="return false;"'
+    handle = (
+        f'data-proid="{pid}" data-rid="{rid}" data-aid="0" href="javascript:;" target="_self" onclick="return false;"'
+    )
     likes = f"{review.likes}赞" if review.likes else "赞"
     replies = f"{review.replies}条评论" if review.replies else "评论"
     return f"""            <div class="comments-item">
@@ -128,9 +134,11 @@ def _aspect_circles(product: Product) -> str:
         values = [score for r in product.reviews for lab, score in r.scores if lab == label]
         if values:
             mean = sum(values) / len(values)
-            circles.append(f'            <div class="features-circle"><canvas class="_j_canvas_circle circle-rate" '
-                           f'width="84" height="84" process="{round(mean * 10)}%"></canvas><div class="circle-value">'
-                           f'{mean:.1f}</div><div class="circle-text">{label}</div></div>')
+            circles.append(
+                f'            <div class="features-circle"><canvas class="_j_canvas_circle circle-rate" '
+                f'width="84" height="84" process="{round(mean * 10)}%"></canvas><div class="circle-value">'
+                f'{mean:.1f}</div><div class="circle-text">{label}</div></div>'
+            )
     return "\n".join(circles)
 
 
@@ -138,8 +146,10 @@ def review_list_page(product: Product, embedded: list[Review]) -> str:
     """review.shtml of 2026: product scores, the 产品点评(N) tab, the first 20 reviews and the 查看更多 link."""
     overall, count = product_score(product), len(product.reviews)
     d = product_dir(product.product_id)
-    return (_head(f"【{product.name}怎么样】{product.name}好不好_好吗-ZOL中关村在线", product)
-            + _breadcrumb(product, "点评") + f"""<div class="product-model page-title clearfix">
+    return (
+        _head(f"【{product.name}怎么样】{product.name}好不好_好吗-ZOL中关村在线", product)
+        + _breadcrumb(product, "点评")
+        + f"""<div class="product-model page-title clearfix">
     <h1 class="product-model__name">{escape(product.name)}点评</h1>
 </div>
 <div id="_j_tag_nav" class="nav">
@@ -173,7 +183,9 @@ def review_list_page(product: Product, embedded: list[Review]) -> str:
     </div>
         </div>
         <div id="_j_comment_list" class="comments-list">
-""" + "".join(comments_item(r) for r in embedded) + """        </div>
+"""
+        + "".join(comments_item(r) for r in embedded)
+        + """        </div>
         <div class="view-more-comments">
             <a id="_j_view_more_comments" href="javascript:void(0);" target="_self" data-ajax="">查看更多<i></i></a>
             <span>正在加载中...</span>
@@ -182,7 +194,8 @@ def review_list_page(product: Product, embedded: list[Review]) -> str:
 </div>
 </body>
 </html>
-""")
+"""
+    )
 
 
 def ajax_reviews_2019(reviews: list[Review]) -> str:

@@ -5,6 +5,7 @@ site's edge cases sit at fixed places (see EDGE_CASES) in every mirror of >= 3 p
 reviews per product. Beside the ranked products, a few unranked ones (UNRANKED_PRODUCTS) exist that the
 ranking page links from its sidebars only, as the real page does; their reviews are not the crawl's.
 """
+
 from __future__ import annotations
 
 import random
@@ -22,28 +23,35 @@ UNKNOWN_LABEL = "信号"  # a label common.aspects does not know
 USER_SCORES, USER_WEIGHTS = (2, 4, 6, 8, 10), (0.05, 0.08, 0.17, 0.35, 0.35)
 LIST_IMAGES_OF_LONG = 3  # the list page shows only the first few figures of a long review
 MIN_AJAX_PRODUCT_REVIEWS = 33  # product 0 always spans review.shtml + AJAX pages 3 (isEnd=0) and 4 (isEnd=1)
-UNRANKED_PRODUCTS = 4          # linked by the ranking page's hot words and sidebars, not ranked
+UNRANKED_PRODUCTS = 4  # linked by the ranking page's hot words and sidebars, not ranked
 UNRANKED_REVIEWS = 2
 
 # (product index, review index in page order) of each edge case; review 21+ of product 0 come from AJAX
 EDGE_CASES: dict[str, tuple[int, int]] = {
-    "long_many_images": (0, 0),        # 长篇 with 12 figures (the list page shows 3), yearless date
-    "long_dated": (0, 1),              # 长篇 dated 发表于：2017年12月25日 03:35
-    "editor_decimal": (0, 2),          # editor's decimal scores (8.2, 8.7, ...), no purchase info
-    "six_aspects": (0, 3),             # six scores, 屏幕 included
-    "unknown_aspect": (0, 4),          # 信号：<em>6</em> beside the five known labels
+    "long_many_images": (0, 0),  # 长篇 with 12 figures (the list page shows 3), yearless date
+    "long_dated": (0, 1),  # 长篇 dated 发表于：2017年12月25日 03:35
+    "editor_decimal": (0, 2),  # editor's decimal scores (8.2, 8.7, ...), no purchase info
+    "six_aspects": (0, 3),  # six scores, 屏幕 included
+    "unknown_aspect": (0, 4),  # 信号：<em>6</em> beside the five known labels
     "no_images": (0, 5),
     "yearless_previous_year": (0, 6),  # 发表于：11月20日 .. -> 2017-11-20 (after the crawl date's month/day)
-    "long_without_icon": (1, 1),       # links to evaluation_{aid}.html but has no div.icon-long (seen on the real page)
-    "ajax_long": (0, 21),              # a 长篇 inside the AJAX fragment (page 3)
+    "long_without_icon": (1, 1),  # links to evaluation_{aid}.html but has no div.icon-long (seen on the real page)
+    "ajax_long": (0, 21),  # a 长篇 inside the AJAX fragment (page 3)
     "ajax_editor_decimal": (0, 22),
-    "long_cover": (0, 7),              # 长篇 whose list shows a cover picture that is not among its long page's figures
-    "relative_images": (1, 2),         # short review whose image URLs are root-relative (/g5/...) on the list page
-    "long_relative": (1, 3),           # 长篇 linked protocol-relative (//t.zol...), its figures root-relative
-    "sibling_variant": (2, 0),         # 长篇 filed under a sibling variant's product id (listed on this product)
+    "long_cover": (0, 7),  # 长篇 whose list shows a cover picture that is not among its long page's figures
+    "relative_images": (1, 2),  # short review whose image URLs are root-relative (/g5/...) on the list page
+    "long_relative": (1, 3),  # 长篇 linked protocol-relative (//t.zol...), its figures root-relative
+    "sibling_variant": (2, 0),  # 长篇 filed under a sibling variant's product id (listed on this product)
 }
-LONG_CASES = ("long_many_images", "long_dated", "long_without_icon", "ajax_long", "long_cover", "long_relative",
-              "sibling_variant")
+LONG_CASES = (
+    "long_many_images",
+    "long_dated",
+    "long_without_icon",
+    "ajax_long",
+    "long_cover",
+    "long_relative",
+    "sibling_variant",
+)
 
 BRANDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("华为", "613", ("Mate 10", "P20", "P20 Pro", "nova 3", "Mate 10 Pro", "畅享8")),
@@ -57,19 +65,36 @@ BRANDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("一加", "35305", ("手机6", "手机5T")),
     ("努比亚", "1922", ("Z18", "Z17S", "红魔电竞手机")),
 )
-VARIANTS: tuple[str, ...] = ("（6GB RAM/全网通）", "（4GB RAM/全网通）", "（64GB/全网通）", "（128GB/全网通）", "（全网通）")
-PLACES: tuple[str, ...] = ("北京", "重庆", "广东 广州", "上海", "浙江 杭州", "四川 成都", "江苏 南京", "济南", "黑龙江 黑河", "湖北 武汉")
+VARIANTS: tuple[str, ...] = (
+    "（6GB RAM/全网通）",
+    "（4GB RAM/全网通）",
+    "（64GB/全网通）",
+    "（128GB/全网通）",
+    "（全网通）",
+)
+PLACES: tuple[str, ...] = (
+    "北京",
+    "重庆",
+    "广东 广州",
+    "上海",
+    "浙江 杭州",
+    "四川 成都",
+    "江苏 南京",
+    "济南",
+    "黑龙江 黑河",
+    "湖北 武汉",
+)
 NAME_CHARS = string.ascii_lowercase + string.digits
 IMAGE_NAME_CHARS = string.ascii_letters + string.digits + "-_"
 
 
 @dataclass
 class Image:
-    url: str                 # original, absolute https
+    url: str  # original, absolute https
     seed: list[int]
     camera: float
     appearance: float
-    relative: bool = False   # the page that shows it writes it root-relative (`/g5/...`, on that page's host)
+    relative: bool = False  # the page that shows it writes it root-relative (`/g5/...`, on that page's host)
 
     @property
     def site_path(self) -> str:
@@ -88,8 +113,8 @@ class Review:
     author: str
     author_url: str
     badge: str | None
-    purchase: list[str]                 # `价格：4499元`, `时间：2017-10`, `地点：北京` (may be empty)
-    scores: list[tuple[str, float]]     # (list-page label, score) in page order
+    purchase: list[str]  # `价格：4499元`, `时间：2017-10`, `地点：北京` (may be empty)
+    scores: list[tuple[str, float]]  # (list-page label, score) in page order
     editor: bool
     long: bool
     aid: str | None
@@ -100,12 +125,12 @@ class Review:
     date_has_year: bool
     likes: int
     replies: int
-    review_product_id: str = ""         # the product the review is filed under (a sibling variant, or product_id)
-    cover: Image | None = None          # a long review's list-only picture (not among its long page's figures)
+    review_product_id: str = ""  # the product the review is filed under (a sibling variant, or product_id)
+    cover: Image | None = None  # a long review's list-only picture (not among its long page's figures)
     protocol_relative_link: bool = False
-    layout: str = "2018"                # 2018 | 2026-scored | 2026-short (sitegen.era2026)
-    star_overall: float | None = None   # a 2026 short review's star score (2..10): it has no aspect score
-    short_text: str | None = None       # a 2026 short review's one paragraph
+    layout: str = "2018"  # 2018 | 2026-scored | 2026-short (sitegen.era2026)
+    star_overall: float | None = None  # a 2026 short review's star score (2..10): it has no aspect score
+    short_text: str | None = None  # a 2026 short review's one paragraph
 
     @property
     def overall(self) -> float:
@@ -139,7 +164,7 @@ class Product:
     manu_id: str
     price: int
     reviews: list[Review] = field(default_factory=list)
-    era: str = "2018"   # the markup its pages show: 2018 | 2026
+    era: str = "2018"  # the markup its pages show: 2018 | 2026
 
 
 def _user_score(rng: random.Random) -> int:
@@ -206,20 +231,35 @@ class _Ids:
     def image_url(self, host: str = "pro-fd.zol-img.com.cn") -> str:
         while True:
             d1, d2 = self.rng.randrange(16), self.rng.randrange(16)
-            name = ("ChMk" + self.rng.choice("JK") + "".join(self.rng.choices(IMAGE_NAME_CHARS, k=38))
-                    + f"{self.rng.randrange(1000):03d}")
+            name = (
+                "ChMk"
+                + self.rng.choice("JK")
+                + "".join(self.rng.choices(IMAGE_NAME_CHARS, k=38))
+                + f"{self.rng.randrange(1000):03d}"
+            )
             url = f"https://{host}/g5/M00/{d1:02X}/{d2:02X}/{name}.jpg"
             if url not in self.used:
                 self.used.add(url)
                 return url
 
 
-def _review(rng: random.Random, ids: _Ids, seed: int, product: Product, p_index: int, r_index: int,
-            case: str | None, sibling: str | None = None) -> Review:
+def _review(
+    rng: random.Random,
+    ids: _Ids,
+    seed: int,
+    product: Product,
+    p_index: int,
+    r_index: int,
+    case: str | None,
+    sibling: str | None = None,
+) -> Review:
     editor = case in ("editor_decimal", "ajax_editor_decimal") or rng.random() < 0.03
     long = case in LONG_CASES or (case is None and not editor and rng.random() < 0.05)
-    labels = LIST_ASPECTS + ((SCREEN_LABEL,) if case == "six_aspects" else ()) + (
-        (UNKNOWN_LABEL,) if case == "unknown_aspect" else ())
+    labels = (
+        LIST_ASPECTS
+        + ((SCREEN_LABEL,) if case == "six_aspects" else ())
+        + ((UNKNOWN_LABEL,) if case == "unknown_aspect" else ())
+    )
     scores = _scores(rng, editor, labels)
     keyed = {canonical_aspect(label) or label: score for label, score in scores}
     mention_camera = rng.random() < 0.5
@@ -239,20 +279,33 @@ def _review(rng: random.Random, ids: _Ids, seed: int, product: Product, p_index:
     camera, appearance = keyed["camera"], keyed["appearance"]
     relative = case in ("relative_images", "long_relative")
     host = {"relative_images": "detail.zol.com.cn", "long_relative": "t.zol.com.cn"}.get(case, "pro-fd.zol-img.com.cn")
-    images = [Image(ids.image_url(host), [seed, p_index, r_index, i], camera, appearance, relative)
-              for i in range(n_images)]
-    cover = Image(ids.image_url(), [seed, p_index, r_index, n_images], camera, appearance) \
-        if case == "long_cover" else None
+    images = [
+        Image(ids.image_url(host), [seed, p_index, r_index, i], camera, appearance, relative) for i in range(n_images)
+    ]
+    cover = (
+        Image(ids.image_url(), [seed, p_index, r_index, n_images], camera, appearance) if case == "long_cover" else None
+    )
     return Review(
-        review_id=ids.draw(1_500_000, 1_690_000), product_id=product.product_id,
+        review_id=ids.draw(1_500_000, 1_690_000),
+        product_id=product.product_id,
         author=("编辑" + slug[:4]) if editor else slug,
         author_url=f"http://author.zol.com.cn/{slug}/" if editor else f"http://my.zol.com.cn/{slug}/",
-        badge="优质点评人" if long else None, purchase=purchase, scores=scores, editor=editor, long=long,
-        aid=ids.draw(300, 2000) if long else None, show_long_icon=case != "long_without_icon",
-        text=text, images=images, published=published, date_has_year=has_year,
-        likes=0, replies=rng.choice((0, 0, 1, 2, 3, 5, 12, 36)),
+        badge="优质点评人" if long else None,
+        purchase=purchase,
+        scores=scores,
+        editor=editor,
+        long=long,
+        aid=ids.draw(300, 2000) if long else None,
+        show_long_icon=case != "long_without_icon",
+        text=text,
+        images=images,
+        published=published,
+        date_has_year=has_year,
+        likes=0,
+        replies=rng.choice((0, 0, 1, 2, 3, 5, 12, 36)),
         review_product_id=sibling if case == "sibling_variant" and sibling else product.product_id,
-        cover=cover, protocol_relative_link=case == "long_relative",
+        cover=cover,
+        protocol_relative_link=case == "long_relative",
     )
 
 
@@ -267,17 +320,31 @@ def _product_name(rng: random.Random, used: set[str]) -> tuple[str, str, str]:
 
 def _product(rng: random.Random, ids: _Ids, names: set[str]) -> Product:
     name, brand, manu_id = _product_name(rng, names)
-    return Product(ids.draw(1_100_000, 1_230_000), name, brand, manu_id,
-                   rng.choice((1299, 1999, 2499, 2999, 3499, 3899, 4499, 5999)))
+    return Product(
+        ids.draw(1_100_000, 1_230_000),
+        name,
+        brand,
+        manu_id,
+        rng.choice((1299, 1999, 2499, 2999, 3499, 3899, 4499, 5999)),
+    )
 
 
-def _add_reviews(rng: random.Random, ids: _Ids, seed: int, product: Product, p_index: int, count: int,
-                 cases: dict[tuple[int, int], str], sibling: str | None = None) -> None:
-    product.reviews = [_review(rng, ids, seed, product, p_index, r, cases.get((p_index, r)), sibling)
-                       for r in range(count)]
+def _add_reviews(
+    rng: random.Random,
+    ids: _Ids,
+    seed: int,
+    product: Product,
+    p_index: int,
+    count: int,
+    cases: dict[tuple[int, int], str],
+    sibling: str | None = None,
+) -> None:
+    product.reviews = [
+        _review(rng, ids, seed, product, p_index, r, cases.get((p_index, r)), sibling) for r in range(count)
+    ]
     # the list is sorted by usefulness: likes fall along the page
     likes = sorted((int(rng.paretovariate(1.2) * 20) for _ in range(count)), reverse=True)
-    for review, like in zip(product.reviews, likes):
+    for review, like in zip(product.reviews, likes, strict=False):
         review.likes = like
 
 

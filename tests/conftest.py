@@ -1,17 +1,22 @@
 """Shared pytest fixtures."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
-
 from crawl_support import MirrorServer, RedisServer, build_fixture_mirror
+from hypothesis import HealthCheck, settings
 
 # Property-based tests at the boundaries where outside data comes in: deterministic (same examples every run),
 # at least 50 examples each, no per-example deadline (a loaded CI machine is slow, not wrong).
-settings.register_profile("project", max_examples=50, derandomize=True, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile(
+    "project",
+    max_examples=50,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 settings.load_profile("project")
 
 

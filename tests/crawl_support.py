@@ -1,5 +1,6 @@
 """Helpers of the crawler tests: a mirror built from the real 2018 pages, a loopback HTTP server with fault
 injection, and `scrapy crawl zol` run as a subprocess."""
+
 from __future__ import annotations
 
 import io
@@ -28,6 +29,7 @@ def fragment_json(fragment: bytes, is_end: int) -> bytes:
 
 def tiny_jpeg(seed: int) -> bytes:
     from PIL import Image
+
     buffer = io.BytesIO()
     Image.new("RGB", (8 + seed % 5, 6), ((seed * 37) % 256, (seed * 91) % 256, 128)).save(buffer, "JPEG")
     return buffer.getvalue()
@@ -59,16 +61,30 @@ def scrapy_command(out: Path, mirror: str, *spider_args: str, settings: tuple[st
     command = [sys.executable, "-m", "scrapy", "crawl", "zol", "-a", "crawl_date=2018-09-15"]
     for arg in spider_args:
         command += ["-a", arg]
-    for setting in ("AUTOTHROTTLE_ENABLED=0", "DOWNLOAD_DELAY=0", "CONCURRENT_REQUESTS_PER_DOMAIN=8",
-                    "RETRY_TIMES=2", "DOWNLOAD_TIMEOUT=5", "RETRY_BACKOFF_BASE=0", *settings):
+    for setting in (
+        "AUTOTHROTTLE_ENABLED=0",
+        "DOWNLOAD_DELAY=0",
+        "CONCURRENT_REQUESTS_PER_DOMAIN=8",
+        "RETRY_TIMES=2",
+        "DOWNLOAD_TIMEOUT=5",
+        "RETRY_BACKOFF_BASE=0",
+        *settings,
+    ):
         command += ["-s", setting]
-    env = {**os.environ, "ZOL_MIRROR": mirror, "ZOL_OUT": str(out), "ZOL_CRAWLED_AT": CRAWLED_AT,
-           "ZOL_LOG_LEVEL": "INFO", "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "ZOL_MIRROR": mirror,
+        "ZOL_OUT": str(out),
+        "ZOL_CRAWLED_AT": CRAWLED_AT,
+        "ZOL_LOG_LEVEL": "INFO",
+        "PYTHONPATH": str(REPO),
+    }
     return command, env
 
 
-def run_crawl(out: Path, mirror: str, *spider_args: str, settings: tuple[str, ...] = (),
-              timeout: float = 120) -> RunResult:
+def run_crawl(
+    out: Path, mirror: str, *spider_args: str, settings: tuple[str, ...] = (), timeout: float = 120
+) -> RunResult:
     command, env = scrapy_command(out, mirror, *spider_args, settings=settings)
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     return RunResult(done.returncode, out, done.stderr)
@@ -76,9 +92,10 @@ def run_crawl(out: Path, mirror: str, *spider_args: str, settings: tuple[str, ..
 
 @dataclass
 class Faults:
-    """Per-path scripted answers (path = the mirror-relative file): each request pops the next action: an int status, "truncate" (a third
-    of the body), "garble" (bytes that are not GBK), ("sleep", seconds), ("body", bytes) (served with 200), or as in a
+    """Per-path scripted answers (path = the mirror-relative file): each request pops the next action: an int
+    status, "truncate" (a third of the body), "garble" (bytes that are not GBK), ("sleep", seconds), ("body", bytes) (served with 200), or as in a
     mirror's faults.json "blocked" (the verification page) and "stub" (the ~150-byte page)."""
+
     script: dict[str, list] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -103,11 +120,12 @@ class MirrorServer:
 
     def __init__(self, root: Path) -> None:
         from crawler.mirror import BLOCKED, REDIRECTS_FILE, STUB, load_redirects, scripted_answer  # scrapy: lazily
+
         self.root = root
         self.faults = Faults()
         self.log: list[tuple[float, str]] = []  # (monotonic time, path) of every request
         self.headers: list[tuple[str, str | None, str | None]] = []  # (path, Referer, User-Agent) of every request
-        faults_file = root / "faults.json"      # the mirror's scripted faults, played as the folder mirror does
+        faults_file = root / "faults.json"  # the mirror's scripted faults, played as the folder mirror does
         if faults_file.is_file():
             self.faults.script.update(json.loads(faults_file.read_text(encoding="utf-8")))
         self.redirects = load_redirects(root / REDIRECTS_FILE)  # path -> URL, answered with a 301 every time
@@ -160,7 +178,7 @@ class MirrorServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "MirrorServer":
+    def __enter__(self) -> MirrorServer:
         self.thread.start()
         return self
 
@@ -180,8 +198,10 @@ LONG_FIGURES = 2  # figures on each hand-written long page
 
 def _long_page(aid: str) -> bytes:
     """A long-review page following docs/zol-site.md (no real one was saved)."""
-    figures = "".join(f'<div class="figure"><img src="//pro-fd.zol-img.com.cn/g5/M00/long/{aid}_{i}.jpg"></div>'
-                      for i in range(LONG_FIGURES))
+    figures = "".join(
+        f'<div class="figure"><img src="//pro-fd.zol-img.com.cn/g5/M00/long/{aid}_{i}.jpg"></div>'
+        for i in range(LONG_FIGURES)
+    )
     html = f"""<html><head><meta charset="GBK"/></head><body>
 <h1 class="title">长篇 {aid}</h1><div class="user-info"><span class="name">作者{aid}</span><span class="time">2018-01-09 11:06:57</span></div>
 <span class="_j_vote_num">12</span><div class="discuss-btn">3条评论</div>
@@ -199,18 +219,20 @@ def build_fixture_mirror(root: Path) -> dict:
     """Two ranking pages -> product 1184692 -> review.shtml (20) + AJAX page 3 (10, one already on page 1) + an
     empty last page 4; the 17 long reviews' pages; every image. Returns what a crawl of it must find."""
     import re
+
     review_list = (FIXTURES / "review.shtml").read_bytes()
     fragment = (FIXTURES / "xhr4_review_list_page3.html").read_bytes()
     files: dict[str, bytes] = {
-        RANKING_1: ('<html><body><div class="hot-words"><a href="/cell_phone/index1234567.shtml">热词</a></div>'
-                    '<ul id="J_PicMode"><li data-follow-id="p1184692"><a class="pic" href="/cell_phone/index1184692'
-                    '.shtml"></a><h3><a href="/cell_phone/index1184692.shtml">华为Mate 10</a></h3>'
-                    '<span class="score">8.6</span><a class="comment-num" href="/1185/1184692/review.shtml">89人点评'
-                    '</a></li></ul><div class="pagebar"><a class="next" '
-                    'href="/cell_phone_index/subcate57_0_list_1_0_1_2_0_2.html">下一页</a></div></body></html>'
-                    ).encode("gbk"),
+        RANKING_1: (
+            '<html><body><div class="hot-words"><a href="/cell_phone/index1234567.shtml">热词</a></div>'
+            '<ul id="J_PicMode"><li data-follow-id="p1184692"><a class="pic" href="/cell_phone/index1184692'
+            '.shtml"></a><h3><a href="/cell_phone/index1184692.shtml">华为Mate 10</a></h3>'
+            '<span class="score">8.6</span><a class="comment-num" href="/1185/1184692/review.shtml">89人点评'
+            '</a></li></ul><div class="pagebar"><a class="next" '
+            'href="/cell_phone_index/subcate57_0_list_1_0_1_2_0_2.html">下一页</a></div></body></html>'
+        ).encode("gbk"),
         RANKING_2: b'<html><body><ul id="J_PicMode"><li data-follow-id="p1184692"><h3><a href="https://detail.zol.com.cn'
-                   b'/cell_phone/index1184692.shtml">again</a></h3></li></ul></body></html>',
+        b'/cell_phone/index1184692.shtml">again</a></h3></li></ul></body></html>',
         REVIEW_LIST: review_list,
         AJAX_3: fragment_json(fragment, 0),
         AJAX_4: json.dumps({"list": "", "isEnd": 1}).encode(),
@@ -223,8 +245,9 @@ def build_fixture_mirror(root: Path) -> dict:
         files[path] = _long_page(aid)
     image_urls = set(re.findall(rb'data-bigurl="(?:https:)?//([^"]+)"', review_list + fragment))
     image_paths = {url.decode() for url in image_urls}
-    image_paths |= {f"pro-fd.zol-img.com.cn/g5/M00/long/{aid}_{i}.jpg" for aid in long_paths.values()
-                    for i in range(LONG_FIGURES)}
+    image_paths |= {
+        f"pro-fd.zol-img.com.cn/g5/M00/long/{aid}_{i}.jpg" for aid in long_paths.values() for i in range(LONG_FIGURES)
+    }
     for n, path in enumerate(sorted(image_paths)):
         files[path] = tiny_jpeg(n)
     for path, body in files.items():
@@ -238,10 +261,14 @@ def build_fixture_mirror(root: Path) -> dict:
 PRODUCT_2026 = "1427365"
 REVIEW_LIST_2026 = "detail.zol.com.cn/1428/1427365/review.shtml"
 REDIRECTING_LIST_2026 = "detail.zol.com.cn/0/1427365/review.shtml"  # answered with a 301 to REVIEW_LIST_2026
-VERIFICATION_PAGE = ('<!DOCTYPE html><html><head><meta charset="utf-8"><title>您正在进行防刷验证...</title></head>'
-                     '<body><div id="captcha"></div><script src="/verify.js"></script></body></html>').encode("utf-8")
-STUB_PAGE = (b'<html><head><meta http-equiv="refresh" content="0;url=https://www.zol.com.cn/"></head>'  # not followed
-             b'<body><script>location.href="https://www.zol.com.cn/";</script></body></html>\n')
+VERIFICATION_PAGE = (
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><title>您正在进行防刷验证...</title></head>'
+    '<body><div id="captcha"></div><script src="/verify.js"></script></body></html>'
+).encode()
+STUB_PAGE = (
+    b'<html><head><meta http-equiv="refresh" content="0;url=https://www.zol.com.cn/"></head>'  # not followed
+    b'<body><script>location.href="https://www.zol.com.cn/";</script></body></html>\n'
+)
 
 
 def build_2026_mirror(root: Path, missing_original: int = 1) -> dict:
@@ -249,11 +276,14 @@ def build_2026_mirror(root: Path, missing_original: int = 1) -> dict:
     2026 review list (20 reviews; no AJAX page: none is known for 2026) -> its images: the originals, except the
     last `missing_original` ones, whose crops alone are there. Returns the image URLs by kind."""
     import re
+
     page = (FIXTURES_2026 / "review.shtml").read_bytes()
     files: dict[str, bytes] = {
-        RANKING_1: ('<html><body><ul id="J_PicMode"><li data-follow-id="p1427365"><h3><a href="/cell_phone/'
-                    'index1427365.shtml">苹果iPhone 15 128GB</a></h3><span class="score">9.1</span><a class="comment-num" '
-                    'href="/0/1427365/review.shtml">9885人点评</a></li></ul></body></html>').encode("gbk"),
+        RANKING_1: (
+            '<html><body><ul id="J_PicMode"><li data-follow-id="p1427365"><h3><a href="/cell_phone/'
+            'index1427365.shtml">苹果iPhone 15 128GB</a></h3><span class="score">9.1</span><a class="comment-num" '
+            'href="/0/1427365/review.shtml">9885人点评</a></li></ul></body></html>'
+        ).encode("gbk"),
         REVIEW_LIST_2026: page,
     }
     crops = [url.decode() for url in re.findall(rb'data-bigurl="//([^"]+)"', page)]
@@ -267,11 +297,14 @@ def build_2026_mirror(root: Path, missing_original: int = 1) -> dict:
         target.write_bytes(body)
     # the 301 as a mirror folder scripts it (for servers that read redirects.json; redirects_2026 sets it too)
     (root / "redirects.json").write_text(json.dumps({REDIRECTING_LIST_2026: "https://" + REVIEW_LIST_2026}))
-    return {"originals": ["https://" + p for p in originals], "crops": ["https://" + p for p in crops],
-            "crop_only": ["https://" + p for p in crops[kept:]]}
+    return {
+        "originals": ["https://" + p for p in originals],
+        "crops": ["https://" + p for p in crops],
+        "crop_only": ["https://" + p for p in crops[kept:]],
+    }
 
 
-def redirects_2026(server: "MirrorServer") -> None:
+def redirects_2026(server: MirrorServer) -> None:
     server.redirects[REDIRECTING_LIST_2026] = "https://" + REVIEW_LIST_2026
 
 
@@ -283,6 +316,7 @@ class RedisServer:
         """`port` 0: a free one; else that port (an empty Redis restarted where another one was)."""
         import shutil
         import socket
+
         executable = shutil.which("redis-server")
         if executable is None:
             raise FileNotFoundError("redis-server is not on PATH (Debian: apt-get install redis-server)")
@@ -294,9 +328,24 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         folder.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         import redis
+
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -305,7 +354,7 @@ class RedisServer:
             except redis.ConnectionError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     self.stop()
-                    raise RuntimeError(f"redis-server did not start on port {self.port}")
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

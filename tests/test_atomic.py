@@ -1,4 +1,5 @@
 """common/atomic.py: a folder output is swapped in whole, and a kill at the worst moment loses nothing."""
+
 from __future__ import annotations
 
 import os
@@ -38,18 +39,23 @@ def _folder(path: Path, text: str) -> Path:
 
 
 def _kill_between_renames(target: Path) -> None:
-    done = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, str(target)], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_BETWEEN_RENAMES, str(target)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr
-    assert not target.exists()       # the window the fix closes: neither the old nor the new folder in place
+    assert not target.exists()  # the window the fix closes: neither the old nor the new folder in place
 
 
 def test_kill_between_the_renames_the_next_run_gets_the_old_folder_back(tmp_path: Path):
     target = _folder(tmp_path / "splits", "old")
     _kill_between_renames(target)
-    remove_leftovers(target)          # what every stage does first
+    remove_leftovers(target)  # what every stage does first
     assert (target / "data.txt").read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["splits"]   # the killed run's staging folder is gone
+    assert [p.name for p in tmp_path.iterdir()] == ["splits"]  # the killed run's staging folder is gone
     with atomic_dir(target) as staging:
         (staging / "data.txt").write_text("newer")
     assert (target / "data.txt").read_text() == "newer" and [p.name for p in tmp_path.iterdir()] == ["splits"]
@@ -64,8 +70,10 @@ def test_kill_between_the_renames_replace_dir_alone_recovers(tmp_path: Path):
     assert (target / "data.txt").read_text() == "newer" and not (tmp_path / ".out.old.tmp").exists()
 
 
-@pytest.mark.skipif(getattr(atomic, "_RENAMEAT2", "before the fix") is None,
-                    reason="no renameat2 in this C library: the fallback is used")
+@pytest.mark.skipif(
+    getattr(atomic, "_RENAMEAT2", "before the fix") is None,
+    reason="no renameat2 in this C library: the fallback is used",
+)
 def test_replace_dir_exchanges_in_one_step(tmp_path: Path, monkeypatch):
     """Where renameat2 exists there is no moment without the folder: no rename of `target` away at all."""
     target, built = _folder(tmp_path / "out", "old"), _folder(tmp_path / "built", "new")

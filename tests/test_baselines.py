@@ -1,5 +1,6 @@
 """The baselines of Table 2 and MIMN through the family registry: shapes, padding, overfitting, checkpoints,
 which inputs each family reads, location weights; and the train/evaluate stages with a baseline."""
+
 from __future__ import annotations
 
 import io
@@ -7,14 +8,23 @@ import json
 
 import pytest
 import torch
+from test_model_mimn import make_batch, one_thread, pad_with_garbage  # noqa: F401  (one_thread: autouse fixture)
 
 from common.errors import UserError
 from model.families import FAMILIES, build_model, checkpoint_fields, family_of, rebuild_model
 from model.layers import LSTMEncoder, aspect_location_weights, last_state
-from test_model_mimn import make_batch, one_thread, pad_with_garbage  # noqa: F401  (one_thread: autouse fixture)
 
-SIZES = {"embed_dim": 16, "hidden_dim": 8, "image_dim": 12, "max_text_len": 40, "hops": 3, "dropout": 0.0,
-         "variant": "mimn", "attention_score": "mlp", "family": "ignored by the configs"}
+SIZES = {
+    "embed_dim": 16,
+    "hidden_dim": 8,
+    "image_dim": 12,
+    "max_text_len": 40,
+    "hops": 3,
+    "dropout": 0.0,
+    "variant": "mimn",
+    "attention_score": "mlp",
+    "family": "ignored by the configs",
+}
 TEXT_ONLY = ["lstm", "atae_lstm", "memnet", "ian", "ram"]
 READS_ASPECT = [f for f in FAMILIES if f != "lstm"]
 
@@ -119,7 +129,7 @@ def test_a_checkpoint_without_family_is_mimn():
 def test_location_weights_fall_with_distance_to_the_nearest_aspect_word():
     # text of 6 words (+2 padding): aspect word 9 at positions 1 and 4; second text never mentions its aspect
     text = torch.tensor([[5, 9, 6, 7, 9, 8, 0, 0], [5, 6, 7, 1, 0, 0, 0, 0]])
-    aspect = torch.tensor([[9, 3], [1, 2]])   # the second aspect: <unk> (never a match) and a word not in the text
+    aspect = torch.tensor([[9, 3], [1, 2]])  # the second aspect: <unk> (never a match) and a word not in the text
     weights = aspect_location_weights(text, torch.tensor([6, 4]), aspect, torch.tensor([2, 2]))
     torch.testing.assert_close(weights[0], torch.tensor([5 / 6, 1, 5 / 6, 5 / 6, 1, 5 / 6, 0, 0]))
     torch.testing.assert_close(weights[1], torch.tensor([1.0, 1, 1, 1, 0, 0, 0, 0]))
@@ -141,9 +151,9 @@ def test_lstm_encoder_masks_padding_and_last_state_picks_the_last_real_step():
 def test_train_and_evaluate_stages_run_a_baseline(tmp_path, monkeypatch):
     """The same stages, another family: the checkpoint names it and evaluate rebuilds it."""
     import yaml
+    from test_model_train import TINY_PARAMS, _workdir
 
     from model import evaluate, train
-    from test_model_train import TINY_PARAMS, _workdir
 
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     params = {**TINY_PARAMS, "model": {**TINY_PARAMS["model"], "family": "ram"}}
@@ -155,8 +165,9 @@ def test_train_and_evaluate_stages_run_a_baseline(tmp_path, monkeypatch):
         assert ckpt["family"] == "ram" and ckpt["config"]["hops"] == 2 and "variant" not in ckpt["config"]
         assert evaluate.main(["--params", "params.yaml"]) == 0
         assert 0.0 <= json.loads((workdir / "metrics/test.json").read_text())["accuracy"] <= 1.0
-        (workdir / "params.yaml").write_text(yaml.safe_dump(
-            {**params, "model": {**params["model"], "family": "bert"}}), encoding="utf-8")
+        (workdir / "params.yaml").write_text(
+            yaml.safe_dump({**params, "model": {**params["model"], "family": "bert"}}), encoding="utf-8"
+        )
         assert train.main(["--params", "params.yaml"]) == 2
     finally:
         torch.set_num_threads(threads)
@@ -166,4 +177,5 @@ def test_train_and_evaluate_stages_run_a_baseline(tmp_path, monkeypatch):
 def test_params_check_knows_every_registered_family() -> None:
     from model.config import NEURAL_FAMILIES
     from model.families import FAMILIES
+
     assert set(NEURAL_FAMILIES) == set(FAMILIES)

@@ -1,5 +1,6 @@
 """python -m checks.params: every section of params.yaml checked by its stage's own validation before `dvc repro`
 runs; the first bad value is one line naming its key, exit 2, and nothing is read but the params file."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,29 +42,32 @@ def test_the_shipped_params_are_valid_without_any_input_present(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     assert main([]) == 0
     assert capsys.readouterr().out.startswith("params: params.yaml valid (sample, crawl, multizol, data, clean")
-    assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]     # nothing written
+    assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]  # nothing written
 
 
-@pytest.mark.parametrize("dotted, value, named", [
-    ("split.train", 1.5, "split.train"),
-    ("split.method", "stratified", "split.method"),
-    ("sample.products", 0, "sample.products"),
-    ("sample.era", "1999", "sample.era"),
-    ("crawl.backend", "celery", "crawl.backend"),
-    ("crawl.crawl_date", "2018-13-40", "crawl.crawl_date"),
-    ("crawl.min_field_coverage", 2, "crawl.min_field_coverage"),
-    ("crawl.workers", 0, None),                       # only a redis crawl starts workers: not checked for local
-    ("multizol.format", "xml", "multizol.format"),
-    ("data.raw", 7, "data.raw"),
-    ("clean.min_text_chars", "five", "clean.min_text_chars"),
-    ("segment.processes", -1, "segment.processes"),
-    ("features.image_size", 100000, "features.image_size"),
-    ("model.hops", 0, "model.hops"),
-    ("train.lr", "fast", "train.lr"),
-    ("train.colour", "red", "train.colour"),
-    ("paper.hops", [9], "paper.hops"),
-    ("embeddings", ..., "'embeddings' section"),
-])
+@pytest.mark.parametrize(
+    "dotted, value, named",
+    [
+        ("split.train", 1.5, "split.train"),
+        ("split.method", "stratified", "split.method"),
+        ("sample.products", 0, "sample.products"),
+        ("sample.era", "1999", "sample.era"),
+        ("crawl.backend", "celery", "crawl.backend"),
+        ("crawl.crawl_date", "2018-13-40", "crawl.crawl_date"),
+        ("crawl.min_field_coverage", 2, "crawl.min_field_coverage"),
+        ("crawl.workers", 0, None),  # only a redis crawl starts workers: not checked for local
+        ("multizol.format", "xml", "multizol.format"),
+        ("data.raw", 7, "data.raw"),
+        ("clean.min_text_chars", "five", "clean.min_text_chars"),
+        ("segment.processes", -1, "segment.processes"),
+        ("features.image_size", 100000, "features.image_size"),
+        ("model.hops", 0, "model.hops"),
+        ("train.lr", "fast", "train.lr"),
+        ("train.colour", "red", "train.colour"),
+        ("paper.hops", [9], "paper.hops"),
+        ("embeddings", ..., "'embeddings' section"),
+    ],
+)
 def test_a_bad_value_is_one_line_naming_its_key(tmp_path, capsys, dotted, value, named) -> None:
     code = main(["--params", str(_params_with(tmp_path, dotted, value))])
     out, err = capsys.readouterr()

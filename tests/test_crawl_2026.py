@@ -2,6 +2,7 @@
 written whole, an absent AJAX page is counted and not fatal, a crop stands in for a missing original; a verification
 page, a stub or an unreachable site ends the crawl non-zero saying so (never "layout drift"); and losing the short
 reviews' text is layout drift that fails the crawl."""
+
 from __future__ import annotations
 
 import socket
@@ -40,7 +41,9 @@ def test_a_crawl_of_the_2026_site(site_2026, mirror_server, tmp_path):
     assert stats["reviews_by_layout"] == {"2026-scored": 5, "2026-short": 15}
     assert stats["reviews_without_scores"] == 15
     assert all(r["overall_score"] is not None and (r["body"] or r["pros"]) for r in reviews.values())
-    assert stats["field_coverage"]["2026-short"]["text"] == 1.0 and stats["field_coverage"]["2026-scored"]["scores"] == 1.0
+    assert (
+        stats["field_coverage"]["2026-short"]["text"] == 1.0 and stats["field_coverage"]["2026-scored"]["scores"] == 1.0
+    )
     # no AJAX form answers in 2026: two pages tried in both forms, counted, the rest of the 200 expected lost by reason
     assert stats["ajax"] == {"2018/missing": 2, "2019/missing": 2, "unavailable": 1}
     assert stats["reviews_lost"] == {"ajax_page_failed": 10, "ajax_unavailable": 170}
@@ -97,8 +100,12 @@ def test_losing_the_short_texts_is_layout_drift(site_2026, mirror_server, tmp_pa
     root, _ = site_2026
     page = root / REVIEW_LIST_2026
     page.write_bytes(page.read_bytes().replace(b'class="words-article"', b'class="words-article-v2"'))
-    result = run_crawl(tmp_path / "out", mirror_server(root).url, f"products={PRODUCT_2026}",
-                       settings=(f"ZOL_FAIL_ON_LAYOUT_DRIFT={int(fail_on_drift)}",))
+    result = run_crawl(
+        tmp_path / "out",
+        mirror_server(root).url,
+        f"products={PRODUCT_2026}",
+        settings=(f"ZOL_FAIL_ON_LAYOUT_DRIFT={int(fail_on_drift)}",),
+    )
     assert result.returncode == exit_code, result.stderr[-3000:]
     assert len(result.reviews) == 20 and result.stats["field_coverage"]["2026-short"]["text"] == 0.0
     assert result.stats["layout_errors"] == {"field_coverage/2026-short.text": 1}

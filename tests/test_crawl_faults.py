@@ -1,5 +1,6 @@
 """Faults over a loopback server (real HTTP through Scrapy's downloader): retries, 404s, truncated and undecodable
 pages, layout drift, duplicates across pages, and a crawl killed midway then resumed with JOBDIR."""
+
 from __future__ import annotations
 
 import json
@@ -12,21 +13,57 @@ import time
 from pathlib import Path
 
 import pytest
+from crawl_support import (
+    AJAX_3,
+    AJAX_4,
+    FIXTURES,
+    LONG_FIGURES,
+    REPO,
+    REVIEW_LIST,
+    RunResult,
+    run_crawl,
+    scrapy_command,
+)
 
-from crawl_support import (AJAX_3, AJAX_4, FIXTURES, LONG_FIGURES, REPO, REVIEW_LIST, RunResult, run_crawl,
-                           scrapy_command)
 from crawler.pipelines import image_file_name
 
 pytestmark = pytest.mark.slow
 EMPTY_PRODUCT = "1234567"
 EMPTY_LIST = "detail.zol.com.cn/1235/1234567/review.shtml"
-LONG_404 = "t.zol.com.cn/57/1184692/evaluation_1364.html"      # review 1675433
+LONG_404 = "t.zol.com.cn/57/1184692/evaluation_1364.html"  # review 1675433
 LONG_TRUNCATED = "t.zol.com.cn/57/1165672/evaluation_1303.html"  # review 1675216
 MISSING_IMAGE = "pro-fd.zol-img.com.cn/g5/M00/00/06/ChMkJ1nQoqaIEFV-AABlUyZCgvgAAg8lQKvcAYAAGVr853.jpg"  # 1649732's 2nd
-FIXTURE_IDS = {"1675433", "1675216", "1673139", "1675181", "1675312", "1664937", "1671190", "1673323", "1676826",
-               "1671833", "1671596", "1671812", "1677243", "1671594", "1661315", "1666561", "1671768", "1675426",
-               "1649732", "1569741", "1661065", "1655227", "1604132", "1631477", "1669464", "1620422", "1611404",
-               "1655196", "1664037"}  # 20 embedded + 10 on AJAX page 3, 1569741 on both
+FIXTURE_IDS = {
+    "1675433",
+    "1675216",
+    "1673139",
+    "1675181",
+    "1675312",
+    "1664937",
+    "1671190",
+    "1673323",
+    "1676826",
+    "1671833",
+    "1671596",
+    "1671812",
+    "1677243",
+    "1671594",
+    "1661315",
+    "1666561",
+    "1671768",
+    "1675426",
+    "1649732",
+    "1569741",
+    "1661065",
+    "1655227",
+    "1604132",
+    "1631477",
+    "1669464",
+    "1620422",
+    "1611404",
+    "1655196",
+    "1664037",
+}  # 20 embedded + 10 on AJAX page 3, 1569741 on both
 
 
 def _add_empty_product(root: Path) -> None:
@@ -45,15 +82,18 @@ def faulty_crawl(fixture_mirror, mirror_server, tmp_path) -> RunResult:
     _add_empty_product(root)
     (root / MISSING_IMAGE).unlink()
     server = mirror_server(root)
-    server.faults.script.update({
-        REVIEW_LIST: [500, "garble"],     # retried, then served with bytes that are not GBK
-        AJAX_3: [429],                    # retried
-        AJAX_4: [("sleep", 2.5)],         # outlives DOWNLOAD_TIMEOUT=1, retried
-        LONG_404: [404, 404, 404],        # not retried: the list's data stands in
-        LONG_TRUNCATED: ["truncate"],     # no article body: the list's data stands in
-    })
-    result = run_crawl(tmp_path / "out", server.url, "products=1184692," + EMPTY_PRODUCT,
-                       settings=("DOWNLOAD_TIMEOUT=1",))
+    server.faults.script.update(
+        {
+            REVIEW_LIST: [500, "garble"],  # retried, then served with bytes that are not GBK
+            AJAX_3: [429],  # retried
+            AJAX_4: [("sleep", 2.5)],  # outlives DOWNLOAD_TIMEOUT=1, retried
+            LONG_404: [404, 404, 404],  # not retried: the list's data stands in
+            LONG_TRUNCATED: ["truncate"],  # no article body: the list's data stands in
+        }
+    )
+    result = run_crawl(
+        tmp_path / "out", server.url, "products=1184692," + EMPTY_PRODUCT, settings=("DOWNLOAD_TIMEOUT=1",)
+    )
     result.server = server
     return result
 
@@ -69,8 +109,11 @@ def test_faults_are_survived_and_counted(faulty_crawl):
     assert stats["http_statuses"]["404"] == 3 + 1 + 1  # robots.txt x3, a long page, an image
     assert stats["exceptions"] == {"scrapy.exceptions.DownloadTimeoutError": 1}
     assert stats["page_failures"] == {"long": 1}
-    assert stats["layout_errors"] == {"long_page_without_review": 1, "review_page_without_reviews": 1,
-                                      "fewer_reviews_than_declared": 2}
+    assert stats["layout_errors"] == {
+        "long_page_without_review": 1,
+        "review_page_without_reviews": 1,
+        "fewer_reviews_than_declared": 2,
+    }
     # both review lists claim 89 ratings: 1184692 serves 30 (one twice), the empty product none
     assert stats["reviews_lost"] == {"short_of_declared": (89 - 30) + 89}
     assert stats["long_fallback_to_list"] == 2
@@ -86,10 +129,10 @@ def test_long_page_fallbacks_keep_the_list_data(faulty_crawl):
     failed = by_id["1675433"]  # long page 404
     assert failed["url"] == "https://" + LONG_404
     assert failed["body"].startswith("10月20日，华为在国内正式发布了") and failed["likes"] == 348
-    assert failed["scores"] == {"battery": 10, "camera": 10, "performance": 8, "appearance": 10,
-                                "price_performance": 8}
-    assert [i["path"] for i in failed["images"]] == [image_file_name(
-        "https://pro-fd.zol-img.com.cn/g5/M00/01/04/ChMkJlpVgUKIYpWFAALrGww6vpYAAj_0wHzMREAAusz526.jpg")]
+    assert failed["scores"] == {"battery": 10, "camera": 10, "performance": 8, "appearance": 10, "price_performance": 8}
+    assert [i["path"] for i in failed["images"]] == [
+        image_file_name("https://pro-fd.zol-img.com.cn/g5/M00/01/04/ChMkJlpVgUKIYpWFAALrGww6vpYAAj_0wHzMREAAusz526.jpg")
+    ]
     assert by_id["1675216"]["body"].startswith("手机开箱很惊艳")  # truncated long page
     fetched = by_id["1673139"]  # an intact long page wins over the list
     assert fetched["body"] == "外观\n第一段\n第二段\n总结\n值得买" and fetched["overall_score"] == 8.4
@@ -173,8 +216,9 @@ def _partial_lines(jobdir: Path) -> int:
 
 
 @pytest.mark.parametrize("kill_signal, first_exit", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 4)])
-def test_killed_crawl_resumes_without_loss_or_duplicates(fixture_mirror, mirror_server, tmp_path,
-                                                         kill_signal, first_exit):
+def test_killed_crawl_resumes_without_loss_or_duplicates(
+    fixture_mirror, mirror_server, tmp_path, kill_signal, first_exit
+):
     root, _ = fixture_mirror
     server = mirror_server(root)
     server.delay = 0.04

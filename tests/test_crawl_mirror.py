@@ -1,4 +1,5 @@
 """`scrapy crawl zol` end to end over a generated mirror, read from the folder and over loopback HTTP."""
+
 from __future__ import annotations
 
 import json
@@ -11,15 +12,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from crawl_support import REPO, run_crawl
 from PIL import Image
 
-from crawl_support import REPO, run_crawl
-from sitegen.era2026 import apply_era
-from sitegen.mirror import generate_mirror, review_truth
-from sitegen.plan import plan_site
 from crawler.pipelines import image_file_name
 from crawler.resume import partial_path
 from crawler.urls import long_review_url, short_review_url
+from sitegen.era2026 import apply_era
+from sitegen.mirror import generate_mirror, review_truth
+from sitegen.plan import plan_site
 
 pytestmark = pytest.mark.slow
 PRODUCTS, REVIEWS_PER_PRODUCT, SEED = 12, 4, 5  # 4 a product: the edge cases of products 1 and 2 exist
@@ -51,18 +52,25 @@ def test_crawl_equals_manifest(site, folder_crawl):
         got = reviews[review_id]
         assert got["product_id"] == want["product_id"]
         assert got["review_product_id"] == want["review_product_id"]
-        assert (got["product_rank"], got["product_listed_score"]) == (products[want["product_id"]]["rank"],
-                                                                      products[want["product_id"]]["listed_score"])
-        assert (got["product_name"], got["brand"]) == (products[want["product_id"]]["name"],
-                                                       products[want["product_id"]]["brand"])
+        assert (got["product_rank"], got["product_listed_score"]) == (
+            products[want["product_id"]]["rank"],
+            products[want["product_id"]]["listed_score"],
+        )
+        assert (got["product_name"], got["brand"]) == (
+            products[want["product_id"]]["name"],
+            products[want["product_id"]]["brand"],
+        )
         assert got["scores"] == want["scores"], review_id
         assert got["overall_score"] == want["overall_score"]
         assert got["published"] == want["published"]
         assert got["image_urls"] == want["image_urls"]
         assert len(got["images"]) == want["n_images"]
         assert (got["body"] is not None) == want["long"]
-        assert got["url"] == (long_review_url(want["review_product_id"], want["aid"]) if want["long"]
-                              else short_review_url(want["review_product_id"], review_id))
+        assert got["url"] == (
+            long_review_url(want["review_product_id"], want["aid"])
+            if want["long"]
+            else short_review_url(want["review_product_id"], review_id)
+        )
         assert got["source"] == "zol" and got["crawled_at"] == "2018-09-15T00:00:00+00:00"
 
 
@@ -77,9 +85,10 @@ def _truths(era: str) -> dict[str, dict]:
     return {r.review_id: review_truth(r) for p in site for r in p.reviews}
 
 
-@pytest.fixture(scope="module", params=[pytest.param("2018", id="2018"),
-                                        pytest.param("2026", id="2026"),
-                                        pytest.param("mixed", id="mixed")])
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param("2018", id="2018"), pytest.param("2026", id="2026"), pytest.param("mixed", id="mixed")],
+)
 def era_crawl(request, tmp_path_factory):
     era = request.param
     if era == "2018":  # the module's own 2018 site and crawl
@@ -87,7 +96,9 @@ def era_crawl(request, tmp_path_factory):
         return era, manifest, request.getfixturevalue("folder_crawl")
     root = tmp_path_factory.mktemp(f"site{era}") / "mirror"
     manifest = generate_mirror(root, PRODUCTS, REVIEWS_PER_PRODUCT, SEED, era=era)
-    result = run_crawl(tmp_path_factory.mktemp(f"crawl{era}") / "out", str(root), f"crawl_date={manifest['crawl_date']}")
+    result = run_crawl(
+        tmp_path_factory.mktemp(f"crawl{era}") / "out", str(root), f"crawl_date={manifest['crawl_date']}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return era, manifest, result
 
@@ -96,8 +107,9 @@ def test_every_era_crawls_each_review_with_its_layout_text_scores_and_originals(
     era, manifest, crawl = era_crawl
     truths = _truths(era)
     if era != "2018":
-        assert {r["review_id"]: {"layout": r["layout"], "text": r["text"]} for r in manifest["reviews"]} == \
-            {rid: truth for rid, truth in truths.items() if rid in {r["review_id"] for r in manifest["reviews"]}}
+        assert {r["review_id"]: {"layout": r["layout"], "text": r["text"]} for r in manifest["reviews"]} == {
+            rid: truth for rid, truth in truths.items() if rid in {r["review_id"] for r in manifest["reviews"]}
+        }
     got = {r["review_id"]: r for r in crawl.reviews}
     assert len(got) == len(crawl.reviews) and set(got) == {r["review_id"] for r in manifest["reviews"]}
     for want in manifest["reviews"]:
@@ -125,10 +137,15 @@ def test_images_downloaded_once_and_decodable(site, folder_crawl):
         for image in review["images"]:
             assert (folder_crawl.out / "images" / image["path"]).is_file()
             assert image["path"] == image_file_name(image["url"])
-    assert folder_crawl.stats["images"] == {"urls": sum(len(r["image_urls"]) for r in manifest["reviews"]),
-                                            "ok": sum(r["n_images"] for r in manifest["reviews"]), "failed": 0,
-                                            "crop_fallback": 0, "capped": 0, "failed_by_reason": {},
-                                            "files": {"downloaded": len(urls)}}
+    assert folder_crawl.stats["images"] == {
+        "urls": sum(len(r["image_urls"]) for r in manifest["reviews"]),
+        "ok": sum(r["n_images"] for r in manifest["reviews"]),
+        "failed": 0,
+        "crop_fallback": 0,
+        "capped": 0,
+        "failed_by_reason": {},
+        "files": {"downloaded": len(urls)},
+    }
 
 
 def test_stats_count_aspects_pages_and_the_unknown_label(site, folder_crawl):
@@ -152,15 +169,19 @@ def test_loopback_http_mirror_writes_the_same_bytes(site, folder_crawl, mirror_s
     result = run_crawl(tmp_path / "out", server.url, f"crawl_date={manifest['crawl_date']}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (result.out / "reviews.jsonl").read_bytes() == (folder_crawl.out / "reviews.jsonl").read_bytes()
-    assert sorted(p.name for p in (result.out / "images").iterdir()) == \
-        sorted(p.name for p in (folder_crawl.out / "images").iterdir())
+    assert sorted(p.name for p in (result.out / "images").iterdir()) == sorted(
+        p.name for p in (folder_crawl.out / "images").iterdir()
+    )
 
 
-@pytest.mark.parametrize("args, expect", [
-    (("list_pages=1",), "first_ranking_page"),
-    (("max_products=3",), "three_products"),
-    (("review_pages=3",), "pages_up_to_3"),
-])
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (("list_pages=1",), "first_ranking_page"),
+        (("max_products=3",), "three_products"),
+        (("review_pages=3",), "pages_up_to_3"),
+    ],
+)
 def test_spider_arguments_limit_the_crawl(site, tmp_path, args, expect):
     root, manifest = site
     result = run_crawl(tmp_path / "out", str(root), f"crawl_date={manifest['crawl_date']}", *args)
@@ -181,8 +202,9 @@ def test_spider_arguments_limit_the_crawl(site, tmp_path, args, expect):
 def test_products_argument_skips_the_ranking(site, tmp_path):
     root, manifest = site
     wanted = [manifest["products"][1]["product_id"], manifest["products"][4]["product_id"]]
-    result = run_crawl(tmp_path / "out", str(root), f"crawl_date={manifest['crawl_date']}",
-                       "products=" + ",".join(wanted))
+    result = run_crawl(
+        tmp_path / "out", str(root), f"crawl_date={manifest['crawl_date']}", "products=" + ",".join(wanted)
+    )
     assert result.returncode == 0
     assert {r["product_id"] for r in result.reviews} == set(wanted)
     assert "ranking" not in result.stats["pages"]
@@ -191,9 +213,12 @@ def test_products_argument_skips_the_ranking(site, tmp_path):
 def _stage_command(tmp_path: Path, mirror: str, out: Path, crawl_date: str = "", *options: str) -> list[str]:
     """`python -m crawler.crawl` over the first two products of `mirror`, with a params file written for it."""
     params = tmp_path / "params.yaml"
-    params.write_text(f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 50\n  review_pages: 20\n"
-                      f"  products: ''\n  max_products: 2\n  max_images_per_review: 0\n  polite: false\n"
-                      f"  crawl_date: '{crawl_date}'\n", encoding="utf-8")
+    params.write_text(
+        f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 50\n  review_pages: 20\n"
+        f"  products: ''\n  max_products: 2\n  max_images_per_review: 0\n  polite: false\n"
+        f"  crawl_date: '{crawl_date}'\n",
+        encoding="utf-8",
+    )
     return [sys.executable, "-m", "crawler.crawl", "--params", str(params), *options]
 
 
@@ -213,8 +238,9 @@ def test_stage_rewrites_output_whole_and_stops_on_no_reviews(site, tmp_path):
     first_two = {p["product_id"] for p in manifest["products"][:2]}
     assert {r["product_id"] for r in reviews} == first_two
     # the mirror's crawl date was used for the yearless dates
-    assert {r["published"] for r in reviews} == {r["published"] for r in manifest["reviews"]
-                                                 if r["product_id"] in first_two}
+    assert {r["published"] for r in reviews} == {
+        r["published"] for r in manifest["reviews"] if r["product_id"] in first_two
+    }
     assert not (out / "images" / "stale.jpg").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "raw"]  # no staging left behind
 
@@ -235,8 +261,9 @@ def test_stage_names_a_missing_mirror(tmp_path):
 
 def _stage_process(tmp_path: Path, mirror: str, out: Path, jobdir: Path) -> subprocess.Popen:
     command = _stage_command(tmp_path, mirror, out, "2018-09-15", "--jobdir", str(jobdir))
-    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # its own process group: killed with scrapy below
+    return subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )  # its own process group: killed with scrapy below
 
 
 def test_stage_resumed_with_jobdir_keeps_the_images_of_the_killed_run(site, mirror_server, tmp_path):
@@ -279,5 +306,7 @@ def test_stage_over_http_mirror_dates_by_the_manifest(site, mirror_server, tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     reviews = [json.loads(line) for line in (out / "reviews.jsonl").read_text(encoding="utf-8").splitlines()]
     expected = {r["review_id"]: r["published"] for r in manifest["reviews"]}
-    assert {r["review_id"]: r["published"] for r in reviews} == {r["review_id"]: expected[r["review_id"]] for r in reviews}
+    assert {r["review_id"]: r["published"] for r in reviews} == {
+        r["review_id"]: expected[r["review_id"]] for r in reviews
+    }
     assert {r["crawled_at"] for r in reviews} == {f"{manifest['crawl_date']}T00:00:00+00:00"}

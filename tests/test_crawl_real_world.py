@@ -1,6 +1,7 @@
 """What real pages and a real network do to a crawl, over generated mirrors (folder and loopback HTTP): one crawl of a
 mirror mixing every fault ends with every review written or counted lost; robots.txt holds under concurrency; the
 HTTP mirror crawls with the live politeness (delay, retry back-off)."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from crawl_support import run_crawl
+
 from crawler.urls import ajax_review_url, long_review_url, review_list_url
 from sitegen.mirror import generate_mirror
 
@@ -37,6 +38,7 @@ def base_site(tmp_path_factory) -> tuple[Path, dict]:
 
 def _copy(base: Path, to: Path) -> Path:
     import shutil
+
     shutil.copytree(base, to)
     return to
 
@@ -51,10 +53,10 @@ def _faulty_mirror(base_site, to: Path) -> tuple[Path, dict, dict]:
     by_id = {r["review_id"]: r for r in manifest["reviews"]}
     p0, p1, p2, p3 = products
     faults = {
-        _path(ajax_review_url(p0, 3)): [404],                 # a failing AJAX page: counted, page 4 still read
-        _path(review_list_url(p3)): [404],                    # a failing review list: its card's 10 counted lost
+        _path(ajax_review_url(p0, 3)): [404],  # a failing AJAX page: counted, page 4 still read
+        _path(review_list_url(p3)): [404],  # a failing review list: its card's 10 counted lost
     }
-    failing_long = by_id[cases["long_without_icon"]]          # a long page failing past the retries: list data
+    failing_long = by_id[cases["long_without_icon"]]  # a long page failing past the retries: list data
     faults[_path(long_review_url(p1, failing_long["aid"]))] = [500, 500, 500]
     (root / "faults.json").write_text(json.dumps(faults), encoding="utf-8")
     # the last AJAX page says isEnd with nothing: 3 of the 33 declared reviews are never listed
@@ -63,10 +65,20 @@ def _faulty_mirror(base_site, to: Path) -> tuple[Path, dict, dict]:
     _edit(root, review_list_url(p0), 'id="_j_view_more_comments"', 'id="_j_more_reviews"')
     # a long link to another site, and one to another review's long page: both keep their list data
     offsite, shared, owner = (by_id[cases[name]] for name in ("long_dated", "long_cover", "long_many_images"))
-    _edit(root, review_list_url(p0), f"//t.zol.com.cn/57/{p0}/evaluation_{offsite['aid']}.html",
-          f"//t.zol-mirror.example.com/57/{p0}/evaluation_{offsite['aid']}.html", count=2)
-    _edit(root, review_list_url(p0), f"/57/{p0}/evaluation_{shared['aid']}.html",
-          f"/57/{p0}/evaluation_{owner['aid']}.html", count=2)
+    _edit(
+        root,
+        review_list_url(p0),
+        f"//t.zol.com.cn/57/{p0}/evaluation_{offsite['aid']}.html",
+        f"//t.zol-mirror.example.com/57/{p0}/evaluation_{offsite['aid']}.html",
+        count=2,
+    )
+    _edit(
+        root,
+        review_list_url(p0),
+        f"/57/{p0}/evaluation_{shared['aid']}.html",
+        f"/57/{p0}/evaluation_{owner['aid']}.html",
+        count=2,
+    )
     # a review without any id: counted lost
     no_id = next(r for r in reviews[p1][4:] if not r["long"] and r["review_id"] not in cases.values())
     _edit(root, review_list_url(p1), no_id["review_id"], "", count=3)
@@ -91,14 +103,16 @@ def _faulty_mirror(base_site, to: Path) -> tuple[Path, dict, dict]:
 def test_a_crawl_of_every_fault_accounts_for_every_review(base_site, mirror_server, tmp_path, transport):
     root, manifest, expect = _faulty_mirror(base_site, tmp_path / "mirror")
     mirror = str(root) if transport == "folder" else mirror_server(root).url
-    result = run_crawl(tmp_path / "out", mirror, f"max_images_per_review={MAX_IMAGES}",
-                       settings=(f"DOWNLOAD_MAXSIZE={MAXSIZE}",))
+    result = run_crawl(
+        tmp_path / "out", mirror, f"max_images_per_review={MAX_IMAGES}", settings=(f"DOWNLOAD_MAXSIZE={MAXSIZE}",)
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     stats, reviews = result.stats, {r["review_id"]: r for r in result.reviews}
     assert set(reviews) == expect["written"]
     assert stats["reviews_lost"] == expect["lost"]
-    assert stats["reviews"] + sum(stats["reviews_lost"].values()) == stats["reviews_accounted"] \
-        == len(manifest["reviews"])
+    assert (
+        stats["reviews"] + sum(stats["reviews_lost"].values()) == stats["reviews_accounted"] == len(manifest["reviews"])
+    )
     assert "review(s) listed by the site were lost" in result.stderr  # at ERROR level, with the reasons
     assert stats["layout_errors"] == {"view_more_link_missing": 1}
     assert stats["long_fallback_to_list"] == 3 and stats["long_offsite"] == 1 and stats["long_shared_url"] == 1
@@ -109,8 +123,10 @@ def test_a_crawl_of_every_fault_accounts_for_every_review(base_site, mirror_serv
     assert images["urls"] == images["ok"] + images["failed"] + images["capped"] and images["capped"] > 0
     assert all(len(r["images"]) <= MAX_IMAGES for r in reviews.values())
     sibling = reviews[expect["sibling"]["review_id"]]  # both product ids kept; its images beyond the faulty two
-    assert (sibling["product_id"], sibling["review_product_id"]) == (expect["sibling"]["product_id"],
-                                                                      expect["sibling"]["review_product_id"])
+    assert (sibling["product_id"], sibling["review_product_id"]) == (
+        expect["sibling"]["product_id"],
+        expect["sibling"]["review_product_id"],
+    )
     assert [i["url"] for i in sibling["images"]] == expect["sibling"]["image_urls"][2:MAX_IMAGES]
     files = list((result.out / "images").iterdir())
     assert len(files) == images["ok"] and all(f.read_bytes()[:3] == b"\xff\xd8\xff" for f in files)
@@ -141,14 +157,17 @@ def test_http_mirror_keeps_the_politeness_settings(base_site, mirror_server, tmp
     server = mirror_server(root)
     server.faults.script[_path(review_list_url(product))] = [503]
     delay, backoff = 0.3, 0.6
-    result = run_crawl(tmp_path / "out", server.url, f"products={product}",
-                       settings=(f"DOWNLOAD_DELAY={delay}", "CONCURRENT_REQUESTS_PER_DOMAIN=1",
-                                 f"RETRY_BACKOFF_BASE={backoff}"))
+    result = run_crawl(
+        tmp_path / "out",
+        server.url,
+        f"products={product}",
+        settings=(f"DOWNLOAD_DELAY={delay}", "CONCURRENT_REQUESTS_PER_DOMAIN=1", f"RETRY_BACKOFF_BASE={backoff}"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stats["retries"]["count"] == 1
     hits = [t for t, path in server.log if path == _path(review_list_url(product))]
     assert len(hits) == 2 and hits[1] - hits[0] >= 0.75 * backoff
     for host in ("detail.zol.com.cn", "pro-fd.zol-img.com.cn"):
         times = sorted(t for t, path in server.log if path.startswith(host + "/") and not path.endswith("robots.txt"))
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
         assert gaps and min(gaps) >= 0.5 * delay * 0.9, (host, gaps)  # RANDOMIZE_DOWNLOAD_DELAY: 0.5-1.5 x

@@ -1,4 +1,5 @@
 """crawl.backend redis: `scrapy crawl zol` workers sharing a real Redis frontier, over the loopback HTTP mirror."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from crawl_support import CRAWLED_AT, REPO, RedisServer, run_crawl, scrapy_command
+
 from crawler.frontier import Frontier
 from crawler.merge import merge
 from sitegen.mirror import generate_mirror
@@ -41,10 +42,16 @@ def single_crawl(site, tmp_path_factory):
 
 def _worker(out: Path, mirror: str, redis_url: str, key: str, ttl: float = 30, *settings: str) -> subprocess.Popen:
     command, env = scrapy_command(out, mirror, settings=("ZOL_REDIS_HOST_DELAY=0", *settings))
-    env.update(ZOL_BACKEND="redis", REDIS_URL=redis_url, ZOL_REDIS_KEY=key, ZOL_REDIS_WORKER_TTL=str(ttl),
-               ZOL_LOG_LEVEL="WARNING")
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    env.update(
+        ZOL_BACKEND="redis",
+        REDIS_URL=redis_url,
+        ZOL_REDIS_KEY=key,
+        ZOL_REDIS_WORKER_TTL=str(ttl),
+        ZOL_LOG_LEVEL="WARNING",
+    )
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
 
 
 def _finish(process: subprocess.Popen) -> None:
@@ -65,11 +72,24 @@ def _assert_ground_truth(out: Path, manifest: dict, single) -> dict:
     assert (out / "reviews.jsonl").read_bytes() == (single.out / "reviews.jsonl").read_bytes()
     for image in (single.out / "images").iterdir():
         assert (out / "images" / image.name).read_bytes() == image.read_bytes()
-    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(p.name for p in (single.out / "images").iterdir())
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
+        p.name for p in (single.out / "images").iterdir()
+    )
     stats = json.loads((out / "crawl_stats.json").read_text(encoding="utf-8"))
     # the accounting counters are the crawl's, each request counted once however many workers read it
-    for key in ("reviews", "reviews_lost", "reviews_accounted", "reviews_scraped_this_run", "duplicates_skipped",
-                "pages", "page_failures", "aspects", "unknown_labels", "images", "long_fallback_to_list"):
+    for key in (
+        "reviews",
+        "reviews_lost",
+        "reviews_accounted",
+        "reviews_scraped_this_run",
+        "duplicates_skipped",
+        "pages",
+        "page_failures",
+        "aspects",
+        "unknown_labels",
+        "images",
+        "long_fallback_to_list",
+    ):
         assert stats[key] == single.stats[key], key
     assert stats["reviews_accounted"] == len(manifest["reviews"]) and stats["reviews_lost"] == {}
     return stats
@@ -161,10 +181,13 @@ def test_a_killed_worker_loses_nothing(site, single_crawl, mirror_server, redis_
 
 def _stage_command(tmp_path: Path, mirror: str, out: Path, redis_url: str, workers: int = 2) -> list[str]:
     params = tmp_path / "params.yaml"
-    params.write_text(f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 50\n  review_pages: 20\n"
-                      f"  products: ''\n  max_products: 0\n  max_images_per_review: 0\n  polite: false\n"
-                      f"  crawl_date: ''\n  backend: redis\n  redis_url: '{redis_url}'\n  redis_key: stage\n"
-                      f"  workers: {workers}\n", encoding="utf-8")
+    params.write_text(
+        f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 50\n  review_pages: 20\n"
+        f"  products: ''\n  max_products: 0\n  max_images_per_review: 0\n  polite: false\n"
+        f"  crawl_date: ''\n  backend: redis\n  redis_url: '{redis_url}'\n  redis_key: stage\n"
+        f"  workers: {workers}\n",
+        encoding="utf-8",
+    )
     return [sys.executable, "-m", "crawler.crawl", "--params", str(params)]
 
 
@@ -173,8 +196,14 @@ def _stage_env() -> dict:
 
 
 def _stage(tmp_path: Path, mirror: str, out: Path, redis_url: str, workers: int = 2) -> subprocess.CompletedProcess:
-    return subprocess.run(_stage_command(tmp_path, mirror, out, redis_url, workers), cwd=REPO, env=_stage_env(),
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        _stage_command(tmp_path, mirror, out, redis_url, workers),
+        cwd=REPO,
+        env=_stage_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_stage_with_redis_backend_equals_the_local_crawl(site, single_crawl, redis_server, tmp_path):
@@ -187,10 +216,13 @@ def test_stage_with_redis_backend_equals_the_local_crawl(site, single_crawl, red
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "raw"]  # no worker folder left
 
 
-@pytest.mark.parametrize("url, message", [
-    ("http://127.0.0.1:1/0", "'crawl.redis_url' must be a redis:// URL"),
-    ("redis://127.0.0.1:1/0", "cannot reach Redis at redis://127.0.0.1:1/0"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("http://127.0.0.1:1/0", "'crawl.redis_url' must be a redis:// URL"),
+        ("redis://127.0.0.1:1/0", "cannot reach Redis at redis://127.0.0.1:1/0"),
+    ],
+)
 def test_stage_names_a_bad_redis(site, tmp_path, url, message):
     root, _ = site
     done = _stage(tmp_path, str(root), tmp_path / "raw", url)
@@ -201,13 +233,19 @@ def test_merge_refuses_folders_of_an_unfinished_crawl(tmp_path):
     folder = tmp_path / "w"
     folder.mkdir()
     (folder / "journal.jsonl").write_text("", encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "crawler.merge", str(folder), "--out", str(tmp_path / "raw")],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "crawler.merge", str(folder), "--out", str(tmp_path / "raw")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "no worker saw the crawl finish" in done.stderr
     assert not (tmp_path / "raw").exists()
 
 
 # ---- faults and hostile input (issue: nothing a fault or a hostile input does may lose data or run code) --------
+
 
 class _Exploit:
     """Unpickling this runs a shell command: what anyone able to write to the Redis could push."""
@@ -242,16 +280,24 @@ def test_frontier_keys_are_names_not_patterns(redis_server):
     client = redis.Redis.from_url(redis_server.url)
     client.set("unrelated", "keep")
     for key in ("*", "zol:*", "a b", ""):
-        done = subprocess.run([sys.executable, "-m", "crawler.frontier", "reset", "--redis-url", redis_server.url,
-                               "--key", key], cwd=REPO, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "crawler.frontier", "reset", "--redis-url", redis_server.url, "--key", key],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 2 and "letters, digits" in done.stderr and "Traceback" not in done.stderr
     assert client.get("unrelated") == b"keep"
 
 
 def _write_good_crawl(out: Path) -> dict[str, bytes]:
     (out / "images").mkdir(parents=True)
-    files = {"reviews.jsonl": b'{"review_id": "1", "product_id": "2"}\n', "crawl_stats.json": b'{"reviews": 1}\n',
-             "images/a.jpg": b"\xff\xd8\xffgood"}
+    files = {
+        "reviews.jsonl": b'{"review_id": "1", "product_id": "2"}\n',
+        "crawl_stats.json": b'{"reviews": 1}\n',
+        "images/a.jpg": b"\xff\xd8\xffgood",
+    }
     for name, data in files.items():
         (out / name).write_bytes(data)
     return files
@@ -275,8 +321,14 @@ def test_a_redis_restarted_empty_mid_crawl_fails_the_stage(site, mirror_server, 
     first = RedisServer(tmp_path / "r1")
     out = tmp_path / "raw"
     files = _write_good_crawl(out)
-    stage = subprocess.Popen(_stage_command(tmp_path, server.url, out, first.url), cwd=REPO, text=True,
-                             env=_stage_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stage = subprocess.Popen(
+        _stage_command(tmp_path, server.url, out, first.url),
+        cwd=REPO,
+        text=True,
+        env=_stage_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     second = None
     try:
         _wait_for_journal([tmp_path / f".raw.partial.worker{i}" for i in range(2)], 3, [stage])
@@ -292,8 +344,11 @@ def test_a_redis_restarted_empty_mid_crawl_fails_the_stage(site, mirror_server, 
     assert "lost this crawl's state" in stderr and f"{out} left unchanged" in stderr
     assert _tree(out) == files
     # the output of the run is where the last line says, in the workers' folders (nothing was merged)
-    assert stderr.strip().splitlines()[-1].endswith(
-        f"this run's output is in {tmp_path / '.raw.partial.worker0'} to .raw.partial.worker1")
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"this run's output is in {tmp_path / '.raw.partial.worker0'} to .raw.partial.worker1")
+    )
     assert all((tmp_path / f".raw.partial.worker{i}" / "journal.jsonl").is_file() for i in range(2))
 
 
@@ -304,8 +359,9 @@ def test_redis_down_ends_a_worker_in_one_line(site, mirror_server, redis_server,
     own = RedisServer(tmp_path / "r")
     folder = tmp_path / "w"
     worker_env_timeout = 3
-    worker = _worker(folder, server.url, own.url, "down", 30, "CONCURRENT_REQUESTS=2",
-                     f"ZOL_REDIS_DOWN_TIMEOUT={worker_env_timeout}")
+    worker = _worker(
+        folder, server.url, own.url, "down", 30, "CONCURRENT_REQUESTS=2", f"ZOL_REDIS_DOWN_TIMEOUT={worker_env_timeout}"
+    )
     try:
         _wait_for_journal([folder], 2, [worker])
         own.stop()
@@ -319,21 +375,32 @@ def test_redis_down_ends_a_worker_in_one_line(site, mirror_server, redis_server,
     # one line from the frontier (the spider may count a request it could not queue as dropped, one line each)
     errors = [line for line in stderr.splitlines() if "[crawler.redis_backend] ERROR" in line]
     assert len(errors) == 1 and "Redis unreachable" in errors[0] and "this worker stops" in errors[0], stderr[-3000:]
-    assert "Traceback" not in stderr, stderr[-3000:]  # one line, not a traceback a second  # the callbacks in flight at most, not one per second
+    assert "Traceback" not in stderr, stderr[
+        -3000:
+    ]  # one line, not a traceback a second  # the callbacks in flight at most, not one per second
 
 
-def test_a_worker_with_many_requests_in_flight_ends_soon_after_the_redis_outage_bound(site, mirror_server,
-                                                                                      redis_server, tmp_path):
+def test_a_worker_with_many_requests_in_flight_ends_soon_after_the_redis_outage_bound(
+    site, mirror_server, redis_server, tmp_path
+):
     """Once the outage bound is passed, closing makes no more Redis calls: before, every request in flight retried
     its claim and its acknowledgement for ~2.5 s each, and 16 of them kept the worker ~45 s past the bound."""
     root, _ = site
     server = mirror_server(root)
-    server.delay = 0.5   # answers slow enough that many requests are in flight when Redis goes
+    server.delay = 0.5  # answers slow enough that many requests are in flight when Redis goes
     own = RedisServer(tmp_path / "r")
     folder = tmp_path / "w"
     bound = 3
-    worker = _worker(folder, server.url, own.url, "many", 30, "CONCURRENT_REQUESTS=32",
-                     "CONCURRENT_REQUESTS_PER_DOMAIN=16", f"ZOL_REDIS_DOWN_TIMEOUT={bound}")
+    worker = _worker(
+        folder,
+        server.url,
+        own.url,
+        "many",
+        30,
+        "CONCURRENT_REQUESTS=32",
+        "CONCURRENT_REQUESTS_PER_DOMAIN=16",
+        f"ZOL_REDIS_DOWN_TIMEOUT={bound}",
+    )
     try:
         _wait_for_journal([folder], 2, [worker])
         own.stop()
@@ -360,11 +427,12 @@ def test_a_hung_redis_ends_a_worker_soon_after_the_outage_bound(site, mirror_ser
     own = RedisServer(tmp_path / "r")
     folder = tmp_path / "w"
     bound = 3
-    worker = _worker(folder, server.url, own.url, "hung", 30, "CONCURRENT_REQUESTS=4",
-                     f"ZOL_REDIS_DOWN_TIMEOUT={bound}")
+    worker = _worker(
+        folder, server.url, own.url, "hung", 30, "CONCURRENT_REQUESTS=4", f"ZOL_REDIS_DOWN_TIMEOUT={bound}"
+    )
     try:
         _wait_for_journal([folder], 2, [worker])
-        own.process.send_signal(signal.SIGSTOP)   # the kernel still accepts connections; nothing answers
+        own.process.send_signal(signal.SIGSTOP)  # the kernel still accepts connections; nothing answers
         started = time.monotonic()
         try:
             _, stderr = worker.communicate(timeout=90)
@@ -381,26 +449,28 @@ def test_a_hung_redis_ends_a_worker_soon_after_the_outage_bound(site, mirror_ser
     assert len(errors) == 1 and "Redis unreachable" in errors[0] and "Traceback" not in stderr, stderr[-3000:]
 
 
-def test_a_request_popped_without_its_answer_is_crawled_not_waited_for(site, single_crawl, mirror_server,
-                                                                         redis_server, tmp_path):
+def test_a_request_popped_without_its_answer_is_crawled_not_waited_for(
+    site, single_crawl, mirror_server, redis_server, tmp_path
+):
     """A pop that ran in Redis but whose answer never reached the worker (a timeout, a connection cut after the
     command) leaves a request in the worker's in-flight hash that the worker does not know of. Idle, the worker puts
     it back in the queue and crawls it; before, it waited for it forever (the crawl never ended)."""
     root, manifest = site
     server = mirror_server(root)
-    server.gate = threading.Event()   # the worker pops the first page and waits for its answer
+    server.gate = threading.Event()  # the worker pops the first page and waits for its answer
     client = redis.Redis.from_url(redis_server.url)
     folder = tmp_path / "w"
     worker = _worker(folder, server.url, redis_server.url, "orphan")
     try:
         deadline = time.monotonic() + 60
         while not (workers := client.smembers("orphan:workers")) or not client.hlen(
-                f"orphan:inflight:{next(iter(workers)).decode()}"):
+            f"orphan:inflight:{next(iter(workers)).decode()}"
+        ):
             assert time.monotonic() < deadline and worker.poll() is None
             time.sleep(0.02)
         inflight = f"orphan:inflight:{next(iter(workers)).decode()}"
-        (member, score), = client.hgetall(inflight).items()
-        lost = json.loads(member)   # the same page as another member: popped, its answer lost
+        ((member, score),) = client.hgetall(inflight).items()
+        lost = json.loads(member)  # the same page as another member: popped, its answer lost
         lost["flags"] = ["popped-answer-lost"]
         client.hset(inflight, json.dumps(lost).encode(), score)
         server.gate.set()

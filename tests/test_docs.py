@@ -1,5 +1,6 @@
 """The docs hold: README.md fits on a screen, every relative link and #anchor in README.md and docs/*.md resolves,
 every `python -m MODULE` they name answers --help, and no doc points outside the repository."""
+
 from __future__ import annotations
 
 import re
@@ -15,7 +16,7 @@ README_MAX_LINES = 200
 
 FENCE = re.compile(r"^\s*(```|~~~)")
 INLINE_CODE = re.compile(r"(`+).*?\1")
-LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")   # [text](target "title"), not images
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")  # [text](target "title"), not images
 HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 PYTHON_M = re.compile(r"\bpython3?(?:\.\d+)? -m ([A-Za-z_][\w.]*)")
 OUTSIDE = ("../shared", "/work/")
@@ -35,9 +36,9 @@ def prose_lines(path: Path) -> list[str]:
 
 def slug(heading: str) -> str:
     """GitHub's anchor of a heading: markup dropped, lower case, punctuation removed, spaces made hyphens."""
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)          # a link keeps its text
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link keeps its text
     text = text.lower().strip()
-    text = re.sub(r"[^\w\- ]", "", text)                               # unicode letters, digits, _ and - stay
+    text = re.sub(r"[^\w\- ]", "", text)  # unicode letters, digits, _ and - stay
     return text.replace(" ", "-")
 
 
@@ -66,7 +67,7 @@ def links(path: Path) -> list[str]:
 
 def broken_link(source: Path, target: str) -> str | None:
     """Why `target`, linked from `source`, does not resolve; None when it does or is not a relative link."""
-    if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):   # http:, https:, mailto:: not checked (no network in tests)
+    if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):  # http:, https:, mailto:: not checked (no network in tests)
         return None
     file_part, _, anchor = target.partition("#")
     linked = (source.parent / file_part).resolve() if file_part else source
@@ -85,11 +86,15 @@ def test_readme_fits_on_a_screen():
 
 
 def test_slug_follows_github():
-    assert slug("What `crawl_stats.json` and the exit status add for this") == \
-        "what-crawl_statsjson-and-the-exit-status-add-for-this"
+    assert (
+        slug("What `crawl_stats.json` and the exit status add for this")
+        == "what-crawl_statsjson-and-the-exit-status-add-for-this"
+    )
     assert slug("The offline mirror's eras") == "the-offline-mirrors-eras"
-    assert slug("Training on several processes or machines (torchrun)") == \
-        "training-on-several-processes-or-machines-torchrun"
+    assert (
+        slug("Training on several processes or machines (torchrun)")
+        == "training-on-several-processes-or-machines-torchrun"
+    )
     assert slug("7. The Multi-ZOL release") == "7-the-multi-zol-release"
 
 
@@ -110,9 +115,12 @@ def test_a_broken_link_or_anchor_is_reported():
 
 
 def test_no_doc_points_outside_the_repository():
-    offending = [f"{doc.relative_to(REPO)}:{number}: {line.strip()}"
-                 for doc in DOCS for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1)
-                 if any(mark in line for mark in OUTSIDE)]
+    offending = [
+        f"{doc.relative_to(REPO)}:{number}: {line.strip()}"
+        for doc in DOCS
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1)
+        if any(mark in line for mark in OUTSIDE)
+    ]
     assert not offending, "docs must not reference paths outside the repository:\n" + "\n".join(offending)
 
 
@@ -122,15 +130,16 @@ def named_modules() -> list[str]:
 
 
 def help_of(module: str) -> tuple[str, int, str]:
-    proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--help"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     return module, proc.returncode, (proc.stderr or proc.stdout)[-500:]
 
 
 def test_every_python_m_module_in_the_docs_answers_help():
     modules = named_modules()
     assert "model.predict" in modules and "crawler.crawl" in modules, modules
-    with ThreadPoolExecutor(max_workers=4) as pool:   # most import torch: seconds each, so side by side
+    with ThreadPoolExecutor(max_workers=4) as pool:  # most import torch: seconds each, so side by side
         results = list(pool.map(help_of, modules))
     failed = [f"python -m {module} --help: exit {code}\n{tail}" for module, code, tail in results if code != 0]
     assert not failed, "\n\n".join(failed)

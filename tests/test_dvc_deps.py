@@ -1,5 +1,6 @@
 """dvc.yaml declares, for every stage, its own module and every project module it uses (so editing any of them
 re-runs the stage), and every param it declares exists in params.yaml."""
+
 from __future__ import annotations
 
 import ast
@@ -97,12 +98,15 @@ def test_declared_params_exist(stage: str) -> None:
             node = node[part]
 
 
-@pytest.mark.parametrize("package, forbidden", [
-    ("common", {"crawler", "sitegen", "pipeline", "model"}),
-    ("crawler", {"sitegen", "pipeline", "model"}),
-    ("sitegen", {"pipeline", "model"}),
-    ("pipeline", {"crawler", "sitegen", "model"}),
-])
+@pytest.mark.parametrize(
+    "package, forbidden",
+    [
+        ("common", {"crawler", "sitegen", "pipeline", "model"}),
+        ("crawler", {"sitegen", "pipeline", "model"}),
+        ("sitegen", {"pipeline", "model"}),
+        ("pipeline", {"crawler", "sitegen", "model"}),
+    ],
+)
 def test_imports_follow_the_data(package: str, forbidden: set[str]) -> None:
     """common is the floor; the crawler knows nothing downstream (nor the site generator); data stages never
     import the crawler or the model."""
@@ -116,10 +120,13 @@ def test_imports_follow_the_data(package: str, forbidden: set[str]) -> None:
 
 
 # params that change no output, so that changing them must not re-run a stage
-UNTRACKED_PARAMS = {"segment.processes": "the segmentation is identical for any number of processes",
-                    **{f"paper.{key}": "read by python -m model.paper, which runs experiments; no stage reads it"
-                       for key in ("tables", "families", "hops", "variants", "seeds", "max_epochs", "defaults_row",
-                                   "out")}}
+UNTRACKED_PARAMS = {
+    "segment.processes": "the segmentation is identical for any number of processes",
+    **{
+        f"paper.{key}": "read by python -m model.paper, which runs experiments; no stage reads it"
+        for key in ("tables", "families", "hops", "variants", "seeds", "max_epochs", "defaults_row", "out")
+    },
+}
 # paper.as_paper.<section.param>: values the grid passes to its experiments with -S; no stage reads them there
 UNTRACKED_PREFIXES = ("paper.as_paper.",)
 
@@ -138,6 +145,9 @@ def test_every_param_is_declared_by_a_stage() -> None:
     dvc_text = "".join((REPO / name).read_text(encoding="utf-8") for name in DVC_FILES)
     declared = {d for spec in _stages().values() for d in spec.get("params", [])}
     interpolated = set(re.findall(r"\$\{([\w.]+)\}", dvc_text))
-    undeclared = {key for key in _leaf_keys(params) - declared - interpolated - set(UNTRACKED_PARAMS)
-                  if not key.startswith(UNTRACKED_PREFIXES)}
+    undeclared = {
+        key
+        for key in _leaf_keys(params) - declared - interpolated - set(UNTRACKED_PARAMS)
+        if not key.startswith(UNTRACKED_PREFIXES)
+    }
     assert not undeclared, f"params no stage declares: {sorted(undeclared)}"

@@ -1,4 +1,5 @@
 """The features stage on a handful of tiny generated images, with real ResNet-50 (random or local weights)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,18 +15,26 @@ import pytest
 import torch
 from PIL import Image
 
+from common.errors import UserError
 from pipeline import backbone as backbone_module
 from pipeline.backbone import IMAGENET_FILE_NAME, file_backbone, load_backbone, random_backbone
-from common.errors import UserError
-from pipeline.features import (FeatureConfig, load_features, features_metadata, main, read_features,
-                               run_features)
+from pipeline.features import FeatureConfig, features_metadata, load_features, main, read_features, run_features
 from pipeline.imaging import IMAGENET_MEAN, IMAGENET_STD, ImageError, Preprocessing, decode_image
 from pipeline.io import write_frame
 from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, PAIRS_SCHEMA
 
 IMAGES = "data/raw/zol/images"
-CONFIG = FeatureConfig(weights="random", image_size=64, batch_size=4, num_workers=0, device="cpu",
-                       max_image_pixels=5000, seed=0, download_timeout_s=2, precision="fp32")
+CONFIG = FeatureConfig(
+    weights="random",
+    image_size=64,
+    batch_size=4,
+    num_workers=0,
+    device="cpu",
+    max_image_pixels=5000,
+    seed=0,
+    download_timeout_s=2,
+    precision="fp32",
+)
 
 
 def noisy(width: int, height: int, seed: int, mode: str = "RGB") -> Image.Image:
@@ -45,12 +54,24 @@ def write_splits(root: Path, reviews: dict[str, dict[str, list[str]]]) -> Path:
     """reviews: split -> {review_id: image file names under IMAGES (or "" for an empty entry)}."""
     splits = root / "data" / "splits"
     for split in ("train", "dev", "test"):
-        rows = [{
-            "review_id": review_id, "product_id": "p1", "product_name": "phone", "brand": "b",
-            "aspect": "appearance", "aspect_zh": "外观", "score": 8, "label": 7, "text": "好",
-            "image_paths": [f"{IMAGES}/{name}" if name else "" for name in names],
-            "n_images": len(names), "release_split": None, "presegmented": False,
-        } for review_id, names in reviews.get(split, {}).items()]
+        rows = [
+            {
+                "review_id": review_id,
+                "product_id": "p1",
+                "product_name": "phone",
+                "brand": "b",
+                "aspect": "appearance",
+                "aspect_zh": "外观",
+                "score": 8,
+                "label": 7,
+                "text": "好",
+                "image_paths": [f"{IMAGES}/{name}" if name else "" for name in names],
+                "n_images": len(names),
+                "release_split": None,
+                "presegmented": False,
+            }
+            for review_id, names in reviews.get(split, {}).items()
+        ]
         write_frame(pd.DataFrame(rows, columns=PAIRS_SCHEMA.names), splits / f"{split}.parquet", PAIRS_SCHEMA)
     return splits
 
@@ -70,19 +91,30 @@ def site(tmp_path: Path) -> Path:
     whole = encoded(noisy(64, 64, 4), "JPEG")
     (images / "truncated.jpg").write_bytes(whole[: len(whole) * 6 // 10])
     (images / "huge.png").write_bytes(encoded(noisy(100, 100, 5), "PNG"))  # 10,000 px > max_image_pixels 5,000
-    write_splits(tmp_path, {
-        "train": {"r1": ["a.jpg", "b.png", "missing.jpg"], "r2": ["copy_of_a.jpg", "corrupt.jpg"]},
-        "dev": {"r3": ["c.png", "truncated.jpg", "empty.jpg"], "r5": [""]},
-        "test": {"r4": ["huge.png", "a.jpg"], "r6": []},
-    })
+    write_splits(
+        tmp_path,
+        {
+            "train": {"r1": ["a.jpg", "b.png", "missing.jpg"], "r2": ["copy_of_a.jpg", "corrupt.jpg"]},
+            "dev": {"r3": ["c.png", "truncated.jpg", "empty.jpg"], "r5": [""]},
+            "test": {"r4": ["huge.png", "a.jpg"], "r6": []},
+        },
+    )
     return tmp_path
 
 
 def run(root: Path, config: FeatureConfig = CONFIG, out: str = "images.parquet", cache: str = "cache.parquet") -> dict:
     features = root / "data" / "features"
-    return run_features(config, root / "data" / "splits", features / out, features / cache,
-                        root / "metrics" / "features.json", root=root, shard_dir=features / "shards",
-                        log_dir=root / "logs", detail_path=root / "reports" / "features_detail.json")
+    return run_features(
+        config,
+        root / "data" / "splits",
+        features / out,
+        features / cache,
+        root / "metrics" / "features.json",
+        root=root,
+        shard_dir=features / "shards",
+        log_dir=root / "logs",
+        detail_path=root / "reports" / "features_detail.json",
+    )
 
 
 def test_one_row_per_distinct_path_with_errors_and_content_ids(site: Path):
@@ -91,14 +123,34 @@ def test_one_row_per_distinct_path_with_errors_and_content_ids(site: Path):
     assert table.schema.remove_metadata() == FEATURES_SCHEMA
     rows = {Path(r["path"]).name: r for r in table.to_pylist()}
     assert [Path(p).name for p in table["path"].to_pylist()] == [
-        "a.jpg", "b.png", "c.png", "copy_of_a.jpg", "corrupt.jpg", "empty.jpg", "huge.png", "missing.jpg",
-        "truncated.jpg"]
+        "a.jpg",
+        "b.png",
+        "c.png",
+        "copy_of_a.jpg",
+        "corrupt.jpg",
+        "empty.jpg",
+        "huge.png",
+        "missing.jpg",
+        "truncated.jpg",
+    ]
     assert {n: r["ok"] for n, r in rows.items()} == {
-        "a.jpg": True, "b.png": True, "c.png": True, "copy_of_a.jpg": True, "corrupt.jpg": False,
-        "empty.jpg": False, "huge.png": False, "missing.jpg": False, "truncated.jpg": False}
+        "a.jpg": True,
+        "b.png": True,
+        "c.png": True,
+        "copy_of_a.jpg": True,
+        "corrupt.jpg": False,
+        "empty.jpg": False,
+        "huge.png": False,
+        "missing.jpg": False,
+        "truncated.jpg": False,
+    }
     assert {n: (r["error"] or "").split(":")[0] for n, r in rows.items() if not r["ok"]} == {
-        "corrupt.jpg": "unreadable", "empty.jpg": "unreadable", "huge.png": "too_large",
-        "missing.jpg": "missing", "truncated.jpg": "truncated"}
+        "corrupt.jpg": "unreadable",
+        "empty.jpg": "unreadable",
+        "huge.png": "too_large",
+        "missing.jpg": "missing",
+        "truncated.jpg": "truncated",
+    }
     assert rows["huge.png"]["error"] == "too_large: 100x100 pixels > max_image_pixels 5000"
     assert rows["a.jpg"]["image_id"] == hashlib.sha256((site / IMAGES / "a.jpg").read_bytes()).hexdigest()
     assert rows["copy_of_a.jpg"]["image_id"] == rows["a.jpg"]["image_id"]
@@ -112,14 +164,14 @@ def test_one_row_per_distinct_path_with_errors_and_content_ids(site: Path):
         assert np.isfinite(vector).all()
     assert metrics["images_total"] == 9 and metrics["images_ok"] == 4 and metrics["images_failed"] == 5
     assert metrics["failed_by_error"] == {"missing": 1, "too_large": 1, "truncated": 1, "unreadable": 2}
-    assert metrics["unique_contents"] == 7            # a (twice), b, c, corrupt, empty, truncated, huge
+    assert metrics["unique_contents"] == 7  # a (twice), b, c, corrupt, empty, truncated, huge
     assert metrics["computed"] == 3 and metrics["reused_from_cache"] == 0 and metrics["decode_failed"] == 4
     assert metrics["empty_path_entries"] == 1
     assert metrics["weights"] == "random:seed=0" and metrics["device"] == "cpu"
     assert metrics["precision"] == "fp32" and metrics["precision_param"] == "fp32"
     assert json.loads((site / "reports/features_detail.json").read_text()) == metrics
     assert json.loads((site / "metrics/features.json").read_text()) == {"images_ok": 4, "images_failed": 5}
-    assert not {"seconds", "images_per_s"} & set(metrics)       # timings go to the untracked run log
+    assert not {"seconds", "images_per_s"} & set(metrics)  # timings go to the untracked run log
     log = json.loads((site / "logs/features.json").read_text())
     assert log["seconds"] > 0 and log["images_per_s"] > 0 and log["num_workers"] == 2
     meta = features_metadata(site / "data/features/images.parquet")
@@ -140,12 +192,14 @@ def test_rerun_reuses_cache_and_one_new_image_computes_exactly_one(site: Path):
     assert (site / "data/features/cache.parquet").read_bytes() == cache_first
 
     (site / IMAGES / "d.jpg").write_bytes(encoded(noisy(32, 32, 9), "JPEG"))
-    write_splits(site, {
-        "train": {"r1": ["a.jpg", "b.png", "missing.jpg"], "r2": ["copy_of_a.jpg", "corrupt.jpg"],
-                  "r7": ["d.jpg"]},
-        "dev": {"r3": ["c.png", "truncated.jpg", "empty.jpg"]},
-        "test": {"r4": ["huge.png", "a.jpg"]},
-    })
+    write_splits(
+        site,
+        {
+            "train": {"r1": ["a.jpg", "b.png", "missing.jpg"], "r2": ["copy_of_a.jpg", "corrupt.jpg"], "r7": ["d.jpg"]},
+            "dev": {"r3": ["c.png", "truncated.jpg", "empty.jpg"]},
+            "test": {"r4": ["huge.png", "a.jpg"]},
+        },
+    )
     before = load_features(out)
     grown = run(site)
     assert (grown["computed"], grown["reused_from_cache"], grown["images_total"]) == (1, 3, 10)
@@ -190,7 +244,7 @@ def test_decompression_bombs_are_refused_from_the_header(site: Path):
     huge = site / IMAGES / "huge.png"
     with pytest.raises(ImageError, match="^too_large: 100x100 pixels > max_image_pixels 9999$"):
         decode_image(huge, Preprocessing(64, 9999))
-    with pytest.raises(ImageError, match="^too_large: .*decompression bomb"):   # PIL's own refusal (> 2x)
+    with pytest.raises(ImageError, match="^too_large: .*decompression bomb"):  # PIL's own refusal (> 2x)
         decode_image(huge, Preprocessing(64, 4999))
     assert decode_image(huge, Preprocessing(64, 10_000))[1] == (100, 100)
 
@@ -201,13 +255,18 @@ def test_preprocessing_is_exact_imagenet_normalisation(tmp_path: Path):
     Image.new("RGB", (20, 30), (255, 0, 0)).save(path, "PNG")
     array, size = decode_image(path, prep)
     assert size == (20, 30) and array.shape == (3, 64, 64) and array.dtype == np.float32
-    expected = [(1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], -IMAGENET_MEAN[1] / IMAGENET_STD[1],
-                -IMAGENET_MEAN[2] / IMAGENET_STD[2]]
+    expected = [
+        (1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0],
+        -IMAGENET_MEAN[1] / IMAGENET_STD[1],
+        -IMAGENET_MEAN[2] / IMAGENET_STD[2],
+    ]
     for channel, value in enumerate(expected):
         np.testing.assert_allclose(array[channel], value, rtol=1e-6)
-    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(path, "PNG")   # fully transparent -> white
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(path, "PNG")  # fully transparent -> white
     array, _ = decode_image(path, prep)
-    np.testing.assert_allclose(array[:, 0, 0], [(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)], rtol=1e-6)
+    np.testing.assert_allclose(
+        array[:, 0, 0], [(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=False)], rtol=1e-6
+    )
 
 
 def test_local_pth_loads_and_names_its_hash(tmp_path: Path):
@@ -258,8 +317,10 @@ def test_cli_help_bad_params_and_missing_splits(tmp_path: Path, capsys):
         main(["--help"])
     assert exc.value.code == 0 and "--params" in capsys.readouterr().out
     params = tmp_path / "params.yaml"
-    params.write_text("features:\n  weights: random\n  image_size: 64\n  batch_size: 2\n  num_workers: 0\n"
-                      "  device: tpu\n  max_image_pixels: 100\n  seed: 0\n  download_timeout_s: 1\n  precision: auto\n")
+    params.write_text(
+        "features:\n  weights: random\n  image_size: 64\n  batch_size: 2\n  num_workers: 0\n"
+        "  device: tpu\n  max_image_pixels: 100\n  seed: 0\n  download_timeout_s: 1\n  precision: auto\n"
+    )
     assert main(["--params", str(params)]) == 2
     assert "'features.device' must be auto, cpu or cuda" in capsys.readouterr().err
     params.write_text(params.read_text().replace("tpu", "cpu").replace("precision: auto", "precision: fp16"))
@@ -272,8 +333,9 @@ def test_cli_help_bad_params_and_missing_splits(tmp_path: Path, capsys):
     assert "nosplits/train.parquet not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("mode,fmt", [("L", "PNG"), ("P", "GIF"), ("CMYK", "JPEG"), ("LA", "PNG"), ("I;16", "PNG"),
-                                      ("1", "BMP")])
+@pytest.mark.parametrize(
+    "mode,fmt", [("L", "PNG"), ("P", "GIF"), ("CMYK", "JPEG"), ("LA", "PNG"), ("I;16", "PNG"), ("1", "BMP")]
+)
 def test_every_common_mode_becomes_three_finite_channels(tmp_path: Path, mode: str, fmt: str):
     path = tmp_path / f"image.{fmt.lower()}"
     noisy(24, 16, 0).convert(mode).save(path, fmt)
@@ -307,19 +369,21 @@ def test_16_bit_greyscale_png_keeps_its_grey_levels(tmp_path: Path):
     Image.fromarray(np.full((8, 8), 32768, dtype=np.uint16)).save(path)
     assert Image.open(path).mode == "I;16"
     array, _ = decode_image(path, Preprocessing(image_size=32, max_image_pixels=10_000))
-    expected = [(128 / 255 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+    expected = [(128 / 255 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=False)]
     np.testing.assert_allclose(array[:, 0, 0], expected, rtol=1e-5)
     Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)).save(path)
-    white = [(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+    white = [(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=False)]
     np.testing.assert_allclose(decode_image(path, Preprocessing(32, 10_000))[0][:, 0, 0], white, rtol=1e-5)
 
 
 # ---- a damaged cache: its bad rows are dropped and counted, never shifted onto other images ----------------
 
+
 def _damage_cache(path: Path, row: int, damage: str) -> str:
     """Rewrite the cache with one row damaged (feature as a variable-length list, as a foreign writer might);
     returns that row's image_id."""
     import pyarrow as pa
+
     rows = pq.read_table(path).to_pylist()
     target = rows[row]
     if damage == "null_feature":
@@ -330,8 +394,15 @@ def _damage_cache(path: Path, row: int, damage: str) -> str:
         target["width"] = None
     elif damage == "short_feature":
         target["feature"] = target["feature"][:3]
-    schema = pa.schema([("fingerprint", pa.string()), ("image_id", pa.string()), ("width", pa.int32()),
-                        ("height", pa.int32()), ("feature", pa.list_(pa.float32()))])
+    schema = pa.schema(
+        [
+            ("fingerprint", pa.string()),
+            ("image_id", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("feature", pa.list_(pa.float32())),
+        ]
+    )
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
     return target["image_id"]
 
@@ -349,10 +420,10 @@ def test_damaged_cache_row_is_dropped_counted_and_recomputed(site: Path, capsys)
         _damage_cache(cache, 0, damage)
         capsys.readouterr()
         again = run(site, out=f"{damage}.parquet")
-        assert (again["computed"], again["reused_from_cache"]) == (1, 2), damage   # only the damaged row again
+        assert (again["computed"], again["reused_from_cache"]) == (1, 2), damage  # only the damaged row again
         again_features = load_features(site / f"data/features/{damage}.parquet")
         assert sorted(again_features) == sorted(reference)
-        for path, vector in reference.items():                         # every image keeps its own feature
+        for path, vector in reference.items():  # every image keeps its own feature
             np.testing.assert_allclose(again_features[path], vector, rtol=1e-4, atol=1e-4, err_msg=damage)
         assert "dropped 1 of 3 rows" in capsys.readouterr().err
         assert json.loads((site / "logs/features.json").read_text())["cache_rows_dropped"] == 1
@@ -362,23 +433,42 @@ def test_damaged_cache_row_is_dropped_counted_and_recomputed(site: Path, capsys)
 
 def test_features_file_with_a_null_feature_is_one_line_not_shifted_rows(tmp_path: Path):
     import pyarrow as pa
+
     path = tmp_path / "images.parquet"
     schema = pa.schema([("path", pa.string()), ("ok", pa.bool_()), ("feature", pa.list_(pa.float32(), FEATURE_DIM))])
-    pq.write_table(pa.Table.from_pylist([{"path": "a", "ok": True, "feature": None},
-                                         {"path": "b", "ok": True, "feature": [1.0] * FEATURE_DIM}], schema=schema), path)
+    pq.write_table(
+        pa.Table.from_pylist(
+            [{"path": "a", "ok": True, "feature": None}, {"path": "b", "ok": True, "feature": [1.0] * FEATURE_DIM}],
+            schema=schema,
+        ),
+        path,
+    )
     with pytest.raises(UserError, match="holds 1 null entries among 2 rows"):
         load_features(path)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("image_size", 100_000, "'features.image_size' must be an integer in 32..1024, got 100000"),
-    ("image_size", 16, "'features.image_size' must be an integer in 32..1024, got 16"),
-    ("download_timeout_s", float("nan"), "'features.download_timeout_s' must be a number of seconds > 0, got nan"),
-    ("download_timeout_s", 10 ** 400, "'features.download_timeout_s' must be a number of seconds > 0"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("image_size", 100_000, "'features.image_size' must be an integer in 32..1024, got 100000"),
+        ("image_size", 16, "'features.image_size' must be an integer in 32..1024, got 16"),
+        ("download_timeout_s", float("nan"), "'features.download_timeout_s' must be a number of seconds > 0, got nan"),
+        ("download_timeout_s", 10**400, "'features.download_timeout_s' must be a number of seconds > 0"),
+    ],
+)
 def test_out_of_range_params_are_one_line(key, value, message):
-    section = {"weights": "random", "image_size": 64, "batch_size": 2, "num_workers": 0, "device": "cpu",
-               "max_image_pixels": 100, "seed": 0, "download_timeout_s": 1, "precision": "auto", key: value}
+    section = {
+        "weights": "random",
+        "image_size": 64,
+        "batch_size": 2,
+        "num_workers": 0,
+        "device": "cpu",
+        "max_image_pixels": 100,
+        "seed": 0,
+        "download_timeout_s": 1,
+        "precision": "auto",
+        key: value,
+    }
     with pytest.raises(UserError, match=message.replace(".", r"\.")) as info:
         FeatureConfig.from_params(section)
     assert "\n" not in str(info.value)

@@ -1,5 +1,6 @@
 """Every `dvc repro` / `dvc checkout` a message, comment or Makefile tells the user to type names stages that exist,
 and a failed crawl tells the truth about its output under DVC as well as by hand."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,13 @@ from crawler.staging import previous_output_note
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("common", "crawler", "sitegen", "pipeline", "model", "checks", "bench")
-HINT_SOURCES = [*(path for package in PACKAGES for path in sorted((REPO / package).rglob("*.py"))),
-                REPO / "params.yaml", REPO / "Makefile", REPO / "dvc.yaml", *sorted(REPO.glob("sources/*/dvc.yaml"))]
+HINT_SOURCES = [
+    *(path for package in PACKAGES for path in sorted((REPO / package).rglob("*.py"))),
+    REPO / "params.yaml",
+    REPO / "Makefile",
+    REPO / "dvc.yaml",
+    *sorted(REPO.glob("sources/*/dvc.yaml")),
+]
 # `dvc repro [-f] TARGET...` or `dvc checkout TARGET...`: targets run until a character no stage address holds
 HINT_RE = re.compile(r"dvc (repro|checkout)((?: -f)?(?: [\w./:-]+)*)")
 
@@ -38,8 +44,14 @@ def _stages(dvc_file: str) -> set[str]:
 def test_the_hints_are_found() -> None:
     """The scan sees the hints this test exists for (a broken pattern would pass every hint vacuously)."""
     targets = {target for _, target in _hints()}
-    assert {"sources/zol/dvc.yaml:crawl", "sources/zol/dvc.yaml:sample_site", "sources/multizol/dvc.yaml:import",
-            "features", "train", "segment"} <= targets
+    assert {
+        "sources/zol/dvc.yaml:crawl",
+        "sources/zol/dvc.yaml:sample_site",
+        "sources/multizol/dvc.yaml:import",
+        "features",
+        "train",
+        "segment",
+    } <= targets
 
 
 @pytest.mark.parametrize("where, target", _hints())
@@ -67,20 +79,26 @@ def test_dvc_removes_a_stage_output_and_names_the_stage_before_the_command_runs(
     with DVC_STAGE = sources/zol/dvc.yaml:crawl, its output already deleted; `dvc checkout` of that address brings
     the recorded output back."""
     (tmp_path / "sources/zol").mkdir(parents=True)
-    (tmp_path / "sources/zol/dvc.yaml").write_text(textwrap.dedent(f"""\
+    (tmp_path / "sources/zol/dvc.yaml").write_text(
+        textwrap.dedent(f"""\
         stages:
           crawl:
             wdir: ../..
             cmd: {sys.executable} probe.py
             deps: [probe.py]
             outs: [out]
-        """), encoding="utf-8")
-    (tmp_path / "probe.py").write_text(textwrap.dedent("""\
+        """),
+        encoding="utf-8",
+    )
+    (tmp_path / "probe.py").write_text(
+        textwrap.dedent("""\
         import os, pathlib
         seen = f"{os.environ.get('DVC_STAGE')} {pathlib.Path('out').exists()}"
         pathlib.Path('out').mkdir()
         pathlib.Path('out/seen.txt').write_text(seen)
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     env.pop("DVC_STAGE", None)
 
@@ -91,7 +109,7 @@ def test_dvc_removes_a_stage_output_and_names_the_stage_before_the_command_runs(
     run("dvc", "init", "-q")
     run("dvc", "repro", "sources/zol/dvc.yaml:crawl")
     assert (tmp_path / "out/seen.txt").read_text() == "sources/zol/dvc.yaml:crawl False"
-    (tmp_path / "out/seen.txt").write_text("stale")      # a second run: the output exists when dvc repro starts
+    (tmp_path / "out/seen.txt").write_text("stale")  # a second run: the output exists when dvc repro starts
     run("dvc", "repro", "-f", "sources/zol/dvc.yaml:crawl")
     assert (tmp_path / "out/seen.txt").read_text() == "sources/zol/dvc.yaml:crawl False"
     run("rm", "-r", "out")

@@ -1,6 +1,7 @@
 """The Makefile explains itself: a missing interpreter or a venv built with another one is one line, `make run`
 checks params.yaml before DVC runs, `make shell` opens a shell with the venv on PATH. Every test points VENV at a
 temporary folder (a fake venv, or a small real one without pip): the project's .venv is never touched."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,15 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="no make on
 
 def _make(*args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "PYTHON", "VENV")}
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env={**clean, **(env or {})},
-                          input=stdin, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=REPO,
+        env={**clean, **(env or {})},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _fake_venv(root: Path, answer: str) -> Path:
@@ -45,7 +53,7 @@ def _error_line(done: subprocess.CompletedProcess) -> str:
 
 
 def test_a_missing_interpreter_is_one_line(tmp_path) -> None:
-    done = _make("run", f"VENV={tmp_path / 'venv'}", env={"PYTHON": "python3.99"})   # as `PYTHON=python3.99 make run`
+    done = _make("run", f"VENV={tmp_path / 'venv'}", env={"PYTHON": "python3.99"})  # as `PYTHON=python3.99 make run`
     line = _error_line(done)
     assert "PYTHON=python3.99 does not run here" in line and "install Python 3.11" in line
     assert "not found" not in line and not (tmp_path / "venv").exists()
@@ -55,8 +63,10 @@ def test_a_venv_of_another_interpreter_is_refused_with_the_fix(tmp_path) -> None
     venv = _fake_venv(tmp_path, "/opt/python-3.12 3.12.9")
     line = _error_line(_make("-n", "run", f"VENV={venv}", f"PYTHON={sys.executable}"))
     mine = _identity(sys.executable).split()
-    assert f"{venv} was built with Python 3.12.9 of /opt/python-3.12, not with PYTHON={sys.executable} " \
-           f"(Python {mine[1]} of {mine[0]})" in line
+    assert (
+        f"{venv} was built with Python 3.12.9 of /opt/python-3.12, not with PYTHON={sys.executable} "
+        f"(Python {mine[1]} of {mine[0]})" in line
+    )
     assert f"rm -rf {venv}" in line
 
 
@@ -71,10 +81,10 @@ def test_run_checks_the_params_before_dvc_repro(tmp_path) -> None:
     done = _make("-n", "run", f"VENV={venv}", f"PYTHON={sys.executable}")
     assert done.returncode == 0, done.stderr
     commands = done.stdout.splitlines()
-    assert f"{venv}/bin/python -m pip install -q -e '.[test]'" in commands   # installs into VENV, nothing else
+    assert f"{venv}/bin/python -m pip install -q -e '.[test]'" in commands  # installs into VENV, nothing else
     check = commands.index(f"PATH={venv}/bin:$PATH python -m checks.params")
     assert commands.index(f"PATH={venv}/bin:$PATH dvc repro") == check + 1
-    assert sorted(p.name for p in venv.rglob("*")) == ["bin", "python"]   # -n ran nothing
+    assert sorted(p.name for p in venv.rglob("*")) == ["bin", "python"]  # -n ran nothing
 
 
 def test_help_lists_shell() -> None:
@@ -85,13 +95,13 @@ def test_help_lists_shell() -> None:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="make shell runs bash")
 def test_shell_has_the_venv_on_path(tmp_path) -> None:
-    base = getattr(sys, "_base_executable", sys.executable)      # the interpreter this test's venv was built from
+    base = getattr(sys, "_base_executable", sys.executable)  # the interpreter this test's venv was built from
     venv = tmp_path / "venv"
     subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    dvc = venv / "bin/dvc"   # stands for the installed one: this venv has no packages
+    dvc = venv / "bin/dvc"  # stands for the installed one: this venv has no packages
     dvc.write_text("#!/bin/sh\necho stub\n")
     dvc.chmod(0o755)
-    (venv / ".installed-stamp").touch()                          # newer than pyproject.toml: nothing to install
-    done = _make("shell", f"VENV={venv}", f"PYTHON={base}", stdin="command -v dvc\necho \"$VIRTUAL_ENV\"\n")
+    (venv / ".installed-stamp").touch()  # newer than pyproject.toml: nothing to install
+    done = _make("shell", f"VENV={venv}", f"PYTHON={base}", stdin='command -v dvc\necho "$VIRTUAL_ENV"\n')
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [str(dvc), str(venv)]

@@ -1,4 +1,5 @@
 """The offline-mirror generator: determinism, pages that agree with the manifest, edge cases, learnable content."""
+
 from __future__ import annotations
 
 import io
@@ -18,10 +19,10 @@ from parsel import Selector
 from PIL import Image
 
 from common.aspects import canonical_aspect
+from crawler.urls import ajax_review_url, long_review_url, ranking_url, review_list_url
 from sitegen.mirror import generate_mirror, main
 from sitegen.plan import EDGE_CASES, plan_site
 from sitegen.text import PHRASES, compose_text
-from crawler.urls import ajax_review_url, long_review_url, ranking_url, review_list_url
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(products=3, reviews_per_product=10, seed=11)
@@ -43,6 +44,7 @@ def small(tmp_path_factory) -> tuple[Path, dict]:
 
 # ---- a tiny independent parser of the 2018 markup (the spider has its own) ------------------------------------
 
+
 def parse_items(html: str, base: str = "https://detail.zol.com.cn/") -> list[dict]:
     items = []
     for node in Selector(text=html).css("div.comments-item"):
@@ -50,19 +52,21 @@ def parse_items(html: str, base: str = "https://detail.zol.com.cn/") -> list[dic
         for span in node.css("div.single-score p span"):
             label = span.xpath("./text()").get().strip().rstrip("：")
             scores[canonical_aspect(label) or label] = float(span.css("em::text").get())
-        items.append({
-            "review_id": node.css("a._j_review_vote::attr(data-rid)").get(),
-            "aid": node.css("a._j_review_vote::attr(data-aid)").get(),
-            "scores": scores,
-            "overall": float(node.css("div.single-score div.score span::text").get()),
-            "bigurls": [urljoin(base, u) for u in node.css("img::attr(data-bigurl)").getall()],
-            "proid": node.css("a._j_review_vote::attr(data-proid)").get(),
-            "date": node.css("span.date::text").get(),
-            "long_icon": bool(node.css("div.icon-long")),
-            "title_href": node.css("div.title > a::attr(href)").get(),
-            "text": " ".join(node.css("div.words p::text").getall()),
-            "likes": node.css("a._j_review_vote::text").get(),
-        })
+        items.append(
+            {
+                "review_id": node.css("a._j_review_vote::attr(data-rid)").get(),
+                "aid": node.css("a._j_review_vote::attr(data-aid)").get(),
+                "scores": scores,
+                "overall": float(node.css("div.single-score div.score span::text").get()),
+                "bigurls": [urljoin(base, u) for u in node.css("img::attr(data-bigurl)").getall()],
+                "proid": node.css("a._j_review_vote::attr(data-proid)").get(),
+                "date": node.css("span.date::text").get(),
+                "long_icon": bool(node.css("div.icon-long")),
+                "title_href": node.css("div.title > a::attr(href)").get(),
+                "text": " ".join(node.css("div.words p::text").getall()),
+                "likes": node.css("a._j_review_vote::text").get(),
+            }
+        )
     return items
 
 
@@ -95,6 +99,7 @@ def resolve(date_text: str, crawl_date: date) -> str:
 
 # ---- determinism and atomic rewrite -------------------------------------------------------------------------
 
+
 def test_same_seed_gives_identical_bytes_and_rewrites_whole(small, tmp_path):
     root, _ = small
     again = tmp_path / "again"
@@ -116,6 +121,7 @@ def test_different_seed_gives_a_different_site(small, tmp_path):
 
 # ---- manifest <-> pages -------------------------------------------------------------------------------------
 
+
 def test_manifest_schema(small):
     _, manifest = small
     assert set(manifest) == {"seed", "crawl_date", "products", "reviews", "edge_cases", "unranked_products", "faults"}
@@ -124,11 +130,22 @@ def test_manifest_schema(small):
     assert manifest["faults"] == {ajax_review_url(manifest["products"][0]["product_id"], 3).split("://")[1]: [503]}
     assert json.loads((small[0] / "faults.json").read_text(encoding="utf-8")) == manifest["faults"]
     assert manifest["seed"] == 11 and manifest["crawl_date"] == "2018-09-15"
-    assert [len([r for r in manifest["reviews"] if r["product_id"] == p["product_id"]])
-            for p in manifest["products"]] == [33, 10, 10]
+    assert [
+        len([r for r in manifest["reviews"] if r["product_id"] == p["product_id"]]) for p in manifest["products"]
+    ] == [33, 10, 10]
     review = manifest["reviews"][0]
-    assert set(review) == {"review_id", "product_id", "review_product_id", "long", "aid", "scores", "overall_score",
-                           "n_images", "image_urls", "published"}
+    assert set(review) == {
+        "review_id",
+        "product_id",
+        "review_product_id",
+        "long",
+        "aid",
+        "scores",
+        "overall_score",
+        "n_images",
+        "image_urls",
+        "published",
+    }
     ids = [r["review_id"] for r in manifest["reviews"]]
     assert len(set(ids)) == len(ids) and all(re.fullmatch(r"1[5-6]\d{5}", i) for i in ids)
     aids = [r["aid"] for r in manifest["reviews"] if r["long"]]
@@ -149,8 +166,9 @@ def test_pages_agree_with_manifest(small):
         assert f"proId: '{pid}'" in page.get() and f"manuName: '{product['brand']}'" in page.get()
         assert page.css("a#_j_breadcrumb::attr(data-manuid)").get()
         assert page.css("a#_j_view_more_comments::text").get() == "查看更多"
-        assert len(page.css("div#_j_comment_list div.comments-item")) == min(20, len(
-            [r for r in manifest["reviews"] if r["product_id"] == pid]))
+        assert len(page.css("div#_j_comment_list div.comments-item")) == min(
+            20, len([r for r in manifest["reviews"] if r["product_id"] == pid])
+        )
         items, ends = listed_reviews(root, pid)
         assert ends == ([0] * (len(ends) - 1) + [1] if ends else [])
         for item in items:
@@ -168,7 +186,9 @@ def test_pages_agree_with_manifest(small):
                 long_url = long_review_url(own, truth["aid"])
                 assert urljoin(review_list_url(pid), item["title_href"]).replace("http:", "https:") == long_url
                 long_page = Selector(text=gbk_page(site_file(root, long_url)))
-                figures = [urljoin(long_url, u) for u in long_page.css("div.article-box div.figure img::attr(src)").getall()]
+                figures = [
+                    urljoin(long_url, u) for u in long_page.css("div.article-box div.figure img::attr(src)").getall()
+                ]
                 # the crawl's order: the long page's figures, then the list's pictures that are not among them
                 assert figures + [u for u in bigurls if u not in figures] == truth["image_urls"]
                 assert set(bigurls[-3:]) <= set(figures)
@@ -195,15 +215,21 @@ def test_ranking_pages_link_every_product_and_chain_with_next(tmp_path):
         nexts.append(sel.css("div.pagebar a.next::attr(href)").get())
         page += 1
     assert linked == [p["product_id"] for p in manifest["products"]]
-    assert nexts == ["/cell_phone_index/subcate57_0_list_1_0_1_2_0_2.html",
-                     "/cell_phone_index/subcate57_0_list_1_0_1_2_0_3.html", None]
+    assert nexts == [
+        "/cell_phone_index/subcate57_0_list_1_0_1_2_0_2.html",
+        "/cell_phone_index/subcate57_0_list_1_0_1_2_0_3.html",
+        None,
+    ]
     assert sel.css("div.pagebar a.next::text").get() is None
     for product in manifest["products"]:
-        product_page = gbk_page(site_file(tmp_path / "site", f"https://detail.zol.com.cn/cell_phone/index{product['product_id']}.shtml"))
+        product_page = gbk_page(
+            site_file(tmp_path / "site", f"https://detail.zol.com.cn/cell_phone/index{product['product_id']}.shtml")
+        )
         assert review_list_url(product["product_id"]).split(".com.cn")[1] in product_page
 
 
 # ---- edge cases ---------------------------------------------------------------------------------------------
+
 
 def test_every_edge_case_is_present(small):
     root, manifest = small
@@ -222,17 +248,29 @@ def test_every_edge_case_is_present(small):
     assert items[cases["long_dated"]]["date"] == "发表于：2017年12月25日 03:35"
     assert any(s != int(s) for s in by_id[cases["editor_decimal"]]["scores"].values())
     assert any(s != int(s) for s in by_id[cases["ajax_editor_decimal"]]["scores"].values())
-    assert set(by_id[cases["six_aspects"]]["scores"]) == {"battery", "camera", "performance", "appearance",
-                                                          "price_performance", "screen"}
+    assert set(by_id[cases["six_aspects"]]["scores"]) == {
+        "battery",
+        "camera",
+        "performance",
+        "appearance",
+        "price_performance",
+        "screen",
+    }
     assert "信号" in by_id[cases["unknown_aspect"]]["scores"]
     assert re.search(r"<span>信号：<em>\d+</em></span>", gbk_page(site_file(root, review_list_url(p0))))
     assert by_id[cases["no_images"]]["n_images"] == 0 and items[cases["no_images"]]["bigurls"] == []
     previous = items[cases["yearless_previous_year"]]
     assert "年" not in previous["date"] and by_id[cases["yearless_previous_year"]]["published"].startswith("2017-11-20")
     no_icon = items[cases["long_without_icon"]]
-    assert not no_icon["long_icon"] and "/evaluation_" in no_icon["title_href"] and by_id[cases["long_without_icon"]]["long"]
+    assert (
+        not no_icon["long_icon"]
+        and "/evaluation_" in no_icon["title_href"]
+        and by_id[cases["long_without_icon"]]["long"]
+    )
     page3 = json.loads(site_file(root, ajax_review_url(p0, 3)).read_text(encoding="ascii"))
-    assert cases["ajax_long"] in {i["review_id"] for i in parse_items(page3["list"])} and by_id[cases["ajax_long"]]["long"]
+    assert (
+        cases["ajax_long"] in {i["review_id"] for i in parse_items(page3["list"])} and by_id[cases["ajax_long"]]["long"]
+    )
     assert page3["isEnd"] == 0
     assert json.loads(site_file(root, ajax_review_url(p0, 4)).read_text(encoding="ascii"))["isEnd"] == 1
     assert not site_file(root, ajax_review_url(p0, 5)).exists()
@@ -260,8 +298,10 @@ def test_ajax_json_is_escaped_as_zol_serves_it(small):
 
 # ---- content that a model can learn -------------------------------------------------------------------------
 
+
 def test_default_sample_size_and_speed(tmp_path):
     import time
+
     started = time.perf_counter()
     manifest = generate_mirror(tmp_path / "sample", products=12, reviews_per_product=25, seed=7)
     assert time.perf_counter() - started < 10
@@ -309,8 +349,13 @@ def test_low_battery_score_is_worded_negatively():
     high = set(PHRASES["battery"][8] + PHRASES["battery"][10])
     for seed in range(30):
         rng = random.Random(seed)
-        text = compose_text(rng, {"battery": 2.0, "camera": 8.0, "performance": 10.0, "appearance": 8.0,
-                                  "price_performance": 6.0}, mention_camera=False, unscored_mentions={}, long=False)
+        text = compose_text(
+            rng,
+            {"battery": 2.0, "camera": 8.0, "performance": 10.0, "appearance": 8.0, "price_performance": 6.0},
+            mention_camera=False,
+            unscored_mentions={},
+            long=False,
+        )
         words = text.cons + text.pros
         assert any(phrase in words for phrase in low) and not any(phrase in words for phrase in high)
         assert text.cons[0] in low  # the lowest aspect leads the cons
@@ -330,6 +375,7 @@ def test_camera_is_described_for_about_half_of_the_reviews():
 
 # ---- CLI ----------------------------------------------------------------------------------------------------
 
+
 def test_cli_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
@@ -338,12 +384,44 @@ def test_cli_help(capsys):
 
 
 def test_cli_writes_a_mirror_and_rejects_bad_arguments(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "sitegen.mirror", "--out", str(tmp_path / "m"), "--products", "1",
-                           "--reviews-per-product", "2", "--seed", "5"], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sitegen.mirror",
+            "--out",
+            str(tmp_path / "m"),
+            "--products",
+            "1",
+            "--reviews-per-product",
+            "2",
+            "--seed",
+            "5",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert re.search(r"mirror: 1 products, 33 reviews .* images -> ", done.stdout)
     assert (tmp_path / "m" / "manifest.json").is_file()
-    bad = subprocess.run([sys.executable, "-m", "sitegen.mirror", "--out", str(tmp_path / "n"), "--products", "0",
-                          "--reviews-per-product", "2", "--seed", "5"], cwd=REPO, capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sitegen.mirror",
+            "--out",
+            str(tmp_path / "n"),
+            "--products",
+            "0",
+            "--reviews-per-product",
+            "2",
+            "--seed",
+            "5",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "--products: must be >= 1" in bad.stderr
     assert not (tmp_path / "n").exists()

@@ -1,5 +1,6 @@
 """The offline mirror's eras (sample.era): 2026 pages shaped like the real page of June 2026, a manifest that
 agrees with them, a mixed site, the 2018 site unchanged, and the blocked, stub and redirect answers of the mirror."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,15 +12,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from parsel import Selector
 from PIL import Image
 
 from common.aspects import canonical_aspect
+from crawler.urls import ajax_review_url, ranking_url, redirecting_review_list_url, review_list_url
 from sitegen.era2026 import ERAS, LAYOUT_SCORED, LAYOUT_SHORT, apply_era, products_in_2026
 from sitegen.mirror import generate_mirror, main
 from sitegen.plan import plan_site
-from crawler.urls import ajax_review_url, ranking_url, redirecting_review_list_url, review_list_url
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_2026 = REPO.parent / "shared" / "fixtures" / "zol-2026" / "review.shtml"
@@ -44,6 +46,7 @@ def site26(tmp_path_factory) -> tuple[Path, dict]:
 
 # ---- an independent reader of the 2026 markup, with plain selectors (the spider has its own) -------------------
 
+
 def star_width(node: Selector) -> int:
     return int(re.fullmatch(r"width:(\d+)%", node.css("div.single-score div.star em::attr(style)").get()).group(1))
 
@@ -53,8 +56,10 @@ def read_item(node: Selector) -> dict:
     for span in node.css("div.single-score p.good-score span"):
         label = span.xpath("./text()").get().strip().rstrip("：")
         scores[canonical_aspect(label) or label] = float(span.css("em::text").get())
-    words = {strong.css("::text").get(): strong.xpath("following-sibling::p[1]/text()").get()
-             for strong in node.css("div.words > strong")}
+    words = {
+        strong.css("::text").get(): strong.xpath("following-sibling::p[1]/text()").get()
+        for strong in node.css("div.words > strong")
+    }
     return {
         "review_id": node.css("a._j_review_vote::attr(data-rid)").get(),
         "aid": node.css("a._j_review_vote::attr(data-aid)").get(),
@@ -77,16 +82,31 @@ def describe(page: Selector) -> dict:
     scored = [i for i in items if i["layout"] == LAYOUT_SCORED]
     short = [i for i in items if i["layout"] == LAYOUT_SHORT]
     return {
-        "declared_count_tab": bool(re.fullmatch(r"产品点评\(\d+\)",
-                                               page.css('ul._j_filter_tab li[data-level="0"]::text').get() or "")),
+        "declared_count_tab": bool(
+            re.fullmatch(r"产品点评\(\d+\)", page.css('ul._j_filter_tab li[data-level="0"]::text').get() or "")
+        ),
         "total_num": bool(page.css("div.total-num")),
-        "product": (bool(re.search(r"proId: '\d+'", page.get())), page.css("h1.product-model__name::text").get("").endswith("点评"),
-                    bool(page.css("a#_j_breadcrumb::attr(data-manuid)").get()), bool(page.css("a#_j_view_more_comments"))),
+        "product": (
+            bool(re.search(r"proId: '\d+'", page.get())),
+            page.css("h1.product-model__name::text").get("").endswith("点评"),
+            bool(page.css("a#_j_breadcrumb::attr(data-manuid)").get()),
+            bool(page.css("a#_j_view_more_comments")),
+        ),
         "formats": (bool(scored), bool(short)),
-        "scored": {(bool(i["title"]), len(i["scores"]), i["width"] == round(2 * sum(i["scores"].values())),
-                    tuple(i["words"]), i["article"] is None) for i in scored},
-        "short": {(i["title"] is None, i["good_score_children"], i["width"] % 20 == 0, bool(i["article"]), i["words"] == {})
-                  for i in short},
+        "scored": {
+            (
+                bool(i["title"]),
+                len(i["scores"]),
+                i["width"] == round(2 * sum(i["scores"].values())),
+                tuple(i["words"]),
+                i["article"] is None,
+            )
+            for i in scored
+        },
+        "short": {
+            (i["title"] is None, i["good_score_children"], i["width"] % 20 == 0, bool(i["article"]), i["words"] == {})
+            for i in short
+        },
         "no_long_reviews": {i["aid"] for i in items},
         "numeric_overall": {bool(i["numeric_overall"]) for i in items},
         "dates_with_year": {bool(DATE_RE.match(i["date"])) for i in items},
@@ -141,8 +161,11 @@ def test_2026_manifest_agrees_with_the_pages(site26):
             assert item["width"] / 10 == truth["overall_score"]
             text = truth["text"]
             if truth["layout"] == LAYOUT_SCORED:
-                assert (item["title"], item["words"]["最满意"], item["words"]["最不满意"]) == \
-                    (text["title"], text["pros"], text["cons"])
+                assert (item["title"], item["words"]["最满意"], item["words"]["最不满意"]) == (
+                    text["title"],
+                    text["pros"],
+                    text["cons"],
+                )
                 assert text["body"] is None and text["summary"] is None
             else:
                 assert truth["scores"] == {} and item["width"] in (20, 40, 60, 80, 100)
@@ -151,7 +174,7 @@ def test_2026_manifest_agrees_with_the_pages(site26):
             assert truth["published"] == f"{year}-{month}-{day}T{hour}:{minute}:00"
             originals = ["https:" + u.replace("t_s400x300c/", "", 1) for u in item["bigurls"]]
             assert originals == truth["image_urls"] and len(originals) == truth["n_images"] <= 3
-            for crop, original in zip(item["bigurls"], originals):
+            for crop, original in zip(item["bigurls"], originals, strict=False):
                 full = Image.open(io.BytesIO(site_file(root, original).read_bytes()))
                 cropped = Image.open(io.BytesIO(site_file(root, "https:" + crop).read_bytes()))
                 assert cropped.size == (400, 300) and full.size != (400, 300)
@@ -169,10 +192,16 @@ def test_redirects_and_faults_of_a_2026_site(site26):
     assert json.loads((root / "redirects.json").read_text(encoding="utf-8")) == moved
     ranking = page_of(site_file(root, ranking_url(1)))
     links = ranking.css("ul#J_PicMode a.comment-num::attr(href)").getall()
-    assert links == [f"/0/{ids[0]}/review.shtml", review_list_url(ids[1]).split(".com.cn")[1], f"/0/{ids[2]}/review.shtml"]
-    assert manifest["faults"] == {ajax_review_url(ids[0], 3, "2019").split("://")[1]: [503],
-                                  review_list_url(ids[0]).split("://")[1]: ["blocked"],
-                                  review_list_url(ids[1]).split("://")[1]: ["stub"]}
+    assert links == [
+        f"/0/{ids[0]}/review.shtml",
+        review_list_url(ids[1]).split(".com.cn")[1],
+        f"/0/{ids[2]}/review.shtml",
+    ]
+    assert manifest["faults"] == {
+        ajax_review_url(ids[0], 3, "2019").split("://")[1]: [503],
+        review_list_url(ids[0]).split("://")[1]: ["blocked"],
+        review_list_url(ids[1]).split("://")[1]: ["stub"],
+    }
     assert json.loads((root / "faults.json").read_text(encoding="utf-8")) == manifest["faults"]
 
 
@@ -189,8 +218,10 @@ def test_mixed_site_keeps_the_edge_cases_in_2018_and_shows_both_eras(tmp_path):
         assert bool(page.css("ul._j_filter_tab")) == (pid in in_2026)
     layouts = {r["review_id"]: r["layout"] for r in manifest["reviews"]}
     assert {layouts[r["review_id"]] for r in manifest["reviews"] if r["product_id"] not in in_2026} == {"2018"}
-    assert {layouts[r["review_id"]] for r in manifest["reviews"] if r["product_id"] in in_2026} == \
-        {LAYOUT_SCORED, LAYOUT_SHORT}
+    assert {layouts[r["review_id"]] for r in manifest["reviews"] if r["product_id"] in in_2026} == {
+        LAYOUT_SCORED,
+        LAYOUT_SHORT,
+    }
     assert len(manifest["edge_cases"]) == 14 and manifest["crawl_date"] == "2018-09-15"
     assert products_in_2026(12, "mixed", 7) == [ids.index(pid) for pid in in_2026]
     assert products_in_2026(12, "mixed", 8) != products_in_2026(12, "mixed", 7)  # drawn from the seed
@@ -225,13 +256,31 @@ def test_era_2018_writes_the_bytes_of_before(tmp_path):
 
 # ---- the era parameter --------------------------------------------------------------------------------------
 
+
 def test_cli_era_help_and_bad_value(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0 and "--era {2018,2026,mixed}" in capsys.readouterr().out
-    bad = subprocess.run([sys.executable, "-m", "sitegen.mirror", "--out", str(tmp_path / "n"), "--products", "1",
-                          "--reviews-per-product", "2", "--seed", "5", "--era", "2019"],
-                         cwd=REPO, capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sitegen.mirror",
+            "--out",
+            str(tmp_path / "n"),
+            "--products",
+            "1",
+            "--reviews-per-product",
+            "2",
+            "--seed",
+            "5",
+            "--era",
+            "2019",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr == "error: era must be one of 2018 | 2026 | mixed, got '2019'\n"
     assert "Traceback" not in bad.stderr and not (tmp_path / "n").exists()
 
@@ -247,6 +296,7 @@ def test_any_other_era_is_refused_in_one_line_before_writing(tmp_path_factory, e
 
 def test_params_and_stage_declare_the_era():
     import yaml
+
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     assert params["sample"]["era"] == "mixed"
     stage = yaml.safe_load((REPO / "sources/zol/dvc.yaml").read_text(encoding="utf-8"))["stages"]["sample_site"]
@@ -255,42 +305,51 @@ def test_params_and_stage_declare_the_era():
 
 # ---- the mirror's scripted answers: blocked, stub, redirect ---------------------------------------------------
 
+
 def test_folder_mirror_plays_blocked_stub_and_redirect(tmp_path):
     from scrapy.http import Request
+
     from crawler.mirror import MirrorDownloadHandler, ScriptedFaults, load_redirects
 
     page = "detail.zol.com.cn/1428/1427365/review.shtml"
     (tmp_path / page).parent.mkdir(parents=True)
     (tmp_path / page).write_bytes("<html><title>点评</title></html>".encode("gbk"))
     (tmp_path / "faults.json").write_text(json.dumps({page: ["blocked", "stub", 503]}), encoding="utf-8")
-    (tmp_path / "redirects.json").write_text(json.dumps({"detail.zol.com.cn/0/1427365/review.shtml":
-                                                         "https://" + page}), encoding="utf-8")
+    (tmp_path / "redirects.json").write_text(
+        json.dumps({"detail.zol.com.cn/0/1427365/review.shtml": "https://" + page}), encoding="utf-8"
+    )
     # the folder half of the handler, without the network handler it keeps beside (that one needs a reactor)
     handler = MirrorDownloadHandler.__new__(MirrorDownloadHandler)
     handler.base, handler.maxsize = tmp_path, 0
-    handler.faults, handler.redirects = ScriptedFaults(tmp_path / "faults.json"), load_redirects(tmp_path / "redirects.json")
+    handler.faults, handler.redirects = (
+        ScriptedFaults(tmp_path / "faults.json"),
+        load_redirects(tmp_path / "redirects.json"),
+    )
     url = "https://" + page
     answers = [handler._from_folder(Request(url), page) for _ in range(4)]
     assert [a.status for a in answers] == [200, 200, 503, 200]
     assert answers[0].css("title::text").get() == "您正在进行防刷验证..." and not answers[0].css("div.comments-item")
     assert 120 <= len(answers[1].body) <= 180 and b"<title>" not in answers[1].body
     assert answers[3].body == (tmp_path / page).read_bytes()
-    moved = handler._from_folder(Request("https://detail.zol.com.cn/0/1427365/review.shtml"),
-                                 "detail.zol.com.cn/0/1427365/review.shtml")
+    moved = handler._from_folder(
+        Request("https://detail.zol.com.cn/0/1427365/review.shtml"), "detail.zol.com.cn/0/1427365/review.shtml"
+    )
     assert moved.status == 301 and moved.headers[b"Location"] == url.encode()
 
 
 def test_http_mirror_plays_blocked_stub_and_redirect(tmp_path, mirror_server):
     import urllib.error
     import urllib.request
+
     from crawler.mirror import BLOCKED_PAGE, STUB_PAGE
 
     page = "detail.zol.com.cn/1428/1427365/review.shtml"
     (tmp_path / page).parent.mkdir(parents=True)
     (tmp_path / page).write_bytes(b"<html>ok</html>")
     (tmp_path / "faults.json").write_text(json.dumps({page: ["stub", "blocked"]}), encoding="utf-8")
-    (tmp_path / "redirects.json").write_text(json.dumps({"detail.zol.com.cn/0/1427365/review.shtml":
-                                                         "https://" + page}), encoding="utf-8")
+    (tmp_path / "redirects.json").write_text(
+        json.dumps({"detail.zol.com.cn/0/1427365/review.shtml": "https://" + page}), encoding="utf-8"
+    )
     server = mirror_server(tmp_path)
     bodies = [urllib.request.urlopen(f"{server.url}/{page}", timeout=5).read() for _ in range(3)]
     assert bodies == [STUB_PAGE, BLOCKED_PAGE, b"<html>ok</html>"]

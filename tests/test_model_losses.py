@@ -1,4 +1,5 @@
 """The ordinal loss (train.loss: ce+ordinal): cross-entropy plus the expected score's squared error."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,7 @@ def test_ordinal_term_is_the_squared_error_of_the_expected_score():
 
 def test_a_near_miss_costs_less_than_a_far_miss_under_the_ordinal_loss_only():
     near, far = torch.full((1, 10), -5.0), torch.full((1, 10), -5.0)
-    near[0, 8], far[0, 1] = 5.0, 5.0            # predicts 9 / predicts 2, truth 10
+    near[0, 8], far[0, 1] = 5.0, 5.0  # predicts 9 / predicts 2, truth 10
     target = torch.tensor([9])
     ce = make_loss("ce", SCORES_10, 1.0, None, 0.0)
     ordinal = make_loss("ce+ordinal", SCORES_10, 1.0, None, 0.0)

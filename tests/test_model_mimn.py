@@ -1,4 +1,5 @@
 """MIMN: shapes of every variant and hop count, padding masks, overfitting, embeddings, vocabulary."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,14 +7,13 @@ import io
 
 import pytest
 import torch
+from test_model_synthetic import ASPECT_TOKENS
 
 from model.config import VARIANTS, MIMNConfig
 from model.data import batch_inputs
 from model.layers import MemoryAttention, masked_softmax
 from model.mimn import MIMN
 from model.vocab import PAD_ID, UNK_ID, build_vocab
-from test_model_synthetic import ASPECT_TOKENS
-
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +51,7 @@ def test_variants_attend_with_the_papers_queries():
     def queries(variant):
         m = MIMN(MIMNConfig(**SMALL, hops=3, variant=variant))
         return [sorted(h.keys()) for h in m.text_hops][0], [sorted(h.keys()) for h in m.image_hops][0]
+
     assert queries("mimn") == (["img", "text"], ["img", "text"])
     assert queries("self") == (["text"], ["img"])
     assert queries("text2img") == (["text"], ["img", "text"])
@@ -68,10 +69,18 @@ def pad_with_garbage(inputs: dict[str, torch.Tensor], extra: int, seed: int = 1)
     """The same batch, padded `extra` positions wider, with random ids / features in every padded slot."""
     g = torch.Generator().manual_seed(seed)
     out = dict(inputs)
-    for key, length_key in (("text_ids", "text_lengths"), ("aspect_ids", "aspect_lengths"), ("images", "image_lengths")):
+    for key, length_key in (
+        ("text_ids", "text_lengths"),
+        ("aspect_ids", "aspect_lengths"),
+        ("images", "image_lengths"),
+    ):
         x = inputs[key]
         wide_shape = (x.shape[0], x.shape[1] + extra, *x.shape[2:])
-        garbage = torch.randint(2, 50, wide_shape, generator=g) if x.dtype == torch.long else torch.randn(wide_shape, generator=g) * 100
+        garbage = (
+            torch.randint(2, 50, wide_shape, generator=g)
+            if x.dtype == torch.long
+            else torch.randn(wide_shape, generator=g) * 100
+        )
         keep = torch.arange(wide_shape[1]).unsqueeze(0) < inputs[length_key].unsqueeze(1)
         keep = keep.view(*keep.shape, *([1] * (x.dim() - 2)))
         wide = torch.zeros(wide_shape, dtype=x.dtype)
@@ -192,6 +201,7 @@ def test_vocab_keeps_frequent_training_words_in_a_stable_order():
 
 def test_packed_and_unpacked_bilstm_agree_and_match_a_per_sequence_run():
     from model.layers import BiLSTMEncoder, reverse_within_lengths
+
     torch.manual_seed(0)
     encoder = BiLSTMEncoder(5, 4)
     x, lengths = torch.randn(3, 6, 5), torch.tensor([6, 2, 0])
@@ -212,7 +222,6 @@ def test_mlp_attention_ranking_depends_on_the_query_linear_cannot():
     """The reason `mlp` is the default: with the literal equation the query cannot change which position wins."""
     torch.manual_seed(0)
     memory = torch.randn(1, 6, 4)
-    mask = torch.ones(1, 6, dtype=torch.bool)
     queries = torch.randn(64, 4)
 
     def winners(att: MemoryAttention) -> set[int]:

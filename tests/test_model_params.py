@@ -1,5 +1,6 @@
 """The model/embeddings/train params: one source of defaults, one-line errors for bad values, nothing written
 before the params are known to be good; non-finite vectors and losses are caught."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,24 +9,25 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from test_model_train import TINY_PARAMS, workdir  # noqa: F401  (fixture)
 
 from common.errors import UserError
 from model import train
 from model.config import EmbeddingParams, ModelParams, Settings, TrainParams
 from model.embeddings import build_word_vectors
 from model.vocab import Vocab
-from test_model_train import TINY_PARAMS, workdir  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("cls, section", [(ModelParams, "model"), (EmbeddingParams, "embeddings"),
-                                          (TrainParams, "train")])
+@pytest.mark.parametrize(
+    "cls, section", [(ModelParams, "model"), (EmbeddingParams, "embeddings"), (TrainParams, "train")]
+)
 def test_code_defaults_equal_params_yaml(cls, section):
     shipped = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))[section]
     defaults = dataclasses.asdict(cls())
     defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
-    assert shipped == defaults   # every key present in both, with the same value
+    assert shipped == defaults  # every key present in both, with the same value
 
 
 def test_shipped_params_parse():
@@ -34,18 +36,21 @@ def test_shipped_params_parse():
     assert settings.train.seeds[0] == shipped["train"]["seed"]
 
 
-@pytest.mark.parametrize("section, key, value, message", [
-    ("train", "batch_size", 0, "'train.batch_size' must be >= 1"),
-    ("train", "lr", -0.01, "'train.lr' must be > 0"),
-    ("train", "seed", "forty-two", "'train.seed' must be a whole number"),
-    ("train", "max_epochs", 0, "'train.max_epochs' must be >= 1"),
-    ("train", "select_metric", "f1", "'train.select_metric' must be one of loss, accuracy, macro_f1, weighted_f1"),
-    ("model", "hopps", 3, "unknown key(s) model.hopps; valid keys: attention_score, dropout, embed_dim, family"),
-    ("model", "hops", 9, "model.hops must be 1..5"),
-    ("model", "family", "svm", "'model.family' must be one of mimn, lstm"),
-    ("embeddings", "lr_scale", -1, "'embeddings.lr_scale' must be >= 0.0"),
-    ("train", "bucket_by_length", "yes", "'train.bucket_by_length' must be true or false"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("train", "batch_size", 0, "'train.batch_size' must be >= 1"),
+        ("train", "lr", -0.01, "'train.lr' must be > 0"),
+        ("train", "seed", "forty-two", "'train.seed' must be a whole number"),
+        ("train", "max_epochs", 0, "'train.max_epochs' must be >= 1"),
+        ("train", "select_metric", "f1", "'train.select_metric' must be one of loss, accuracy, macro_f1, weighted_f1"),
+        ("model", "hopps", 3, "unknown key(s) model.hopps; valid keys: attention_score, dropout, embed_dim, family"),
+        ("model", "hops", 9, "model.hops must be 1..5"),
+        ("model", "family", "svm", "'model.family' must be one of mimn, lstm"),
+        ("embeddings", "lr_scale", -1, "'embeddings.lr_scale' must be >= 0.0"),
+        ("train", "bucket_by_length", "yes", "'train.bucket_by_length' must be true or false"),
+    ],
+)
 def test_bad_params_are_one_line_errors(section, key, value, message):
     params = {s: dict(v) for s, v in TINY_PARAMS.items()}
     params[section][key] = value
@@ -56,7 +61,7 @@ def test_bad_params_are_one_line_errors(section, key, value, message):
 
 def test_float_written_without_a_dot_is_read_as_a_number():
     params = {s: dict(v) for s, v in TINY_PARAMS.items()}
-    params["train"]["lr"] = "5e-3"   # YAML 1.1 reads this as a string
+    params["train"]["lr"] = "5e-3"  # YAML 1.1 reads this as a string
     assert Settings.from_params(params).train.lr == 0.005
 
 
@@ -92,12 +97,12 @@ def test_nan_and_inf_vectors_are_skipped_and_counted(tmp_path):
 def test_mimn_config_defaults_equal_the_model_params():
     from model.config import MIMNConfig
 
-    sizes = ("vocab_size", "num_classes", "wide_pairs", "wide_aspects")   # known from the data, not params
+    sizes = ("vocab_size", "num_classes", "wide_pairs", "wide_aspects")  # known from the data, not params
     mimn = {f.name: f.default for f in dataclasses.fields(MIMNConfig) if f.name not in sizes}
     assert mimn == {k: v for k, v in dataclasses.asdict(ModelParams()).items() if k in mimn}
 
 
-def _set(workdir, section, **values):
+def _set(workdir, section, **values):  # noqa: F811  (the fixture's name, passed on as a plain value)
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params[section].update(values)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
@@ -115,7 +120,7 @@ def test_linear_family_runs_through_the_same_stages(workdir):  # noqa: F811
     assert evaluate.main(["--params", "params.yaml"]) == 0
     test = json.loads((workdir / "reports/test_detail.json").read_text())
     assert test["family"] == "linear"
-    assert test["accuracy"] == pytest.approx(test["linear_baseline"]["accuracy"])   # same data, same fit
+    assert test["accuracy"] == pytest.approx(test["linear_baseline"]["accuracy"])  # same data, same fit
     assert test["majority_baseline"]["accuracy"] > 0
 
 

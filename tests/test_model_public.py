@@ -6,6 +6,7 @@ baseline, balanced class weights, 8 epochs). `MULTIZOL_TEST_EPOCHS` caps the epo
 
 Measured (docs/model-tuning.md, round 3): seed 42 reaches 0.472 / 0.349 / 0.475 against the majority class's
 0.467 / 0.127 / 0.298 and the linear baseline's 0.481 / 0.331 / 0.482."""
+
 from __future__ import annotations
 
 import json
@@ -23,10 +24,12 @@ from pipeline.schema import FEATURES_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLIC = Path(os.environ.get("MULTIZOL_PUBLIC", REPO.parent / "shared/data/multizol-public"))
-EPOCHS = int(os.environ.get("MULTIZOL_TEST_EPOCHS", "0"))   # 0: params.yaml's train.max_epochs
+EPOCHS = int(os.environ.get("MULTIZOL_TEST_EPOCHS", "0"))  # 0: params.yaml's train.max_epochs
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (PUBLIC / "zol_Train_jieba.txt").is_file(), reason=f"{PUBLIC} not present")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (PUBLIC / "zol_Train_jieba.txt").is_file(), reason=f"{PUBLIC} not present"),
+]
 
 
 def _run(args: list[str], cwd: Path) -> None:

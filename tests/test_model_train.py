@@ -1,4 +1,5 @@
 """model.train and model.evaluate end to end on tiny synthetic Parquet files; labels, embeddings, data."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
+from test_model_synthetic import write_dataset
 
 from model import evaluate, train
 from model.config import Settings
@@ -17,14 +19,30 @@ from model.data import read_features
 from model.embeddings import build_word_vectors
 from model.labels import LabelMap
 from model.vocab import Vocab
-from test_model_synthetic import write_dataset
 
 TINY_PARAMS = {
-    "model": {"variant": "mimn", "hops": 2, "embed_dim": 16, "hidden_dim": 8, "max_text_len": 320,
-              "max_aspect_len": 4, "max_images": 5, "dropout": 0.5},
+    "model": {
+        "variant": "mimn",
+        "hops": 2,
+        "embed_dim": 16,
+        "hidden_dim": 8,
+        "max_text_len": 320,
+        "max_aspect_len": 4,
+        "max_images": 5,
+        "dropout": 0.5,
+    },
     "embeddings": {"source": "sgns", "epochs": 1, "window": 3, "negative": 3, "min_count": 1},
-    "train": {"seed": 3, "classes": 10, "lr": 0.01, "batch_size": 32, "max_epochs": 3, "patience": 2,
-              "min_word_count": 1, "device": "cpu", "num_threads": 1},
+    "train": {
+        "seed": 3,
+        "classes": 10,
+        "lr": 0.01,
+        "batch_size": 32,
+        "max_epochs": 3,
+        "patience": 2,
+        "min_word_count": 1,
+        "device": "cpu",
+        "num_threads": 1,
+    },
 }
 
 
@@ -50,12 +68,34 @@ def test_train_then_evaluate_write_every_output(workdir, capsys):
     assert train.main(["--params", "params.yaml"]) == 0
     metrics = json.loads((workdir / "reports/train_detail.json").read_text())
     assert json.loads((workdir / "metrics/train.json").read_text()) == {
-        "train_pairs": 120, "dev_pairs": 30, "best_epoch": metrics["best_epoch"], "dev_macro_f1": metrics["dev"]["macro_f1"]}
-    assert set(metrics) == {"best_epoch", "dev", "epochs_run", "stopped_early", "train_pairs", "dev_pairs",
-                            "vocab_size", "embedding_source", "embedding_coverage", "num_classes", "parameters",
-                            "device", "family", "embedding_vectors_skipped_nonfinite", "trainable_parameters", "seeds",
-                            "dev_by_seed", "visual_memory", "train_pairs_with_image", "dev_pairs_with_image",
-                            "wide_path"}
+        "train_pairs": 120,
+        "dev_pairs": 30,
+        "best_epoch": metrics["best_epoch"],
+        "dev_macro_f1": metrics["dev"]["macro_f1"],
+    }
+    assert set(metrics) == {
+        "best_epoch",
+        "dev",
+        "epochs_run",
+        "stopped_early",
+        "train_pairs",
+        "dev_pairs",
+        "vocab_size",
+        "embedding_source",
+        "embedding_coverage",
+        "num_classes",
+        "parameters",
+        "device",
+        "family",
+        "embedding_vectors_skipped_nonfinite",
+        "trainable_parameters",
+        "seeds",
+        "dev_by_seed",
+        "visual_memory",
+        "train_pairs_with_image",
+        "dev_pairs_with_image",
+        "wide_path",
+    }
     # the wide path started as the linear baseline, fitted on train with C chosen on dev
     assert metrics["wide_path"]["init"] == "linear" and metrics["wide_path"]["stacking_folds"] == 0
     assert metrics["wide_path"]["linear_c"] in (0.1, 0.3, 1.0, 3.0, 10.0) and metrics["wide_path"]["pair_features"] > 0
@@ -82,18 +122,38 @@ def test_train_then_evaluate_write_every_output(workdir, capsys):
     assert evaluate.main(["--params", "params.yaml"]) == 0
     test = json.loads((workdir / "reports/test_detail.json").read_text())
     assert json.loads((workdir / "metrics/test.json").read_text()) == {
-        key: test[key] for key in ("accuracy", "weighted_f1", "macro_f1", "pairs", "pairs_without_usable_image")}
-    assert {"accuracy", "macro_f1", "weighted_f1", "note", "per_aspect", "per_class", "majority_baseline",
-            "ablation_no_images", "pairs", "pairs_without_usable_image"} <= set(test)
+        key: test[key] for key in ("accuracy", "weighted_f1", "macro_f1", "pairs", "pairs_without_usable_image")
+    }
+    assert {
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "note",
+        "per_aspect",
+        "per_class",
+        "majority_baseline",
+        "ablation_no_images",
+        "pairs",
+        "pairs_without_usable_image",
+    } <= set(test)
     assert "average='weighted'" in test["note"]
     assert test["pairs"] == 6 * 6 and sorted(test["per_aspect"]) == sorted(
-        ["price_performance", "performance", "battery", "appearance", "camera", "screen"])
+        ["price_performance", "performance", "battery", "appearance", "camera", "screen"]
+    )
     assert set(test["ablation_no_images"]) == {"accuracy", "macro_f1", "per_aspect"}
     predictions = pq.read_table(workdir / "reports/predictions.parquet").to_pandas()
-    assert list(predictions.columns) == ["review_id", "aspect", "score", "predicted_score", "label",
-                                         "predicted_label", "probabilities"]
+    assert list(predictions.columns) == [
+        "review_id",
+        "aspect",
+        "score",
+        "predicted_score",
+        "label",
+        "predicted_label",
+        "probabilities",
+    ]
     assert predictions[["review_id", "aspect"]].equals(
-        predictions[["review_id", "aspect"]].sort_values(["review_id", "aspect"]).reset_index(drop=True))
+        predictions[["review_id", "aspect"]].sort_values(["review_id", "aspect"]).reset_index(drop=True)
+    )
     assert (predictions["label"] == predictions["score"] - 1).all()
     assert (predictions["predicted_score"] == predictions["predicted_label"] + 1).all()
     assert np.allclose(np.stack(predictions["probabilities"]).sum(1), 1.0, atol=1e-5)
@@ -112,9 +172,14 @@ def test_two_seeded_runs_give_identical_metrics_and_weights(workdir):
     for _ in range(2):
         assert train.main(["--params", "params.yaml"]) == 0
         metrics = json.loads((workdir / "reports/train_detail.json").read_text())
-        runs.append((metrics, (workdir / "plots/train_curve.csv").read_text(),
-                     torch.load(workdir / "models/mimn.pt", weights_only=True)["model"],
-                     (workdir / "models/mimn.pt").read_bytes()))
+        runs.append(
+            (
+                metrics,
+                (workdir / "plots/train_curve.csv").read_text(),
+                torch.load(workdir / "models/mimn.pt", weights_only=True)["model"],
+                (workdir / "models/mimn.pt").read_bytes(),
+            )
+        )
     assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
     assert all(torch.equal(runs[0][2][k], runs[1][2][k]) for k in runs[0][2])
     assert runs[0][3] == runs[1][3], "the checkpoint file's bytes differ between two seeded runs"
@@ -141,7 +206,7 @@ def test_unusable_images_are_dropped_and_features_standardised(workdir):
     prepared = train.prepare(Settings.from_params({**TINY_PARAMS, "embeddings": {"source": "random"}}))
     dataset = prepared.datasets["train"]
     frame = pd.read_parquet("data/segmented/train.parquet").sort_values(["review_id", "aspect"]).reset_index(drop=True)
-    for paths, rows in zip(frame["image_paths"], dataset.image_rows):
+    for paths, rows in zip(frame["image_paths"], dataset.image_rows, strict=False):
         usable = [p for p in paths if p != "data/raw/images/full/img003.jpg"][:5]
         assert rows.tolist() == [features.index[p] for p in usable]
     used = sorted({int(r) for rows in dataset.image_rows for r in rows})
@@ -169,10 +234,8 @@ def test_word2vec_text_file_vectors_are_loaded_and_coverage_reported(tmp_path):
     assert vectors.weights[2].tolist() == [1, 2, 3, 4] and vectors.weights[3].tolist() == [-1, -2, -3, -4]
     assert vectors.coverage() == pytest.approx(2 / 3)
     assert torch.equal(vectors.weights[0], torch.zeros(4))
-    sgns = build_word_vectors(vocab, "sgns", 4, seed=0, train_sentences=[["好", "差"]] * 5,
-                              sgns_params={"epochs": 1})
-    again = build_word_vectors(vocab, "sgns", 4, seed=0, train_sentences=[["好", "差"]] * 5,
-                               sgns_params={"epochs": 1})
+    sgns = build_word_vectors(vocab, "sgns", 4, seed=0, train_sentences=[["好", "差"]] * 5, sgns_params={"epochs": 1})
+    again = build_word_vectors(vocab, "sgns", 4, seed=0, train_sentences=[["好", "差"]] * 5, sgns_params={"epochs": 1})
     assert sgns.found == 2 and torch.equal(sgns.weights, again.weights)
 
 

@@ -1,6 +1,7 @@
 """MIMN's wide path (model.word_evidence): the linear baseline's scorer inside the model. It reproduces the fitted
 baseline's probabilities exactly, ignores padding, tells aspects apart, has its own optimiser settings, trains
 beside out-of-fold linear logits (stacking) and survives a checkpoint round trip."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_model_mimn import SMALL, make_batch, one_thread, pad_with_garbage  # noqa: F401  (fixture)
+from test_model_train import TINY_PARAMS
 
 from common.errors import UserError
 from model.config import MIMNConfig, Settings
@@ -20,8 +23,6 @@ from model.mimn import MIMN
 from model.train import make_optimizer
 from model.vocab import build_vocab
 from model.word_evidence import WordEvidence, aspect_keys, linear_tables
-from test_model_mimn import SMALL, make_batch, one_thread, pad_with_garbage  # noqa: F401  (fixture)
-from test_model_train import TINY_PARAMS
 
 WIDE = dict(SMALL, word_evidence=True, wide_pairs=30, wide_aspects=3)
 PLAIN = dict(SMALL, word_evidence=False)
@@ -39,8 +40,15 @@ def review_frame(n_reviews: int = 60, seed: int = 0) -> pd.DataFrame:
         tokens = [str(w) for w in rng.choice(WORDS, size=int(rng.integers(3, 12)))]
         for aspect in rng.choice(list(ASPECTS), size=int(rng.integers(1, 4)), replace=False):
             score = int(np.clip(5 + 3 * tokens.count("好") - 3 * tokens.count("差") + rng.integers(-1, 2), 1, 10))
-            rows.append({"review_id": f"r{r:03d}", "aspect": str(aspect), "tokens": tokens,
-                         "aspect_tokens": ASPECTS[str(aspect)], "score": score})
+            rows.append(
+                {
+                    "review_id": f"r{r:03d}",
+                    "aspect": str(aspect),
+                    "tokens": tokens,
+                    "aspect_tokens": ASPECTS[str(aspect)],
+                    "score": score,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -49,7 +57,7 @@ def fitted_wide_path(frame: pd.DataFrame, num_classes: int = 10, c: float = 1.0)
     vocab = build_vocab(frame["tokens"], frame["aspect_tokens"])
     y = frame["score"].to_numpy() - 1
     linear = fit_one(frame, y, num_classes, c, seed=0)
-    aspects = {a: vocab.encode(t, 4).tolist() for a, t in zip(frame["aspect"], frame["aspect_tokens"])}
+    aspects = {a: vocab.encode(t, 4).tolist() for a, t in zip(frame["aspect"], frame["aspect_tokens"], strict=False)}
     tables = linear_tables(linear, list(vocab.tokens), aspects)
     wide = WordEvidence(len(vocab), num_classes, len(tables["pair_keys"]), len(tables["aspect_keys"])).eval()
     wide.load_linear(tables)
@@ -85,13 +93,13 @@ def test_the_wide_path_gives_exactly_the_linear_baselines_probabilities(c):
     """Same TF-IDF (sublinear tf, smoothed IDF, L2 norm over word, (aspect, word) and aspect features) and the same
     coefficients: on pairs it never saw, and with words it does not know, the probabilities agree to 1e-5."""
     train, unseen = review_frame(60, seed=0), review_frame(25, seed=1)
-    unseen.loc[0, "tokens"] = ["好", "从没见过", "好", "好"]        # an unknown word and a repeated one
+    unseen.loc[0, "tokens"] = ["好", "从没见过", "好", "好"]  # an unknown word and a repeated one
     vocab, linear, wide = fitted_wide_path(train, c=c)
     for frame in (train, unseen):
         with torch.no_grad():
             probs = torch.softmax(wide(**wide_inputs(frame, vocab)).double(), -1).numpy()
         np.testing.assert_allclose(probs, linear.predict_proba(frame), atol=1e-5)
-    assert (linear.predict_proba(unseen)[:, linear.classes].max(1) < 0.99).any()   # a model, not a lookup
+    assert (linear.predict_proba(unseen)[:, linear.classes].max(1) < 0.99).any()  # a model, not a lookup
 
 
 def test_classes_absent_from_training_get_no_probability():
@@ -120,7 +128,7 @@ def trained_wide_model(seed: int = 0) -> MIMN:
         for name in ("words", "pairs", "aspects", "bias"):
             getattr(model.word_evidence, name).normal_()
         model.word_evidence.word_idf.uniform_(0.5, 2.0)
-        model.word_evidence.word_idf[0] = 0   # <pad>
+        model.word_evidence.word_idf[0] = 0  # <pad>
         model.word_evidence.pair_keys.copy_(torch.arange(30) * 7)
         model.word_evidence.pair_idf.uniform_(0.5, 2.0)
     return model
@@ -164,7 +172,9 @@ def test_the_wide_path_alone_learns_which_words_carry_which_class_per_aspect():
     optimizer = torch.optim.Adam(wide.parameters(), lr=0.1)
     for _ in range(100):
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(wide(text, torch.tensor([2] * 4), aspects, torch.tensor([1] * 4)), targets)
+        loss = torch.nn.functional.cross_entropy(
+            wide(text, torch.tensor([2] * 4), aspects, torch.tensor([1] * 4)), targets
+        )
         loss.backward()
         optimizer.step()
     assert torch.equal(wide(text, torch.tensor([2] * 4), aspects, torch.tensor([1] * 4)).argmax(-1), targets)
@@ -191,13 +201,14 @@ def test_out_of_fold_logits_come_from_models_that_never_saw_the_review():
     assert oof.shape == (len(frame), 10) and np.isfinite(oof).all()
     # refit without the first pair's review (and its fold mates): the same logits for that review's pairs
     from sklearn.model_selection import GroupKFold
+
     for fitted, held_out in GroupKFold(n_splits=5).split(np.zeros(len(frame)), y, frame["review_id"]):
         assert not set(frame["review_id"].iloc[fitted]) & set(frame["review_id"].iloc[held_out])
         if 0 in held_out:
             alone = fit_one(frame.iloc[fitted], y[fitted], 10, 1.0, seed=0).logits(frame.iloc[held_out])
             np.testing.assert_allclose(oof[held_out], alone, rtol=1e-5, atol=1e-5)
     in_sample = fit_one(frame, y, 10, 1.0, seed=0).logits(frame)
-    assert (in_sample.argmax(1) == y).mean() > (oof.argmax(1) == y).mean()   # in-sample logits flatter the model
+    assert (in_sample.argmax(1) == y).mean() > (oof.argmax(1) == y).mean()  # in-sample logits flatter the model
 
 
 def test_mimn_uses_given_wide_logits_instead_of_its_own_path():
@@ -207,8 +218,9 @@ def test_mimn_uses_given_wide_logits_instead_of_its_own_path():
     with torch.no_grad():
         own = model(**inputs)
         stacked = model(**inputs, wide_logits=given)
-        deep_only = own - model.word_evidence(inputs["text_ids"], inputs["text_lengths"], inputs["aspect_ids"],
-                                              inputs["aspect_lengths"])
+        deep_only = own - model.word_evidence(
+            inputs["text_ids"], inputs["text_lengths"], inputs["aspect_ids"], inputs["aspect_lengths"]
+        )
     torch.testing.assert_close(stacked, deep_only + given, atol=1e-5, rtol=0)
 
 
@@ -228,7 +240,8 @@ def test_the_wide_path_gets_its_own_learning_rate_and_weight_decay():
     assert group[id(model.word_evidence.pairs)]["lr"] == pytest.approx(0.1 * settings.train.lr)
     assert group[id(model.classifier.weight)]["weight_decay"] == 0.01
     assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == sum(
-        p.numel() for p in model.parameters())
+        p.numel() for p in model.parameters()
+    )
 
 
 @pytest.mark.parametrize("train", [dict(wide_folds=5), dict(wide_folds=0, wide_lr_scale=0.0)])
@@ -243,8 +256,11 @@ def test_stacking_or_a_zero_scale_keeps_the_wide_path_as_fitted(train):
 def test_a_checkpoint_from_before_the_flag_rebuilds_as_plain_mimn():
     torch.manual_seed(0)
     model = MIMN(MIMNConfig(**PLAIN)).eval()
-    config = {k: v for k, v in dataclasses.asdict(model.config).items()
-              if k not in ("word_evidence", "wide_dropout", "wide_pairs", "wide_aspects")}
+    config = {
+        k: v
+        for k, v in dataclasses.asdict(model.config).items()
+        if k not in ("word_evidence", "wide_dropout", "wide_pairs", "wide_aspects")
+    }
     restored = rebuild_model({"family": "mimn", "config": config, "model": model.state_dict()})
     assert restored.word_evidence is None
 

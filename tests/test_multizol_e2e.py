@@ -1,6 +1,7 @@
 """End to end on real data: the public part of the Multi-ZOL release (text only) through `dvc repro` in a temporary
 copy of the repository, with a small training budget. Skipped where the data folder is absent (env var
 MULTIZOL_PUBLIC, default <repo>/../shared/data/multizol-public)."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from test_pipeline_e2e import REPO, _copy_project, _run
 
 from pipeline.schema import FEATURES_SCHEMA, SEGMENTED_SCHEMA, SPLITS
-from test_pipeline_e2e import REPO, _copy_project, _run
 
 pytestmark = pytest.mark.slow
 
@@ -70,12 +71,12 @@ def test_every_pair_accounted_for(release_run):
     assert imported["reviews_with_image"] == 0 and cleaned["text_only_reviews_out"] == cleaned["reviews_out"]
     assert cleaned["records_in"] == imported["reviews"]
     rejected = pq.read_table(root / "data/clean/rejected.parquet").to_pylist()
-    assert {r["reason"] for r in rejected} <= {"no_text"}             # real release lines are all well-formed
+    assert {r["reason"] for r in rejected} <= {"no_text"}  # real release lines are all well-formed
     pairs_of_dropped_records = sum(len(json.loads(r["raw"])["scores"]) for r in rejected if r["aspect"] is None)
     pairs_dropped = sum(1 for r in rejected if r["aspect"] is not None)
     assert cleaned["pairs_out"] + pairs_of_dropped_records + pairs_dropped == imported["pairs"]  # nothing lost
     assert sum(m["pairs"] for m in split["splits"].values()) == cleaned["pairs_out"]
-    assert split["overlap"]["reviews_in_several_splits"] == 0          # the public part is split by review
+    assert split["overlap"]["reviews_in_several_splits"] == 0  # the public part is split by review
 
 
 def test_presegmented_words_kept_and_counted(release_run):

@@ -3,6 +3,7 @@ in a temporary copy of the repository on the generated sample (16 products of bo
 no-op re-run, and a forced re-run of the data stages that must write identical bytes. The trained model must have
 learnt the sample: clearly better than the majority class, and on the camera aspect (whose score the sample's photos
 carry, while the text often does not mention it) better than the same model with its image memory masked."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,16 +23,22 @@ from pipeline.schema import FEATURES_SCHEMA, PAIRS_SCHEMA, REJECTED_SCHEMA, SEGM
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-SKIPPED_IN_COPY = ("tests/", "bench/")   # and every dvc.lock: the copy runs the pipeline from scratch
+SKIPPED_IN_COPY = ("tests/", "bench/")  # and every dvc.lock: the copy runs the pipeline from scratch
 SOURCE_STAGES = ["sources/zol/dvc.yaml:sample_site", "sources/zol/dvc.yaml:crawl"]
 STAGES = ["clean", "split", "segment", "features", "train", "evaluate"]
 # Files whose bytes must be identical after a forced re-run (a mirror crawl is stamped with the mirror's date).
 DATA_STAGES = [*SOURCE_STAGES, "clean", "split", "segment", "features"]
 DETERMINISTIC_OUTPUTS = [
-    "data/sample_site/manifest.json", "data/raw/zol/reviews.jsonl",
-    "data/clean/pairs.parquet", "data/clean/rejected.parquet",
-    *[f"data/splits/{s}.parquet" for s in SPLITS], *[f"data/segmented/{s}.parquet" for s in SPLITS],
-    "data/features/images.parquet", "metrics/clean.json", "metrics/split.json", "reports/clean_detail.json",
+    "data/sample_site/manifest.json",
+    "data/raw/zol/reviews.jsonl",
+    "data/clean/pairs.parquet",
+    "data/clean/rejected.parquet",
+    *[f"data/splits/{s}.parquet" for s in SPLITS],
+    *[f"data/segmented/{s}.parquet" for s in SPLITS],
+    "data/features/images.parquet",
+    "metrics/clean.json",
+    "metrics/split.json",
+    "reports/clean_detail.json",
     "reports/split_detail.json",
 ]
 # `dvc metrics show` prints one table of every metrics file (a column per key of them all): the headline keys only
@@ -42,8 +49,13 @@ README_REVIEW = "拍照很清晰，夜景也不错，电池能用一天半，屏
 
 def _copy_project(dest: Path) -> None:
     """Copy what git tracks (and what is about to be added), as a fresh clone would have it."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.splitlines()
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     for name in listed:
         if name.startswith(SKIPPED_IN_COPY) or name.endswith("dvc.lock") or not (REPO / name).is_file():
             continue
@@ -67,8 +79,7 @@ def _offline_params(path: Path) -> None:
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=str(cwd))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(cwd))
     env.pop("ZOL_CRAWLED_AT", None)
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
@@ -94,7 +105,7 @@ def test_every_stage_ran_and_lock_written(repro_repo: Path) -> None:
     assert sorted(lock["stages"]) == sorted(STAGES)
     source_lock = yaml.safe_load((repro_repo / "sources/zol/dvc.lock").read_text(encoding="utf-8"))
     assert sorted(source_lock["stages"]) == ["crawl", "sample_site"]
-    assert not (repro_repo / "sources/multizol/dvc.lock").exists()      # the other source is not part of this run
+    assert not (repro_repo / "sources/multizol/dvc.lock").exists()  # the other source is not part of this run
     assert not (repro_repo / "data/raw/multizol").exists()
     status = _run(["dvc", "status", "evaluate"], repro_repo)
     assert "up to date" in status.stdout
@@ -102,7 +113,10 @@ def test_every_stage_ran_and_lock_written(repro_repo: Path) -> None:
 
 def test_crawl_matches_mirror_manifest(repro_repo: Path) -> None:
     manifest = json.loads((repro_repo / "data/sample_site/manifest.json").read_text(encoding="utf-8"))
-    reviews = [json.loads(line) for line in (repro_repo / "data/raw/zol/reviews.jsonl").read_text(encoding="utf-8").splitlines()]
+    reviews = [
+        json.loads(line)
+        for line in (repro_repo / "data/raw/zol/reviews.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert sorted(r["review_id"] for r in reviews) == sorted(r["review_id"] for r in manifest["reviews"])
     expected = {r["review_id"]: r for r in manifest["reviews"]}
     for review in reviews:
@@ -140,13 +154,16 @@ def test_model_artefacts_and_metrics(repro_repo: Path) -> None:
     assert {"model", "config", "vocab", "labels", "epoch", "metrics"} <= set(checkpoint)
     test_metrics = json.loads((repro_repo / "metrics/test.json").read_text(encoding="utf-8"))
     detail = json.loads((repro_repo / "reports/test_detail.json").read_text(encoding="utf-8"))
-    assert test_metrics == {key: detail[key] for key in
-                            ("accuracy", "weighted_f1", "macro_f1", "pairs", "pairs_without_usable_image")}
+    assert test_metrics == {
+        key: detail[key] for key in ("accuracy", "weighted_f1", "macro_f1", "pairs", "pairs_without_usable_image")
+    }
     for key in ("accuracy", "macro_f1", "weighted_f1"):
         assert 0.0 <= test_metrics[key] <= 1.0
     train_metrics = json.loads((repro_repo / "metrics/train.json").read_text(encoding="utf-8"))
-    assert train_metrics["train_pairs"] + train_metrics["dev_pairs"] + test_metrics["pairs"] == json.loads(
-        (repro_repo / "metrics/clean.json").read_text(encoding="utf-8"))["pairs"]
+    assert (
+        train_metrics["train_pairs"] + train_metrics["dev_pairs"] + test_metrics["pairs"]
+        == json.loads((repro_repo / "metrics/clean.json").read_text(encoding="utf-8"))["pairs"]
+    )
     for rel in ("reports/confusion.png", "reports/learning_curve.png", "reports/predictions.parquet"):
         assert (repro_repo / rel).stat().st_size > 0
 
@@ -156,9 +173,12 @@ def test_readme_predict_example_scores_six_aspects_and_evaluate_wrote_pages(repr
     proc = _run([sys.executable, "-m", "model.predict", "--text", README_REVIEW], repro_repo)
     result = json.loads(proc.stdout)
     assert sorted(result["aspects"]) == sorted(
-        ["price_performance", "performance", "battery", "appearance", "camera", "screen"])
+        ["price_performance", "performance", "battery", "appearance", "camera", "screen"]
+    )
     assert all(1 <= a["predicted_score"] <= 10 for a in result["aspects"].values())
-    assert (repro_repo / "reports/explain/index.html").is_file() and list((repro_repo / "reports/explain").glob("*.html"))
+    assert (repro_repo / "reports/explain/index.html").is_file() and list(
+        (repro_repo / "reports/explain").glob("*.html")
+    )
 
 
 def test_model_learns_the_sample_and_uses_its_images(repro_repo: Path) -> None:
@@ -172,7 +192,7 @@ def test_model_learns_the_sample_and_uses_its_images(repro_repo: Path) -> None:
     camera = metrics["per_aspect"]["camera"]
     camera_without_images = metrics["ablation_no_images"]["per_aspect"]["camera"]["accuracy"]
     assert camera["pairs"] == 24
-    assert (camera["accuracy"] - camera_without_images) * camera["pairs"] >= 2 - 1e-6   # two more pairs right
+    assert (camera["accuracy"] - camera_without_images) * camera["pairs"] >= 2 - 1e-6  # two more pairs right
 
 
 def test_dvc_metrics_show_and_checkout_are_quiet(repro_repo: Path) -> None:
@@ -182,8 +202,9 @@ def test_dvc_metrics_show_and_checkout_are_quiet(repro_repo: Path) -> None:
     assert shown.stderr == ""
     lines = shown.stdout.splitlines()
     assert max(len(line) for line in lines) <= METRICS_SHOW_WIDTH, lines[0]
-    assert {line.split()[0] for line in lines[1:]} == {f"metrics/{name}.json" for name in
-                                                       ("clean", "split", "segment", "features", "train", "test")}
+    assert {line.split()[0] for line in lines[1:]} == {
+        f"metrics/{name}.json" for name in ("clean", "split", "segment", "features", "train", "test")
+    }
     checkout = _run(["dvc", "checkout"], repro_repo)
     assert "WARNING" not in checkout.stdout + checkout.stderr and "ERROR" not in checkout.stdout + checkout.stderr
 
@@ -210,10 +231,10 @@ def test_a_second_machine_pulls_from_a_dvc_remote_and_reproduces_nothing(repro_r
     clone = tmp_path / "second-machine"
     _run(["git", "clone", "-q", str(repro_repo), str(clone)], tmp_path)
     assert not (clone / "models/mimn.pt").exists()
-    _run(["dvc", "pull", "--with-deps", "evaluate"], clone)   # this pipeline's outputs (not another source's)
+    _run(["dvc", "pull", "--with-deps", "evaluate"], clone)  # this pipeline's outputs (not another source's)
     assert _digest(clone / "models/mimn.pt") == _digest(repro_repo / "models/mimn.pt")
     assert _digest(clone / "data/features/cache.parquet") == _digest(repro_repo / "data/features/cache.parquet")
-    status = _run(["dvc", "status", "--with-deps", "evaluate"], clone)   # the source that was run, not the other
+    status = _run(["dvc", "status", "--with-deps", "evaluate"], clone)  # the source that was run, not the other
     assert "up to date" in status.stdout, status.stdout
     idle = _run(["dvc", "repro"], clone)
     assert "Running stage" not in idle.stdout

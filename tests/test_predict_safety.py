@@ -2,6 +2,7 @@
 what the evaluate stage scores; a broken checkpoint, a hostile raw line, a Parquet file of another shape and
 outputs that cannot be written are each one line (or a rejected row with its reason), never a traceback. And the
 checkpoint tells predict what it was trained on: the generated sample, and aspects with few training pairs."""
+
 from __future__ import annotations
 
 import json
@@ -16,22 +17,25 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
-
-from model import evaluate, predict, train
-from model.families import FAMILIES, build_model
-from model.predict import TEXT_ONLY_FAMILIES
-from pipeline.io import read_frame, write_frame
-from pipeline.schema import SEGMENTED_SCHEMA
-from pipeline.segment import SegmentParams, aspect_token_column
 from test_model_mimn import make_batch
 from test_model_synthetic import SENTIMENT_WORDS, write_dataset
 from test_model_train import TINY_PARAMS
 from test_predict import ASPECTS, SEGMENT, TorchState, run_predict
 
+from model import evaluate, train
+from model.families import FAMILIES, build_model
+from model.predict import TEXT_ONLY_FAMILIES
+from pipeline.io import read_frame, write_frame
+from pipeline.schema import SEGMENTED_SCHEMA
+from pipeline.segment import SegmentParams, aspect_token_column
+
 REPO = Path(__file__).resolve().parents[1]
 # where the raw reviews came from, as params.yaml says it for the generated sample (model/provenance.py)
-SAMPLE_SOURCE = {"sample": {"out": "data/sample_site"}, "crawl": {"out": "data/raw/zol", "mirror": "data/sample_site"},
-                 "data": {"raw": "data/raw/zol"}}
+SAMPLE_SOURCE = {
+    "sample": {"out": "data/sample_site"},
+    "crawl": {"out": "data/raw/zol", "mirror": "data/sample_site"},
+    "data": {"raw": "data/raw/zol"},
+}
 
 
 def build_family(root: Path, family: str) -> None:
@@ -116,8 +120,9 @@ def test_text_only_families_are_those_that_ignore_the_images(family):
     model = build_model(family, sizes, vocab_size=50, num_classes=10).eval()
     inputs = make_batch()
     with torch.no_grad():
-        changed = not torch.allclose(model(**{**inputs, "images": torch.randn_like(inputs["images"])}),
-                                     model(**inputs), atol=1e-6)
+        changed = not torch.allclose(
+            model(**{**inputs, "images": torch.randn_like(inputs["images"])}), model(**inputs), atol=1e-6
+        )
     assert changed == (family not in TEXT_ONLY_FAMILIES)
 
 
@@ -127,7 +132,7 @@ def test_the_checkpoint_records_its_data_source_and_aspect_pairs_and_predict_say
     train_split = read_frame("data/segmented/train.parquet")
     assert ckpt["data_source"] == "sample"
     assert ckpt["aspect_train_pairs"] == train_split["aspect"].value_counts().sort_index().to_dict()
-    assert "screen" not in ckpt["aspect_train_pairs"]   # the synthetic train split has no screen pair
+    assert "screen" not in ckpt["aspect_train_pairs"]  # the synthetic train split has no screen pair
 
     code, out, err = run_predict(capsys, "--text", "手机 不错", "--min-aspect-pairs", "10")
     assert code == 0, err
@@ -136,15 +141,16 @@ def test_the_checkpoint_records_its_data_source_and_aspect_pairs_and_predict_say
     aspects = json.loads(out)["aspects"]
     assert aspects["screen"]["few_training_pairs"] is True and aspects["screen"]["training_pairs"] == 0
     assert aspects["battery"] == {**aspects["battery"], "few_training_pairs": False, "training_pairs": 24}
-    code, out, _ = run_predict(capsys, "--text", "手机 不错")   # the default threshold, 30: 24 pairs are few
+    code, out, _ = run_predict(capsys, "--text", "手机 不错")  # the default threshold, 30: 24 pairs are few
     assert all(e["few_training_pairs"] for e in json.loads(out)["aspects"].values())
 
     # a checkpoint from before these fields: loads, and says it does not know
     for key in ("data_source", "aspect_train_pairs"):
         del ckpt[key]
     torch.save(ckpt, tmp_path / "old.pt")
-    code, out, err = run_predict(capsys, "--text", "手机 不错", "--model", str(tmp_path / "old.pt"),
-                                 "--out", str(tmp_path / "old.parquet"))
+    code, out, err = run_predict(
+        capsys, "--text", "手机 不错", "--model", str(tmp_path / "old.pt"), "--out", str(tmp_path / "old.parquet")
+    )
     assert code == 0, err
     assert "training data unknown" in err and "training pairs per aspect: unknown" in err
     rows = pd.read_parquet(tmp_path / "old.parquet")
@@ -153,6 +159,7 @@ def test_the_checkpoint_records_its_data_source_and_aspect_pairs_and_predict_say
 
 
 # ---- checkpoints that are not checkpoints ---------------------------------------------------------------------
+
 
 def one_line_error(capsys, *args: str) -> str:
     code, out, err = run_predict(capsys, *args)
@@ -172,22 +179,26 @@ def test_a_broken_checkpoint_is_one_line(family_dir, capsys, tmp_path):
     if ckpt["family"] != "linear":
         del ckpt["vocab"]
         torch.save(ckpt, tmp_path / "novocab.pt")
-        assert "vocab is not a list of words" in one_line_error(capsys, "--text", "手机", "--model",
-                                                                str(tmp_path / "novocab.pt"))
+        assert "vocab is not a list of words" in one_line_error(
+            capsys, "--text", "手机", "--model", str(tmp_path / "novocab.pt")
+        )
     assert "is a folder" in one_line_error(capsys, "--text", "手机", "--model", str(tmp_path))
 
 
 # ---- bad input and outputs -------------------------------------------------------------------------------------
 
+
 def test_hostile_raw_lines_are_rejected_rows_with_reasons(family_dir, capsys, tmp_path):
     raw = tmp_path / "raw"
     (raw / "images").mkdir(parents=True)
     good = {"review_id": "ok1", "title": f"手机 不错 {SENTIMENT_WORDS[8]}", "scores": {"续航": 8}}
-    lines = [json.dumps(good, ensure_ascii=False),
-             "[" * 100_000 + "]" * 100_000,
-             json.dumps({**good, "review_id": "nul", "images": [{"url": "u", "path": "a\x00b.jpg"}]}),
-             json.dumps({**good, "review_id": "sur\ud800"}),
-             json.dumps({**good, "review_id": "up", "images": [{"url": "u", "path": "../../etc/passwd"}]})]
+    lines = [
+        json.dumps(good, ensure_ascii=False),
+        "[" * 100_000 + "]" * 100_000,
+        json.dumps({**good, "review_id": "nul", "images": [{"url": "u", "path": "a\x00b.jpg"}]}),
+        json.dumps({**good, "review_id": "sur\ud800"}),
+        json.dumps({**good, "review_id": "up", "images": [{"url": "u", "path": "../../etc/passwd"}]}),
+    ]
     (raw / "reviews.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     code, _, err = run_predict(capsys, "--input", str(raw / "reviews.jsonl"), "--out", str(tmp_path / "p.jsonl"))
     assert code == 0, err
@@ -205,7 +216,7 @@ def test_a_parquet_input_of_another_shape_is_one_line(family_dir, capsys, tmp_pa
     corrupt = tmp_path / "corrupt.parquet"
     corrupt.write_bytes(b"PAR1" + bytes(range(256)) * 4 + b"PAR1")
     assert "is not a readable Parquet file" in one_line_error(capsys, "--input", str(corrupt))
-    whole = Path("data/segmented/test.parquet").read_bytes()   # a real file cut short
+    whole = Path("data/segmented/test.parquet").read_bytes()  # a real file cut short
     (tmp_path / "cut.parquet").write_bytes(whole[: len(whole) // 2] + whole[-4096:])
     assert "is not a readable Parquet file" in one_line_error(capsys, "--input", str(tmp_path / "cut.parquet"))
 
@@ -213,7 +224,9 @@ def test_a_parquet_input_of_another_shape_is_one_line(family_dir, capsys, tmp_pa
     for column in ("tokens", "image_paths"):
         as_text = frame.assign(**{column: frame[column].map(lambda v: " ".join(v))})
         pq.write_table(pa.Table.from_pandas(as_text, preserve_index=False), tmp_path / f"{column}.parquet")
-        line = one_line_error(capsys, "--input", str(tmp_path / f"{column}.parquet"), "--out", str(tmp_path / "x.jsonl"))
+        line = one_line_error(
+            capsys, "--input", str(tmp_path / f"{column}.parquet"), "--out", str(tmp_path / "x.jsonl")
+        )
         assert f"column '{column}' is " in line and "string, not a list of strings" in line
         assert not (tmp_path / "x.jsonl").exists()
 

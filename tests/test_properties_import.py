@@ -1,5 +1,6 @@
 """Property: any release txt or JSON record into the Multi-ZOL import gives raw records or a one-line error;
 never a traceback, never a file outside --out (and its --counts), never the earlier import lost on an error."""
+
 from __future__ import annotations
 
 import json
@@ -8,34 +9,51 @@ from contextlib import redirect_stderr, redirect_stdout
 from io import StringIO
 from pathlib import Path
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline import import_multizol
 
 EARLIER = b'{"review_id": "from an earlier import"}\n'
 line_text = st.text(st.characters(blacklist_characters="\n"), max_size=12)
-image_line = (line_text | st.lists(st.sampled_from(["..\\img\\a.jpg", "http_undefined", "../img/a.jpg", "", "a\x00b",
-                                                    "x" * 300]) | line_text, max_size=3).map(repr))
+image_line = line_text | st.lists(
+    st.sampled_from(["..\\img\\a.jpg", "http_undefined", "../img/a.jpg", "", "a\x00b", "x" * 300]) | line_text,
+    max_size=3,
+).map(repr)
 aspect_line = st.sampled_from(["外观手感", "拍照效果", "音质"]) | line_text
 score_line = st.sampled_from(["10.0", "8", "nan", "inf", "-1e400", "1_0"]) | st.floats().map(str) | line_text
 txt_group = st.tuples(line_text, image_line, aspect_line, score_line)
 json_leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
-json_value = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=3)
-                          | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
-json_record = st.fixed_dictionaries({}, optional={
-    "review_data": st.text(max_size=10) | json_value,
-    "img_path": st.lists(st.sampled_from(["..\\img\\a.jpg", "http_undefined"]) | st.text(max_size=5), max_size=2)
-                | json_value,
-    "items_score": st.dictionaries(st.sampled_from(["外观手感", "屏幕效果"]) | st.text(max_size=3),
-                                   json_value, max_size=3) | json_value,
-}) | json_value
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+json_record = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "review_data": st.text(max_size=10) | json_value,
+            "img_path": st.lists(
+                st.sampled_from(["..\\img\\a.jpg", "http_undefined"]) | st.text(max_size=5), max_size=2
+            )
+            | json_value,
+            "items_score": st.dictionaries(
+                st.sampled_from(["外观手感", "屏幕效果"]) | st.text(max_size=3), json_value, max_size=3
+            )
+            | json_value,
+        },
+    )
+    | json_value
+)
 
 
 def _import(root: Path) -> tuple[int, str]:
     out, err = StringIO(), StringIO()
     with redirect_stderr(err), redirect_stdout(out):
-        code = import_multizol.main(["--release", str(root / "release"), "--out", str(root / "raw"),
-                                     "--counts", str(root / "counts.json")])
+        code = import_multizol.main(
+            ["--release", str(root / "release"), "--out", str(root / "raw"), "--counts", str(root / "counts.json")]
+        )
     return code, err.getvalue()
 
 
@@ -69,8 +87,9 @@ def test_any_txt_release_is_records_or_one_line(groups, encoding, crlf):
         (root / "release/img").mkdir(parents=True)
         (root / "release/img/a.jpg").write_bytes(b"an image")
         text = "".join(f"{t}\n{i}\n{a}\n{s}\n" for t, i, a, s in groups)
-        (root / "release/zol_Train_jieba.txt").write_bytes(text.replace("\n", "\r\n" if crlf else "\n")
-                                                           .encode(encoding))
+        (root / "release/zol_Train_jieba.txt").write_bytes(
+            text.replace("\n", "\r\n" if crlf else "\n").encode(encoding)
+        )
         _earlier_import(root)
         before = _tree(root / "release")
         records = _check_outcome(root, before, *_import(root))

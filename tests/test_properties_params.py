@@ -1,11 +1,13 @@
 """Property: any values for the keys of the `features` and `clean` params sections give a valid configuration or
 one line naming the key (UserError); never a traceback (Hypothesis, the project's deterministic profile)."""
+
 from __future__ import annotations
 
 import math
 
 import yaml
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from common.errors import UserError
 from common.params import IMAGE_SIZE_RANGE
@@ -13,12 +15,30 @@ from pipeline.clean import CleanParams
 from pipeline.features import PRECISIONS, FeatureConfig
 
 # what a YAML file can hold, plus the values of the real params file
-yaml_leaf = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
-             | st.sampled_from([0, -1, 1, 32, 224, 1024, 1025, 100_000, "auto", "cpu", "cuda", "fp32", "bf16", "random"]))
-yaml_value = st.recursive(yaml_leaf, lambda inner: st.lists(inner, max_size=2)
-                          | st.dictionaries(st.text(max_size=3), inner, max_size=2), max_leaves=4)
-GOOD_FEATURES = {"weights": "random", "image_size": 224, "batch_size": 16, "num_workers": "auto", "device": "cpu",
-                 "max_image_pixels": 40_000_000, "seed": 0, "download_timeout_s": 20, "precision": "auto"}
+yaml_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=6)
+    | st.sampled_from([0, -1, 1, 32, 224, 1024, 1025, 100_000, "auto", "cpu", "cuda", "fp32", "bf16", "random"])
+)
+yaml_value = st.recursive(
+    yaml_leaf,
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+    max_leaves=4,
+)
+GOOD_FEATURES = {
+    "weights": "random",
+    "image_size": 224,
+    "batch_size": 16,
+    "num_workers": "auto",
+    "device": "cpu",
+    "max_image_pixels": 40_000_000,
+    "seed": 0,
+    "download_timeout_s": 20,
+    "precision": "auto",
+}
 GOOD_CLEAN = {"require_image": True, "min_text_chars": 5, "dedupe_same_text": True}
 
 
@@ -33,8 +53,10 @@ def _one_line(error: UserError, section: str) -> None:
     assert "\n" not in message and message.startswith("params.yaml: ") and f"{section}." in message, message
 
 
-@given(st.dictionaries(st.sampled_from(sorted(GOOD_FEATURES)), yaml_value, max_size=4),
-       st.lists(st.sampled_from(sorted(GOOD_FEATURES)), max_size=1))
+@given(
+    st.dictionaries(st.sampled_from(sorted(GOOD_FEATURES)), yaml_value, max_size=4),
+    st.lists(st.sampled_from(sorted(GOOD_FEATURES)), max_size=1),
+)
 def test_features_section_is_a_valid_config_or_one_line(changes, dropped):
     try:
         config = FeatureConfig.from_params(_section(GOOD_FEATURES, changes, dropped))
@@ -48,9 +70,11 @@ def test_features_section_is_a_valid_config_or_one_line(changes, dropped):
     assert math.isfinite(config.download_timeout_s) and config.download_timeout_s > 0
 
 
-@given(st.dictionaries(st.sampled_from(sorted(GOOD_CLEAN)), yaml_value, max_size=3),
-       st.dictionaries(st.sampled_from(["image_size", "max_image_pixels"]), yaml_value, max_size=2),
-       st.lists(st.sampled_from(sorted(GOOD_CLEAN)), max_size=1))
+@given(
+    st.dictionaries(st.sampled_from(sorted(GOOD_CLEAN)), yaml_value, max_size=3),
+    st.dictionaries(st.sampled_from(["image_size", "max_image_pixels"]), yaml_value, max_size=2),
+    st.lists(st.sampled_from(sorted(GOOD_CLEAN)), max_size=1),
+)
 def test_clean_section_is_a_valid_config_or_one_line(changes, feature_changes, dropped):
     features = _section({"image_size": 224, "max_image_pixels": 40_000_000}, feature_changes, [])
     try:

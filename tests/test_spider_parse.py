@@ -1,10 +1,12 @@
 """The real 2018 pages (GBK bytes as served) parsed by the spider's own callbacks, with exact values."""
+
 from __future__ import annotations
 
 import json
 from datetime import date
 
 import pytest
+from crawl_support import FIXTURES, _long_page
 from parsel import Selector
 from scrapy import Request
 from scrapy.http import HtmlResponse
@@ -14,12 +16,11 @@ from crawler.items import ReviewItem
 from crawler.mirror import mirror_relative_path
 from crawler.parse_list import ListedReview, Product, parse_review, review_nodes
 from crawler.parse_long import parse_long_review
+from crawler.parse_ranking import RankedProduct
 from crawler.parse_text import parse_date
 from crawler.pipelines import image_file_name
-from crawler.parse_ranking import RankedProduct
 from crawler.spiders.zol import ProductTally, ZolSpider
 from crawler.urls import ajax_review_url, review_list_url
-from crawl_support import FIXTURES, _long_page
 
 PRODUCT = "1184692"
 NAME = "华为Mate 10（6GB RAM/全网通）"
@@ -49,8 +50,9 @@ def list_page():
     spider = _spider()
     url = review_list_url(PRODUCT)
     ranked = RankedProduct(PRODUCT, None, None, None, url)
-    response = HtmlResponse(url, body=(FIXTURES / "review.shtml").read_bytes(),
-                            request=Request(url, meta={"ranked": ranked, "rank": None}))
+    response = HtmlResponse(
+        url, body=(FIXTURES / "review.shtml").read_bytes(), request=Request(url, meta={"ranked": ranked, "rank": None})
+    )
     outputs = list(spider.parse_review_list(response))
     return spider, outputs, _listed(outputs)
 
@@ -110,7 +112,7 @@ def _check_row(listed: ListedReview, row) -> None:
     assert item.review_id == review_id
     assert item.product_id == PRODUCT and item.product_name == NAME and item.brand == "华为"
     assert item.overall_score == overall and item.layout == "2018"
-    assert item.scores == dict(zip(ASPECTS, map(float, scores)))
+    assert item.scores == dict(zip(ASPECTS, map(float, scores), strict=False))
     assert (item.likes, item.replies, len(item.image_urls), item.published) == (likes, replies, n_images, published)
     assert all(url.startswith("https://pro-fd.zol-img.com.cn/g5/") for url in item.image_urls)
     if aid is None:
@@ -161,7 +163,8 @@ def test_long_review_as_listed_in_full(list_page):
     assert (item.pros, item.cons, item.summary) == ("运行流畅\n外观漂亮", "价格高", None)
     assert item.body.startswith("10月20日，华为在国内正式发布了HUAWEI Mate 10和HUAWEI Mate 10 Pro。")
     assert item.image_urls == [
-        "https://pro-fd.zol-img.com.cn/g5/M00/01/04/ChMkJlpVgUKIYpWFAALrGww6vpYAAj_0wHzMREAAusz526.jpg"]
+        "https://pro-fd.zol-img.com.cn/g5/M00/01/04/ChMkJlpVgUKIYpWFAALrGww6vpYAAj_0wHzMREAAusz526.jpg"
+    ]
 
 
 def test_long_review_without_icon_is_still_long(list_page):
@@ -172,7 +175,10 @@ def test_long_review_without_icon_is_still_long(list_page):
 def test_editor_review_in_full(list_page):
     item = list_page[2]["1675426"].item
     assert (item.author, item.title) == ("夏天棋", "华为新一代人工智能旗舰")
-    assert item.pros == "综合来看，HUAWEI Mate 10无论是在屏幕、拍照、续航还是系统体验上都值得点赞，相信麒麟970人工智能处理器还能发挥更大的用处。"
+    assert (
+        item.pros
+        == "综合来看，HUAWEI Mate 10无论是在屏幕、拍照、续航还是系统体验上都值得点赞，相信麒麟970人工智能处理器还能发挥更大的用处。"  # noqa: E501
+    )
     assert item.cons == "不支持IP67级别防水" and item.summary is None and item.image_urls == []
 
 
@@ -182,7 +188,8 @@ def test_short_review_with_images_in_full(list_page):
     assert (item.pros, item.cons) == ("外观 像素 所有的功能性能好 。", "价格高 手机本体尺寸太大 5.5尺寸挺好的")
     assert item.image_urls == [
         "https://pro-fd.zol-img.com.cn/g5/M00/00/06/ChMkJ1nQoqaIeqQIAABj5m1ssaoAAg8lQKuq6YAAGP-544.jpg",
-        "https://pro-fd.zol-img.com.cn/g5/M00/00/06/ChMkJ1nQoqaIEFV-AABlUyZCgvgAAg8lQKvcAYAAGVr853.jpg"]
+        "https://pro-fd.zol-img.com.cn/g5/M00/00/06/ChMkJ1nQoqaIEFV-AABlUyZCgvgAAg8lQKvcAYAAGVr853.jpg",
+    ]
 
 
 def test_summary_and_author_of_ajax_review(ajax_page):
@@ -192,15 +199,18 @@ def test_summary_and_author_of_ajax_review(ajax_page):
     assert item.summary == "自主研发的CPU，双4G待机，国内首发奥利奥，无愧于国产神机的称号！"
 
 
-@pytest.mark.parametrize("text, crawl_date, expected", [
-    ("发表于：01月10日 11:21", date(2018, 9, 15), "2018-01-10T11:21:00"),
-    ("发表于：01月10日 11:21", date(2018, 1, 9), "2017-01-10T11:21:00"),   # after the crawl date: last year
-    ("发表于：09月15日 08:00", date(2018, 9, 15), "2018-09-15T08:00:00"),   # the crawl day itself
-    ("发表于：2017年12月25日 03:35", date(2020, 1, 1), "2017-12-25T03:35:00"),
-    ("2018-01-09 11:06:57", date(2018, 9, 15), "2018-01-09T11:06:57"),
-    ("发表于：02月29日 10:00", date(2018, 9, 15), None),                     # no such day in 2018
-    ("刚刚", date(2018, 9, 15), None),
-])
+@pytest.mark.parametrize(
+    "text, crawl_date, expected",
+    [
+        ("发表于：01月10日 11:21", date(2018, 9, 15), "2018-01-10T11:21:00"),
+        ("发表于：01月10日 11:21", date(2018, 1, 9), "2017-01-10T11:21:00"),  # after the crawl date: last year
+        ("发表于：09月15日 08:00", date(2018, 9, 15), "2018-09-15T08:00:00"),  # the crawl day itself
+        ("发表于：2017年12月25日 03:35", date(2020, 1, 1), "2017-12-25T03:35:00"),
+        ("2018-01-09 11:06:57", date(2018, 9, 15), "2018-01-09T11:06:57"),
+        ("发表于：02月29日 10:00", date(2018, 9, 15), None),  # no such day in 2018
+        ("刚刚", date(2018, 9, 15), None),
+    ],
+)
 def test_dates(text, crawl_date, expected):
     assert parse_date(text, crawl_date) == expected
 
@@ -210,8 +220,13 @@ def test_long_page_fields():
     review = parse_long_review(page, date(2018, 9, 15), "https://t.zol.com.cn/57/1184692/evaluation_1364.html")
     assert (review.title, review.author, review.published) == ("长篇 1364", "作者1364", "2018-01-09T11:06:57")
     assert (review.likes, review.replies, review.overall_score) == (12, 3, 8.4)
-    assert review.scores == {"price_performance": 8.0, "performance": 6.0, "battery": 10.0, "appearance": 8.0,
-                             "camera": 10.0}
+    assert review.scores == {
+        "price_performance": 8.0,
+        "performance": 6.0,
+        "battery": 10.0,
+        "appearance": 8.0,
+        "camera": 10.0,
+    }
     assert (review.pros, review.cons) == ("快\n稳", "贵")
     assert review.body == "外观\n第一段\n第二段\n总结\n值得买"
     assert review.image_urls == [f"https://pro-fd.zol-img.com.cn/g5/M00/long/1364_{i}.jpg" for i in range(2)]
@@ -227,7 +242,12 @@ def test_older_layout_fallbacks():
     nodes = review_nodes(Selector(text=html))
     listed = parse_review(nodes[0], Product(PRODUCT, NAME, "华为"), date(2018, 9, 15), review_list_url(PRODUCT))
     item = listed.item
-    assert (item.review_id, item.author, item.title, item.published) == ("1234567", "老用户", "旧标题", "2016-05-02T10:00:00")
+    assert (item.review_id, item.author, item.title, item.published) == (
+        "1234567",
+        "老用户",
+        "旧标题",
+        "2016-05-02T10:00:00",
+    )
     assert (item.pros, item.cons) == ("好", "差")
     assert item.scores == {"appearance": 8.0, "screen": 6.0, "信号": 4.0} and listed.unknown_labels == ("信号",)
 
@@ -245,8 +265,10 @@ def test_image_file_names_are_readable_and_cannot_collide():
 
 
 def test_mirror_paths_keep_percent_encoding():
-    assert mirror_relative_path(ajax_review_url(PRODUCT, 3)) == \
-        "detail.zol.com.cn/xhr4_Review_GetList_%5EproId=1184692%5Epage=3.html"
+    assert (
+        mirror_relative_path(ajax_review_url(PRODUCT, 3))
+        == "detail.zol.com.cn/xhr4_Review_GetList_%5EproId=1184692%5Epage=3.html"
+    )
     assert mirror_relative_path("https://detail.zol.com.cn/robots.txt") == "detail.zol.com.cn/robots.txt"
     assert mirror_relative_path("https://detail.zol.com.cn/a/../../etc/passwd") is None
 
@@ -254,8 +276,10 @@ def test_mirror_paths_keep_percent_encoding():
 def test_item_has_exactly_the_raw_contract_fields():
     """The item is the contract plus `image_crops`, which only the image pipeline reads; the record is the contract."""
     from dataclasses import fields
+
     from common.contract import CRAWL_FIELDS, RAW_FIELDS
     from crawler.pipelines import _record
+
     assert tuple(f.name for f in fields(ReviewItem)) == RAW_FIELDS + CRAWL_FIELDS + ("image_crops",)
     record = _record(ReviewItem("1", "2", image_crops={"https://a/x.jpg": "https://a/t_s4x3/x.jpg"}), "2026-06-24")
     assert tuple(record) == RAW_FIELDS + CRAWL_FIELDS
@@ -265,6 +289,7 @@ def test_live_defaults_are_polite():
     from scrapy.settings import Settings
 
     from crawler.urls import ALLOWED_DOMAINS
+
     settings = Settings()
     settings.setmodule("crawler.settings")
     assert settings.getbool("ROBOTSTXT_OBEY") and settings.getbool("AUTOTHROTTLE_ENABLED")

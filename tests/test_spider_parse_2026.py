@@ -1,6 +1,7 @@
 """The real 2026 review page (GBK bytes as served) parsed by the spider's own callback, with exact values: both
 formats of today's site (5 scored, 15 short), the star bar as the overall score, the declared count from the filter
 tab, original image URLs from the crops; and the pure helpers that tell a refusal from a page."""
+
 from __future__ import annotations
 
 import html as html_entities
@@ -40,14 +41,54 @@ PAGE_BYTES = (FIXTURES_2026 / "review.shtml").read_bytes()
 # images, pros, cons -- read off the page by eye
 ROWS = [
     ("10762050", "456ssd", 96, (10, 10, 10, 10, 8), "2022-09-17T02:00:00", 6, 0, 0, "性价比", "1电池续航"),
-    ("11861211", "1rakic", 64, (4, 8, 6, 8, 6), "2023-08-31T09:30:00", 1, 0, 0,
-     "每年都是挤牙膏  现在爆料的消息 也没有多大的变化", "每年都是挤牙膏  现在爆料的消息 也没有多大的变化"),
-    ("12317803", "nfzo6a", 100, (10, 10, 10, 10, 10), "2023-11-05T01:23:00", 0, 0, 3,
-     "性价比，性能配置，电池续航，外观手感，拍照效果，屏幕效果，其他", "有点小贵"),
-    ("11867175", "w2xw0y", 68, (8, 8, 10, 6, 2), "2023-09-08T08:28:00", 0, 0, 0, "性能配置，拍照效果，屏幕效果",
-     "信号！信号！信号！"),
-    ("14866318", "jiangjialin123", 96, (8, 10, 10, 10, 10), "2024-05-12T05:32:00", 0, 0, 0,
-     "性价比高，性能配置相当好，电池续航一般，外观手感相当好，拍照效果不错", "信号有待加强。"),
+    (
+        "11861211",
+        "1rakic",
+        64,
+        (4, 8, 6, 8, 6),
+        "2023-08-31T09:30:00",
+        1,
+        0,
+        0,
+        "每年都是挤牙膏  现在爆料的消息 也没有多大的变化",
+        "每年都是挤牙膏  现在爆料的消息 也没有多大的变化",
+    ),
+    (
+        "12317803",
+        "nfzo6a",
+        100,
+        (10, 10, 10, 10, 10),
+        "2023-11-05T01:23:00",
+        0,
+        0,
+        3,
+        "性价比，性能配置，电池续航，外观手感，拍照效果，屏幕效果，其他",
+        "有点小贵",
+    ),
+    (
+        "11867175",
+        "w2xw0y",
+        68,
+        (8, 8, 10, 6, 2),
+        "2023-09-08T08:28:00",
+        0,
+        0,
+        0,
+        "性能配置，拍照效果，屏幕效果",
+        "信号！信号！信号！",
+    ),
+    (
+        "14866318",
+        "jiangjialin123",
+        96,
+        (8, 10, 10, 10, 10),
+        "2024-05-12T05:32:00",
+        0,
+        0,
+        0,
+        "性价比高，性能配置相当好，电池续航一般，外观手感相当好，拍照效果不错",
+        "信号有待加强。",
+    ),
     ("11867548", "怀无涯", 40, None, "2023-09-12T08:37:00", 7, 5, 0, None, None),
     ("11199740", "fdc29t", 60, None, "2023-02-10T05:50:00", 3, 1, 0, None, None),
     ("11701301", "Pocket", 100, None, "2023-03-28T01:08:00", 2, 0, 0, None, None),
@@ -129,7 +170,7 @@ def test_review(page_2026, row):
         assert (item.title, item.pros, item.cons, item.summary) == (None, None, None, None)
     else:
         assert item.layout == "2026-scored"
-        assert item.scores == dict(zip(ASPECTS, map(float, scores)))
+        assert item.scores == dict(zip(ASPECTS, map(float, scores), strict=False))
         assert (item.pros, item.cons, item.summary, item.body) == (pros, cons, None, None)
         assert item.title  # `div.title > a`, as in 2018
         assert item.overall_score == pytest.approx(sum(scores) / len(scores))  # width = 10 x the mean, exactly
@@ -143,18 +184,26 @@ def test_visible_text_of_a_multi_line_short_review(page_2026):
 
 def test_image_crops_become_original_urls(page_2026):
     item = page_2026[2]["12317803"].item
-    names = ["ChMkLGVGfbOIJaXSAAXv9ulyl4wAAWuKgIYxYYABfAO941.jpg", "ChMkK2VGfbSIMBoBAAREThiCttQAAWuKgIn3WAABERm234.jpg",
-             "ChMkK2VGfbSISl2EAAkntAzOa-gAAWuKgIetZQACSfM781.jpg"]
+    names = [
+        "ChMkLGVGfbOIJaXSAAXv9ulyl4wAAWuKgIYxYYABfAO941.jpg",
+        "ChMkK2VGfbSIMBoBAAREThiCttQAAWuKgIn3WAABERm234.jpg",
+        "ChMkK2VGfbSISl2EAAkntAzOa-gAAWuKgIetZQACSfM781.jpg",
+    ]
     assert item.image_urls == [f"https://pro-fd.zol-img.com.cn/g7/M00/0B/0F/{name}" for name in names]
-    assert item.image_crops == {f"https://pro-fd.zol-img.com.cn/g7/M00/0B/0F/{name}":
-                                f"https://pro-fd.zol-img.com.cn/t_s400x300c/g7/M00/0B/0F/{name}" for name in names}
+    assert item.image_crops == {
+        f"https://pro-fd.zol-img.com.cn/g7/M00/0B/0F/{name}": f"https://pro-fd.zol-img.com.cn/t_s400x300c/g7/M00/0B/0F/{name}"
+        for name in names
+    }
 
 
-@pytest.mark.parametrize("big, expected", [
-    ("//pro-fd.zol-img.com.cn/t_s400x300c/g7/M00/0B/0F/a.jpg", "https://pro-fd.zol-img.com.cn/g7/M00/0B/0F/a.jpg"),
-    ("//pro-fd.zol-img.com.cn/g5/M00/01/04/b.jpg", "https://pro-fd.zol-img.com.cn/g5/M00/01/04/b.jpg"),  # 2018
-    ("https://pro-fd.zol-img.com.cn/t_s1200x900/g7/c.png", "https://pro-fd.zol-img.com.cn/g7/c.png"),
-])
+@pytest.mark.parametrize(
+    "big, expected",
+    [
+        ("//pro-fd.zol-img.com.cn/t_s400x300c/g7/M00/0B/0F/a.jpg", "https://pro-fd.zol-img.com.cn/g7/M00/0B/0F/a.jpg"),
+        ("//pro-fd.zol-img.com.cn/g5/M00/01/04/b.jpg", "https://pro-fd.zol-img.com.cn/g5/M00/01/04/b.jpg"),  # 2018
+        ("https://pro-fd.zol-img.com.cn/t_s1200x900/g7/c.png", "https://pro-fd.zol-img.com.cn/g7/c.png"),
+    ],
+)
 def test_original_image_url(big, expected):
     assert original_image_url("https://detail.zol.com.cn/1428/1427365/review.shtml", big) == expected
 
@@ -162,8 +211,14 @@ def test_original_image_url(big, expected):
 def test_field_coverage_of_the_page_passes_and_losing_the_short_texts_does_not(page_2026):
     records = [{**vars(review.item), "published": review.item.published} for review in page_2026[2].values()]
     coverage = field_coverage(records)
-    assert coverage["2026-short"] == {"text": 1.0, "scores": 0.0, "overall": 1.0, "images": 0.0, "author": 1.0,
-                                      "date": 1.0}
+    assert coverage["2026-short"] == {
+        "text": 1.0,
+        "scores": 0.0,
+        "overall": 1.0,
+        "images": 0.0,
+        "author": 1.0,
+        "date": 1.0,
+    }
     assert coverage["2026-scored"]["scores"] == 1.0 and coverage["2026-scored"]["images"] == 0.2
     assert coverage_drift(coverage, 0.9) == []
     lost_text = [{**r, "body": None} if r["layout"] == "2026-short" else r for r in records]
@@ -175,58 +230,81 @@ def _response(body: bytes, status: int = 200, url: str = "https://detail.zol.com
     return Response(url, status=status, body=body)
 
 
-@pytest.mark.parametrize("kind, body", [
-    ("review_list", PAGE_BYTES), ("review_list", (FIXTURES / "review.shtml").read_bytes()),
-    ("ajax", b'{"list":"","isEnd":1}'),
-])
+@pytest.mark.parametrize(
+    "kind, body",
+    [
+        ("review_list", PAGE_BYTES),
+        ("review_list", (FIXTURES / "review.shtml").read_bytes()),
+        ("ajax", b'{"list":"","isEnd":1}'),
+    ],
+)
 def test_real_pages_are_not_refusals(kind, body):
     assert blocked_kind(kind, _response(body)) is None
 
 
-@pytest.mark.parametrize("kind, body, status, expected", [
-    ("review_list", "<html><head><title>您正在进行防刷验证...</title></head><body></body></html>".encode("gbk"), 200,
-     "verification"),
-    ("ranking", "<html><head><title>您正在进行防刷验证</title></head></html>".encode(), 200, "verification"),
-    ("review_list", b"<html><head><script>location.reload()</script></head></html>", 200, "stub"),
-    ("long", b"", 200, "stub"),
-    ("ajax", b"<html>not found</html>", 200, None),  # a form that does not answer, not a refusal
-    ("ajax", "<title>您正在进行防刷验证</title>".encode("gbk"), 200, "verification"),
-    ("long", b"forbidden", 403, "http_403"),
-    ("review_list", b"", 429, "http_429"),
-    ("image", b"", 200, None),          # images are judged by the image pipeline (not_an_image)
-    ("review_list", b"", 404, None),    # a missing page is a 404, not a refusal
-])
+@pytest.mark.parametrize(
+    "kind, body, status, expected",
+    [
+        (
+            "review_list",
+            "<html><head><title>您正在进行防刷验证...</title></head><body></body></html>".encode("gbk"),
+            200,
+            "verification",
+        ),
+        ("ranking", "<html><head><title>您正在进行防刷验证</title></head></html>".encode(), 200, "verification"),
+        ("review_list", b"<html><head><script>location.reload()</script></head></html>", 200, "stub"),
+        ("long", b"", 200, "stub"),
+        ("ajax", b"<html>not found</html>", 200, None),  # a form that does not answer, not a refusal
+        ("ajax", "<title>您正在进行防刷验证</title>".encode("gbk"), 200, "verification"),
+        ("long", b"forbidden", 403, "http_403"),
+        ("review_list", b"", 429, "http_429"),
+        ("image", b"", 200, None),  # images are judged by the image pipeline (not_an_image)
+        ("review_list", b"", 404, None),  # a missing page is a 404, not a refusal
+    ],
+)
 def test_refusals(kind, body, status, expected):
     assert blocked_kind(kind, _response(body, status)) == expected
 
 
 # ---- whatever the markup, the review parser answers with a review or None (counted by the spider) ---------------
-_SNIPPETS = st.sampled_from([
-    '<a class="_j_review_vote" data-rid="{n}" data-proid="{n}" data-aid="{n}">{n}赞</a>',
-    '<div class="star"><em style="width:{n}%"></em></div>', '<p class="good-score"><span>续航：<em>{n}</em></span></p>',
-    '<div class="words-article"><p>{t}</p></div>', '<div class="words"><strong class="good">最满意</strong><p>{t}</p></div>',
-    '<img data-bigurl="//pro-fd.zol-img.com.cn/t_s{n}x{n}c/g7/{t}.jpg">', '<img data-bigurl="{t}" src="{t}">',
-    '<div class="title"><a href="/57/{n}/evaluation_{n}.html">{t}</a></div>', '<span class="date">发表于：{t}</span>',
-    '<div class="single-score"><div class="score"><span>{t}</span></div></div>', '<a class="name">{t}</a>', "{t}",
-])
+_SNIPPETS = st.sampled_from(
+    [
+        '<a class="_j_review_vote" data-rid="{n}" data-proid="{n}" data-aid="{n}">{n}赞</a>',
+        '<div class="star"><em style="width:{n}%"></em></div>',
+        '<p class="good-score"><span>续航：<em>{n}</em></span></p>',
+        '<div class="words-article"><p>{t}</p></div>',
+        '<div class="words"><strong class="good">最满意</strong><p>{t}</p></div>',
+        '<img data-bigurl="//pro-fd.zol-img.com.cn/t_s{n}x{n}c/g7/{t}.jpg">',
+        '<img data-bigurl="{t}" src="{t}">',
+        '<div class="title"><a href="/57/{n}/evaluation_{n}.html">{t}</a></div>',
+        '<span class="date">发表于：{t}</span>',
+        '<div class="single-score"><div class="score"><span>{t}</span></div></div>',
+        '<a class="name">{t}</a>',
+        "{t}",
+    ]
+)
 
 
 @st.composite
 def review_markup(draw) -> str:
     parts = draw(st.lists(_SNIPPETS, max_size=8))
-    filled = [p.format(n=draw(st.integers(-5, 10 ** 12)), t=draw(st.text(max_size=20))) for p in parts]
+    filled = [p.format(n=draw(st.integers(-5, 10**12)), t=draw(st.text(max_size=20))) for p in parts]
     return '<div class="comments-item">' + "".join(filled) + "</div>"
 
 
-@given(st.one_of(review_markup(), st.text(max_size=200),
-                 st.binary(max_size=200).map(lambda b: b.decode("gb18030", errors="replace"))))
+@given(
+    st.one_of(
+        review_markup(),
+        st.text(max_size=200),
+        st.binary(max_size=200).map(lambda b: b.decode("gb18030", errors="replace")),
+    )
+)
 def test_any_markup_gives_a_review_or_none(markup):
     page = Selector(text=markup or " ")
     nodes = review_nodes(page) or [page]
     for node in nodes:
         listed = parse_review(node, Product(PRODUCT, NAME, "苹果"), date(2026, 6, 24), review_list_url(PRODUCT))
-        assert listed is None or (listed.item.review_id and listed.item.layout in ("2018", "2026-scored",
-                                                                                      "2026-short"))
+        assert listed is None or (listed.item.review_id and listed.item.layout in ("2018", "2026-scored", "2026-short"))
         if listed is not None:
             assert listed.item.overall_score is None or listed.item.overall_score >= 0
 
@@ -235,11 +313,21 @@ def test_any_markup_gives_a_review_or_none(markup):
 def test_crawl_params_become_settings():
     from common.errors import UserError
     from crawler.crawl import crawl_settings
-    params = {"user_agent": "zol-mimn/0.1 (+research crawler)", "referer": "https://detail.zol.com.cn/",
-              "download_delay": 4, "min_field_coverage": 0.8, "fail_on_layout_drift": False}
-    assert crawl_settings(params) == ["DOWNLOAD_DELAY=4", "ZOL_MIN_FIELD_COVERAGE=0.8", "ZOL_FAIL_ON_LAYOUT_DRIFT=0",
-                                      "USER_AGENT=zol-mimn/0.1 (+research crawler)",
-                                      "ZOL_REFERER=https://detail.zol.com.cn/"]
+
+    params = {
+        "user_agent": "zol-mimn/0.1 (+research crawler)",
+        "referer": "https://detail.zol.com.cn/",
+        "download_delay": 4,
+        "min_field_coverage": 0.8,
+        "fail_on_layout_drift": False,
+    }
+    assert crawl_settings(params) == [
+        "DOWNLOAD_DELAY=4",
+        "ZOL_MIN_FIELD_COVERAGE=0.8",
+        "ZOL_FAIL_ON_LAYOUT_DRIFT=0",
+        "USER_AGENT=zol-mimn/0.1 (+research crawler)",
+        "ZOL_REFERER=https://detail.zol.com.cn/",
+    ]
     assert crawl_settings(params, "redis")[0] == "ZOL_REDIS_HOST_DELAY=4"  # a shared crawl's delay is crawl-wide
     for bad in ({"download_delay": -1}, {"min_field_coverage": 1.5}, {"fail_on_layout_drift": "yes"}):
         with pytest.raises(UserError, match="params.yaml: 'crawl."):
@@ -249,6 +337,7 @@ def test_crawl_params_become_settings():
 # ---- the AJAX forms: tried in order, the one that answers kept -------------------------------------------------
 def _ajax_spider():
     from crawler.spiders.zol import ProductTally
+
     crawler = get_crawler(ZolSpider)
     spider = ZolSpider.from_crawler(crawler, crawl_date="2018-09-15")
     crawler.spider = spider
@@ -264,6 +353,7 @@ def _fail(spider, request, status: int) -> list:
     """The errback as Scrapy calls it for an HTTP error answer to `request`."""
     from scrapy.spidermiddlewares.httperror import HttpError
     from twisted.python.failure import Failure
+
     failure = Failure(HttpError(Response(request.url, status=status, request=request)))
     failure.request = request
     return list(spider.page_failed(failure))
@@ -271,8 +361,10 @@ def _fail(spider, request, status: int) -> list:
 
 def _answer(spider, request, html: str) -> list:
     import json
+
     body = json.dumps({"list": html}).encode("ascii")
     from scrapy.http import TextResponse
+
     return list(spider.parse_ajax(TextResponse(request.url, body=body, request=request, encoding="utf-8")))
 
 

@@ -1,4 +1,5 @@
 """Stage split: ratios, disjoint groups, seeds, label balance, predefined, params errors, byte-identical re-run."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import clean, split
 from common.errors import UserError
+from pipeline import clean, split
 from pipeline.io import write_frame
 from pipeline.schema import PAIRS_SCHEMA, SPLITS
 from pipeline.split import SplitParams, assign_groups, split_pairs
@@ -24,10 +25,23 @@ def realistic_pairs(n_reviews: int = 600, seed: int = 0, products: int = 40) -> 
         mood = rng.choice([10, 8, 6, 4, 2], p=[0.45, 0.3, 0.13, 0.07, 0.05])
         for aspect in sorted(rng.choice(ASPECTS, size=rng.integers(2, 7), replace=False)):
             score = int(np.clip(mood + rng.choice([-2, 0, 0, 0, 2]) - (rng.random() < 0.05), 1, 10))
-            rows.append(dict(review_id=f"r{r:04d}", product_id=f"p{r % products:02d}", product_name="", brand="",
-                             aspect=aspect, aspect_zh=aspect, score=score, label=score - 1, text="文本",
-                             image_paths=[], n_images=0, release_split=None,
-                             presegmented=r in (1, 49)))
+            rows.append(
+                dict(
+                    review_id=f"r{r:04d}",
+                    product_id=f"p{r % products:02d}",
+                    product_name="",
+                    brand="",
+                    aspect=aspect,
+                    aspect_zh=aspect,
+                    score=score,
+                    label=score - 1,
+                    text="文本",
+                    image_paths=[],
+                    n_images=0,
+                    release_split=None,
+                    presegmented=r in (1, 49),
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -41,7 +55,7 @@ def test_ratios_groups_disjoint_and_labels_balanced():
     pairs = realistic_pairs()
     parts = split_pairs(pairs, params())
     assert sum(len(p) for p in parts.values()) == len(pairs)
-    for name, ratio in zip(SPLITS, (0.8, 0.1, 0.1)):
+    for name, ratio in zip(SPLITS, (0.8, 0.1, 0.1), strict=False):
         assert abs(len(parts[name]) / len(pairs) - ratio) < 0.005, name
     ids = [set(parts[name]["review_id"]) for name in SPLITS]
     assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
@@ -72,10 +86,26 @@ def test_same_seed_same_split_other_seed_other_split():
 
 def test_few_groups_sizes_near_ratios_and_no_split_empty():
     one_label = np.array([[1] + [0] * 9])
-    assert np.bincount(assign_groups(np.repeat(one_label, 10, axis=0), (0.8, 0.1, 0.1), 0), minlength=3).tolist() == [8, 1, 1]
-    assert np.bincount(assign_groups(np.repeat(one_label, 3, axis=0), (0.8, 0.1, 0.1), 0), minlength=3).tolist() == [1, 1, 1]
-    assert np.bincount(assign_groups(np.repeat(one_label, 5, axis=0), (0.6, 0.2, 0.2), 3), minlength=3).tolist() == [3, 1, 1]
-    assert np.bincount(assign_groups(np.repeat(one_label, 4, axis=0), (1.0, 0.0, 0.0), 0), minlength=3).tolist() == [4, 0, 0]
+    assert np.bincount(assign_groups(np.repeat(one_label, 10, axis=0), (0.8, 0.1, 0.1), 0), minlength=3).tolist() == [
+        8,
+        1,
+        1,
+    ]
+    assert np.bincount(assign_groups(np.repeat(one_label, 3, axis=0), (0.8, 0.1, 0.1), 0), minlength=3).tolist() == [
+        1,
+        1,
+        1,
+    ]
+    assert np.bincount(assign_groups(np.repeat(one_label, 5, axis=0), (0.6, 0.2, 0.2), 3), minlength=3).tolist() == [
+        3,
+        1,
+        1,
+    ]
+    assert np.bincount(assign_groups(np.repeat(one_label, 4, axis=0), (1.0, 0.0, 0.0), 0), minlength=3).tolist() == [
+        4,
+        0,
+        0,
+    ]
     assert assign_groups(np.repeat(one_label, 2, axis=0), (0.8, 0.1, 0.1), 0).tolist() == [0, 1]
 
 
@@ -96,12 +126,15 @@ def test_predefined_without_release_split_is_a_clear_error():
         split_pairs(pairs, params(method="predefined"))
 
 
-@pytest.mark.parametrize("section, message", [
-    ({"method": "random", "group_by": "review", "train": 0.8, "dev": 0.1, "test": 0.2, "seed": 1}, "sum to 1"),
-    ({"method": "kfold", "group_by": "review", "train": 0.8, "dev": 0.1, "test": 0.1, "seed": 1}, "split.method"),
-    ({"method": "random", "group_by": "user", "train": 0.8, "dev": 0.1, "test": 0.1, "seed": 1}, "split.group_by"),
-    ({"method": "random", "group_by": "review", "train": 0.8, "dev": 0.1, "seed": 1}, "split.test"),
-])
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"method": "random", "group_by": "review", "train": 0.8, "dev": 0.1, "test": 0.2, "seed": 1}, "sum to 1"),
+        ({"method": "kfold", "group_by": "review", "train": 0.8, "dev": 0.1, "test": 0.1, "seed": 1}, "split.method"),
+        ({"method": "random", "group_by": "user", "train": 0.8, "dev": 0.1, "test": 0.1, "seed": 1}, "split.group_by"),
+        ({"method": "random", "group_by": "review", "train": 0.8, "dev": 0.1, "seed": 1}, "split.test"),
+    ],
+)
 def test_bad_params(section, message):
     with pytest.raises(UserError, match=message):
         SplitParams.from_section(section)
@@ -110,7 +143,8 @@ def test_bad_params(section, message):
 def test_main_metrics_and_identical_bytes_on_rerun(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(
-        "split:\n  method: random\n  group_by: review\n  train: 0.8\n  dev: 0.1\n  test: 0.1\n  seed: 42\n")
+        "split:\n  method: random\n  group_by: review\n  train: 0.8\n  dev: 0.1\n  test: 0.1\n  seed: 42\n"
+    )
     pairs = realistic_pairs(n_reviews=50)
     assert split.PAIRS_PATH == clean.PAIRS_PATH
     write_frame(pairs, split.PAIRS_PATH, PAIRS_SCHEMA)
@@ -133,7 +167,8 @@ def test_a_failed_write_leaves_the_old_split_files(tmp_path, monkeypatch):
     """The three files change together: a failure while writing the second leaves all three old ones."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(
-        "split:\n  method: random\n  group_by: review\n  train: 0.8\n  dev: 0.1\n  test: 0.1\n  seed: 42\n")
+        "split:\n  method: random\n  group_by: review\n  train: 0.8\n  dev: 0.1\n  test: 0.1\n  seed: 42\n"
+    )
     write_frame(realistic_pairs(n_reviews=50), split.PAIRS_PATH, PAIRS_SCHEMA)
     assert split.main([]) == 0
     outputs = [split.SPLITS_DIR / f"{n}.parquet" for n in SPLITS]

@@ -1,4 +1,5 @@
-"""`scrapy crawl` as the project runs it: checked arguments, a staged output, and an exit status that reflects the crawl.
+"""`scrapy crawl` as the project runs it: checked arguments, a staged output, and an exit status that reflects the
+crawl.
 
 - A spider argument the spider does not take (`-a mirorr=...`) is refused with one line naming the known ones.
 - `-a mirror=FOLDER|http://127.0.0.1:PORT` reads an offline mirror as `crawl.mirror` does in the DVC stage (a folder
@@ -11,12 +12,13 @@
   8 the shared Redis frontier failed (lost its state or stayed unreachable). For 5-7 the last line on stderr names
   the cause and the remedy (crawler.blocking).
 """
+
 from __future__ import annotations
 
 import inspect
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from scrapy import signals
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
@@ -27,7 +29,7 @@ from common.errors import UserError
 
 EXIT_NO_REVIEWS = 3
 EXIT_INTERRUPTED = 4
-EXIT_FRONTIER_FAILED = 8   # 5-7: crawler.blocking (layout drift, blocked, network)
+EXIT_FRONTIER_FAILED = 8  # 5-7: crawler.blocking (layout drift, blocked, network)
 FRONTIER_REASONS = ("frontier_lost", "redis_unreachable")
 COMMAND_ARGUMENTS = ("mirror",)  # taken by this command, not passed to the spider
 
@@ -42,6 +44,7 @@ def known_arguments(spidercls) -> list[str]:
 def apply_mirror(spargs: dict, set_setting: Callable[[str, str, str], None]) -> None:
     """`-a mirror=...`: what `crawl.mirror` does in the DVC stage (crawler.crawl)."""
     from crawler.crawl import MIRROR_SPEED_SETTINGS, check_mirror, is_polite, resolve_crawl_date
+
     mirror = check_mirror(spargs.pop("mirror"))
     set_setting("ZOL_MIRROR", mirror, "cmdline")
     if not is_polite({"polite": "auto"}, mirror):
@@ -77,11 +80,14 @@ class Command(ScrapyCrawlCommand):
 
     def _prepare(self, name: str, spargs: dict):
         from crawler.staging import CrawlOutput
+
         crawler = self._create_crawler(name)
         unknown = sorted(set(spargs) - set(known_arguments(crawler.spidercls)))
         if unknown:
-            raise UserError(f"unknown spider argument(s) {', '.join(unknown)}; known: "
-                            f"{', '.join(known_arguments(crawler.spidercls))}")
+            raise UserError(
+                f"unknown spider argument(s) {', '.join(unknown)}; known: "
+                f"{', '.join(known_arguments(crawler.spidercls))}"
+            )
         if "mirror" in spargs:
             apply_mirror(spargs, self._setter(crawler))
         if crawler.settings.get("ZOL_BACKEND") == "redis":
@@ -101,6 +107,7 @@ class Command(ScrapyCrawlCommand):
         def set_both(name: str, value: str, priority: str) -> None:
             for settings in targets:
                 settings.set(name, value, priority=priority)
+
         return set_both
 
     def _crawl(self, crawler, spargs: dict) -> str | None:
@@ -138,9 +145,13 @@ class Command(ScrapyCrawlCommand):
     def _finish(self, output, crawler) -> None:
         from crawler.resume import forget
         from crawler.staging import previous_output_note
+
         if self.exitcode != 0:
-            print(f"error: the crawl failed (exit {self.exitcode}); {previous_output_note(output.out)}; this run's "
-                  f"output is in {output.staging}", file=sys.stderr)
+            print(
+                f"error: the crawl failed (exit {self.exitcode}); {previous_output_note(output.out)}; this run's "
+                f"output is in {output.staging}",
+                file=sys.stderr,
+            )
             self._explain_failure(crawler)
             return
         try:

@@ -10,19 +10,21 @@ docs/zol-site.md for the pages (both eras: 2018 and 2026) and docs/crawling.md f
 A refusal is not drift: a page the site keeps refusing (`zol/blocked/<kind>`, crawler.blocking), or a ranking or
 review list the network never delivers, ends the crawl with `crawl_failure`, one line naming cause and remedy.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import scrapy
 from parsel import Selector
 from scrapy import signals
-from scrapy.http import Response
 from scrapy.exceptions import CloseSpider
+from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from common.contract import IMAGES_DIR
@@ -30,8 +32,15 @@ from crawler.ajax_pages import AjaxPagesMixin
 from crawler.attribution import tracked
 from crawler.blocking import BlockedPage, CrawlFailure, blocked_failure, is_network_failure, network_failure
 from crawler.items import ReviewItem
-from crawler.parse_list import ListedReview, Product, declared_rating_count, has_more_reviews, parse_product, \
-    parse_review, review_nodes
+from crawler.parse_list import (
+    ListedReview,
+    Product,
+    declared_rating_count,
+    has_more_reviews,
+    parse_product,
+    parse_review,
+    review_nodes,
+)
 from crawler.parse_long import looks_like_long_review, parse_long_review
 from crawler.parse_ranking import RankedProduct, next_ranking_page, parse_card, ranked_cards, ranking_list_links
 from crawler.parse_text import unique
@@ -40,10 +49,10 @@ from crawler.urls import ALLOWED_DOMAINS, is_allowed_host, ranking_url, review_l
 
 logger = logging.getLogger(__name__)
 
-FIRST_AJAX_PAGE = 3   # pages 1-2 are embedded in review.shtml
+FIRST_AJAX_PAGE = 3  # pages 1-2 are embedded in review.shtml
 REVIEWS_PER_PAGE = 10
 EMBEDDED_REVIEWS = 20
-FAR_SHORT = 0.1       # a product missing more than this share of its declared reviews is layout drift
+FAR_SHORT = 0.1  # a product missing more than this share of its declared reviews is layout drift
 PRIORITY = {"ranking": 0, "review_list": 10, "ajax": 20, "long": 30}
 FATAL_WHEN_UNREACHABLE = ("ranking", "review_list")  # a network failure of these ends the crawl
 
@@ -63,11 +72,12 @@ def _positive_int(value: Any, name: str, default: int) -> int:
 @dataclass
 class ProductTally:
     """What one product's review pages gave, to compare with what the product declares ("33人评分")."""
+
     product: Product
-    declared: int | None     # the review list's count, else the ranking card's
+    declared: int | None  # the review list's count, else the ranking card's
     review_pages: int
-    read: int = 0            # review nodes read on its pages (duplicates included)
-    lost_on_pages: int = 0   # reviews held by pages that failed (already counted as lost)
+    read: int = 0  # review nodes read on its pages (duplicates included)
+    lost_on_pages: int = 0  # reviews held by pages that failed (already counted as lost)
     done: bool = False
 
     @property
@@ -91,6 +101,7 @@ class ProductTally:
 class RankingState:
     """The ranking walk so far; it travels with the ranking requests (page n+1 is asked for by page n), so any
     worker of a shared crawl can read the next page."""
+
     product_ids: list[str] = field(default_factory=list)
     cards_seen: int = 0
 
@@ -100,15 +111,24 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
     allowed_domains = list(ALLOWED_DOMAINS)
     crawl_failure: CrawlFailure | None = None  # why the crawl must exit non-zero (crawler.commands.crawl)
 
-    def __init__(self, list_pages: Any = 50, review_pages: Any = 20, products: str = "", max_products: Any = 0,
-                 max_images_per_review: Any = 0, crawl_date: str = "", out: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        list_pages: Any = 50,
+        review_pages: Any = 20,
+        products: str = "",
+        max_products: Any = 0,
+        max_images_per_review: Any = 0,
+        crawl_date: str = "",
+        out: str = "",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.list_pages = _positive_int(list_pages, "list_pages", 50)
         self.review_pages = _positive_int(review_pages, "review_pages", 20)
         self.max_products = _positive_int(max_products, "max_products", 0)
         self.max_images_per_review = _positive_int(max_images_per_review, "max_images_per_review", 0)
         self.only_products = [p.strip() for p in str(products or "").split(",") if p.strip()]
-        self.crawl_date = date.fromisoformat(crawl_date) if crawl_date else datetime.now(timezone.utc).date()
+        self.crawl_date = date.fromisoformat(crawl_date) if crawl_date else datetime.now(UTC).date()
         self.out = out
         self.ranking = RankingState()
         self.tallies: dict[str, ProductTally] = {}
@@ -126,9 +146,15 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
 
     def crawl_arguments(self, mirror: str) -> dict[str, Any]:
         """What a JOBDIR's partial output must have been crawled with to be resumed by this crawl."""
-        return {"list_pages": self.list_pages, "review_pages": self.review_pages, "products": self.only_products,
-                "max_products": self.max_products, "max_images_per_review": self.max_images_per_review,
-                "crawl_date": self.crawl_date.isoformat(), "mirror": mirror}
+        return {
+            "list_pages": self.list_pages,
+            "review_pages": self.review_pages,
+            "products": self.only_products,
+            "max_products": self.max_products,
+            "max_images_per_review": self.max_images_per_review,
+            "crawl_date": self.crawl_date.isoformat(),
+            "mirror": mirror,
+        }
 
     @classmethod
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any):
@@ -140,12 +166,16 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
             crawler.settings.set("FILES_STORE", str(Path(out) / IMAGES_DIR), priority="spider")
         jobdir = crawler.settings.get("JOBDIR")
         if jobdir:
-            spider.resume = load_resume(jobdir, spider.crawl_arguments(crawler.settings.get("ZOL_MIRROR") or ""),
-                                        Path(crawler.settings.get("FILES_STORE")))
+            spider.resume = load_resume(
+                jobdir,
+                spider.crawl_arguments(crawler.settings.get("ZOL_MIRROR") or ""),
+                Path(crawler.settings.get("FILES_STORE")),
+            )
         if spider.resume.untrusted:
             crawler.stats.set_value("zol/resume/untrusted_records", len(spider.resume.untrusted))
-            logger.warning("resuming: %d partial review(s) lost image files and are crawled again",
-                           len(spider.resume.untrusted))
+            logger.warning(
+                "resuming: %d partial review(s) lost image files and are crawled again", len(spider.resume.untrusted)
+            )
         crawler.signals.connect(spider.request_dropped, signal=signals.request_dropped)
         return spider
 
@@ -164,8 +194,9 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
         # zol_kind also exempts the request from the dupefilter (crawler.resume.MemoryDupeFilter): pages are
         # de-duplicated here (products, review ids, long URLs), and a dropped request gets no callback nor errback
         meta = {"zol_kind": kind, **kwargs.pop("meta", {})}
-        return scrapy.Request(url, callback=callback, errback=self.page_failed, meta=meta, priority=PRIORITY[kind],
-                              **kwargs)
+        return scrapy.Request(
+            url, callback=callback, errback=self.page_failed, meta=meta, priority=PRIORITY[kind], **kwargs
+        )
 
     def _page_ok(self, response: Response, kind: str) -> None:
         self._count(f"pages/{kind}")
@@ -184,14 +215,16 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
         if self.only_products:
             for product_id in self.only_products:
                 if self._take_product(product_id, self.ranking):
-                    yield self._review_list_request(RankedProduct(product_id, None, None, None,
-                                                                  review_list_url(product_id)), rank=None)
+                    yield self._review_list_request(
+                        RankedProduct(product_id, None, None, None, review_list_url(product_id)), rank=None
+                    )
         elif self.list_pages > 0:
             yield self._ranking_request(ranking_url(1), 1, self.ranking)
 
     def _ranking_request(self, url: str, page: int, state: RankingState, guessed: bool = False) -> scrapy.Request:
-        return self._request(url, "ranking", self.parse_ranking,
-                             meta={"page": page, "guessed_url": guessed, "ranking": state})
+        return self._request(
+            url, "ranking", self.parse_ranking, meta={"page": page, "guessed_url": guessed, "ranking": state}
+        )
 
     def _full(self, state: RankingState) -> bool:
         return bool(self.max_products) and len(state.product_ids) >= self.max_products
@@ -203,8 +236,9 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
         return True
 
     def _review_list_request(self, ranked: RankedProduct, rank: int | None) -> scrapy.Request:
-        return self._request(ranked.review_list_url, "review_list", self.parse_review_list,
-                             meta={"ranked": ranked, "rank": rank})
+        return self._request(
+            ranked.review_list_url, "review_list", self.parse_review_list, meta={"ranked": ranked, "rank": rank}
+        )
 
     @tracked
     def parse_ranking(self, response: Response) -> Iterator[scrapy.Request]:
@@ -213,9 +247,13 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
         ranked = [product for card in ranked_cards(response.selector) if (product := parse_card(card, response.url))]
         if not ranked:
             ranked = ranking_list_links(response.selector, response.url)
-            self._layout_error("ranking_without_cards", "no ranked product card (ul#J_PicMode > li[data-follow-id]) "
-                               "on %s; %d product link(s) inside the ranking list taken instead", response.url,
-                               len(ranked))
+            self._layout_error(
+                "ranking_without_cards",
+                "no ranked product card (ul#J_PicMode > li[data-follow-id]) "
+                "on %s; %d product link(s) inside the ranking list taken instead",
+                response.url,
+                len(ranked),
+            )
         for product in ranked:
             state.cards_seen += 1
             if self._take_product(product.product_id, state):
@@ -233,16 +271,25 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
         nodes = review_nodes(response.selector)
         declared = declared_rating_count(response.selector)
         if declared is None:
-            self._layout_error("declared_count_missing", "no review count (人评分) on %s; the card's %s is used",
-                               response.url, ranked.listed_reviews)
+            self._layout_error(
+                "declared_count_missing",
+                "no review count (人评分) on %s; the card's %s is used",
+                response.url,
+                ranked.listed_reviews,
+            )
             declared = ranked.listed_reviews
         tally = self.tallies[product.product_id] = ProductTally(product, declared, self.review_pages)
         yield from self._reviews(nodes, tally, response, page=1)
         link = has_more_reviews(response.selector)
         wanted = declared is not None and declared > len(nodes)
         if nodes and wanted and not link:
-            self._layout_error("view_more_link_missing", "%s declares %d reviews and shows %d, but has no 查看更多 "
-                               "link; the AJAX pages are asked for anyway", response.url, declared, len(nodes))
+            self._layout_error(
+                "view_more_link_missing",
+                "%s declares %d reviews and shows %d, but has no 查看更多 link; the AJAX pages are asked for anyway",
+                response.url,
+                declared,
+                len(nodes),
+            )
         more = wanted if declared is not None else link  # the count decides; without one, the 查看更多 link
         if nodes and more and self.review_pages >= FIRST_AJAX_PAGE:
             yield self._ajax_request(tally, FIRST_AJAX_PAGE)
@@ -264,19 +311,36 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
         short = expected - tally.read - tally.lost_on_pages
         if short <= 0:
             return
-        self._lost("short_of_declared", short, "product %s declares %d review(s) (up to %d pages), %d read",
-                   tally.product.product_id, tally.declared, self.review_pages, tally.read)
+        self._lost(
+            "short_of_declared",
+            short,
+            "product %s declares %d review(s) (up to %d pages), %d read",
+            tally.product.product_id,
+            tally.declared,
+            self.review_pages,
+            tally.read,
+        )
         if short > FAR_SHORT * expected:
-            self._layout_error("fewer_reviews_than_declared", "product %s: %d of %d expected review(s) read",
-                               tally.product.product_id, tally.read, expected)
+            self._layout_error(
+                "fewer_reviews_than_declared",
+                "product %s: %d of %d expected review(s) read",
+                tally.product.product_id,
+                tally.read,
+                expected,
+            )
 
     def _reviews(self, nodes: list[Selector], tally: ProductTally, response: Response, page: int) -> Iterator[Any]:
         if not nodes and tally.declared == 0:  # a product nobody has rated yet: no drift, nothing to read
             self._count("pages/review_list_empty_product")
             return
         if not nodes:
-            self._layout_error("review_page_without_reviews", "no review on %s (page %d, product claims %s ratings)",
-                               response.url, page, tally.declared)
+            self._layout_error(
+                "review_page_without_reviews",
+                "no review on %s (page %d, product claims %s ratings)",
+                response.url,
+                page,
+                tally.declared,
+            )
             return
         tally.read += len(nodes)
         for node in nodes:
@@ -326,8 +390,13 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
             self._count("long/shared_url")
             yield self._fallback(listed, "its long page %s is the page of review %s", listed.long_url, holder)
         else:
-            yield self._request(listed.long_url, "long", self.parse_long, meta={"listed": listed},
-                                headers={"Referer": review_list_url(listed.item.product_id)})
+            yield self._request(
+                listed.long_url,
+                "long",
+                self.parse_long,
+                meta={"listed": listed},
+                headers={"Referer": review_list_url(listed.item.product_id)},
+            )
 
     # ---- long reviews --------------------------------------------------------------------------------------
     @tracked
@@ -349,13 +418,15 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
         merged = replace(
             item,
             url=response.url,
-            title=long.title or item.title, author=long.author or item.author,
+            title=long.title or item.title,
+            author=long.author or item.author,
             published=long.published or item.published,
             likes=long.likes if long.likes is not None else item.likes,
             replies=long.replies if long.replies is not None else item.replies,
             overall_score=long.overall_score if long.overall_score is not None else item.overall_score,
             scores=long.scores or item.scores,
-            pros=long.pros or item.pros, cons=long.cons or item.cons,
+            pros=long.pros or item.pros,
+            cons=long.cons or item.cons,
             body=long.body or item.body,
             # the long page's figures, then the list's own pictures of the review (its cover) not among them
             image_urls=unique([*long.image_urls, *item.image_urls]),
@@ -406,20 +477,28 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
         if kind == "long":  # the list page's data stands in for the long page
             yield self._fallback(request.meta["listed"], "its long page failed")
         elif kind == "ajax" and status is not None:  # the form may not exist: the others are asked
-            yield from self._ajax_unanswered(request.meta, request.url, "missing" if status == 404 else f"http_{status}")
+            yield from self._ajax_unanswered(
+                request.meta, request.url, "missing" if status == 404 else f"http_{status}"
+            )
         elif kind == "ajax":
             yield from self._ajax_page_lost(self._tally(request.meta), request.meta["page"], request.url)
         elif kind == "review_list":
             ranked: RankedProduct = request.meta["ranked"]
-            tally = ProductTally(Product(ranked.product_id, ranked.name, None), ranked.listed_reviews,
-                                 self.review_pages)
+            tally = ProductTally(
+                Product(ranked.product_id, ranked.name, None), ranked.listed_reviews, self.review_pages
+            )
             self.tallies[ranked.product_id] = tally
             if tally.expected is None:
                 self._count("products_of_unknown_size_failed")
                 logger.error("the reviews of product %s are lost; how many is unknown", ranked.product_id)
             tally.lost_on_pages = tally.expected or 0
-            self._lost("review_list_failed", tally.lost_on_pages, "the review list of product %s failed (its "
-                       "ranking card counts %s)", ranked.product_id, ranked.listed_reviews)
+            self._lost(
+                "review_list_failed",
+                tally.lost_on_pages,
+                "the review list of product %s failed (its ranking card counts %s)",
+                ranked.product_id,
+                ranked.listed_reviews,
+            )
             self._end_product(tally)
         elif kind == "ranking" and not request.meta.get("guessed_url"):
             page, state = request.meta["page"], request.meta.get("ranking", self.ranking)

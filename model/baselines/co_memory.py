@@ -6,6 +6,7 @@ query, the images with the text vector and the aspect, and a linear layer carrie
 (shared across hops, as MemNet): v_T^k = Att_T(M^T, [v_I^{k-1}; a]) + W_T v_T^{k-1}, and symmetrically for v_I.
 Both start from the aspect vector a (the mean of its word embeddings); softmax over [v_T^H; v_I^H].
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,13 +27,20 @@ class CoMemory(EmbeddingModel):
         self.image_linear = nn.Linear(dim, dim)
         self.classifier = nn.Linear(2 * dim, config.num_classes)
 
-    def forward(self, text_ids: torch.Tensor, text_lengths: torch.Tensor, aspect_ids: torch.Tensor,
-                aspect_lengths: torch.Tensor, images: torch.Tensor, image_lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        text_ids: torch.Tensor,
+        text_lengths: torch.Tensor,
+        aspect_ids: torch.Tensor,
+        aspect_lengths: torch.Tensor,
+        images: torch.Tensor,
+        image_lengths: torch.Tensor,
+    ) -> torch.Tensor:
         text_mask = length_mask(text_lengths, text_ids.size(1))
         image_mask = length_mask(image_lengths, images.size(1))
-        text_memory = self.embed(text_ids)                                                                  # M^T
-        image_memory = self.image_projection(self.dropout(images))                                          # M^I
-        aspect = masked_mean(self.embed(aspect_ids), length_mask(aspect_lengths, aspect_ids.size(1)))       # a
+        text_memory = self.embed(text_ids)  # M^T
+        image_memory = self.image_projection(self.dropout(images))  # M^I
+        aspect = masked_mean(self.embed(aspect_ids), length_mask(aspect_lengths, aspect_ids.size(1)))  # a
         v_text, v_img = aspect, aspect
         for _ in range(self.config.hops):
             text_read = self.text_attention(text_memory, torch.cat([v_img, aspect], dim=-1), text_mask)

@@ -1,6 +1,7 @@
 """MemNet (Tang, Qin & Liu 2016): multi-hop attention over location-weighted word embeddings, the aspect vector
 as the first query, and a linear layer added between hops: x_k = Att(M, x_{k-1}) + W x_{k-1}. As in the paper,
 the attention and the linear layer are shared by all hops."""
+
 from __future__ import annotations
 
 import torch
@@ -18,11 +19,18 @@ class MemNet(EmbeddingModel):
         self.linear = nn.Linear(config.embed_dim, config.embed_dim)
         self.classifier = nn.Linear(config.embed_dim, config.num_classes)
 
-    def forward(self, text_ids: torch.Tensor, text_lengths: torch.Tensor, aspect_ids: torch.Tensor,
-                aspect_lengths: torch.Tensor, images: torch.Tensor, image_lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        text_ids: torch.Tensor,
+        text_lengths: torch.Tensor,
+        aspect_ids: torch.Tensor,
+        aspect_lengths: torch.Tensor,
+        images: torch.Tensor,
+        image_lengths: torch.Tensor,
+    ) -> torch.Tensor:
         text_mask = length_mask(text_lengths, text_ids.size(1))
         location = aspect_location_weights(text_ids, text_lengths, aspect_ids, aspect_lengths, (PAD_ID, UNK_ID))
-        memory = self.embed(text_ids) * location.unsqueeze(-1).to(self.embedding.weight.dtype)   # m_i = v_i ⊙ e_i
+        memory = self.embed(text_ids) * location.unsqueeze(-1).to(self.embedding.weight.dtype)  # m_i = v_i ⊙ e_i
         query = masked_mean(self.embed(aspect_ids), length_mask(aspect_lengths, aspect_ids.size(1)))  # x_0 = v_a
         for _ in range(self.config.hops):
             query = self.attention(memory, query, text_mask) + self.linear(query)
