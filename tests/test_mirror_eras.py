@@ -24,7 +24,7 @@ from sitegen.mirror import generate_mirror, main
 from sitegen.plan import plan_site
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_2026 = REPO.parent / "shared" / "fixtures" / "zol-2026" / "review.shtml"
+REAL_2026 = REPO / "tests" / "fixtures" / "zol-2026" / "review.shtml"  # the page saved from the live site
 SMALL_2026 = dict(products=3, reviews_per_product=23, seed=11, era="2026")
 CROP_RE = re.compile(r"^//pro-fd\.zol-img\.com\.cn/t_s400x300c/g7/M00/[0-9A-F]{2}/[0-9A-F]{2}/[\w-]+\.jpg$")
 DATE_RE = re.compile(r"^发表于：(\d{4})年(\d\d)月(\d\d)日 (\d\d):(\d\d)$")
