@@ -266,11 +266,15 @@ def summary_line(stats: dict, seconds: float) -> str:
     layout = sum(stats.get("layout_errors", {}).values())
     lost = sum(stats.get("reviews_lost", {}).values())
     images = stats.get("images", {})
-    return (
+    line = (
         f"crawl: {pages} pages -> {stats.get('reviews', 0)} reviews ({lost} lost), images {images.get('ok', 0)} ok / "
         f"{images.get('failed', 0)} failed, {failures} page/parse failures, {layout} layout errors, "
         f"{stats.get('retries', {}).get('count', 0)} retries, {seconds:.1f}s"
     )
+    poison = sum(stats.get("frontier_poison", {}).values())
+    if poison:  # set aside unread: were any this crawl's own requests, the reviews behind them are missing
+        line += f"; {poison} Redis queue member(s) set aside as poison, unread (crawl_stats.json frontier_poison)"
+    return line
 
 
 @cli_entry

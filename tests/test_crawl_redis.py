@@ -17,6 +17,7 @@ import pytest
 import redis
 from crawl_support import CRAWLED_AT, REPO, RedisServer, run_crawl, scrapy_command
 
+from crawler.crawl import summary_line
 from crawler.frontier import Frontier
 from crawler.merge import merge
 from sitegen.mirror import generate_mirror
@@ -274,6 +275,11 @@ def test_poison_members_are_moved_aside_never_run(site, single_crawl, redis_serv
     stats = merge([folder], tmp_path / "raw")  # and the crawl went on, whole
     _assert_ground_truth(tmp_path / "raw", manifest, single_crawl)
     assert stats["frontier_poison"] == {"bad_callback": 1, "not_a_request": 1, "not_json": 2}
+    # the stage's one summary line says so: a request of the crawl's own that turned poison would be missing
+    assert summary_line(stats, 1.0).endswith(
+        "; 4 Redis queue member(s) set aside as poison, unread (crawl_stats.json frontier_poison)"
+    )
+    assert "poison" not in summary_line({**stats, "frontier_poison": {}}, 1.0)
 
 
 def test_frontier_keys_are_names_not_patterns(redis_server):
