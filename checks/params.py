@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 
 from common.errors import cli_entry
-from common.params import DEFAULT_PARAMS, load_params, require
+from common.params import DEFAULT_PARAMS, load_params, require, section_of
 from crawler.crawl import check_params as check_crawl
 from model.config import Settings
 from model.paper_grid import base_params, plan_from_params
@@ -55,7 +55,7 @@ def check_params(path: str = str(DEFAULT_PARAMS)) -> list[str]:
     checked: list[str] = []
     for sections, check in CHECKS:
         for section in sections:
-            load_params(section, path)  # a missing section: the stages' own message
+            section_of(params, section, path)  # a missing section: the stages' own message
         check(params)
         checked += [s for s in sections if s not in checked]
     return checked

@@ -21,8 +21,11 @@ def load_params(section: str | None = None, path: str | Path = DEFAULT_PARAMS) -
         params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"{path} is not valid YAML ({exc}); fix the file") from exc
-    if section is None:
-        return params
+    return params if section is None else section_of(params, section, path)
+
+
+def section_of(params: dict, section: str, path: str | Path = DEFAULT_PARAMS) -> Any:
+    """params[section] of the file at `path` already read; a missing section is a UserError."""
     if section not in params:
         raise UserError(f"{path} has no '{section}' section; add it (docs/pipeline.md lists each stage's params)")
     return params[section]

@@ -358,32 +358,50 @@ def test_a_redis_restarted_empty_mid_crawl_fails_the_stage(site, mirror_server, 
     assert all((tmp_path / f".raw.partial.worker{i}" / "journal.jsonl").is_file() for i in range(2))
 
 
-def test_redis_down_ends_a_worker_in_one_line(site, mirror_server, redis_server, tmp_path):
+def _worker_through_an_outage(
+    site, mirror_server, tmp_path, key: str, delay: float, bound: float, settings: tuple[str, ...], hang: bool
+) -> tuple[int, float, str]:
+    """A worker on its own Redis, which stops (or hangs: SIGSTOP, connections accepted and never answered) once the
+    worker has written two reviews; (exit status, seconds from the outage to the worker's exit, stderr)."""
     root, _ = site
     server = mirror_server(root)
-    server.delay = 0.1
+    server.delay = delay
     own = RedisServer(tmp_path / "r")
-    folder = tmp_path / "w"
-    worker_env_timeout = 3
-    worker = _worker(
-        folder, server.url, own.url, "down", 30, "CONCURRENT_REQUESTS=2", f"ZOL_REDIS_DOWN_TIMEOUT={worker_env_timeout}"
-    )
+    worker = _worker(tmp_path / "w", server.url, own.url, key, 30, *settings, f"ZOL_REDIS_DOWN_TIMEOUT={bound}")
     try:
-        _wait_for_journal([folder], 2, [worker])
-        own.stop()
+        _wait_for_journal([tmp_path / "w"], 2, [worker])
+        if hang:
+            own.process.send_signal(signal.SIGSTOP)
+        else:
+            own.stop()
         started = time.monotonic()
-        _, stderr = worker.communicate(timeout=90)
+        try:
+            _, stderr = worker.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the worker still ran {time.monotonic() - started:.0f} s after Redis went")
+        return worker.returncode, time.monotonic() - started, stderr
     finally:
         worker.kill()
+        if hang:
+            own.process.send_signal(signal.SIGCONT)
         own.stop()
-    assert worker.returncode == 8, stderr[-3000:]
-    assert time.monotonic() - started < worker_env_timeout + 30
-    # one line from the frontier (the spider may count a request it could not queue as dropped, one line each)
+
+
+def _assert_one_frontier_error(stderr: str) -> str:
+    """One line from the frontier, no traceback (the spider may count a request it could not queue as dropped)."""
     errors = [line for line in stderr.splitlines() if "[crawler.redis_backend] ERROR" in line]
-    assert len(errors) == 1 and "Redis unreachable" in errors[0] and "this worker stops" in errors[0], stderr[-3000:]
-    assert "Traceback" not in stderr, stderr[
-        -3000:
-    ]  # one line, not a traceback a second  # the callbacks in flight at most, not one per second
+    assert len(errors) == 1 and "Redis unreachable" in errors[0] and "Traceback" not in stderr, stderr[-3000:]
+    return errors[0]
+
+
+def test_redis_down_ends_a_worker_in_one_line(site, mirror_server, redis_server, tmp_path):
+    bound = 3
+    code, took, stderr = _worker_through_an_outage(
+        site, mirror_server, tmp_path, "down", 0.1, bound, ("CONCURRENT_REQUESTS=2",), hang=False
+    )
+    assert code == 8, stderr[-3000:]
+    assert took < bound + 30
+    assert "this worker stops" in _assert_one_frontier_error(stderr)
 
 
 def test_a_worker_with_many_requests_in_flight_ends_soon_after_the_redis_outage_bound(
@@ -391,68 +409,27 @@ def test_a_worker_with_many_requests_in_flight_ends_soon_after_the_redis_outage_
 ):
     """Once the outage bound is passed, closing makes no more Redis calls: before, every request in flight retried
     its claim and its acknowledgement for ~2.5 s each, and 16 of them kept the worker ~45 s past the bound."""
-    root, _ = site
-    server = mirror_server(root)
-    server.delay = 0.5  # answers slow enough that many requests are in flight when Redis goes
-    own = RedisServer(tmp_path / "r")
-    folder = tmp_path / "w"
     bound = 3
-    worker = _worker(
-        folder,
-        server.url,
-        own.url,
-        "many",
-        30,
-        "CONCURRENT_REQUESTS=32",
-        "CONCURRENT_REQUESTS_PER_DOMAIN=16",
-        f"ZOL_REDIS_DOWN_TIMEOUT={bound}",
-    )
-    try:
-        _wait_for_journal([folder], 2, [worker])
-        own.stop()
-        started = time.monotonic()
-        _, stderr = worker.communicate(timeout=180)
-        took = time.monotonic() - started
-    finally:
-        worker.kill()
-        own.stop()
-    assert worker.returncode == 8, stderr[-3000:]
+    settings = ("CONCURRENT_REQUESTS=32", "CONCURRENT_REQUESTS_PER_DOMAIN=16")
+    # answers slow enough (0.5 s) that many requests are in flight when Redis goes
+    code, took, stderr = _worker_through_an_outage(site, mirror_server, tmp_path, "many", 0.5, bound, settings, False)
+    assert code == 8, stderr[-3000:]
     # the bound, ~2.5 s of retries on either side of it, the answers already on their way (0.5 s each), load
     assert took < bound + 18, (took, stderr[-3000:])
-    errors = [line for line in stderr.splitlines() if "[crawler.redis_backend] ERROR" in line]
-    assert len(errors) == 1 and "Redis unreachable" in errors[0] and "Traceback" not in stderr, stderr[-3000:]
+    _assert_one_frontier_error(stderr)
 
 
 def test_a_hung_redis_ends_a_worker_soon_after_the_outage_bound(site, mirror_server, redis_server, tmp_path):
     """A Redis that accepts connections and never answers (stopped, or a network that drops packets): each command
     gives up after a few seconds. Before, each waited 30 s and was retried 5 times, so a worker told to stop after
     3 s of outage took over 6 minutes."""
-    root, _ = site
-    server = mirror_server(root)
-    server.delay = 0.2
-    own = RedisServer(tmp_path / "r")
-    folder = tmp_path / "w"
     bound = 3
-    worker = _worker(
-        folder, server.url, own.url, "hung", 30, "CONCURRENT_REQUESTS=4", f"ZOL_REDIS_DOWN_TIMEOUT={bound}"
+    code, took, stderr = _worker_through_an_outage(
+        site, mirror_server, tmp_path, "hung", 0.2, bound, ("CONCURRENT_REQUESTS=4",), hang=True
     )
-    try:
-        _wait_for_journal([folder], 2, [worker])
-        own.process.send_signal(signal.SIGSTOP)  # the kernel still accepts connections; nothing answers
-        started = time.monotonic()
-        try:
-            _, stderr = worker.communicate(timeout=90)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the worker still ran {time.monotonic() - started:.0f} s after Redis hung")
-        took = time.monotonic() - started
-    finally:
-        worker.kill()
-        own.process.send_signal(signal.SIGCONT)
-        own.stop()
-    assert worker.returncode == 8, stderr[-3000:]
+    assert code == 8, stderr[-3000:]
     assert took < bound + 30, (took, stderr[-3000:])
-    errors = [line for line in stderr.splitlines() if "[crawler.redis_backend] ERROR" in line]
-    assert len(errors) == 1 and "Redis unreachable" in errors[0] and "Traceback" not in stderr, stderr[-3000:]
+    _assert_one_frontier_error(stderr)
 
 
 def test_a_request_popped_without_its_answer_is_crawled_not_waited_for(
