@@ -1,0 +1,204 @@
+"""The text stages on scaled copies of the public Multi-ZOL text: µs per pair and peak memory per stage.
+
+    python bench/bench_scale.py [--scales 1,8,32] [--release DIR] [--out bench/results/scale.json]
+
+Builds, for each scale N, a release of N copies of the public text (each copy with its own review ids and its
+own text: a copy marker starts every review), runs `import` on it, removes the segmentation from the imported
+text (so that `segment` runs jieba, as on crawled text) and runs `clean`, `split` and `segment`, each stage alone
+in its own process, in a scratch folder. Per stage and scale: wall seconds, µs per pair and the peak resident
+memory of the stage's process tree (sampled every 20 ms, the sum over the stage and its worker processes).
+The load average is recorded before and after each scale; a scale measured with a 1-minute load above
+--max-load (default: half the cores) is flagged `loaded`. The release defaults to $MULTIZOL_PUBLIC, else
+../shared/data/multizol-public beside the repository; without it the benchmark says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_RELEASE = Path(os.environ.get("MULTIZOL_PUBLIC", REPO.parent / "shared" / "data" / "multizol-public"))
+SPLIT_FILES = ("zol_Train_jieba.txt", "zol_Dev_jieba.txt", "zol_Test_jieba.txt")
+STAGES = ("import", "clean", "split", "segment")
+STAGE_COMMANDS = {
+    "import": ["pipeline.import_multizol", "--release", "release", "--out", "data/raw/multizol"],
+    "clean": ["pipeline.clean", "--params", "params.yaml"],
+    "split": ["pipeline.split", "--params", "params.yaml"],
+    "segment": ["pipeline.segment", "--params", "params.yaml"],
+}
+SAMPLE_EVERY_S = 0.02
+
+
+def read_pairs(release: Path) -> dict[str, list[list[str]]]:
+    """The release's (text, images, aspect, score) line groups per split file."""
+    pairs = {}
+    for name in SPLIT_FILES:
+        lines = (release / name).read_text(encoding="utf-8").splitlines()
+        pairs[name] = [lines[i : i + 4] for i in range(0, len(lines) - len(lines) % 4, 4)]
+    return pairs
+
+
+def write_scaled_release(pairs: dict[str, list[list[str]]], copies: int, out: Path) -> int:
+    """`copies` copies of every pair, each copy's text starting with its own marker; returns the pair count."""
+    out.mkdir()
+    written = 0
+    for name, groups in pairs.items():
+        with (out / name).open("w", encoding="utf-8", newline="\n") as handle:
+            for copy in range(copies):
+                for text, images, aspect, score in groups:
+                    marker = f"副本{copy} " if copy else ""
+                    handle.write(f"{marker}{text}\n{images}\n{aspect}\n{score}\n")
+                    written += 1
+    return written
+
+
+def unsegment(raw: Path) -> None:
+    """The imported reviews as crawled text: the spaces jieba put between words removed, `segmented` false."""
+    path = raw / "reviews.jsonl"
+    staged = path.with_suffix(".tmp")
+    with path.open(encoding="utf-8") as source, staged.open("w", encoding="utf-8", newline="\n") as target:
+        for line in source:
+            record = json.loads(line)
+            record["body"] = "".join(record["body"].split())
+            record["segmented"] = False
+            target.write(json.dumps(record, ensure_ascii=False) + "\n")
+    staged.replace(path)
+
+
+def write_params(work: Path) -> None:
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["data"]["raw"] = "data/raw/multizol"
+    params["clean"]["require_image"] = False
+    params["split"]["method"] = "predefined"
+    work.mkdir(parents=True)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    (work / "data").mkdir(exist_ok=True)
+    shutil.copytree(REPO / "data" / "lexicon", work / "data" / "lexicon")
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Resident bytes of a process and its descendants (those that vanish meanwhile count 0)."""
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_measured(stage: str, work: Path) -> dict:
+    """Run one stage in `work`, sampling the RSS of its process tree; a failed stage raises with its output."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", *STAGE_COMMANDS[stage]],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    watched, peak = psutil.Process(child.pid), 0
+    while child.poll() is None:
+        try:
+            peak = max(peak, tree_rss(watched))
+        except psutil.Error:
+            pass
+        time.sleep(SAMPLE_EVERY_S)
+    seconds = time.perf_counter() - started
+    output = child.stdout.read() if child.stdout else ""
+    if child.returncode:
+        raise RuntimeError(f"{stage} exited {child.returncode}:\n{output}")
+    return {"seconds": round(seconds, 3), "peak_rss_mb": round(peak / 2**20, 1), "summary": output.strip()[-300:]}
+
+
+def measure_scale(pairs: dict[str, list[list[str]]], copies: int, scratch: Path) -> dict:
+    """Every stage on `copies` copies of the release, in a fresh folder under `scratch`."""
+    work = scratch / f"x{copies}"
+    write_params(work)
+    count = write_scaled_release(pairs, copies, work / "release")
+    load_before = os.getloadavg()[0]
+    stages = {}
+    for stage in STAGES:
+        stages[stage] = run_measured(stage, work)
+        stages[stage]["us_per_pair"] = round(stages[stage]["seconds"] / count * 1e6, 1)
+        if stage == "import":
+            unsegment(work / "data" / "raw" / "multizol")
+    shutil.rmtree(work)
+    return {"copies": copies, "pairs": count, "load_before": load_before, "load_after": os.getloadavg()[0], **stages}
+
+
+def ratios(results: list[dict], low: int, high: int) -> dict:
+    """Per stage: peak RSS and µs per pair at `high` copies over those at `low` (the issue's linearity marks)."""
+    by_copies = {r["copies"]: r for r in results}
+    if low not in by_copies or high not in by_copies:
+        return {}
+    a, b = by_copies[low], by_copies[high]
+    return {
+        stage: {
+            "rss": round(b[stage]["peak_rss_mb"] / a[stage]["peak_rss_mb"], 2),
+            "time_per_pair": round(b[stage]["us_per_pair"] / a[stage]["us_per_pair"], 2),
+        }
+        for stage in STAGES
+    }
+
+
+def table(results: list[dict]) -> str:
+    scales = " / ".join(f"{r['copies']}×" for r in results)
+    lines = [f"| stage | µs per pair at {scales} | peak RSS (MB) at {scales} |", "|---|---|---|"]
+    for stage in STAGES:
+        times = " / ".join(f"{r[stage]['us_per_pair']:.0f}" for r in results)
+        memory = " / ".join(f"{r[stage]['peak_rss_mb']:.0f}" for r in results)
+        lines.append(f"| {stage} | {times} | {memory} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python bench/bench_scale.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scales", default="1,8,32", help="copies of the public text (default: %(default)s)")
+    parser.add_argument("--release", type=Path, default=DEFAULT_RELEASE, help="the public Multi-ZOL text")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "scale.json")
+    parser.add_argument("--max-load", type=float, default=(os.cpu_count() or 2) / 2, help="flag scales above it")
+    args = parser.parse_args(argv)
+    if not all((args.release / name).is_file() for name in SPLIT_FILES):
+        print(f"bench scale: skipped, no Multi-ZOL text at {args.release} (set MULTIZOL_PUBLIC)")
+        return 0
+    pairs = read_pairs(args.release)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
+        for copies in (int(s) for s in args.scales.split(",")):
+            result = measure_scale(pairs, copies, Path(scratch))
+            result["loaded"] = max(result["load_before"], result["load_after"]) > args.max_load
+            results.append(result)
+            print(f"{copies}×: {result['pairs']} pairs, load {result['load_before']:.2f} -> {result['load_after']:.2f}")
+    report = {
+        "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
+        "results": results,
+        "ratios_32_over_8": ratios(results, 8, 32),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(table(results))
+    print(json.dumps(report["ratios_32_over_8"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
