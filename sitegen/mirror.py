@@ -42,9 +42,11 @@ from crawler.urls import (
     review_list_url,
 )
 from sitegen import pages2026
+from sitegen.catalog_pages import product_page, ranking_page
 from sitegen.era2026 import ERAS, LAYOUT_SCORED, apply_era, check_era
 from sitegen.images import render_crop, render_photo
-from sitegen.pages import ajax_reviews, long_review_page, product_page, product_score, ranking_page, review_list_page
+from sitegen.page_frame import product_score
+from sitegen.pages2018 import ajax_reviews, long_review_page, review_list_page
 from sitegen.plan import CRAWL_DATE, EDGE_CASES, Product, Review, plan_site
 
 PRODUCTS_PER_RANKING_PAGE = 10
