@@ -22,8 +22,8 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -32,7 +32,8 @@ from tqdm import tqdm
 from common.aspects import canonical_aspect
 from common.atomic import new_staging_dir, replace_dir
 from common.errors import UserError
-from common.params import require, require_int_in
+from common.params import bounded, fail
+from common.stage import run_stage
 from crawler.urls import (
     ajax_review_url,
     long_review_url,
@@ -281,17 +282,46 @@ def _positive(text: str) -> int:
     return value
 
 
-def check_sample_params(section: dict) -> None:
-    """params.yaml's `sample` section, which the sample_site stage passes to this command line: what main would
-    refuse, as one UserError naming the key."""
-    require(section, "out", "sample", str)
-    for key in ("products", "reviews_per_product"):
-        require_int_in(section, key, "sample", 1)
-    require(section, "seed", "sample", int)
+@dataclass(frozen=True)
+class SampleParams:
+    """params.yaml's `sample` section: the default mirror, which the sample_site stage passes to this command
+    line (checks.params reads it to refuse what main would, before `dvc repro` removes the old mirror)."""
+
+    out: str = "data/sample_site"
+    products: int = bounded(12, 1)
+    reviews_per_product: int = bounded(25, 1)
+    seed: int = 7
+    era: str | int = "mixed"  # one of ERAS; YAML reads an unquoted 2018 as a number
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "era", str(self.era))
+
+    def check(self) -> None:
+        if self.era not in ERAS:
+            raise fail("sample", "era", f"must be one of {' | '.join(ERAS)}, got {self.era!r}")
+
+
+def _summary_line(manifest: dict, out: str, era: str) -> str:
+    """What was written: products, reviews (long, with images), images, and the reviews of each layout."""
+    reviews = manifest["reviews"]
+    layouts = ", ".join(
+        f"{n} {layout}" for layout, n in sorted(Counter(r.get("layout", "2018") for r in reviews).items())
+    )
+    return (
+        f"mirror: {len(manifest['products'])} products, {len(reviews)} reviews "
+        f"({sum(r['long'] for r in reviews)} long, {sum(r['n_images'] > 0 for r in reviews)} with images), "
+        f"{sum(r['n_images'] for r in reviews)} images -> {out} (era {era}: {layouts})"
+    )
+
+
+def _run(args: argparse.Namespace) -> str:
     try:
-        check_era(str(require(section, "era", "sample")))
-    except ValueError as exc:
-        raise UserError(f"params.yaml: 'sample.era': {exc}") from None
+        manifest = generate_mirror(
+            args.out, args.products, args.reviews_per_product, args.seed, progress=True, era=args.era
+        )
+    except (ValueError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    return _summary_line(manifest, args.out, args.era)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,31 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, required=True, help="random seed: same seed, same bytes")
     parser.add_argument(
         "--era",
-        default="mixed",
+        default=SampleParams.era,
         metavar="{" + ",".join(ERAS) + "}",
         help="the site's markup: 2018, 2026 (scored and short reviews, star bars, image crops), or "
-        "mixed (some products each; default, as params.yaml's sample.era)",
+        "mixed (some products each; default: %(default)s, as params.yaml's sample.era)",
     )
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    try:
-        manifest = generate_mirror(
-            args.out, args.products, args.reviews_per_product, args.seed, progress=True, era=args.era
-        )
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    reviews = manifest["reviews"]
-    layouts = ", ".join(
-        f"{n} {layout}" for layout, n in sorted(Counter(r.get("layout", "2018") for r in reviews).items())
-    )
-    print(
-        f"mirror: {len(manifest['products'])} products, {len(reviews)} reviews "
-        f"({sum(r['long'] for r in reviews)} long, {sum(r['n_images'] > 0 for r in reviews)} with images), "
-        f"{sum(r['n_images'] for r in reviews)} images -> {args.out} in {time.perf_counter() - started:.1f} s "
-        f"(era {args.era}: {layouts})"
-    )
-    return 0
+    return run_stage(parser, _run, argv)
 
 
 if __name__ == "__main__":
