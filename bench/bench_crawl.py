@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from common.contract import REVIEWS_FILE, STATS_FILE  # noqa: E402
 from crawler.crawl import MIRROR_SPEED_SETTINGS  # noqa: E402
-from sitegen.mirror import generate_mirror  # noqa: E402
+from sitegen.mirror import SampleParams, generate_mirror  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "zol-2018"
 RESULTS = REPO / "bench" / "results" / "crawl.json"
@@ -132,9 +132,12 @@ def parse_times(repeat: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--products", type=int, default=12)
-    parser.add_argument("--reviews-per-product", type=int, default=25)
-    parser.add_argument("--seed", type=int, default=7)
+    sample = SampleParams()  # params.yaml's sample section
+    parser.add_argument("--products", type=int, default=sample.products, help="default: %(default)s")
+    parser.add_argument(
+        "--reviews-per-product", type=int, default=sample.reviews_per_product, help="default: %(default)s"
+    )
+    parser.add_argument("--seed", type=int, default=sample.seed, help="default: %(default)s")
     parser.add_argument("--repeat", type=int, default=50, help="parse-time repetitions per page")
     args = parser.parse_args(argv)
     result = {

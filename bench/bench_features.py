@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -102,55 +103,60 @@ def measure(args: argparse.Namespace) -> dict:
     if args.measure.startswith("decode"):  # as one decode worker runs: a single thread
         torch.set_num_threads(1)
         config = FeatureConfig.from_params(load_params("features", REPO / "params.yaml"))
-        run = (
-            (lambda: [decode_image(p, config.preprocessing) for p in paths])
-            if args.measure == "decode_pil"
-            else (lambda: decode_torchvision(paths))
-        )
-        run()  # warm the page cache and the libraries
-        started = time.perf_counter()
-        run()
-    else:
-        model = random_backbone(0).model
-        if args.measure == "one_fp32":
-            one_at_a_time_fp32(model, paths[:2])  # warm-up: first-call allocations count in neither figure
-            started = time.perf_counter()
-            one_at_a_time_fp32(model, paths)
+        if args.measure == "decode_pil":
+            seconds = _timed_twice(lambda: [decode_image(p, config.preprocessing) for p in paths])
         else:
-            config = FeatureConfig.from_params(load_params("features", REPO / "params.yaml"))
-            overrides = {
-                k: v
-                for k, v in (
-                    ("num_workers", args.workers),
-                    ("batch_size", args.batch_size),
-                    ("precision", args.precision),
-                )
-                if v is not None
-            }
-            config = replace(config, device="cpu", **overrides)
-            device = torch.device("cpu")
-            precision = resolve_precision(config.precision, device)
-            workers = resolve_num_workers(config.num_workers, device)
-            model = prepare_model(model, device)
-            # warm-up on one full batch: oneDNN builds its kernels per input shape, once per run
-            warm = (paths * config.batch_size)[: config.batch_size]
-            extract(model, warm, config.preprocessing, config.batch_size, 0, device, precision)
-            started = time.perf_counter()
-            _, errors, _ = extract(model, paths, config.preprocessing, config.batch_size, workers, device, precision)
-            assert not errors, errors
-            record.update(
-                precision=precision, batch_size=config.batch_size, num_workers=workers, threads=torch.get_num_threads()
-            )
-    seconds = time.perf_counter() - started
+            seconds = _timed_twice(lambda: decode_torchvision(paths))
+    elif args.measure == "one_fp32":
+        model = random_backbone(0).model
+        one_at_a_time_fp32(model, paths[:2])  # warm-up: first-call allocations count in neither figure
+        started = time.perf_counter()
+        one_at_a_time_fp32(model, paths)
+        seconds = time.perf_counter() - started
+    else:
+        config = FeatureConfig.from_params(load_params("features", REPO / "params.yaml"))
+        config = replace(config, device="cpu", **_stage_overrides(args))
+        device = torch.device("cpu")
+        precision = resolve_precision(config.precision, device)
+        workers = resolve_num_workers(config.num_workers, device)
+        model = prepare_model(random_backbone(0).model, device)
+        # warm-up on one full batch: oneDNN builds its kernels per input shape, once per run
+        warm = (paths * config.batch_size)[: config.batch_size]
+        extract(model, warm, config.preprocessing, config.batch_size, 0, device, precision)
+        started = time.perf_counter()
+        _, errors, _ = extract(model, paths, config.preprocessing, config.batch_size, workers, device, precision)
+        seconds = time.perf_counter() - started
+        assert not errors, errors
+        record.update(
+            precision=precision, batch_size=config.batch_size, num_workers=workers, threads=torch.get_num_threads()
+        )
+    return {**record, **_speed_and_memory(seconds, len(paths))}
+
+
+def _timed_twice(run: Callable[[], object]) -> float:
+    """Seconds of the second call: the first warms the page cache and the libraries."""
+    run()
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def _stage_overrides(args: argparse.Namespace) -> dict:
+    """The features config's values that this measurement sets (decode workers, batch size, precision)."""
+    given = (("num_workers", args.workers), ("batch_size", args.batch_size), ("precision", args.precision))
+    return {key: value for key, value in given if value is not None}
+
+
+def _speed_and_memory(seconds: float, images: int) -> dict:
+    """Images per second and the peak RSS of this process and of its decode workers."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    record.update(
-        seconds=round(seconds, 3),
-        images_per_s=round(len(paths) / seconds, 2),
-        peak_rss_mb=round(own),
-        peak_rss_decode_worker_mb=round(workers_peak),
-    )
-    return record
+    return {
+        "seconds": round(seconds, 3),
+        "images_per_s": round(images / seconds, 2),
+        "peak_rss_mb": round(own),
+        "peak_rss_decode_worker_mb": round(workers_peak),
+    }
 
 
 def spawn(files: Path, method: str, count: int, **options) -> dict:
@@ -187,40 +193,54 @@ def main() -> int:
     cores, n = available_cores(), args.images
     flags = cpu_flags()
     with tempfile.TemporaryDirectory() as tmp:
-        files = Path(tmp)
-        generate_images(files, 4 * n)
-        rounds = []
-        for _ in range(args.rounds):
-            rounds.append((spawn(files, "one_fp32", n), spawn(files, "stage", n)))
-        ratios = [round(s["images_per_s"] / o["images_per_s"], 2) for o, s in rounds]
-        growth = {}
-        for factor in (2, 4):
-            growth[f"x{factor}"] = {
+        runs = measure_all(Path(tmp), n, args.rounds, cores)
+    machine = {
+        "cores": cores,
+        "bf16_native": cpu_has_native_bf16(flags),
+        "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile", "bf16"}),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+    }
+    results = summarise(machine, n, args.rounds, runs)
+    write_json(results, RESULTS)
+    print(summary_line(results))
+    return 0
+
+
+def measure_all(files: Path, n: int, rounds: int, cores: int) -> dict:
+    """Every measurement, each in its own process, on 4n generated images in `files`: the alternating rounds
+    (one at a time fp32, the stage), growth to 2n and 4n, decode libraries, decode workers, variants."""
+    generate_images(files, 4 * n)
+    return {
+        "rounds": [(spawn(files, "one_fp32", n), spawn(files, "stage", n)) for _ in range(rounds)],
+        "growth": {
+            f"x{factor}": {
                 "images": factor * n,
                 "one_fp32": spawn(files, "one_fp32", factor * n),
                 "stage": spawn(files, "stage", factor * n),
             }
-        decode = {
-            name: [spawn(files, name, 4 * n) for _ in range(args.rounds)]
-            for name in ("decode_pil", "decode_torchvision")
-        }
-        workers = {w: spawn(files, "stage", n, workers=w) for w in sorted({0, 1, cores})}
-        variants = {
+            for factor in (2, 4)
+        },
+        "decode": {
+            name: [spawn(files, name, 4 * n) for _ in range(rounds)] for name in ("decode_pil", "decode_torchvision")
+        },
+        "workers": {w: spawn(files, "stage", n, workers=w) for w in sorted({0, 1, cores})},
+        "variants": {
             "batch_1": spawn(files, "stage", n, batch_size=1),
             "fp32_channels_last_batched": spawn(files, "stage", n, precision="fp32"),
-        }
-
-    stage, one = [s for _, s in rounds], [o for o, _ in rounds]
-    results = {
-        "machine": {
-            "cores": cores,
-            "bf16_native": cpu_has_native_bf16(flags),
-            "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile", "bf16"}),
-            "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         },
+    }
+
+
+def summarise(machine: dict, n: int, rounds: int, runs: dict) -> dict:
+    """bench/results/features.json: medians, the speed-up per round and its median, growth, decode and variants."""
+    stage, one = [s for _, s in runs["rounds"]], [o for o, _ in runs["rounds"]]
+    ratios = [round(s["images_per_s"] / o["images_per_s"], 2) for o, s in runs["rounds"]]
+    growth = {"x1": {"images": n, "stage": stage[0], "one_fp32": one[0]}, **runs["growth"]}
+    return {
+        "machine": machine,
         "images": n,
         "image_size": SIZE,
-        "rounds": args.rounds,
+        "rounds": rounds,
         "stage": {
             "images_per_s_median": median_of(stage),
             "peak_rss_mb_median": median_of(stage, "peak_rss_mb"),
@@ -243,22 +263,24 @@ def main() -> int:
                 "stage_peak_rss_mb": g["stage"]["peak_rss_mb"],
                 "one_fp32_peak_rss_mb": g["one_fp32"]["peak_rss_mb"],
             }
-            for label, g in {"x1": {"images": n, "stage": stage[0], "one_fp32": one[0]}, **growth}.items()
+            for label, g in growth.items()
         },
-        "decode_one_thread_images_per_s": {name: median_of(runs) for name, runs in decode.items()},
-        "decode_workers_images_per_s": {str(w): r["images_per_s"] for w, r in workers.items()},
-        "variants_images_per_s": {name: r["images_per_s"] for name, r in variants.items()},
+        "decode_one_thread_images_per_s": {name: median_of(records) for name, records in runs["decode"].items()},
+        "decode_workers_images_per_s": {str(w): r["images_per_s"] for w, r in runs["workers"].items()},
+        "variants_images_per_s": {name: r["images_per_s"] for name, r in runs["variants"].items()},
     }
-    write_json(results, RESULTS)
-    print(
-        f"features on CPU ({cores} cores, bf16 native: {results['machine']['bf16_native']}; {n} images at "
-        f"{SIZE}, decode included): stage {results['stage']['images_per_s_median']} img/s "
-        f"({results['stage']['config']}) vs one at a time fp32 "
+
+
+def summary_line(results: dict) -> str:
+    return (
+        f"features on CPU ({results['machine']['cores']} cores, bf16 native: {results['machine']['bf16_native']}; "
+        f"{results['images']} images at {SIZE}, decode included): stage {results['stage']['images_per_s_median']} "
+        f"img/s ({results['stage']['config']}) vs one at a time fp32 "
         f"{results['one_at_a_time_fp32']['images_per_s_median']} img/s: x{results['speedup']} (median of "
-        f"rounds {ratios}); decode PIL vs torchvision {results['decode_one_thread_images_per_s']}; workers "
-        f"{results['decode_workers_images_per_s']}; written to {RESULTS}"
+        f"rounds {results['speedup_per_round']}); decode PIL vs torchvision "
+        f"{results['decode_one_thread_images_per_s']}; workers {results['decode_workers_images_per_s']}; "
+        f"written to {RESULTS}"
     )
-    return 0
 
 
 if __name__ == "__main__":

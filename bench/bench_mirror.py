@@ -17,14 +17,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sitegen.mirror import generate_mirror  # noqa: E402
+from sitegen.mirror import SampleParams, generate_mirror  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--products", type=int, default=12)
-    parser.add_argument("--reviews-per-product", type=int, default=25)
-    parser.add_argument("--seed", type=int, default=7)
+    sample = SampleParams()  # params.yaml's sample section
+    parser.add_argument("--products", type=int, default=sample.products, help="default: %(default)s")
+    parser.add_argument(
+        "--reviews-per-product", type=int, default=sample.reviews_per_product, help="default: %(default)s"
+    )
+    parser.add_argument("--seed", type=int, default=sample.seed, help="default: %(default)s")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()

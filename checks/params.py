@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 
 from common.errors import cli_entry
-from common.params import DEFAULT_PARAMS, load_params, require, section_of
+from common.params import DEFAULT_PARAMS, load_params, read_section, require, section_of
 from crawler.crawl import check_params as check_crawl
 from model.config import Settings
 from model.paper_grid import base_params, plan_from_params
@@ -26,7 +26,7 @@ from pipeline.features import FeatureConfig
 from pipeline.import_multizol import section_settings as check_multizol
 from pipeline.segment import SegmentParams
 from pipeline.split import SplitParams
-from sitegen.mirror import check_sample_params
+from sitegen.mirror import SampleParams
 
 
 def _data(params: dict) -> None:
@@ -35,7 +35,7 @@ def _data(params: dict) -> None:
 
 # (sections it reads, check of the whole params file): each reads its sections the way its stage does
 CHECKS: list[tuple[tuple[str, ...], Callable[[dict], object]]] = [
-    (("sample",), lambda p: check_sample_params(p["sample"])),
+    (("sample",), lambda p: read_section(SampleParams, p["sample"], "sample")),
     (("crawl",), lambda p: check_crawl(p["crawl"])),
     (("multizol",), lambda p: check_multizol(p["multizol"])),
     (("data",), _data),

@@ -22,152 +22,36 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from collections import Counter
-from datetime import date
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from common.aspects import canonical_aspect
 from common.atomic import new_staging_dir, replace_dir
 from common.errors import UserError
-from common.params import require, require_int_in
+from common.params import bounded, fail
+from common.stage import run_stage
 from crawler.urls import (
     ajax_review_url,
     long_review_url,
     product_url,
     ranking_url,
-    redirecting_review_list_url,
     review_list_url,
 )
 from sitegen import pages2026
-from sitegen.era2026 import ERAS, LAYOUT_SCORED, apply_era, check_era
+from sitegen.catalog_pages import product_page, ranking_page
+from sitegen.era2026 import ERAS, apply_era, check_era
 from sitegen.images import render_crop, render_photo
-from sitegen.pages import ajax_reviews, long_review_page, product_page, product_score, ranking_page, review_list_page
-from sitegen.plan import CRAWL_DATE, EDGE_CASES, Product, Review, plan_site
+from sitegen.manifest import EMBEDDED_REVIEWS, build_manifest, redirected, site_path
+from sitegen.pages2018 import ajax_reviews, long_review_page, review_list_page
+from sitegen.plan import Product, plan_site
 
 PRODUCTS_PER_RANKING_PAGE = 10
-EMBEDDED_REVIEWS = 20  # review.shtml embeds pages 1-2
 AJAX_PAGE_SIZE = 10
 MANIFEST = "manifest.json"
 FAULTS = "faults.json"  # read by crawler.mirror: {"<host>/<path>": [status | "blocked" | "stub", ...]}
 REDIRECTS = "redirects.json"  # read by crawler.mirror: {"<host>/<path>": "https://..."} answered with a 301
-
-
-def _site_path(url: str) -> str:
-    """`https://host/path` -> `host/path` (the mirror's file for that URL)."""
-    return url.split("://", 1)[1]
-
-
-def _review_entry(review: Review) -> dict:
-    return {
-        "review_id": review.review_id,
-        "product_id": review.product_id,
-        "review_product_id": review.review_product_id,
-        "long": review.long,
-        "aid": review.aid,
-        "scores": {canonical_aspect(label) or label: score for label, score in review.scores},
-        "overall_score": review.overall,
-        "n_images": len(review.all_images),
-        "image_urls": [image.url for image in review.all_images],
-        "published": review.published.isoformat(),
-    }
-
-
-def review_text(review: Review) -> dict:
-    """The review's text as a crawl must read it, field by field (each line stripped, lines joined by newlines)."""
-    text = review.text
-    fields = dict.fromkeys(("title", "pros", "cons", "summary", "body"))
-    if review.layout == LAYOUT_SCORED:
-        fields["title"] = text.title
-        fields["pros"], fields["cons"] = pages2026.scored_words(review)
-    elif review.layout != "2018":  # short: one paragraph
-        fields["body"] = review.short_text
-    elif review.long:  # the long page: its title, merits, faults and every section's heading and paragraphs
-        fields.update(
-            title=text.title,
-            pros="\n".join(text.pros),
-            cons="\n".join(text.cons),
-            body="\n".join(line for heading, paragraphs in text.sections for line in [heading, *paragraphs]),
-        )
-    else:
-        fields.update(
-            title=text.title,
-            pros="，".join(text.pros) + "。",
-            cons="，".join(text.cons) + "。",
-            summary=text.summary + "。" if text.summary else None,
-        )
-    return fields
-
-
-def review_truth(review: Review) -> dict:
-    """What a site with 2026 pages adds to a review's manifest entry."""
-    return {"layout": review.layout, "text": review_text(review)}
-
-
-def _product_entry(product: Product, rank: int | None) -> dict:
-    return {
-        "product_id": product.product_id,
-        "name": product.name,
-        "brand": product.brand,
-        "rank": rank,
-        "listed_score": product_score(product),
-        "listed_reviews": len(product.reviews),
-    }
-
-
-def faults(site: list[Product]) -> dict[str, list[int | str]]:
-    """A page that fails once (503, then served): the first AJAX page of product 0. On a site with 2026 pages also
-    the review lists of its first two 2026 products: one answers the verification page once, the other the stub."""
-    first = site[0]
-    ajax_form = "2019" if first.era == "2026" else "2018"
-    script: dict[str, list[int | str]] = (
-        {_site_path(ajax_review_url(first.product_id, 3, ajax_form)): [503]}
-        if len(first.reviews) > EMBEDDED_REVIEWS
-        else {}
-    )
-    for product, answer in zip([p for p in site if p.era == "2026"], ("blocked", "stub"), strict=False):
-        script[_site_path(review_list_url(product.product_id))] = [answer]
-    return script
-
-
-def redirected(site: list[Product]) -> list[Product]:
-    """The 2026 products whose ranking card links `/0/{proId}/review.shtml` (every other one, from the first)."""
-    return [p for p in site if p.era == "2026"][::2]
-
-
-def redirects(site: list[Product]) -> dict[str, str]:
-    return {
-        _site_path(redirecting_review_list_url(p.product_id)): review_list_url(p.product_id) for p in redirected(site)
-    }
-
-
-def build_manifest(
-    site: list[Product], seed: int, unranked: list[Product] = (), era: str = "2018", crawl_date: date = CRAWL_DATE
-) -> dict:
-    positions = {place: name for name, place in EDGE_CASES.items()}
-    edge_cases = {}
-    for p_index, product in enumerate(site):
-        for r_index, review in enumerate(product.reviews):
-            if (p_index, r_index) in positions and product.era == "2018":
-                edge_cases[positions[(p_index, r_index)]] = review.review_id
-    manifest = {
-        "seed": seed,
-        "crawl_date": crawl_date.isoformat(),
-        "products": [_product_entry(p, rank) for rank, p in enumerate(site, start=1)],
-        "reviews": [_review_entry(r) for p in site for r in p.reviews],
-        "edge_cases": edge_cases,
-        "unranked_products": [_product_entry(p, None) for p in unranked],
-        "faults": faults(site),
-    }
-    if era != "2018":  # a 2018 site's manifest stays as it was before eras existed (same bytes, same DVC hash)
-        for entry, review in zip(manifest["reviews"], [r for p in site for r in p.reviews], strict=False):
-            entry.update(review_truth(review))
-        manifest.update(
-            era=era, redirects=redirects(site), products_in_2026=[p.product_id for p in site if p.era == "2026"]
-        )
-    return manifest
 
 
 def _product_files_2026(product: Product) -> dict[str, bytes]:
@@ -175,22 +59,22 @@ def _product_files_2026(product: Product) -> dict[str, bytes]:
     for every page from 1 (pages 1-2 repeat the embedded reviews) to the first `div.empty-comment` one, and each
     image as the original and as the 400x300 crop that `data-bigurl` names."""
     files = {
-        _site_path(product_url(product.product_id)): product_page(product).encode("gbk"),
-        _site_path(review_list_url(product.product_id)): pages2026.review_list_page(
+        site_path(product_url(product.product_id)): product_page(product).encode("gbk"),
+        site_path(review_list_url(product.product_id)): pages2026.review_list_page(
             product, product.reviews[:EMBEDDED_REVIEWS]
         ).encode("gbk"),
     }
     pages = -(-len(product.reviews) // AJAX_PAGE_SIZE)
     for page in range(1, pages + 2):
         chunk = product.reviews[(page - 1) * AJAX_PAGE_SIZE : page * AJAX_PAGE_SIZE]
-        files[_site_path(ajax_review_url(product.product_id, page, "2019"))] = pages2026.ajax_reviews_2019(
-            chunk
-        ).encode("ascii")
+        files[site_path(ajax_review_url(product.product_id, page, "2019"))] = pages2026.ajax_reviews_2019(chunk).encode(
+            "ascii"
+        )
     for review in product.reviews:
         for image in review.images:
             photo = render_photo(image.camera, image.appearance, image.seed)
             files[image.site_path] = photo
-            files[_site_path(pages2026.sized(image, pages2026.CROP))] = render_crop(photo)
+            files[site_path(pages2026.sized(image, pages2026.CROP))] = render_crop(photo)
     return files
 
 
@@ -199,8 +83,8 @@ def _product_files(product: Product) -> dict[str, bytes]:
     if product.era == "2026":
         return _product_files_2026(product)
     files = {
-        _site_path(product_url(product.product_id)): product_page(product).encode("gbk"),
-        _site_path(review_list_url(product.product_id)): review_list_page(
+        site_path(product_url(product.product_id)): product_page(product).encode("gbk"),
+        site_path(review_list_url(product.product_id)): review_list_page(
             product, product.reviews[:EMBEDDED_REVIEWS]
         ).encode("gbk"),
     }
@@ -208,12 +92,12 @@ def _product_files(product: Product) -> dict[str, bytes]:
     for start in range(0, len(rest), AJAX_PAGE_SIZE):
         page = 3 + start // AJAX_PAGE_SIZE
         is_end = start + AJAX_PAGE_SIZE >= len(rest)
-        files[_site_path(ajax_review_url(product.product_id, page))] = ajax_reviews(
+        files[site_path(ajax_review_url(product.product_id, page))] = ajax_reviews(
             rest[start : start + AJAX_PAGE_SIZE], page, is_end
         ).encode("ascii")
     for review in product.reviews:
         if review.long:  # filed under its own product id, which can be a sibling variant's
-            files[_site_path(long_review_url(review.review_product_id, review.aid))] = long_review_page(
+            files[site_path(long_review_url(review.review_product_id, review.aid))] = long_review_page(
                 product, review
             ).encode("gbk")
         for image in review.all_images:
@@ -247,7 +131,7 @@ def generate_mirror(
         pages = [site[i : i + per_page] for i in range(0, len(site), per_page)]
         links = {p.product_id: pages2026.unfiled_review_list_link(p) for p in redirected(site)}
         files = {
-            _site_path(ranking_url(n)): ranking_page(
+            site_path(ranking_url(n)): ranking_page(
                 n,
                 len(pages),
                 chunk,
@@ -279,17 +163,46 @@ def _positive(text: str) -> int:
     return value
 
 
-def check_sample_params(section: dict) -> None:
-    """params.yaml's `sample` section, which the sample_site stage passes to this command line: what main would
-    refuse, as one UserError naming the key."""
-    require(section, "out", "sample", str)
-    for key in ("products", "reviews_per_product"):
-        require_int_in(section, key, "sample", 1)
-    require(section, "seed", "sample", int)
+@dataclass(frozen=True)
+class SampleParams:
+    """params.yaml's `sample` section: the default mirror, which the sample_site stage passes to this command
+    line (checks.params reads it to refuse what main would, before `dvc repro` removes the old mirror)."""
+
+    out: str = "data/sample_site"
+    products: int = bounded(12, 1)
+    reviews_per_product: int = bounded(25, 1)
+    seed: int = 7
+    era: str | int = "mixed"  # one of ERAS; YAML reads an unquoted 2018 as a number
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "era", str(self.era))
+
+    def check(self) -> None:
+        if self.era not in ERAS:
+            raise fail("sample", "era", f"must be one of {' | '.join(ERAS)}, got {self.era!r}")
+
+
+def _summary_line(manifest: dict, out: str, era: str) -> str:
+    """What was written: products, reviews (long, with images), images, and the reviews of each layout."""
+    reviews = manifest["reviews"]
+    layouts = ", ".join(
+        f"{n} {layout}" for layout, n in sorted(Counter(r.get("layout", "2018") for r in reviews).items())
+    )
+    return (
+        f"mirror: {len(manifest['products'])} products, {len(reviews)} reviews "
+        f"({sum(r['long'] for r in reviews)} long, {sum(r['n_images'] > 0 for r in reviews)} with images), "
+        f"{sum(r['n_images'] for r in reviews)} images -> {out} (era {era}: {layouts})"
+    )
+
+
+def _run(args: argparse.Namespace) -> str:
     try:
-        check_era(str(require(section, "era", "sample")))
-    except ValueError as exc:
-        raise UserError(f"params.yaml: 'sample.era': {exc}") from None
+        manifest = generate_mirror(
+            args.out, args.products, args.reviews_per_product, args.seed, progress=True, era=args.era
+        )
+    except (ValueError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    return _summary_line(manifest, args.out, args.era)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,31 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, required=True, help="random seed: same seed, same bytes")
     parser.add_argument(
         "--era",
-        default="mixed",
+        default=SampleParams.era,
         metavar="{" + ",".join(ERAS) + "}",
         help="the site's markup: 2018, 2026 (scored and short reviews, star bars, image crops), or "
-        "mixed (some products each; default, as params.yaml's sample.era)",
+        "mixed (some products each; default: %(default)s, as params.yaml's sample.era)",
     )
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    try:
-        manifest = generate_mirror(
-            args.out, args.products, args.reviews_per_product, args.seed, progress=True, era=args.era
-        )
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    reviews = manifest["reviews"]
-    layouts = ", ".join(
-        f"{n} {layout}" for layout, n in sorted(Counter(r.get("layout", "2018") for r in reviews).items())
-    )
-    print(
-        f"mirror: {len(manifest['products'])} products, {len(reviews)} reviews "
-        f"({sum(r['long'] for r in reviews)} long, {sum(r['n_images'] > 0 for r in reviews)} with images), "
-        f"{sum(r['n_images'] for r in reviews)} images -> {args.out} in {time.perf_counter() - started:.1f} s "
-        f"(era {args.era}: {layouts})"
-    )
-    return 0
+    return run_stage(parser, _run, argv)
 
 
 if __name__ == "__main__":

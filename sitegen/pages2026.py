@@ -12,7 +12,7 @@ from html import escape
 
 from crawler.urls import product_dir, redirecting_review_list_url, short_review_url
 from sitegen.era2026 import LAYOUT_SCORED
-from sitegen.pages import _breadcrumb, _head, _path, _product_url, _score_text, product_score
+from sitegen.page_frame import breadcrumb, page_head, product_link, product_score, root_relative, score_text
 from sitegen.plan import Image, Product, Review
 
 CROP = "t_s400x300c"  # data-bigurl: a 400x300 crop of the original
@@ -96,9 +96,9 @@ def comments_item(review: Review) -> str:
     rid, pid, when = review.review_id, review.product_id, review.published
     title, aspects = "", ""
     if review.layout == LAYOUT_SCORED:
-        href = _path(short_review_url(pid, rid)) + "#tagNav"
+        href = root_relative(short_review_url(pid, rid)) + "#tagNav"
         title = f'                    <div class="title">\n                        <a href="{href}">{escape(review.text.title)}</a></div>\n'
-        aspects = "".join(f"<span>{label}：<em>{_score_text(score)}</em></span>" for label, score in review.scores)
+        aspects = "".join(f"<span>{label}：<em>{score_text(score)}</em></span>" for label, score in review.scores)
     handle = (
         f'data-proid="{pid}" data-rid="{rid}" data-aid="0" href="javascript:;" target="_self" onclick="return false;"'
     )
@@ -147,14 +147,14 @@ def review_list_page(product: Product, embedded: list[Review]) -> str:
     overall, count = product_score(product), len(product.reviews)
     d = product_dir(product.product_id)
     return (
-        _head(f"【{product.name}怎么样】{product.name}好不好_好吗-ZOL中关村在线", product)
-        + _breadcrumb(product, "点评")
+        page_head(f"【{product.name}怎么样】{product.name}好不好_好吗-ZOL中关村在线", product)
+        + breadcrumb(product, "点评")
         + f"""<div class="product-model page-title clearfix">
     <h1 class="product-model__name">{escape(product.name)}点评</h1>
 </div>
 <div id="_j_tag_nav" class="nav">
     <ul class="nav__list clearfix">
-        <li class=""><a  href="{_path(_product_url(product))}"  target="_self">综述介绍</a></li>
+        <li class=""><a  href="{product_link(product)}"  target="_self">综述介绍</a></li>
         <li class=""><a  href="/{d}/{product.product_id}/param.shtml"  target="_self">参数</a></li>
         <li class="nav__item--comment nav__item--active"><span><i class="icon"></i>点评<em>({count})</em></span></li>
     </ul>
@@ -207,4 +207,4 @@ def ajax_reviews_2019(reviews: list[Review]) -> str:
 
 def unfiled_review_list_link(product: Product) -> str:
     """A ranking card's site-relative link to `/0/{proId}/review.shtml` (redirected to the review list)."""
-    return _path(redirecting_review_list_url(product.product_id))
+    return root_relative(redirecting_review_list_url(product.product_id))

@@ -19,7 +19,8 @@ from crawler.pipelines import image_file_name
 from crawler.resume import partial_path
 from crawler.urls import long_review_url, short_review_url
 from sitegen.era2026 import apply_era
-from sitegen.mirror import generate_mirror, review_truth
+from sitegen.manifest import review_truth
+from sitegen.mirror import generate_mirror
 from sitegen.plan import plan_site
 
 pytestmark = pytest.mark.slow

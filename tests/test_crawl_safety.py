@@ -29,7 +29,8 @@ from crawler.pipelines import download_plan, is_image
 from crawler.resume import ResumeMismatch, load_resume, partial_path, save_arguments
 from crawler.spiders.zol import ProductTally, ZolSpider
 from crawler.urls import ajax_review_url, ranking_url, resolve, review_list_url
-from sitegen.pages import long_review_page, ranking_page
+from sitegen.catalog_pages import ranking_page
+from sitegen.pages2018 import long_review_page
 from sitegen.plan import plan_site
 
 

@@ -15,12 +15,15 @@ from urllib.parse import urljoin
 
 import numpy as np
 import pytest
+import yaml
 from parsel import Selector
 from PIL import Image
 
 from common.aspects import canonical_aspect
+from common.errors import UserError
+from common.params import read_section, section_defaults
 from crawler.urls import ajax_review_url, long_review_url, ranking_url, review_list_url
-from sitegen.mirror import generate_mirror, main
+from sitegen.mirror import SampleParams, generate_mirror, main
 from sitegen.plan import EDGE_CASES, plan_site
 from sitegen.text import PHRASES, compose_text
 
@@ -403,7 +406,12 @@ def test_cli_writes_a_mirror_and_rejects_bad_arguments(tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert re.search(r"mirror: 1 products, 33 reviews .* images -> ", done.stdout)
+    assert re.fullmatch(
+        r"mirror: 1 products, 33 reviews \(\d+ long, \d+ with images\), \d+ images -> "
+        rf"{re.escape(str(tmp_path / 'm'))} "
+        r"\(era mixed: 33 2018\); \d+\.\d s\n",
+        done.stdout,
+    ), done.stdout
     assert (tmp_path / "m" / "manifest.json").is_file()
     bad = subprocess.run(
         [
@@ -425,3 +433,32 @@ def test_cli_writes_a_mirror_and_rejects_bad_arguments(tmp_path):
     )
     assert bad.returncode == 2 and "--products: must be >= 1" in bad.stderr
     assert not (tmp_path / "n").exists()
+
+
+# ---- params.yaml's sample section ------------------------------------------------------------------------------
+
+
+def test_sample_params_defaults_are_params_yaml():
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["sample"]
+    assert section_defaults(SampleParams) == shipped
+    assert read_section(SampleParams, shipped, "sample") == SampleParams()
+
+
+def test_sample_params_read_an_unquoted_year_as_its_era():
+    assert read_section(SampleParams, {"era": 2018}, "sample").era == "2018"
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"era": "1999"}, "params.yaml: 'sample.era' must be one of 2018 | 2026 | mixed, got '1999'"),
+        ({"products": 0}, "params.yaml: 'sample.products' must be >= 1, got 0"),
+        ({"reviews_per_product": "many"}, "params.yaml: 'sample.reviews_per_product' must be a whole number"),
+        ({"seed": 1.5}, "params.yaml: 'sample.seed' must be a whole number, got 1.5"),
+        ({"pages": 3}, "params.yaml: unknown key(s) sample.pages; valid keys: era, out, products, reviews_per_product"),
+    ],
+)
+def test_sample_params_refuse_a_bad_value_in_one_line_naming_it(values, message):
+    with pytest.raises(UserError) as refused:
+        read_section(SampleParams, values, "sample")
+    assert str(refused.value).startswith(message) and "\n" not in str(refused.value)

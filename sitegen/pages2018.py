@@ -1,8 +1,10 @@
-"""HTML of the offline mirror, after ZOL's 2018 markup (tests/fixtures/zol-2018 and docs/zol-site.md).
+"""HTML of the offline mirror's 2018 review pages, after ZOL's 2018 markup (tests/fixtures/zol-2018 and
+docs/zol-site.md): the review list (review.shtml), the AJAX fragment of its later pages, and the long review
+(长篇) page with every figure.
 
-Every function returns a `str`; the caller encodes pages as GBK. Tags, classes, nesting, attributes and
-text formats (`续航：<em>10</em>`, `发表于：01月10日 11:21`, `348赞`, `1条评论`, `价格：4499元`) follow
-the real pages, since the spider is written against those.
+Every function returns a `str`; the caller encodes pages as GBK (the AJAX answer is ASCII JSON). Tags, classes,
+nesting, attributes and text formats (`续航：<em>10</em>`, `发表于：01月10日 11:21`, `348赞`, `1条评论`,
+`价格：4499元`) follow the real pages, since the spider is written against those.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import json
 from html import escape
 
-from crawler.urls import long_review_url, product_dir, product_url, ranking_url, review_list_url, short_review_url
+from crawler.urls import long_review_url, product_dir, review_list_url, short_review_url
+from sitegen.page_frame import breadcrumb, page_head, product_link, product_score, root_relative, score_text
 from sitegen.plan import Image, Product, Review
 
 LONG_PAGE_LABELS: dict[str, str] = {  # list-page label -> label on the long-review page
@@ -22,158 +25,6 @@ LONG_PAGE_LABELS: dict[str, str] = {  # list-page label -> label on the long-rev
     "屏幕": "屏幕效果",
 }
 LONG_PAGE_ORDER: tuple[str, ...] = ("性价比", "性能", "续航", "外观", "拍照", "屏幕")
-
-
-def _path(url: str) -> str:
-    """The site-relative path of an absolute detail.zol.com.cn URL (links on the site are root-relative)."""
-    return url.split(".com.cn", 1)[1]
-
-
-def _score_text(score: float) -> str:
-    return str(int(score)) if score == int(score) else f"{score:.1f}"
-
-
-def _head(title: str, product: Product | None = None, sub_page: str = "Review") -> str:
-    pro = ""
-    if product is not None:
-        pro = f"""
-    <script type="text/javascript">
-        var pv_subcatid = '57';
-        var isTopic = 0;
-        var _PRO_ = {{
-            pageType: 'Detail',
-            subPageType: '{sub_page}',
-            proId: '{product.product_id}',
-            manuId: '{product.manu_id}',
-            mainId: '',
-            subcateId: '57',
-            seriesId: '',
-            subcateName: '手机',
-            manuName: '{product.brand}',
-            reviewId: '0'
-        }}
-    </script>"""
-    return f"""<!DOCTYPE html>
-<html>
-<head>
-    <meta charset="GBK"/>
-    <title>{escape(title)}</title>{pro}
-    <base target="_blank"/>
-</head>
-<body>
-"""
-
-
-def _breadcrumb(product: Product, last: str) -> str:
-    return f"""<div class="wrapper clearfix">
-    <div class="breadcrumb">
-        <a href="/">ZOL报价首页</a><em>&gt;</em>
-        <a href="/cell_phone_index/subcate57_list_1.html">手机</a><em>&gt;</em>
-        <a id="_j_breadcrumb" data-subcateid="57" data-manuid="{product.manu_id}" class="breadcrumb__manu"
-           href="/cell_phone_index/subcate57_{product.manu_id}_list_1.html">{escape(product.brand)}手机<i class="arrow"></i></a><em>&gt;</em>
-        <a href="{_path(_product_url(product))}" target="_self">{escape(product.name)}</a><em>&gt;</em>
-        <span>{last}</span>
-    </div>
-</div>
-"""
-
-
-def _product_url(product: Product) -> str:
-    return product_url(product.product_id)
-
-
-def product_score(product: Product) -> float:
-    """The product's score, as its review list and its ranking card show it."""
-    return round(sum(r.overall for r in product.reviews) / len(product.reviews), 1)
-
-
-def _side_links(title: str, css: str, products: list[Product]) -> str:
-    links = "".join(f'<li><a href="{_path(_product_url(p))}">{escape(p.name)}</a></li>' for p in products)
-    return f'    <div class="{css}"><h3 class="module-title">{title}</h3><ul>{links}</ul></div>\n' if products else ""
-
-
-def ranking_page(
-    page: int,
-    pages: int,
-    products: list[Product],
-    unranked: list[Product],
-    first_rank: int = 1,
-    elsewhere: list[Product] = (),
-    review_links: dict[str, str] | None = None,
-) -> str:
-    """One page of the hot ranking: the ranked cards (`ul#J_PicMode > li[data-follow-id]`, with score and review
-    count), the pager (`div.pagebar a.next` 下一页 but on the last), and, as on the real page, links to products
-    that are not ranked here: search hot words, the 手机新品 sidebar, 新增点评产品 and 大家说 (`unranked`, and on
-    page 1 also ranked products of later pages, `elsewhere`). `review_links`: a card's 人点评 link other than the
-    canonical review list (product id -> site-relative URL)."""
-    items = []
-    for rank, product in enumerate(products, start=first_rank):
-        href = _path(_product_url(product))
-        items.append(f"""        <li data-follow-id="p{product.product_id}" data-rank="{rank}">
-            <a class="pic" href="{href}" target="_blank"><img width="220" height="165" alt="{escape(product.name)}" src="//2f.zol-img.com.cn/product/default_220x165.jpg"></a>
-            <h3><a href="{href}" title="{escape(product.name)}">{escape(product.name)}</a></h3>
-            <div class="price-row"><span class="price price-normal"><b class="price-sign">￥</b><b class="price-type">{product.price}</b></span></div>
-            <div class="comment-row"><span class="score">{product_score(product):.1f}</span><a href="{(review_links or {}).get(product.product_id) or _path(review_list_url(product.product_id))}" class="comment-num">{len(product.reviews)}人点评</a></div>
-        </li>""")
-    hot_words = "".join(f'<a href="{_path(_product_url(p))}">{escape(p.name)}</a>' for p in unranked[:2])
-    header = f'<div class="search-box"><input type="text"/><div class="hot-words">{hot_words}</div></div>\n'
-    left = _side_links("手机新品", "new-products", [*unranked[2:], *elsewhere[:1]])
-    right = _side_links("新增点评产品", "new-reviews", unranked[1:2]) + _side_links(
-        "大家说", "people-say", [*elsewhere[1:2], *unranked[:1]]
-    )
-    pager = [
-        f'<span class="sel">{page}</span>' if n == page else f'<a href="{_path(ranking_url(n))}" target="_self">{n}</a>'
-        for n in range(1, pages + 1)
-    ]
-    if page > 1:
-        pager.insert(0, f'<a class="prev" href="{_path(ranking_url(page - 1))}" target="_self">上一页</a>')
-    if page < pages:
-        pager.append(f'<a class="next" href="{_path(ranking_url(page + 1))}" target="_self">下一页</a>')
-    return (
-        _head("【手机大全】热门手机排行-ZOL中关村在线")
-        + header
-        + """<div class="wrapper clearfix">
-"""
-        + left
-        + """    <div class="content">
-    <ul id="J_PicMode" class="clearfix">
-"""
-        + "\n".join(items)
-        + """
-    </ul>
-    <div class="pagebar">"""
-        + "".join(pager)
-        + """</div>
-    </div>
-"""
-        + right
-        + """</div>
-</body>
-</html>
-"""
-    )
-
-
-def product_page(product: Product) -> str:
-    """The product's overview page (minimal): name, brand and the link to its reviews."""
-    reviews = _path(review_list_url(product.product_id))
-    return (
-        _head(f"【{product.name}】报价_参数_图片_论坛-ZOL中关村在线", product, "Index")
-        + _breadcrumb(product, "综述介绍")
-        + f"""<div class="product-model page-title clearfix">
-    <h1 class="product-model__name">{escape(product.name)}</h1>
-</div>
-<div id="_j_tag_nav" class="nav">
-    <ul class="nav__list clearfix">
-        <li class="nav__item--active"><span>综述介绍</span></li>
-        <li class=""><a href="{reviews}" target="_self">点评<em>({len(product.reviews)})</em></a></li>
-    </ul>
-</div>
-<div class="wrapper"><div class="product-price"><span class="price-type">{product.price}</span></div></div>
-</body>
-</html>
-"""
-    )
 
 
 def _ref(url: str, image: Image, page_host: str, protocol_relative: bool) -> str:
@@ -252,10 +103,8 @@ def _date_text(review: Review) -> str:
     return f"发表于：{when.month:02d}月{when.day:02d}日 {when.hour:02d}:{when.minute:02d}"
 
 
-def comments_item(review: Review, ajax_page: int | None = None) -> str:
-    """One `div.comments-item`: the same markup in review.shtml and in the AJAX fragment."""
-    text, rid, pid = review.text, review.review_id, review.review_product_id
-    aid = review.aid or "0"
+def _user_html(review: Review) -> str:
+    """The `div.comments-user` lines: avatar, name, the 优质点评人 badge and the purchase info."""
     user = [
         f'                    <a href="{review.author_url}" class="face"><img width="60" height="60"\n'
         f'                          src="https://icon.zol-img.com.cn/group/default_zoler/zoler_50.jpg"></a>',
@@ -266,19 +115,29 @@ def comments_item(review: Review, ajax_page: int | None = None) -> str:
     if review.purchase:
         user.append("                    <p>购买信息</p>")
         user += [f"                    <p>{line}</p>" for line in review.purchase]
+    return "\n".join(user)
+
+
+def _title_link(review: Review) -> tuple[str, str]:
+    """(href, icon): a long review links its evaluation page (http: or protocol-relative, as the real list does)
+    and mostly shows the 长篇 icon; a short one links its own page."""
+    pid = review.review_product_id
     if review.long:
         href = long_review_url(pid, review.aid).replace("https:", "" if review.protocol_relative_link else "http:")
         icon = '                        <div class="icon-long"><i></i>长篇</div>\n' if review.show_long_icon else ""
-    else:
-        href = _path(short_review_url(pid, rid)) + "#tagNav"
-        icon = ""
-    aspects = "".join(f"<span>{label}：<em>{_score_text(score)}</em></span>" for label, score in review.scores)
-    overall = review.overall
+        return href, icon
+    return root_relative(short_review_url(pid, review.review_id)) + "#tagNav", ""
+
+
+def _content_html(review: Review, href: str, ajax_page: int | None) -> str:
+    """The review's words: a long one's merits, faults and excerpt with 查看全文; a short one's 优点/缺点/总结 in
+    the folded `div._j_CommentContent` (with `page` inside an AJAX fragment)."""
+    text = review.text
     words = _words("good", "优点：", text.pros, review.long) + _words("bad", "缺点：", text.cons, review.long)
     if text.summary and not review.long:
         words += _words("summary", "总结：", [text.summary], False)
     if review.long:
-        content = (
+        return (
             words
             + f"""                    <div class="words-article">
                         <p>{escape(text.excerpt)}</p>
@@ -287,23 +146,30 @@ def comments_item(review: Review, ajax_page: int | None = None) -> str:
                             class="icon-rarr"></i></a></div>
 """
         )
-    else:
-        page_attr = f' page="{ajax_page}"' if ajax_page else ""
-        content = f"""                    <div class="_j_CommentContent comment-height-limit"{page_attr}>
+    page_attr = f' page="{ajax_page}"' if ajax_page else ""
+    return f"""                    <div class="_j_CommentContent comment-height-limit"{page_attr}>
                         <div class="content-inner">
 {words}                        </div>
                         <div class="view-more hide"><a role="view_more_row" data-fold="1" href="javascript:void(0);"
                                                        target="_self">展开全文<i class="icon-darr"></i></a></div>
                     </div>
 """
+
+
+def comments_item(review: Review, ajax_page: int | None = None) -> str:
+    """One `div.comments-item`: the same markup in review.shtml and in the AJAX fragment."""
+    rid, pid, aid = review.review_id, review.review_product_id, review.aid or "0"
+    href, icon = _title_link(review)
+    aspects = "".join(f"<span>{label}：<em>{score_text(score)}</em></span>" for label, score in review.scores)
+    overall = review.overall
     handle = f'data-proid="{pid}" data-rid="{rid}" data-aid="{aid}" href="javascript:;" target="_self"\n                           onclick="return false;"'
     return f"""            <div class="comments-item">
                 <div class="comments-user">
-{chr(10).join(user)}
+{_user_html(review)}
                 </div>
                 <div class="comment-list-content">
                     <div class="title">
-{icon}                        <a href="{href}">{escape(text.title)}</a></div>
+{icon}                        <a href="{href}">{escape(review.text.title)}</a></div>
 
                     <div class="single-score">
                         <div class="score clearfix">
@@ -313,7 +179,7 @@ def comments_item(review: Review, ajax_page: int | None = None) -> str:
                         <p>{aspects}
                         </p>
                     </div>
-{content}{_images_html(review)}                    <div class="function-handle clearfix">
+{_content_html(review, href, ajax_page)}{_images_html(review)}                    <div class="function-handle clearfix">
                         <span class="date">{_date_text(review)}</span>
                         <!--<a href="#" class="share"><i></i>分享</a>-->
                         <a {handle} class="_j_review_vote"><i class="icon-vote"></i>{review.likes}赞</a>
@@ -332,14 +198,14 @@ def review_list_page(product: Product, embedded: list[Review]) -> str:
     overall = product_score(product)
     d = product_dir(product.product_id)
     return (
-        _head(f"【{product.name}怎么样】{product.name}好不好_好吗-ZOL中关村在线", product)
-        + _breadcrumb(product, "点评")
+        page_head(f"【{product.name}怎么样】{product.name}好不好_好吗-ZOL中关村在线", product)
+        + breadcrumb(product, "点评")
         + f"""<div class="product-model page-title clearfix">
     <h1 class="product-model__name">{escape(product.name)}点评</h1>
 </div>
 <div id="_j_tag_nav" class="nav">
     <ul class="nav__list clearfix">
-        <li class=""><a href="{_path(_product_url(product))}" target="_self">综述介绍</a></li>
+        <li class=""><a href="{product_link(product)}" target="_self">综述介绍</a></li>
         <li class=""><a href="/{d}/{product.product_id}/param.shtml" target="_self">参数</a></li>
         <li class="nav__item--comment nav__item--active"><span><i class="icon"></i>点评<em>({len(product.reviews)})</em></span></li>
     </ul>
@@ -383,30 +249,33 @@ def ajax_reviews(reviews: list[Review], page: int, is_end: bool) -> str:
     return payload.replace("/", "\\/")
 
 
-def long_review_page(product: Product, review: Review) -> str:
-    """t.zol.com.cn/57/{proId}/evaluation_{aid}.html: the full 长篇 with every figure."""
-    text = review.text
-    when = review.published
+def _long_score_items(review: Review) -> str:
+    """The long page's `ul.score-list` items: the known labels renamed and in the page's order, then the labels
+    it does not rename (unknown ones) with their own text."""
     labels = dict(review.scores)
-    score_items = []
-    for short in LONG_PAGE_ORDER:
-        if short in labels:
-            score_items.append(
-                f'                <li><span class="label">{LONG_PAGE_LABELS[short]}</span>'
-                f'<span class="score-num">{_score_text(labels[short])}</span></li>'
-            )
-    for label, score in review.scores:  # labels this page does not rename (unknown ones) keep their text
-        if label not in LONG_PAGE_LABELS:
-            score_items.append(
-                f'                <li><span class="label">{escape(label)}</span>'
-                f'<span class="score-num">{_score_text(score)}</span></li>'
-            )
-    # figures are spread over the sections, in order; leftovers go to the last one
+    score_items = [
+        f'                <li><span class="label">{LONG_PAGE_LABELS[short]}</span>'
+        f'<span class="score-num">{score_text(labels[short])}</span></li>'
+        for short in LONG_PAGE_ORDER
+        if short in labels
+    ]
+    score_items += [
+        f'                <li><span class="label">{escape(label)}</span>'
+        f'<span class="score-num">{score_text(score)}</span></li>'
+        for label, score in review.scores
+        if label not in LONG_PAGE_LABELS
+    ]
+    return "\n".join(score_items)
+
+
+def _article_items(review: Review) -> str:
+    """The long review's sections, each a `div.article-item`; the figures are spread over the sections in order,
+    leftovers to the last one."""
     figures = [
         f'<div class="figure"><img src="{_ref(image.url, image, "t.zol.com.cn", True)}" alt=""></div>'
         for image in review.images
     ]
-    sections = text.sections
+    sections = review.text.sections
     per_section = -(-len(figures) // max(1, len(sections) - 1)) if figures else 0
     items = []
     for index, (heading, paragraphs) in enumerate(sections):
@@ -424,11 +293,18 @@ def long_review_page(product: Product, review: Review) -> str:
 {body}{pics}
             </div>
         </div>""")
+    return "\n".join(items)
+
+
+def long_review_page(product: Product, review: Review) -> str:
+    """t.zol.com.cn/57/{proId}/evaluation_{aid}.html: the full 长篇 with every figure."""
+    text = review.text
+    when = review.published
     purchase = "".join(f"<p>{line.split('：')[0]}：<em>{line.split('：', 1)[1]}</em></p>" for line in review.purchase)
     merits = "".join(f"<li>{escape(x)}</li>" for x in text.pros)
     faults = "".join(f"<li>{escape(x)}</li>" for x in text.cons)
     return (
-        _head(f"{text.title}_{product.name}_ZOL好说", product, "LongReview")
+        page_head(f"{text.title}_{product.name}_ZOL好说", product, "LongReview")
         + f"""<div class="wrapper clearfix">
     <div class="article-header">
         <h1 class="title">{escape(text.title)}</h1>
@@ -449,7 +325,7 @@ def long_review_page(product: Product, review: Review) -> str:
     <div class="comments-score">
         <div class="total-score"><strong>{review.overall:.1f}</strong></div>
         <ul class="score-list">
-{chr(10).join(score_items)}
+{_long_score_items(review)}
         </ul>
     </div>
     <div class="merits-and-faults">
@@ -457,7 +333,7 @@ def long_review_page(product: Product, review: Review) -> str:
         <div class="faults"><h3>缺点</h3><ol>{faults}</ol></div>
     </div>
     <div class="article-box">
-{chr(10).join(items)}
+{_article_items(review)}
     </div>
 </div>
 </body>
