@@ -302,12 +302,9 @@ def test_ajax_json_is_escaped_as_zol_serves_it(small):
 # ---- content that a model can learn -------------------------------------------------------------------------
 
 
-def test_default_sample_size_and_speed(tmp_path):
-    import time
-
-    started = time.perf_counter()
+def test_default_sample_size(tmp_path):
+    """The default sample's size and score mix (its generation speed is bench/bench_mirror.py's)."""
     manifest = generate_mirror(tmp_path / "sample", products=12, reviews_per_product=25, seed=7)
-    assert time.perf_counter() - started < 10
     reviews = manifest["reviews"]
     images = sum(r["n_images"] for r in reviews)
     with_images = sum(r["n_images"] > 0 for r in reviews) / len(reviews)
