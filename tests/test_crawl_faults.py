@@ -25,7 +25,7 @@ from crawl_support import (
     scrapy_command,
 )
 
-from crawler.pipelines import image_file_name
+from crawler.output import image_file_name
 
 pytestmark = pytest.mark.slow
 EMPTY_PRODUCT = "1234567"
