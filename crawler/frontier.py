@@ -1,4 +1,4 @@
-"""The shared crawl frontier in Redis (`crawl.backend: redis`): what every `scrapy crawl zol` worker shares.
+"""The shared crawl frontier in Redis (`--backend redis`): what every `scrapy crawl zol` worker shares.
 
 Keys, under a namespace (the crawl's `--redis-key`, default `zol`):
 

@@ -1,4 +1,4 @@
-"""A shared crawl's counters (crawl.backend redis): each `zol/...` increment is kept with the request whose callback
+"""A shared crawl's counters (`--backend redis`): each `zol/...` increment is kept with the request whose callback
 (or whose item's image pipeline) made it, and reaches the crawl's counters in Redis once, with that request's ack
 (crawler.redis_backend); what only this worker saw stays its own (`worker_stats.json` `local`)."""
 

@@ -1,4 +1,4 @@
-"""Merge the folders of a shared crawl's workers (crawl.backend: redis) into one crawl output.
+"""Merge the folders of a shared crawl's workers (`--backend redis`) into one crawl output.
 
     python -m crawler.merge WORKER_DIR [WORKER_DIR ...] --out data/raw/zol
 

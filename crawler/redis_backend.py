@@ -1,4 +1,4 @@
-"""Scrapy side of `crawl.backend: redis`: scrapy-redis's scheduler made a reliable, shared frontier.
+"""Scrapy side of the `redis` backend (`--backend redis`): scrapy-redis's scheduler made a reliable, shared frontier.
 
 Enabled by ZOL_BACKEND=redis (crawler.settings). Every `scrapy crawl zol` worker started so, on any machine, shares
 the queue, the dupefilter, the crawl's counters and the per-host delay in one Redis (crawler.frontier explains the

@@ -1,4 +1,4 @@
-"""crawl.backend redis: `scrapy crawl zol` workers sharing a real Redis frontier, over the loopback HTTP mirror."""
+"""--backend redis: `scrapy crawl zol` workers sharing a real Redis frontier, over the loopback HTTP mirror."""
 
 from __future__ import annotations
 

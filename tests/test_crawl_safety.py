@@ -289,7 +289,7 @@ def test_stage_refuses_a_second_crawl_into_the_same_out(tmp_path):
     assert _tree(out) == files
 
 
-# ---- the Redis queue member codec (crawl.backend redis) --------------------------------------------------------
+# ---- the Redis queue member codec (--backend redis) -----------------------------------------------------------
 
 
 def _codec_spider() -> ZolSpider:
