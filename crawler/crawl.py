@@ -141,8 +141,8 @@ def run_redis_workers(command: Callable[[Path], list[str]], output: CrawlOutput,
 def failure(returncode: int, output: CrawlOutput, run: RunOptions) -> CrawlFailed:
     """The crawl's status, with the line saying why it failed and where this run's output is."""
     kept = str(output.staging)
-    if run.backend == "redis" and returncode != 3:  # a worker failed: nothing was merged, its output is in the
-        folders = worker_folders(output.staging, run.workers)  # worker folders
+    if run.backend == "redis" and returncode != 3:  # a worker failed: nothing merged, the output is in their folders
+        folders = worker_folders(output.staging, run.workers)
         kept = f"{folders[0]}" + (f" to {folders[-1].name}" if len(folders) > 1 else "")
     reason = EXIT_REASONS.get(returncode, "scrapy failed")
     return CrawlFailed(returncode, f"{reason}; {previous_output_note(output.out)}; this run's output is in {kept}")
