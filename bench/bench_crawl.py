@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common.contract import REVIEWS_FILE, STATS_FILE  # noqa: E402
-from crawler.crawl import MIRROR_SPEED_SETTINGS  # noqa: E402
+from crawler.params import MIRROR_SPEED_SETTINGS  # noqa: E402
 from sitegen.mirror import SampleParams, generate_mirror  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "zol-2018"

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from common.errors import cli_entry
 from common.params import DEFAULT_PARAMS, load_params, read_section, require, section_of
-from crawler.crawl import check_params as check_crawl
+from crawler.params import read_crawl_params
 from model.config import Settings
 from model.paper_grid import base_params, plan_from_params
 from pipeline.clean import CleanParams
@@ -36,7 +36,7 @@ def _data(params: dict) -> None:
 # (sections it reads, check of the whole params file): each reads its sections the way its stage does
 CHECKS: list[tuple[tuple[str, ...], Callable[[dict], object]]] = [
     (("sample",), lambda p: read_section(SampleParams, p["sample"], "sample")),
-    (("crawl",), lambda p: check_crawl(p["crawl"])),
+    (("crawl",), lambda p: read_crawl_params(p["crawl"])),
     (("multizol",), lambda p: check_multizol(p["multizol"])),
     (("data",), _data),
     (("clean", "features"), lambda p: CleanParams.from_sections(p["clean"], p["features"])),

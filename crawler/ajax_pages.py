@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import scrapy
 from parsel import Selector
@@ -15,10 +15,8 @@ from scrapy.http import Response
 
 from crawler.attribution import tracked
 from crawler.parse_list import review_nodes
+from crawler.tally import ProductTally
 from crawler.urls import AJAX_FORMS, ajax_review_url, review_list_url
-
-if TYPE_CHECKING:
-    from crawler.spiders.zol import ProductTally
 
 logger = logging.getLogger("crawler.spiders.zol")
 UNANSWERED_AJAX_PAGES = 2  # pages in a row that no AJAX form answers before a product's AJAX is given up

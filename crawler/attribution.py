@@ -1,4 +1,4 @@
-"""Which frontier request a callback's output and counters belong to (`crawl.backend: redis` only).
+"""Which frontier request a callback's output and counters belong to (`--backend redis` only).
 
 With the Redis frontier a request is acknowledged, and its `zol/...` counters added to the crawl's, only when its
 callback has run and every item it yielded was written (crawler.frontier). The spider's callbacks are wrapped by

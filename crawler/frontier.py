@@ -1,6 +1,6 @@
-"""The shared crawl frontier in Redis (`crawl.backend: redis`): what every `scrapy crawl zol` worker shares.
+"""The shared crawl frontier in Redis (`--backend redis`): what every `scrapy crawl zol` worker shares.
 
-Keys, under a namespace (`crawl.redis_key`, default `zol`):
+Keys, under a namespace (the crawl's `--redis-key`, default `zol`):
 
 | key | type | what |
 |---|---|---|
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import secrets
 import sys
 
@@ -42,6 +41,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from common.errors import UserError, cli_entry
+from crawler.run_options import check_key, env_redis_key, env_redis_url
 
 _PUSH_NEW = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
@@ -130,19 +130,11 @@ return redis.call('HGET', KEYS[1], ARGV[1])
 """
 
 
-KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 POISON_COUNTER = "frontier/poison/"  # + reason: in `<ns>:stats`, counted once per member
 
 
 class FrontierLost(RuntimeError):
     """The frontier no longer holds this crawl (its id is gone or another): Redis restarted, flushed or reset."""
-
-
-def check_key(key: str) -> str:
-    """A crawl's namespace: letters, digits, `_`, `.`, `-` (no glob character, so `reset` deletes only its keys)."""
-    if not isinstance(key, str) or not KEY_RE.match(key):
-        raise UserError(f"the Redis key {key!r} must be letters, digits, '_', '.' or '-' (no spaces, no '*')")
-    return key
 
 
 # a worker's command gives up after this long without an answer: a Redis that accepts connections and never answers
@@ -312,7 +304,7 @@ class Frontier:
                 raise UserError(
                     f"the Redis frontier {self.ns!r} holds a crawl made with other arguments "
                     f"({', '.join(differ)}); run `python -m crawler.frontier reset` first or use "
-                    f"another crawl.redis_key"
+                    f"another --redis-key"
                 )
 
     def stats(self) -> dict[str, float]:
@@ -362,12 +354,15 @@ def main(argv: list[str] | None = None) -> int:
         choices=("status", "reset"),
         help="status: the frontier as JSON; reset: delete the namespace's keys (a new crawl)",
     )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="the shared Redis")
+    parser.add_argument(
+        "--redis-url", default=env_redis_url(), help="the shared Redis (default: %(default)s; env REDIS_URL)"
+    )
     parser.add_argument(
         "--key",
-        default="zol",
+        default=env_redis_key(),
         type=check_key_arg,
-        help="the crawl's namespace (crawl.redis_key): letters, digits, '_', '.', '-'",
+        help="the crawl's namespace, the crawl's --redis-key (default: %(default)s; env ZOL_REDIS_KEY): letters, "
+        "digits, '_', '.', '-'",
     )
     opts = parser.parse_args(argv)
     frontier = Frontier(connect(opts.redis_url), opts.key)

@@ -1,4 +1,4 @@
-"""Merge the folders of a shared crawl's workers (crawl.backend: redis) into one crawl output.
+"""Merge the folders of a shared crawl's workers (`--backend redis`) into one crawl output.
 
     python -m crawler.merge WORKER_DIR [WORKER_DIR ...] --out data/raw/zol
 
@@ -34,8 +34,7 @@ from common.atomic import new_staging_dir, replace_dir, write_json
 from common.contract import IMAGES_DIR, REVIEWS_FILE, STATS_FILE
 from common.errors import UserError, cli_entry
 from crawler.frontier import POISON_COUNTER
-from crawler.pipelines import JOURNAL_FILE, crawl_summary, write_reviews
-from crawler.redis_backend import WORKER_STATS_FILE
+from crawler.output import JOURNAL_FILE, WORKER_STATS_FILE, crawl_summary, write_reviews
 from crawler.staging import CrawlOutput, check_out_folder
 
 

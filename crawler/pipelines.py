@@ -10,13 +10,8 @@ writes every review exactly once. A worker of a shared crawl (ZOL_BACKEND=redis)
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
-import os
-import re
-from dataclasses import asdict, is_dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +22,17 @@ from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FilesPipeline, FSFilesStore
 from scrapy.pipelines.media import FileException
 
-from common.atomic import write_bytes, write_json, write_text
-from common.contract import CRAWL_FIELDS, RAW_FIELDS, REVIEWS_FILE, STATS_FILE
+from common.atomic import write_bytes, write_json
+from common.contract import REVIEWS_FILE, STATS_FILE
 from crawler.attribution import attributed
 from crawler.blocking import layout_failure
-from crawler.coverage import coverage_drift, field_coverage, reviews_by_layout
+from crawler.coverage import coverage_drift, field_coverage
+from crawler.output import JOURNAL_FILE, crawl_summary, image_file_name, review_record, write_reviews
 from crawler.resume import partial_path, save_arguments
 from crawler.urls import resolve
 
 logger = logging.getLogger(__name__)
-JOURNAL_FILE = "journal.jsonl"  # a shared crawl's worker: every review it wrote, one a line (crawler.merge)
 
-_SAFE_STEM_RE = re.compile(r"^[A-Za-z0-9_\-.]+$")
-_SAFE_EXT_RE = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
-MAX_FILE_NAME = 180
-URL_HASH_CHARS = 16
 IMAGE_MAGIC: tuple[tuple[bytes, int], ...] = (  # (signature, offset): JPEG, PNG, GIF, BMP, WebP
     (b"\xff\xd8\xff", 0),
     (b"\x89PNG\r\n\x1a\n", 0),
@@ -50,24 +41,6 @@ IMAGE_MAGIC: tuple[tuple[bytes, int], ...] = (  # (signature, offset): JPEG, PNG
     (b"BM", 0),
     (b"WEBP", 8),
 )
-
-
-def image_file_name(url: str) -> str:
-    """A file name no other URL can get: Multi-ZOL's readable form of the URL (`:` and `/` made `_`, as in
-    `https___pro-fd.zol-img.com.cn_g5_M00_01_04_ChMk...526.jpg`) followed by 16 hex digits of the URL's sha1 and
-    the URL's extension. The readable part alone is ambiguous (`x_y/1.jpg`, `x/y_1.jpg` and `x/y/1.jpg` all give
-    `x_y_1.jpg`); the hash is not. Odd or very long URLs keep only the hash."""
-    path_part = url.split("?", 1)[0].split("#", 1)[0]
-    ext = os.path.splitext(path_part.rsplit("/", 1)[-1])[1]
-    ext = ext.lower() if _SAFE_EXT_RE.match(ext) else ""
-    digest = hashlib.sha1(url.encode("utf-8")).hexdigest()
-    readable = url.replace(":", "_").replace("/", "_")
-    if ext and readable.lower().endswith(ext):
-        readable = readable[: -len(ext)]
-    name = f"{readable}.{digest[:URL_HASH_CHARS]}{ext}"
-    if len(name) <= MAX_FILE_NAME and _SAFE_STEM_RE.match(readable) and ".." not in readable:
-        return name
-    return digest + ext
 
 
 def is_image(data: bytes) -> bool:
@@ -209,100 +182,41 @@ class ReviewImagesPipeline(FilesPipeline):
         return item
 
 
-def _record(item: Any, crawled_at: str) -> dict[str, Any]:
-    data = asdict(item) if is_dataclass(item) else dict(ItemAdapter(item))
-    data["crawled_at"] = crawled_at or datetime.now(UTC).replace(microsecond=0).isoformat()
-    return {field: data.get(field) for field in (*RAW_FIELDS, *CRAWL_FIELDS)}
-
-
-def _sort_key(record: dict[str, Any]) -> tuple:
-    def natural(value: Any) -> tuple[int, str]:
-        text = str(value)
-        return (0, text.zfill(24)) if text.isdigit() else (1, text)
-
-    return natural(record["product_id"]), natural(record["review_id"])
-
-
-def write_reviews(records: list[dict[str, Any]], path: Path) -> None:
-    """One JSON object per line, sorted, UTF-8; temp file + rename so a reader never sees half a file."""
-    write_text(
-        "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in sorted(records, key=_sort_key)), path
-    )
-
-
-def crawl_summary(
-    stats: dict[str, Any], reviews: int, finish_reason: str, records: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """crawl_stats.json: the crawler's counters grouped by what they count (docs/crawling.md explains each); with the
-    written `records`, the reviews per format and each format's field coverage."""
-
-    def group(prefix: str) -> dict[str, Any]:
-        return {key[len(prefix) :]: value for key, value in sorted(stats.items()) if key.startswith(prefix)}
-
-    lost = group("zol/lost/")
-    return {
-        "finish_reason": finish_reason,
-        "reviews": reviews,
-        "reviews_lost": lost,
-        "reviews_accounted": reviews + sum(lost.values()),
-        "reviews_scraped_this_run": stats.get("zol/reviews/scraped", 0),
-        "reviews_by_layout": reviews_by_layout(records or []),
-        "reviews_without_scores": stats.get("zol/reviews/without_scores", 0),
-        "field_coverage": field_coverage(records or []),
-        "duplicates_skipped": stats.get("zol/reviews/duplicates_skipped", 0)
-        + stats.get("zol/reviews/duplicate_items", 0),
-        "resumed_from_jobdir": stats.get("zol/reviews/resumed", 0),
-        "resume_untrusted_records": stats.get("zol/resume/untrusted_records", 0),
-        "pages": group("zol/pages/"),
-        "page_failures": group("zol/page_failures/"),
-        "requests_dropped": group("zol/requests_dropped/"),
-        "parse_failures": group("zol/parse_failures/"),
-        "layout_errors": group("zol/layout/"),
-        "blocked": group("zol/blocked/"),
-        "network_failures": group("zol/network/"),
-        "ajax": group("zol/ajax/"),
-        "long_fallback_to_list": stats.get("zol/long/fallback_to_list", 0),
-        "long_offsite": stats.get("zol/long/offsite", 0),
-        "long_shared_url": stats.get("zol/long/shared_url", 0),
-        "decode_errors": group("zol/decode_errors/"),
-        "aspects": group("zol/aspects/"),
-        "unknown_labels": group("zol/unknown_labels/"),
-        "images": {
-            "urls": stats.get("zol/image_urls", 0),
-            "capped": stats.get("zol/images/capped", 0),
-            "ok": stats.get("zol/images/ok", 0),
-            "failed": stats.get("zol/images/failed", 0),
-            "crop_fallback": stats.get("zol/images/crop_fallback", 0),
-            "failed_by_reason": group("zol/images/failed_by_reason/"),
-            "files": group("file_status_count/"),
-        },
-        "retries": {
-            "count": stats.get("retry/count", 0),
-            "max_reached": stats.get("retry/max_reached", 0),
-            "reasons": group("retry/reason_count/"),
-        },
-        "http_statuses": group("downloader/response_status_count/"),
-        "exceptions": group("downloader/exception_type_count/"),
-        "requests": stats.get("downloader/request_count", 0),
-        "robots_forbidden": stats.get("robotstxt/forbidden", 0),
-    }
-
-
 class ReviewJsonlPipeline:
-    def __init__(self, crawler) -> None:
+    """The reviews, kept once each by review id, written at close with the crawl report (see the module doc)."""
+
+    def __init__(
+        self,
+        crawler,
+        out: Path,
+        crawled_at: str,
+        shared: bool,
+        jobdir: str | None,
+        mirror: str,
+        min_coverage: float,
+        fail_on_drift: bool,
+    ) -> None:
         self.crawler = crawler
-        self.out = Path(crawler.settings.get("ZOL_OUT") or "data/raw/zol")
-        self.crawled_at = crawler.settings.get("ZOL_CRAWLED_AT") or ""
-        self.shared = crawler.settings.get("ZOL_BACKEND") == "redis"
-        self.partial = self.out / JOURNAL_FILE if self.shared else partial_path(crawler.settings.get("JOBDIR"))
+        self.out, self.crawled_at, self.shared = out, crawled_at, shared
+        self.jobdir, self.mirror = jobdir, mirror
+        self.partial = out / JOURNAL_FILE if shared else partial_path(jobdir)
         self.records: dict[str, dict[str, Any]] = {}
         self.partial_file = None
-        self.min_coverage = crawler.settings.getfloat("ZOL_MIN_FIELD_COVERAGE", 0.9)
-        self.fail_on_drift = crawler.settings.getbool("ZOL_FAIL_ON_LAYOUT_DRIFT", True)
+        self.min_coverage, self.fail_on_drift = min_coverage, fail_on_drift
 
     @classmethod
     def from_crawler(cls, crawler):
-        pipeline = cls(crawler)
+        settings = crawler.settings
+        pipeline = cls(
+            crawler,
+            out=Path(settings.get("ZOL_OUT")),
+            crawled_at=settings.get("ZOL_CRAWLED_AT") or "",
+            shared=settings.get("ZOL_BACKEND") == "redis",
+            jobdir=settings.get("JOBDIR"),
+            mirror=settings.get("ZOL_MIRROR") or "",
+            min_coverage=settings.getfloat("ZOL_MIN_FIELD_COVERAGE"),
+            fail_on_drift=settings.getbool("ZOL_FAIL_ON_LAYOUT_DRIFT"),
+        )
         # outputs are written on spider_closed, the first moment the close reason is known
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
         return pipeline
@@ -318,10 +232,7 @@ class ReviewJsonlPipeline:
             self.crawler.stats.set_value("zol/reviews/resumed", len(self.records))
             self.partial.parent.mkdir(parents=True, exist_ok=True)
             if not self.partial.is_file() or not self.partial.stat().st_size:
-                save_arguments(
-                    self.crawler.settings.get("JOBDIR"),
-                    spider.crawl_arguments(self.crawler.settings.get("ZOL_MIRROR") or ""),
-                )
+                save_arguments(self.jobdir, spider.crawl_arguments(self.mirror))
             torn = (
                 self.partial.is_file() and self.partial.stat().st_size and not self.partial.read_bytes().endswith(b"\n")
             )
@@ -358,7 +269,7 @@ class ReviewJsonlPipeline:
             spider.crawl_failure = layout_failure(problems)
 
     def process_item(self, item: Any, spider=None) -> Any:
-        record = _record(item, self.crawled_at)
+        record = review_record(item, self.crawled_at)
         review_id = str(record["review_id"])
         if review_id in self.records:
             self.crawler.stats.inc_value("zol/reviews/duplicate_items")

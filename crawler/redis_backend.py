@@ -1,4 +1,4 @@
-"""Scrapy side of `crawl.backend: redis`: scrapy-redis's scheduler made a reliable, shared frontier.
+"""Scrapy side of the `redis` backend (`--backend redis`): scrapy-redis's scheduler made a reliable, shared frontier.
 
 Enabled by ZOL_BACKEND=redis (crawler.settings). Every `scrapy crawl zol` worker started so, on any machine, shares
 the queue, the dupefilter, the crawl's counters and the per-host delay in one Redis (crawler.frontier explains the
@@ -32,17 +32,13 @@ import logging
 import os
 import secrets
 import socket
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
 from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
-from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy_redis.dupefilter import RFPDupeFilter
@@ -52,68 +48,18 @@ from twisted.internet import task
 from common.atomic import write_json
 from crawler.frontier import Frontier, FrontierLost, connect
 from crawler.frontier_faults import FrontierFaults
+from crawler.frontier_stats import InFlight
+from crawler.output import WORKER_STATS_FILE
 from crawler.request_codec import PoisonMember, decode_request, encode_request
 
 logger = logging.getLogger(__name__)
 
 TOKEN = "zol_frontier"  # request.meta key: which in-flight entry a popped request (or its retry) is
-WORKER_STATS_FILE = "worker_stats.json"
-ATTRIBUTED_PREFIX = "zol/"  # the spider's and the pipelines' counters: added to the crawl's once per request
 POISON_PER_CALL = 100  # junk members skipped in one next_request before giving the engine a turn
 
 
 def worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-@dataclass
-class InFlight:
-    """A request this worker popped: done when its callback's output is exhausted and its items are written."""
-
-    member: bytes
-    score: float = 0.0
-    failed: bool = False  # its callback hit a Redis error: queued again to be redone, never acknowledged
-    items: int = 0
-    items_done: int = 0
-    output_done: bool = False
-    counters: Counter = field(default_factory=Counter)
-
-
-class FrontierStatsCollector(MemoryStatsCollector):
-    """Scrapy's stats, plus: a `zol/...` increment made while a tracked request's callback (or its item's image
-    pipeline) runs is also kept with that request, and reaches the crawl's counters in Redis with its ack."""
-
-    def __init__(self, crawler) -> None:
-        super().__init__(crawler)
-        self.current: InFlight | None = None
-        self.item_entries: dict[int, InFlight] = {}
-        self.unattributed: Counter = Counter()
-
-    def inc_value(self, key: str, count: int = 1, start: int = 0, spider=None) -> None:
-        super().inc_value(key, count, start)
-        if key.startswith(ATTRIBUTED_PREFIX):
-            if self.current is not None:
-                self.current.counters[key] += count
-            else:
-                self.unattributed[key] += count
-
-    @contextmanager
-    def attributing_item(self, item: Any) -> Iterator[None]:
-        before, self.current = self.current, self.item_entries.get(id(item))
-        try:
-            yield
-        finally:
-            self.current = before
-
-    def local_counters(self) -> dict[str, Any]:
-        """What only this worker saw: Scrapy's own counters and the `zol/` ones made outside any request."""
-        local = {
-            k: v
-            for k, v in self.get_stats().items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith(ATTRIBUTED_PREFIX)
-        }
-        local.update(self.unattributed)
-        return dict(sorted(local.items()))
 
 
 class FrontierDupeFilter(RFPDupeFilter):
@@ -132,7 +78,7 @@ class FrontierScheduler(FrontierFaults, Scheduler):
     @classmethod
     def from_crawler(cls, crawler):
         settings = crawler.settings
-        namespace = settings.get("ZOL_REDIS_KEY") or "zol"
+        namespace = settings.get("ZOL_REDIS_KEY")
         server = connect(settings.get("REDIS_URL"), worker=True)
         scheduler = cls(
             server,
@@ -142,15 +88,12 @@ class FrontierScheduler(FrontierFaults, Scheduler):
         )
         scheduler.stats = crawler.stats
         scheduler.crawler = crawler
-        scheduler.frontier = Frontier(server, namespace, worker_id(), settings.getfloat("ZOL_REDIS_WORKER_TTL", 30.0))
+        scheduler.frontier = Frontier(server, namespace, worker_id(), settings.getfloat("ZOL_REDIS_WORKER_TTL"))
         scheduler.entries = {}
         scheduler.crawl_finished = False
         scheduler.beat = None
-        # settings (-s) or the environment: the stage passes the crawl id it wrote at reset
-        scheduler.expected_crawl_id = settings.get("ZOL_REDIS_CRAWL_ID") or os.environ.get("ZOL_REDIS_CRAWL_ID", "")
-        scheduler.down_timeout = settings.getfloat(
-            "ZOL_REDIS_DOWN_TIMEOUT", float(os.environ.get("ZOL_REDIS_DOWN_TIMEOUT") or 60)
-        )
+        scheduler.expected_crawl_id = settings.get("ZOL_REDIS_CRAWL_ID")  # the stage passes the one it reset
+        scheduler.down_timeout = settings.getfloat("ZOL_REDIS_DOWN_TIMEOUT")
         scheduler.down_since = None  # monotonic time of the first failed Redis call of an outage
         scheduler.abort_reason = None
         scheduler.in_idle = False
@@ -380,18 +323,18 @@ class SharedHostDelayMiddleware:
     """Politeness for the crawl as a whole: a request to a host starts ZOL_REDIS_HOST_DELAY seconds after the
     previous one of any worker (the next allowed time per host is reserved atomically in Redis, on its clock)."""
 
-    def __init__(self, crawler) -> None:
-        self.delay = crawler.settings.getfloat("ZOL_REDIS_HOST_DELAY", 0.0)
-        if self.delay <= 0:
-            raise NotConfigured
-        self.crawler = crawler
-        self.frontier = Frontier(
-            connect(crawler.settings.get("REDIS_URL"), worker=True), crawler.settings.get("ZOL_REDIS_KEY")
-        )
+    def __init__(self, crawler, delay: float, frontier: Frontier) -> None:
+        self.crawler, self.delay, self.frontier = crawler, delay, frontier
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(crawler)
+        settings = crawler.settings
+        delay = settings.getfloat("ZOL_REDIS_HOST_DELAY")
+        if delay <= 0:
+            raise NotConfigured
+        return cls(
+            crawler, delay, Frontier(connect(settings.get("REDIS_URL"), worker=True), settings.get("ZOL_REDIS_KEY"))
+        )
 
     async def process_request(self, request: Request, spider=None):
         shared = getattr(self.crawler.spider, "shared", None)  # the scheduler's frontier (FrontierScheduler.open)

@@ -1,4 +1,4 @@
-"""Requests as JSON in the shared Redis frontier (`crawl.backend: redis`): the queue's members are data, never code.
+"""Requests as JSON in the shared Redis frontier (`--backend redis`): the queue's members are data, never code.
 
 scrapy-redis pickles its queue members by default, so anyone able to write to the Redis could run code on every
 worker. Here a member is UTF-8 JSON of Scrapy's request dict (`Request.to_dict`) made JSON-safe with a few tags:

@@ -1,21 +1,30 @@
-"""Scrapy settings of the `zol` crawler: polite by default; `crawler.crawl` switches politeness off for the mirror."""
+"""Scrapy settings of the `zol` crawler: polite by default; `crawler.crawl` switches politeness off for the mirror.
+
+The defaults that are `crawl` params (identification, Referer, delay, drift threshold) are the params' own defaults
+(crawler.params.CrawlParams); how the crawl runs (backend, Redis) comes from the environment (crawler.run_options).
+"""
 
 from __future__ import annotations
 
 import os
 
+from crawler import run_options
+from crawler.params import CrawlParams
+
+_crawl_defaults = CrawlParams()  # the defaults of the `crawl` params
+
 BOT_NAME = "zol-mimn"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
 
-USER_AGENT = "zol-mimn/0.1 (+research crawler; reproduces the Multi-ZOL data set of the MIMN paper, AAAI-19)"
-ZOL_REFERER = "https://detail.zol.com.cn/"  # sent with every request that names no referer of its own
+USER_AGENT = _crawl_defaults.user_agent
+ZOL_REFERER = _crawl_defaults.referer  # sent with every request that names no referer of its own
 ROBOTSTXT_OBEY = True
 
 # politeness towards the live site
 CONCURRENT_REQUESTS = 8
 CONCURRENT_REQUESTS_PER_DOMAIN = 1
-DOWNLOAD_DELAY = 1.0
+DOWNLOAD_DELAY = _crawl_defaults.download_delay
 DOWNLOAD_DELAY_JITTER = 0.5
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 2.0
@@ -80,14 +89,17 @@ SCHEDULER = "crawler.resume.MemoryQueueScheduler"
 
 # ZOL_BACKEND=redis: this process is one worker of a crawl shared through Redis (crawler.redis_backend); several
 # workers on any machines share the queue, the dupefilter, the counters and the per-host delay
-ZOL_BACKEND = os.environ.get("ZOL_BACKEND", "local")
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-ZOL_REDIS_KEY = os.environ.get("ZOL_REDIS_KEY", "zol")  # the crawl's namespace in Redis
+ZOL_BACKEND = os.environ.get("ZOL_BACKEND") or run_options.DEFAULT_BACKEND
+REDIS_URL = run_options.env_redis_url()
+ZOL_REDIS_KEY = run_options.env_redis_key()  # the crawl's namespace in Redis
+ZOL_REDIS_CRAWL_ID = os.environ.get("ZOL_REDIS_CRAWL_ID", "")  # the crawl id a worker must find ("" = any)
 ZOL_REDIS_WORKER_TTL = float(os.environ.get("ZOL_REDIS_WORKER_TTL", "30"))  # s without a heartbeat: dead
-ZOL_REDIS_HOST_DELAY = 1.0  # s between two requests to a host, crawl-wide (replaces DOWNLOAD_DELAY); 0 = none
+ZOL_REDIS_DOWN_TIMEOUT = float(os.environ.get("ZOL_REDIS_DOWN_TIMEOUT") or 60)  # s of Redis outage a worker bears
+# s between two requests to a host, crawl-wide (replaces DOWNLOAD_DELAY); 0 = none
+ZOL_REDIS_HOST_DELAY = _crawl_defaults.download_delay
 if ZOL_BACKEND == "redis":
     SCHEDULER = "crawler.redis_backend.FrontierScheduler"
-    STATS_CLASS = "crawler.redis_backend.FrontierStatsCollector"
+    STATS_CLASS = "crawler.frontier_stats.FrontierStatsCollector"
     DOWNLOAD_DELAY = 0.0  # the shared delay below holds for all workers together
     DOWNLOADER_MIDDLEWARES["crawler.redis_backend.SharedHostDelayMiddleware"] = 560
 elif ZOL_BACKEND != "local":
@@ -95,8 +107,8 @@ elif ZOL_BACKEND != "local":
 
 # drift measured (crawler.coverage): a field a review format always carries, present on fewer than this share of
 # that format's reviews, is a layout error; with ZOL_FAIL_ON_LAYOUT_DRIFT the crawl then exits non-zero
-ZOL_MIN_FIELD_COVERAGE = 0.9
-ZOL_FAIL_ON_LAYOUT_DRIFT = True
+ZOL_MIN_FIELD_COVERAGE = _crawl_defaults.min_field_coverage
+ZOL_FAIL_ON_LAYOUT_DRIFT = _crawl_defaults.fail_on_layout_drift
 
 LOG_LEVEL = os.environ.get("ZOL_LOG_LEVEL", "INFO")
 FEED_EXPORT_ENCODING = "utf-8"

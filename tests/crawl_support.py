@@ -58,7 +58,9 @@ class RunResult:
 
 
 def scrapy_command(out: Path, mirror: str, *spider_args: str, settings: tuple[str, ...] = ()) -> tuple[list, dict]:
+    # every image of a review (the params' default, 5, is what the model reads); a later -a wins
     command = [sys.executable, "-m", "scrapy", "crawl", "zol", "-a", "crawl_date=2018-09-15"]
+    command += ["-a", "max_images_per_review=0"]
     for arg in spider_args:
         command += ["-a", arg]
     for setting in (

@@ -25,7 +25,7 @@ from crawl_support import (
     scrapy_command,
 )
 
-from crawler.pipelines import image_file_name
+from crawler.output import image_file_name
 
 pytestmark = pytest.mark.slow
 EMPTY_PRODUCT = "1234567"
@@ -208,6 +208,11 @@ def test_a_hand_crawl_refuses_unknown_arguments_in_one_line(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("error: unknown spider argument(s) mirorr; known: ") and "mirror" in lines[-1]
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+    bad = _hand_crawl(f"out={tmp_path / 'out'}", "review_pages=x", timeout=60)  # a known one, a bad value
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "out").exists()
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "error: spider arguments: 'crawl.review_pages' must be a whole number, got 'x'"
+    )
 
 
 def _partial_lines(jobdir: Path) -> int:

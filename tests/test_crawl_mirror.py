@@ -15,7 +15,7 @@ import pytest
 from crawl_support import REPO, run_crawl
 from PIL import Image
 
-from crawler.pipelines import image_file_name
+from crawler.output import image_file_name
 from crawler.resume import partial_path
 from crawler.urls import long_review_url, short_review_url
 from sitegen.era2026 import apply_era

@@ -1,4 +1,4 @@
-"""crawl.backend redis: `scrapy crawl zol` workers sharing a real Redis frontier, over the loopback HTTP mirror."""
+"""--backend redis: `scrapy crawl zol` workers sharing a real Redis frontier, over the loopback HTTP mirror."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import pytest
 import redis
 from crawl_support import CRAWLED_AT, REPO, RedisServer, run_crawl, scrapy_command
 
-from crawler.crawl import summary_line
 from crawler.frontier import Frontier
 from crawler.merge import merge
+from crawler.output import summary_line
 from sitegen.mirror import generate_mirror
 
 pytestmark = pytest.mark.slow
@@ -181,15 +181,16 @@ def test_a_killed_worker_loses_nothing(site, single_crawl, mirror_server, redis_
 
 
 def _stage_command(tmp_path: Path, mirror: str, out: Path, redis_url: str, workers: int = 2) -> list[str]:
+    """The stage over a params file that says what to crawl; how to run it (Redis, workers) is on the command line."""
     params = tmp_path / "params.yaml"
     params.write_text(
         f"crawl:\n  mirror: '{mirror}'\n  out: '{out}'\n  list_pages: 50\n  review_pages: 20\n"
         f"  products: ''\n  max_products: 0\n  max_images_per_review: 0\n  polite: false\n"
-        f"  crawl_date: ''\n  backend: redis\n  redis_url: '{redis_url}'\n  redis_key: stage\n"
-        f"  workers: {workers}\n",
+        f"  crawl_date: ''\n",
         encoding="utf-8",
     )
-    return [sys.executable, "-m", "crawler.crawl", "--params", str(params)]
+    options = ["--backend", "redis", "--redis-url", redis_url, "--redis-key", "stage", "--workers", str(workers)]
+    return [sys.executable, "-m", "crawler.crawl", "--params", str(params), *options]
 
 
 def _stage_env() -> dict:
@@ -220,7 +221,7 @@ def test_stage_with_redis_backend_equals_the_local_crawl(site, single_crawl, red
 @pytest.mark.parametrize(
     "url, message",
     [
-        ("http://127.0.0.1:1/0", "'crawl.redis_url' must be a redis:// URL"),
+        ("http://127.0.0.1:1/0", "--redis-url (REDIS_URL) must be a redis:// URL"),
         ("redis://127.0.0.1:1/0", "cannot reach Redis at redis://127.0.0.1:1/0"),
     ],
 )
@@ -276,10 +277,10 @@ def test_poison_members_are_moved_aside_never_run(site, single_crawl, redis_serv
     _assert_ground_truth(tmp_path / "raw", manifest, single_crawl)
     assert stats["frontier_poison"] == {"bad_callback": 1, "not_a_request": 1, "not_json": 2}
     # the stage's one summary line says so: a request of the crawl's own that turned poison would be missing
-    assert summary_line(stats, 1.0).endswith(
+    assert summary_line(stats).endswith(
         "; 4 Redis queue member(s) set aside as poison, unread (crawl_stats.json frontier_poison)"
     )
-    assert "poison" not in summary_line({**stats, "frontier_poison": {}}, 1.0)
+    assert "poison" not in summary_line({**stats, "frontier_poison": {}})
 
 
 def test_frontier_keys_are_names_not_patterns(redis_server):
@@ -327,11 +328,13 @@ def test_a_redis_restarted_empty_mid_crawl_fails_the_stage(site, mirror_server, 
     first = RedisServer(tmp_path / "r1")
     out = tmp_path / "raw"
     files = _write_good_crawl(out)
+    # how to run it from the environment this time (the options' variables), as a scheduler would set them
+    run_env = {"ZOL_BACKEND": "redis", "REDIS_URL": first.url, "ZOL_REDIS_KEY": "stage", "ZOL_CRAWL_WORKERS": "2"}
     stage = subprocess.Popen(
-        _stage_command(tmp_path, server.url, out, first.url),
+        _stage_command(tmp_path, server.url, out, first.url)[:5],  # no options after --params FILE
         cwd=REPO,
         text=True,
-        env=_stage_env(),
+        env={**_stage_env(), **run_env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

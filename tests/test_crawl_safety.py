@@ -27,7 +27,8 @@ from crawler.parse_long import parse_long_review
 from crawler.parse_ranking import RankedProduct
 from crawler.pipelines import download_plan, is_image
 from crawler.resume import ResumeMismatch, load_resume, partial_path, save_arguments
-from crawler.spiders.zol import ProductTally, ZolSpider
+from crawler.spiders.zol import ZolSpider
+from crawler.tally import ProductTally
 from crawler.urls import ajax_review_url, ranking_url, resolve, review_list_url
 from sitegen.catalog_pages import ranking_page
 from sitegen.pages2018 import long_review_page
@@ -289,7 +290,7 @@ def test_stage_refuses_a_second_crawl_into_the_same_out(tmp_path):
     assert _tree(out) == files
 
 
-# ---- the Redis queue member codec (crawl.backend redis) --------------------------------------------------------
+# ---- the Redis queue member codec (--backend redis) -----------------------------------------------------------
 
 
 def _codec_spider() -> ZolSpider:
@@ -299,7 +300,7 @@ def _codec_spider() -> ZolSpider:
 def test_codec_round_trips_the_spiders_requests(site):
     from crawler.parse_list import ListedReview
     from crawler.request_codec import decode_request, encode_request
-    from crawler.spiders.zol import RankingState
+    from crawler.tally import RankingState
 
     spider = _codec_spider()
     listed = ListedReview(

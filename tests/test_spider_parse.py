@@ -14,12 +14,13 @@ from scrapy.utils.test import get_crawler
 
 from crawler.items import ReviewItem
 from crawler.mirror import mirror_relative_path
+from crawler.output import image_file_name
 from crawler.parse_list import ListedReview, Product, parse_review, review_nodes
 from crawler.parse_long import parse_long_review
 from crawler.parse_ranking import RankedProduct
 from crawler.parse_text import parse_date
-from crawler.pipelines import image_file_name
-from crawler.spiders.zol import ProductTally, ZolSpider
+from crawler.spiders.zol import ZolSpider
+from crawler.tally import ProductTally
 from crawler.urls import ajax_review_url, review_list_url
 
 PRODUCT = "1184692"
@@ -278,10 +279,12 @@ def test_item_has_exactly_the_raw_contract_fields():
     from dataclasses import fields
 
     from common.contract import CRAWL_FIELDS, RAW_FIELDS
-    from crawler.pipelines import _record
+    from crawler.output import review_record
 
     assert tuple(f.name for f in fields(ReviewItem)) == RAW_FIELDS + CRAWL_FIELDS + ("image_crops",)
-    record = _record(ReviewItem("1", "2", image_crops={"https://a/x.jpg": "https://a/t_s4x3/x.jpg"}), "2026-06-24")
+    record = review_record(
+        ReviewItem("1", "2", image_crops={"https://a/x.jpg": "https://a/t_s4x3/x.jpg"}), "2026-06-24"
+    )
     assert tuple(record) == RAW_FIELDS + CRAWL_FIELDS
 
 

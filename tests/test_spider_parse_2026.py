@@ -312,31 +312,33 @@ def test_any_markup_gives_a_review_or_none(markup):
 # ---- the params that help against blocking reach Scrapy ----------------------------------------------------------
 def test_crawl_params_become_settings():
     from common.errors import UserError
-    from crawler.crawl import crawl_settings
+    from crawler.params import read_crawl_params
 
-    params = {
-        "user_agent": "zol-mimn/0.1 (+research crawler)",
-        "referer": "https://detail.zol.com.cn/",
-        "download_delay": 4,
-        "min_field_coverage": 0.8,
-        "fail_on_layout_drift": False,
-    }
-    assert crawl_settings(params) == [
-        "DOWNLOAD_DELAY=4",
+    params = read_crawl_params(
+        {
+            "user_agent": "zol-mimn/0.1 (+research crawler)",
+            "referer": "https://detail.zol.com.cn/",
+            "download_delay": 4,
+            "min_field_coverage": 0.8,
+            "fail_on_layout_drift": False,
+        }
+    )
+    assert params.scrapy_settings() == [
+        "DOWNLOAD_DELAY=4.0",
         "ZOL_MIN_FIELD_COVERAGE=0.8",
         "ZOL_FAIL_ON_LAYOUT_DRIFT=0",
         "USER_AGENT=zol-mimn/0.1 (+research crawler)",
         "ZOL_REFERER=https://detail.zol.com.cn/",
     ]
-    assert crawl_settings(params, "redis")[0] == "ZOL_REDIS_HOST_DELAY=4"  # a shared crawl's delay is crawl-wide
+    assert params.scrapy_settings("redis")[0] == "ZOL_REDIS_HOST_DELAY=4.0"  # a shared crawl's delay is crawl-wide
     for bad in ({"download_delay": -1}, {"min_field_coverage": 1.5}, {"fail_on_layout_drift": "yes"}):
         with pytest.raises(UserError, match="params.yaml: 'crawl."):
-            crawl_settings(bad)
+            read_crawl_params(bad)
 
 
 # ---- the AJAX forms: tried in order, the one that answers kept -------------------------------------------------
 def _ajax_spider():
-    from crawler.spiders.zol import ProductTally
+    from crawler.tally import ProductTally
 
     crawler = get_crawler(ZolSpider)
     spider = ZolSpider.from_crawler(crawler, crawl_date="2018-09-15")

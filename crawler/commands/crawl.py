@@ -15,7 +15,6 @@ crawl.
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -26,6 +25,14 @@ from scrapy.exceptions import UsageError
 
 from common.contract import IMAGES_DIR
 from common.errors import UserError
+from crawler.params import (
+    MIRROR_SPEED_SETTINGS,
+    SPIDER_ARGUMENTS,
+    CrawlParams,
+    check_mirror,
+    mirror_crawl_date,
+    spider_params,
+)
 
 EXIT_NO_REVIEWS = 3
 EXIT_INTERRUPTED = 4
@@ -35,24 +42,20 @@ COMMAND_ARGUMENTS = ("mirror",)  # taken by this command, not passed to the spid
 
 
 def known_arguments(spidercls) -> list[str]:
-    """The -a names a spider takes: its __init__'s named parameters, and this command's own."""
-    parameters = inspect.signature(spidercls.__init__).parameters.values()
-    named = [p.name for p in parameters if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    return sorted({*named, *COMMAND_ARGUMENTS})
+    """The -a names a spider takes (its `arguments`), and this command's own."""
+    return sorted({*getattr(spidercls, "arguments", ()), *COMMAND_ARGUMENTS})
 
 
 def apply_mirror(spargs: dict, set_setting: Callable[[str, str, str], None]) -> None:
-    """`-a mirror=...`: what `crawl.mirror` does in the DVC stage (crawler.crawl)."""
-    from crawler.crawl import MIRROR_SPEED_SETTINGS, check_mirror, is_polite, resolve_crawl_date
-
+    """`-a mirror=...`: what `crawl.mirror` does in the DVC stage (crawler.crawl), with `polite: auto`."""
     mirror = check_mirror(spargs.pop("mirror"))
     set_setting("ZOL_MIRROR", mirror, "cmdline")
-    if not is_polite({"polite": "auto"}, mirror):
+    if not CrawlParams(polite="auto").is_polite(mirror):
         for setting in MIRROR_SPEED_SETTINGS:
             name, value = setting.split("=", 1)
             set_setting(name, value, "project")  # an explicit -s still wins
     if mirror and not spargs.get("crawl_date"):
-        spargs["crawl_date"] = resolve_crawl_date({}, mirror)
+        spargs["crawl_date"] = mirror_crawl_date(mirror)
     if mirror and spargs.get("crawl_date") and not os.environ.get("ZOL_CRAWLED_AT"):
         set_setting("ZOL_CRAWLED_AT", f"{spargs['crawl_date']}T00:00:00+00:00", "project")
 
@@ -90,6 +93,7 @@ class Command(ScrapyCrawlCommand):
             )
         if "mirror" in spargs:
             apply_mirror(spargs, self._setter(crawler))
+        spider_params({k: v for k, v in spargs.items() if k in SPIDER_ARGUMENTS})  # a bad value: one line, now
         if crawler.settings.get("ZOL_BACKEND") == "redis":
             return crawler, None
         output = CrawlOutput(spargs.get("out") or crawler.settings.get("ZOL_OUT"))

@@ -1,8 +1,8 @@
 """`scrapy crawl zol`: hot ranking -> ranked products -> review list + AJAX pages -> long reviews, as the paper crawled.
 
-Arguments (-a): list_pages (50), review_pages (20), products ("id,id": only these, no ranking), max_products (0 = all),
-max_images_per_review (0 = all), crawl_date (ISO date for yearless dates; default today UTC), out (output folder,
-else setting ZOL_OUT).
+Arguments (-a): the `crawl` params list_pages, review_pages, products ("id,id": only these, no ranking), max_products,
+max_images_per_review and crawl_date (default today UTC), with the params' defaults (crawler.params); out (output
+folder, else setting ZOL_OUT).
 
 Every review the site lists is either written (with the list's data when its long page cannot be had) or counted as
 lost by reason (`zol/lost/<reason>`, logged at ERROR), and layout drift is loud (`zol/layout/<kind>`, ERROR): see
@@ -15,26 +15,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import scrapy
 from parsel import Selector
 from scrapy import signals
-from scrapy.exceptions import CloseSpider
 from scrapy.http import Response
-from scrapy.spidermiddlewares.httperror import HttpError
 
 from common.contract import IMAGES_DIR
 from crawler.ajax_pages import AjaxPagesMixin
 from crawler.attribution import tracked
-from crawler.blocking import BlockedPage, CrawlFailure, blocked_failure, is_network_failure, network_failure
 from crawler.items import ReviewItem
+from crawler.page_failures import PageFailuresMixin
+from crawler.params import SPIDER_ARGUMENTS, CrawlParams, spider_params
 from crawler.parse_list import (
     ListedReview,
-    Product,
     declared_rating_count,
     has_more_reviews,
     parse_product,
@@ -45,98 +42,36 @@ from crawler.parse_long import looks_like_long_review, parse_long_review
 from crawler.parse_ranking import RankedProduct, next_ranking_page, parse_card, ranked_cards, ranking_list_links
 from crawler.parse_text import unique
 from crawler.resume import ResumeState, load_resume
+from crawler.tally import ProductTally, RankingState
 from crawler.urls import ALLOWED_DOMAINS, is_allowed_host, ranking_url, review_list_url
 
 logger = logging.getLogger(__name__)
 
 FIRST_AJAX_PAGE = 3  # pages 1-2 are embedded in review.shtml
-REVIEWS_PER_PAGE = 10
-EMBEDDED_REVIEWS = 20
 FAR_SHORT = 0.1  # a product missing more than this share of its declared reviews is layout drift
 PRIORITY = {"ranking": 0, "review_list": 10, "ajax": 20, "long": 30}
-FATAL_WHEN_UNREACHABLE = ("ranking", "review_list")  # a network failure of these ends the crawl
 
 
-def _positive_int(value: Any, name: str, default: int) -> int:
-    if value in (None, ""):
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"spider argument {name} must be an integer, got {value!r}") from None
-    if number < 0:
-        raise ValueError(f"spider argument {name} must be >= 0, got {number}")
-    return number
-
-
-@dataclass
-class ProductTally:
-    """What one product's review pages gave, to compare with what the product declares ("33人评分")."""
-
-    product: Product
-    declared: int | None  # the review list's count, else the ranking card's
-    review_pages: int
-    read: int = 0  # review nodes read on its pages (duplicates included)
-    lost_on_pages: int = 0  # reviews held by pages that failed (already counted as lost)
-    done: bool = False
-
-    @property
-    def expected(self) -> int | None:
-        """Reviews the crawl should see: the declared count, capped by the pages it may read."""
-        if self.declared is None:
-            return None
-        return min(self.declared, max(EMBEDDED_REVIEWS, REVIEWS_PER_PAGE * self.review_pages))
-
-    def held_by_page(self, page: int) -> int:
-        """Reviews a page (1-based, 10 a page) holds by the declared count; 0 when unknown."""
-        if self.expected is None:
-            return 0
-        return max(0, min(REVIEWS_PER_PAGE, self.expected - REVIEWS_PER_PAGE * (page - 1)))
-
-    def more_after(self, page: int) -> bool:
-        return self.expected is not None and self.expected > REVIEWS_PER_PAGE * page
-
-
-@dataclass
-class RankingState:
-    """The ranking walk so far; it travels with the ranking requests (page n+1 is asked for by page n), so any
-    worker of a shared crawl can read the next page."""
-
-    product_ids: list[str] = field(default_factory=list)
-    cards_seen: int = 0
-
-
-class ZolSpider(AjaxPagesMixin, scrapy.Spider):
+class ZolSpider(AjaxPagesMixin, PageFailuresMixin, scrapy.Spider):
     name = "zol"
     allowed_domains = list(ALLOWED_DOMAINS)
-    crawl_failure: CrawlFailure | None = None  # why the crawl must exit non-zero (crawler.commands.crawl)
+    arguments = (*SPIDER_ARGUMENTS, "out")  # the -a names it takes (crawler.commands.crawl refuses others)
 
-    def __init__(
-        self,
-        list_pages: Any = 50,
-        review_pages: Any = 20,
-        products: str = "",
-        max_products: Any = 0,
-        max_images_per_review: Any = 0,
-        crawl_date: str = "",
-        out: str = "",
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, params: CrawlParams | None = None, out: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.list_pages = _positive_int(list_pages, "list_pages", 50)
-        self.review_pages = _positive_int(review_pages, "review_pages", 20)
-        self.max_products = _positive_int(max_products, "max_products", 0)
-        self.max_images_per_review = _positive_int(max_images_per_review, "max_images_per_review", 0)
-        self.only_products = [p.strip() for p in str(products or "").split(",") if p.strip()]
-        self.crawl_date = date.fromisoformat(crawl_date) if crawl_date else datetime.now(UTC).date()
+        self.params = params = params or CrawlParams()
+        self.list_pages, self.review_pages = params.list_pages, params.review_pages
+        self.max_products, self.max_images_per_review = params.max_products, params.max_images_per_review
+        self.only_products = list(params.product_ids)
+        self.crawl_date = params.crawl_day()
         self.out = out
         self.ranking = RankingState()
         self.tallies: dict[str, ProductTally] = {}
         self.seen_review_ids: set[str] = set()
         self.long_urls: dict[str, str] = {}  # long-review URL -> the review whose page it is
         self.resume = ResumeState()
-        # crawl.backend redis: the frontier (crawler.frontier) shares the first listing of each review and the
-        # holder of each long page between workers; the request state (ranking, tallies) travels in meta
+        # a shared crawl (backend redis): the frontier (crawler.frontier) shares the first listing of each review and
+        # the holder of each long page between workers; the request state (ranking, tallies) travels in meta
         self.shared = None
         self.frontier_tracker = None
 
@@ -146,19 +81,12 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
 
     def crawl_arguments(self, mirror: str) -> dict[str, Any]:
         """What a JOBDIR's partial output must have been crawled with to be resumed by this crawl."""
-        return {
-            "list_pages": self.list_pages,
-            "review_pages": self.review_pages,
-            "products": self.only_products,
-            "max_products": self.max_products,
-            "max_images_per_review": self.max_images_per_review,
-            "crawl_date": self.crawl_date.isoformat(),
-            "mirror": mirror,
-        }
+        return self.params.crawl_arguments(self.crawl_date, mirror)
 
     @classmethod
-    def from_crawler(cls, crawler, *args: Any, **kwargs: Any):
-        spider = super().from_crawler(crawler, *args, **kwargs)
+    def from_crawler(cls, crawler, *args: Any, out: str = "", **arguments: Any):
+        """The -a arguments (text) are read once, here, as the `crawl` params of the same names (crawler.params)."""
+        spider = super().from_crawler(crawler, *args, params=spider_params(arguments), out=out or "")
         # settings are not frozen yet: the spider argument wins over ZOL_OUT, and images always go to <out>/images
         if not crawler.settings.frozen:
             out = spider.out or crawler.settings.get("ZOL_OUT")
@@ -437,83 +365,6 @@ class ZolSpider(AjaxPagesMixin, scrapy.Spider):
         self._count("long/fallback_to_list")
         logger.warning("review %s keeps its list data: " + why, listed.item.review_id, *args)
         return self._finish(listed.item, listed.unknown_labels)
-
-    # ---- failures ------------------------------------------------------------------------------------------
-    @tracked
-    def page_failed(self, failure) -> Iterator[Any]:
-        request = failure.request
-        kind = request.meta.get("zol_kind", "other")
-        status = failure.value.response.status if failure.check(HttpError) else None
-        self._count(f"page_failures/{kind}")
-        logger.error("%s page failed: %s (%s)", kind, request.url, status or repr(failure.value))
-        fatal = self._failure_cause(failure, kind, request.url)
-        for out in self._page_lost(kind, request, status):
-            if fatal is None or not isinstance(out, scrapy.Request):
-                yield out
-        if fatal is not None:  # stop asking a site that refuses us (or cannot be reached)
-            raise CloseSpider(fatal)
-
-    def _failure_cause(self, failure, kind: str, url: str) -> str | None:
-        """'blocked' or 'network' when the failure ends the crawl (then `crawl_failure` says why), else None."""
-        if failure.check(BlockedPage):
-            self._fail(blocked_failure(failure.value.kind, url, self.settings.get("USER_AGENT") or ""))
-            return "blocked"
-        if is_network_failure(failure.value):
-            self._count(f"network/{kind}")
-            if kind in FATAL_WHEN_UNREACHABLE:
-                self._fail(network_failure(failure.value, url))
-                return "network"
-        return None
-
-    def _fail(self, failure: CrawlFailure) -> None:
-        if self.crawl_failure is None:
-            self.crawl_failure = failure
-            logger.error("%s", failure.line)
-
-    def _page_lost(self, kind: str, request: scrapy.Request, status: int | None) -> Iterator[Any]:
-        """What a failed page costs: the long page's list data stands in, an AJAX page answering an HTTP error is
-        asked in the other AJAX forms (crawler.ajax_pages) and its reviews are lost when none answers, a review
-        list's product is lost."""
-        if kind == "long":  # the list page's data stands in for the long page
-            yield self._fallback(request.meta["listed"], "its long page failed")
-        elif kind == "ajax" and status is not None:  # the form may not exist: the others are asked
-            yield from self._ajax_unanswered(
-                request.meta, request.url, "missing" if status == 404 else f"http_{status}"
-            )
-        elif kind == "ajax":
-            yield from self._ajax_page_lost(self._tally(request.meta), request.meta["page"], request.url)
-        elif kind == "review_list":
-            ranked: RankedProduct = request.meta["ranked"]
-            tally = ProductTally(
-                Product(ranked.product_id, ranked.name, None), ranked.listed_reviews, self.review_pages
-            )
-            self.tallies[ranked.product_id] = tally
-            if tally.expected is None:
-                self._count("products_of_unknown_size_failed")
-                logger.error("the reviews of product %s are lost; how many is unknown", ranked.product_id)
-            tally.lost_on_pages = tally.expected or 0
-            self._lost(
-                "review_list_failed",
-                tally.lost_on_pages,
-                "the review list of product %s failed (its ranking card counts %s)",
-                ranked.product_id,
-                ranked.listed_reviews,
-            )
-            self._end_product(tally)
-        elif kind == "ranking" and not request.meta.get("guessed_url"):
-            page, state = request.meta["page"], request.meta.get("ranking", self.ranking)
-            if page < self.list_pages and not self._full(state):  # its pager is lost with it: the next by pattern
-                yield self._ranking_request(ranking_url(page + 1), page + 1, state, guessed=True)
-
-    def request_dropped(self, request: scrapy.Request, spider=None) -> None:
-        """A request dropped by the scheduler gets no callback and no errback: counted, never silent."""
-        kind = request.meta.get("zol_kind")
-        if not kind:
-            return
-        self._count(f"requests_dropped/{kind}")
-        logger.error("%s request dropped by the scheduler: %s", kind, request.url)
-        if kind == "long":
-            self._lost("long_request_dropped", 1, "review %s", request.meta["listed"].item.review_id)
 
     def _finish(self, item: ReviewItem, unknown_labels: tuple[str, ...]) -> ReviewItem:
         self._count(f"layouts/{item.layout}")
