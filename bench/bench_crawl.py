@@ -92,7 +92,8 @@ def parse_times(repeat: int) -> dict:
 
     from crawler.parse_list import Product
     from crawler.parse_ranking import RankedProduct
-    from crawler.spiders.zol import ProductTally, ZolSpider
+    from crawler.spiders.zol import ZolSpider
+    from crawler.tally import ProductTally
     from crawler.urls import ajax_review_url, review_list_url
 
     crawler = get_crawler(ZolSpider)
