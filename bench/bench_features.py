@@ -84,16 +84,10 @@ def decode_torchvision(paths: list[Path]) -> None:
 def measure(args: argparse.Namespace) -> dict:
     import torch
 
-    from common.params import load_params
+    from common.params import load_section
     from pipeline.backbone import random_backbone
-    from pipeline.features import (
-        FeatureConfig,
-        available_cores,
-        extract,
-        prepare_model,
-        resolve_num_workers,
-        resolve_precision,
-    )
+    from pipeline.features import FeatureConfig, extract, prepare_model, resolve_precision
+    from pipeline.features.device import available_cores, resolve_num_workers
     from pipeline.imaging import decode_image
 
     paths = sorted(Path(args.files).glob("*.jpg"))[: args.count]
@@ -101,7 +95,7 @@ def measure(args: argparse.Namespace) -> dict:
     record: dict = {"method": args.measure, "images": len(paths)}
     if args.measure.startswith("decode"):  # as one decode worker runs: a single thread
         torch.set_num_threads(1)
-        config = FeatureConfig.from_params(load_params("features", REPO / "params.yaml"))
+        config = load_section(FeatureConfig, "features", REPO / "params.yaml")
         run = (
             (lambda: [decode_image(p, config.preprocessing) for p in paths])
             if args.measure == "decode_pil"
@@ -117,11 +111,10 @@ def measure(args: argparse.Namespace) -> dict:
             started = time.perf_counter()
             one_at_a_time_fp32(model, paths)
         else:
-            config = FeatureConfig.from_params(load_params("features", REPO / "params.yaml"))
+            config = load_section(FeatureConfig, "features", REPO / "params.yaml")
             overrides = {
                 k: v
                 for k, v in (
-                    ("num_workers", args.workers),
                     ("batch_size", args.batch_size),
                     ("precision", args.precision),
                 )
@@ -130,7 +123,7 @@ def measure(args: argparse.Namespace) -> dict:
             config = replace(config, device="cpu", **overrides)
             device = torch.device("cpu")
             precision = resolve_precision(config.precision, device)
-            workers = resolve_num_workers(config.num_workers, device)
+            workers = resolve_num_workers("auto" if args.workers is None else args.workers, device)
             model = prepare_model(model, device)
             # warm-up on one full batch: oneDNN builds its kernels per input shape, once per run
             warm = (paths * config.batch_size)[: config.batch_size]
@@ -182,7 +175,7 @@ def main() -> int:
         print(json.dumps(measure(args)))
         return 0
 
-    from pipeline.features import available_cores, cpu_flags, cpu_has_native_bf16
+    from pipeline.features.device import available_cores, cpu_flags, cpu_has_native_bf16
 
     cores, n = available_cores(), args.images
     flags = cpu_flags()
