@@ -85,16 +85,10 @@ def decode_torchvision(paths: list[Path]) -> None:
 def measure(args: argparse.Namespace) -> dict:
     import torch
 
-    from common.params import load_params
+    from common.params import load_section
     from pipeline.backbone import random_backbone
-    from pipeline.features import (
-        FeatureConfig,
-        available_cores,
-        extract,
-        prepare_model,
-        resolve_num_workers,
-        resolve_precision,
-    )
+    from pipeline.features import FeatureConfig, extract, prepare_model, resolve_precision
+    from pipeline.features.device import available_cores, resolve_num_workers
     from pipeline.imaging import decode_image
 
     paths = sorted(Path(args.files).glob("*.jpg"))[: args.count]
@@ -102,7 +96,7 @@ def measure(args: argparse.Namespace) -> dict:
     record: dict = {"method": args.measure, "images": len(paths)}
     if args.measure.startswith("decode"):  # as one decode worker runs: a single thread
         torch.set_num_threads(1)
-        config = FeatureConfig.from_params(load_params("features", REPO / "params.yaml"))
+        config = load_section(FeatureConfig, "features", REPO / "params.yaml")
         if args.measure == "decode_pil":
             seconds = _timed_twice(lambda: [decode_image(p, config.preprocessing) for p in paths])
         else:
@@ -114,11 +108,11 @@ def measure(args: argparse.Namespace) -> dict:
         one_at_a_time_fp32(model, paths)
         seconds = time.perf_counter() - started
     else:
-        config = FeatureConfig.from_params(load_params("features", REPO / "params.yaml"))
+        config = load_section(FeatureConfig, "features", REPO / "params.yaml")
         config = replace(config, device="cpu", **_stage_overrides(args))
         device = torch.device("cpu")
         precision = resolve_precision(config.precision, device)
-        workers = resolve_num_workers(config.num_workers, device)
+        workers = resolve_num_workers("auto" if args.workers is None else args.workers, device)
         model = prepare_model(random_backbone(0).model, device)
         # warm-up on one full batch: oneDNN builds its kernels per input shape, once per run
         warm = (paths * config.batch_size)[: config.batch_size]
@@ -142,8 +136,8 @@ def _timed_twice(run: Callable[[], object]) -> float:
 
 
 def _stage_overrides(args: argparse.Namespace) -> dict:
-    """The features config's values that this measurement sets (decode workers, batch size, precision)."""
-    given = (("num_workers", args.workers), ("batch_size", args.batch_size), ("precision", args.precision))
+    """The features config's values that this measurement sets (batch size, precision)."""
+    given = (("batch_size", args.batch_size), ("precision", args.precision))
     return {key: value for key, value in given if value is not None}
 
 
@@ -188,7 +182,7 @@ def main() -> int:
         print(json.dumps(measure(args)))
         return 0
 
-    from pipeline.features import available_cores, cpu_flags, cpu_has_native_bf16
+    from pipeline.features.device import available_cores, cpu_flags, cpu_has_native_bf16
 
     cores, n = available_cores(), args.images
     flags = cpu_flags()

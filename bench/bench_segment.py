@@ -70,7 +70,6 @@ def main(argv: list[str] | None = None) -> int:
         stopwords="data/lexicon/stopwords.txt",
         remove_punctuation=True,
         remove_stopwords=True,
-        processes=0,
     )
     texts = review_texts(args.mb)
     chars = sum(len(t) for t in texts)

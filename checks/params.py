@@ -17,32 +17,28 @@ import sys
 from collections.abc import Callable
 
 from common.errors import cli_entry
-from common.params import DEFAULT_PARAMS, load_params, read_section, require, section_of
+from common.params import DEFAULT_PARAMS, load_params, read_section, section_of
 from crawler.params import read_crawl_params
 from model.config import Settings
 from model.paper_grid import base_params, plan_from_params
 from pipeline.clean import CleanParams
-from pipeline.features import FeatureConfig
-from pipeline.import_multizol import section_settings as check_multizol
+from pipeline.features.config import FeatureConfig
+from pipeline.import_multizol import MultizolParams
+from pipeline.paths import DataParams
 from pipeline.segment import SegmentParams
 from pipeline.split import SplitParams
 from sitegen.mirror import SampleParams
-
-
-def _data(params: dict) -> None:
-    require(params["data"], "raw", "data", str)
-
 
 # (sections it reads, check of the whole params file): each reads its sections the way its stage does
 CHECKS: list[tuple[tuple[str, ...], Callable[[dict], object]]] = [
     (("sample",), lambda p: read_section(SampleParams, p["sample"], "sample")),
     (("crawl",), lambda p: read_crawl_params(p["crawl"])),
-    (("multizol",), lambda p: check_multizol(p["multizol"])),
-    (("data",), _data),
-    (("clean", "features"), lambda p: CleanParams.from_sections(p["clean"], p["features"])),
-    (("split",), lambda p: SplitParams.from_section(p["split"])),
-    (("segment",), lambda p: SegmentParams.from_section(p["segment"])),
-    (("features",), lambda p: FeatureConfig.from_params(p["features"])),
+    (("multizol",), lambda p: read_section(MultizolParams, p["multizol"], "multizol")),
+    (("data",), lambda p: read_section(DataParams, p["data"], "data")),
+    (("clean",), lambda p: read_section(CleanParams, p["clean"], "clean")),
+    (("split",), lambda p: read_section(SplitParams, p["split"], "split")),
+    (("segment",), lambda p: read_section(SegmentParams, p["segment"], "segment")),
+    (("features",), lambda p: read_section(FeatureConfig, p["features"], "features")),
     (("model", "embeddings", "train"), Settings.from_params),
     (("paper", "model"), lambda p: plan_from_params(p["paper"], p["model"], base_params(p))),
 ]

@@ -135,18 +135,24 @@ def _coerce(value: Any, kind: Any) -> Any:
     if kind is bool:
         return value if isinstance(value, bool) else _INVALID
     if kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             return _INVALID
-        return int(value) if float(value) == int(value) else _INVALID
+        if isinstance(value, int):
+            return value
+        return int(value) if math.isfinite(value) and value == int(value) else _INVALID
     if kind is float:
         if isinstance(value, str):  # YAML 1.1 reads 5e-3 (no dot) as a string
             try:
                 value = float(value)
             except ValueError:
                 return _INVALID
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             return _INVALID
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond float's range
+            return _INVALID
+        return value if math.isfinite(value) else _INVALID
     if kind is str:
         return value if isinstance(value, str) else _INVALID
     if kind is dict:

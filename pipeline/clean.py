@@ -5,79 +5,56 @@
 Reads `<data.raw>/reviews.jsonl`, writes `data/clean/pairs.parquet` (PAIRS_SCHEMA),
 `data/clean/rejected.parquet` (REJECTED_SCHEMA: every dropped record or pair with its reason),
 `metrics/clean.json` (reviews, pairs and rejected rows kept) and `reports/clean_detail.json` (every count: per
-reason, per aspect, per label, images).
+reason, per aspect, per label, images). Each line goes through pipeline/records.py's checks; an image is usable
+when the features stage could decode it (pipeline/imaging.py, with `features.image_size` and
+`features.max_image_pixels`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path, PureWindowsPath
-from typing import Any
+from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from common.aspects import CANONICAL_ASPECTS, aspect_zh, canonical_aspect
+from common.aspects import aspect_zh
 from common.atomic import remove_leftovers
 from common.contract import IMAGES_DIR, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
-from common.errors import UserError, cli_entry
+from common.errors import UserError
 from common.metrics import detail_path, write_metrics
-from common.params import DEFAULT_PARAMS, IMAGE_SIZE_RANGE, load_params, require, require_int_in
-from pipeline.imaging import MISSING, ImageError, Preprocessing, decode_image
+from common.params import load_params, read_section, section_of
+from common.stage import run_stage, stage_parser
+from pipeline.imaging import MISSING, ImageError, Preprocessing, decode_image, read_preprocessing
 from pipeline.io import write_frame
+from pipeline.paths import PAIRS_PATH, REJECTED_PATH, DataParams
+from pipeline.records import (
+    TEXT_FIELDS,
+    Rejected,
+    canonical_key,
+    check_fields,
+    parse_line,
+    parse_score,
+)
 from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, REJECTED_SCHEMA
 from pipeline.textnorm import join_fields, visible_length
 
-PAIRS_PATH = Path("data/clean/pairs.parquet")
-REJECTED_PATH = Path("data/clean/rejected.parquet")
 METRICS_PATH = Path("metrics/clean.json")
 DETAIL_PATH = detail_path("clean")
-
-
-TEXT_FIELDS = ("title", "pros", "cons", "summary", "body")
-OPTIONAL_STR_FIELDS = ("product_id", "product_name", "brand", *TEXT_FIELDS)
-REASONS = (
-    "malformed_json",
-    "missing_field",
-    "invalid_field",
-    "duplicate_id",
-    "no_score",
-    "no_text",
-    "no_image",
-    "duplicate_text",
-    "unknown_aspect",
-    "duplicate_aspect",
-    "score_not_numeric",
-    "score_out_of_range",
-)
+DEFAULT_IMAGES = Preprocessing()  # params.yaml's features.image_size and features.max_image_pixels
 
 
 @dataclass(frozen=True)
 class CleanParams:
-    require_image: bool
-    min_text_chars: int
-    dedupe_same_text: bool
-    # the features stage's decoding settings: an image is usable here exactly when `features` can decode it
-    images: Preprocessing = Preprocessing(image_size=224, max_image_pixels=40_000_000)
+    """params.yaml `clean`."""
 
-    @classmethod
-    def from_sections(cls, clean: dict, features: dict) -> CleanParams:
-        images = Preprocessing(
-            image_size=require_int_in(features, "image_size", "features", *IMAGE_SIZE_RANGE),
-            max_image_pixels=require_int_in(features, "max_image_pixels", "features", 1),
-        )
-        return cls(
-            require_image=require(clean, "require_image", "clean", bool),
-            min_text_chars=require(clean, "min_text_chars", "clean", int),
-            dedupe_same_text=require(clean, "dedupe_same_text", "clean", bool),
-            images=images,
-        )
+    require_image: bool = True  # only multimodal reviews (>= 1 downloaded, decodable image), as the paper
+    min_text_chars: int = 5
+    dedupe_same_text: bool = True  # same product and same text -> kept once
 
 
 @dataclass
@@ -89,139 +66,6 @@ class CleanStats:
     images_undecodable: int = 0
     rejected_records: Counter = field(default_factory=Counter)
     rejected_pairs: Counter = field(default_factory=Counter)
-
-
-class Rejected(Exception):
-    """A record (aspect None) or one of its pairs is dropped: `reason` is one of REASONS."""
-
-    def __init__(self, reason: str, detail: str, raw: str | None = None):
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail, self.raw = reason, detail, raw
-
-
-def round_half_up(value: float) -> int:
-    """9.2 -> 9, 8.5 -> 9 (not Python's banker's rounding)."""
-    return math.floor(value + 0.5)
-
-
-def parse_score(value: Any) -> tuple[int | None, str | None]:
-    """(score 1..10, None) or (None, rejection reason). Numbers and numeric strings are accepted."""
-    if isinstance(value, bool) or value is None:
-        return None, "score_not_numeric"
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None, "score_not_numeric"
-    if isinstance(value, int):
-        if not -100 <= value <= 100:  # a 400-digit integer does not even fit a float
-            return None, "score_out_of_range"
-        value = float(value)
-    if not isinstance(value, float) or not math.isfinite(value):
-        return None, "score_not_numeric"
-    score = round_half_up(value)
-    if not 1 <= score <= 10:
-        return None, "score_out_of_range"
-    return score, None
-
-
-def canonical_key(label: str) -> str | None:
-    """A canonical key as-is, a known site label mapped to its key, anything else None."""
-    if label in CANONICAL_ASPECTS:
-        return label
-    return canonical_aspect(label)
-
-
-# ---- step 1: one line -> one JSON object -------------------------------------------------------------
-
-
-def parse_line(raw_line: str | bytes) -> tuple[dict | None, str]:
-    """(record, the line as text); record None for a blank line. Raises Rejected(malformed_json)."""
-    if isinstance(raw_line, str):  # a lone surrogate in it fails the UTF-8 check below, like a bad byte
-        raw_line = raw_line.encode("utf-8", "surrogatepass")
-    try:
-        line = raw_line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Rejected("malformed_json", f"not UTF-8: {exc}", raw_line.decode("utf-8", "replace")) from None
-    line = line.lstrip("\ufeff").rstrip("\r\n")
-    if not line.strip():
-        return None, line
-    try:
-        record = json.loads(line)
-    except RecursionError:
-        raise Rejected("malformed_json", "JSON nested too deeply to read", line) from None
-    except ValueError as exc:  # JSONDecodeError, and int strings beyond Python's digit limit
-        raise Rejected("malformed_json", str(exc), line) from None
-    if not isinstance(record, dict):
-        raise Rejected("malformed_json", f"a JSON {type(record).__name__}, not an object", line)
-    if not encodes_as_utf8(line, record):
-        raise Rejected("malformed_json", "a string escape (\\ud800 ...) is a lone surrogate, not a character", line)
-    return record, line
-
-
-def encodes_as_utf8(line: str, record: dict) -> bool:
-    """False when a \\uXXXX escape decoded to a lone surrogate: Parquet (UTF-8) could not store the text."""
-    if "\\u" not in line:  # the only way to a surrogate in a line that decoded as UTF-8
-        return True
-    try:
-        json.dumps(record, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-# ---- step 2: the raw contract's field types ----------------------------------------------------------
-
-
-def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def inside_folder(relative: str, folder: Path) -> bool:
-    """True when `relative` names a file under `folder`: not absolute, no `..`, not leaving it through a link."""
-    if not relative or relative.startswith(("/", "\\")) or PureWindowsPath(relative).drive:
-        return False
-    if ".." in relative.replace("\\", "/").split("/"):
-        return False
-    root = folder.resolve()
-    return (root / relative).resolve().is_relative_to(root)
-
-
-def check_fields(record: dict, images_dir: Path) -> None:
-    """Raise Rejected(missing_field | invalid_field) unless the record follows the raw contract's types."""
-    review_id = record.get("review_id")
-    if review_id is None or review_id == "":
-        raise Rejected("missing_field", "review_id is missing or empty")
-    if not isinstance(review_id, str):
-        raise Rejected("invalid_field", f"review_id must be a string, got {type(review_id).__name__}")
-    if "scores" not in record:
-        raise Rejected("missing_field", "scores is missing")
-    if not isinstance(record["scores"], (dict, type(None))):
-        raise Rejected("invalid_field", f"scores must be an object, got {type(record['scores']).__name__}")
-    for name in OPTIONAL_STR_FIELDS:
-        if not isinstance(record.get(name), (str, type(None))):
-            raise Rejected("invalid_field", f"{name} must be a string or null, got {type(record[name]).__name__}")
-    if not isinstance(record.get("image_urls"), (type(None),)) and not _is_str_list(record["image_urls"]):
-        raise Rejected("invalid_field", "image_urls must be a list of strings")
-    images = record.get("images")
-    if images is not None and not isinstance(images, list):
-        raise Rejected("invalid_field", f"images must be a list, got {type(images).__name__}")
-    for i, entry in enumerate(images or []):
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            raise Rejected("invalid_field", f"images[{i}] must be an object with a string path")
-        if "\x00" in entry["path"]:  # no file name holds one; the OS calls would raise ValueError
-            raise Rejected("invalid_field", f"images[{i}].path contains a NUL character")
-        if not isinstance(entry.get("url"), (str, type(None))):
-            raise Rejected("invalid_field", f"images[{i}].url must be a string or null")
-        if not inside_folder(entry["path"], images_dir):
-            raise Rejected("invalid_field", f"images[{i}].path {entry['path']!r} is outside {IMAGES_DIR}/")
-    release_split = record.get(RELEASE_SPLIT_FIELD)
-    if release_split is not None and not (
-        isinstance(release_split, dict) and all(isinstance(v, str) for v in release_split.values())
-    ):
-        raise Rejected("invalid_field", f"{RELEASE_SPLIT_FIELD} must be an object of strings")
-    if not isinstance(record.get(SEGMENTED_FIELD), (bool, type(None))):
-        raise Rejected("invalid_field", f"{SEGMENTED_FIELD} must be true, false or null")
 
 
 # ---- step 3: the review's images ----------------------------------------------------------------------
@@ -305,10 +149,10 @@ class Review:
 class Cleaner:
     """Walks the raw lines in order; remembers what was kept so later copies are duplicates."""
 
-    def __init__(self, raw_dir: Path, params: CleanParams):
+    def __init__(self, raw_dir: Path, params: CleanParams, images: Preprocessing):
         self.params = params
         self.stats = CleanStats()
-        self.images = ImageChecker(raw_dir, params.images, self.stats)
+        self.images = ImageChecker(raw_dir, images, self.stats)
         self.pairs: list[dict] = []
         self.rejected: list[dict] = []
         self.seen_ids: set[str] = set()
@@ -414,13 +258,18 @@ class Cleaner:
 
 
 def records_to_pairs(
-    lines: Iterable[str | bytes], raw_dir: str | Path, params: CleanParams, progress: bool = False
+    lines: Iterable[str | bytes],
+    raw_dir: str | Path,
+    params: CleanParams,
+    images: Preprocessing = DEFAULT_IMAGES,
+    progress: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The pure core of the stage: raw JSON lines -> (pairs, rejected, metrics).
 
-    Image paths are `<raw_dir>/images/<path>`; relative to the working directory when raw_dir is.
+    Image paths are `<raw_dir>/images/<path>`, decoded with `images` (the features stage's settings); relative to
+    the working directory when raw_dir is.
     """
-    cleaner = Cleaner(Path(raw_dir), params)
+    cleaner = Cleaner(Path(raw_dir), params, images)
     for line_no, raw_line in enumerate(tqdm(lines, desc="clean", unit=" records", disable=not progress), start=1):
         cleaner.add_line(line_no, raw_line)
     pairs, rejected = cleaner.frames()
@@ -454,18 +303,15 @@ def read_lines(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines()
 
 
-@cli_entry
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.clean", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    raw_dir = Path(require(load_params("data", args.params), "raw", "data", str))
-    params = CleanParams.from_sections(load_params("clean", args.params), load_params("features", args.params))
+def run(args: argparse.Namespace) -> str:
+    """The stage as `python -m pipeline.clean` runs it; its summary line."""
+    params_file = load_params(None, args.params)
+    data = read_section(DataParams, section_of(params_file, "data", args.params), "data", args.params)
+    params = read_section(CleanParams, section_of(params_file, "clean", args.params), "clean", args.params)
+    images = read_preprocessing(section_of(params_file, "features", args.params), args.params)
+    raw_dir = Path(data.raw)
     lines = read_lines(raw_dir / REVIEWS_FILE)
-    pairs, rejected, metrics = records_to_pairs(lines, raw_dir, params, progress=True)
+    pairs, rejected, metrics = records_to_pairs(lines, raw_dir, params, images, progress=True)
     for path in (PAIRS_PATH, REJECTED_PATH):
         remove_leftovers(path)
     write_frame(pairs, PAIRS_PATH, PAIRS_SCHEMA)
@@ -474,14 +320,16 @@ def main(argv: list[str] | None = None) -> int:
     write_metrics(headline, metrics, METRICS_PATH, DETAIL_PATH)
     rejected_all = Counter(metrics["rejected_records_by_reason"]) + Counter(metrics["rejected_pairs_by_reason"])
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(rejected_all.items())) or "none"
-    print(
+    return (
         f"clean: {metrics['records_in']} records in -> {metrics['pairs_out']} pairs "
         f"of {metrics['reviews_out']} reviews; "
         f"rejected {len(rejected)} ({reasons}); images usable {metrics['images']['usable']}, "
-        f"missing {metrics['images']['missing']}, undecodable {metrics['images']['undecodable']}; "
-        f"{time.perf_counter() - started:.1f} s"
+        f"missing {metrics['images']['missing']}, undecodable {metrics['images']['undecodable']}"
     )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(stage_parser("python -m pipeline.clean", __doc__), run, argv)
 
 
 if __name__ == "__main__":

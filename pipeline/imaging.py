@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from common.params import DEFAULT_PARAMS, IMAGE_SIZE_RANGE, bounded, read_section
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -29,8 +32,11 @@ WIDE_GREY_MAX = 65535.0
 
 @dataclass(frozen=True)
 class Preprocessing:
-    image_size: int
-    max_image_pixels: int
+    """How an image is decoded: params.yaml's features.image_size and features.max_image_pixels, the two keys of
+    the `features` section that the clean stage reads too (pipeline/features/config.py reads the whole section)."""
+
+    image_size: int = bounded(224, *IMAGE_SIZE_RANGE)
+    max_image_pixels: int = bounded(40_000_000, 1)  # larger images are refused as decompression bombs
 
     def describe(self) -> dict[str, Any]:
         """What shapes the features (recorded in the output's metadata and in the cache key)."""
@@ -43,6 +49,16 @@ class Preprocessing:
             "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD),
         }
+
+
+PREPROCESSING_KEYS = frozenset(f.name for f in fields(Preprocessing))
+
+
+def read_preprocessing(features: Any, source: str | Path = DEFAULT_PARAMS) -> Preprocessing:
+    """The decoding settings from params.yaml's `features` section; its other keys are the features stage's."""
+    if isinstance(features, Mapping):
+        features = {key: value for key, value in features.items() if key in PREPROCESSING_KEYS}
+    return read_section(Preprocessing, features, "features", source)
 
 
 class ImageError(Exception):

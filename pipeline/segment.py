@@ -8,6 +8,9 @@ Adds `tokens` (jieba words of `text`, punctuation and stop words removed as para
 `segment.filter_presegmented` is true. `reports/segment_detail.json` counts the words before and after the
 filters per split, `metrics/segment.json` the tokens kept.
 The three output files are replaced together: all new, or (on any failure) all old.
+
+How many processes segment (`--processes`, or the environment's ZOL_SEGMENT_PROCESSES; default 0, all cores)
+changes no output, so it is no param: the words are the same for any count.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import functools
 import logging
 import multiprocessing
 import os
-import time
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -29,45 +31,31 @@ import pandas as pd
 from tqdm import tqdm
 
 from common.atomic import atomic_dir
-from common.errors import UserError, cli_entry
+from common.errors import UserError
 from common.metrics import detail_path, write_metrics
-from common.params import DEFAULT_PARAMS, load_params, require
+from common.params import load_section
+from common.stage import run_stage, stage_parser
 from pipeline.io import read_frame, write_frame
+from pipeline.paths import SEGMENTED_DIR, SPLITS_DIR
 from pipeline.schema import SEGMENTED_SCHEMA, SPLITS
-from pipeline.split import SPLITS_DIR
 
-SEGMENTED_DIR = Path("data/segmented")
 METRICS_PATH = Path("metrics/segment.json")  # tokens kept; every count in DETAIL_PATH
 DETAIL_PATH = detail_path("segment")
 CHUNK_ROWS = 256  # texts per task sent to a worker
 MIN_ROWS_PER_PROCESS = 2000  # below this many rows per extra process, one process is faster than starting a pool
 COUNT_KEYS = ("words", "punctuation_removed", "stopwords_removed", "tokens")
+PROCESSES_ENV = "ZOL_SEGMENT_PROCESSES"
 
 
 @dataclass(frozen=True)
 class SegmentParams:
-    user_dict: str
-    stopwords: str
-    remove_punctuation: bool
-    remove_stopwords: bool
-    processes: int
-    filter_presegmented: bool = False  # the paper keeps the release's own words as they are
+    """params.yaml `segment`."""
 
-    @classmethod
-    def from_section(cls, section: dict) -> SegmentParams:
-        processes = require(section, "processes", "segment", int)
-        if processes < 0:
-            raise UserError(
-                f"params.yaml: 'segment.processes' must be 0 (all cores) or a positive count, got {processes}"
-            )
-        return cls(
-            user_dict=require(section, "user_dict", "segment", str),
-            stopwords=require(section, "stopwords", "segment", str),
-            remove_punctuation=require(section, "remove_punctuation", "segment", bool),
-            remove_stopwords=require(section, "remove_stopwords", "segment", bool),
-            processes=processes,
-            filter_presegmented=require(section, "filter_presegmented", "segment", bool),
-        )
+    user_dict: str = "data/lexicon/user_dict.txt"
+    stopwords: str = "data/lexicon/stopwords.txt"
+    remove_punctuation: bool = True
+    remove_stopwords: bool = True
+    filter_presegmented: bool = False  # false: text that came segmented (Multi-ZOL) keeps every word, as the paper
 
 
 def load_stopwords(path: str | Path) -> frozenset[str]:
@@ -271,22 +259,38 @@ def count_words(counts: list[Counter]) -> dict[str, int]:
     return {"rows": len(counts), **{key: int(total[key]) for key in COUNT_KEYS}}
 
 
-@cli_entry
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.segment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def process_count(text: str) -> int:
+    """--processes / ZOL_SEGMENT_PROCESSES: 0 (all cores) or a positive count."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all cores) or a positive count, got {text!r}")
+    return count
+
+
+def parser() -> argparse.ArgumentParser:
+    stage = stage_parser("python -m pipeline.segment", __doc__)
+    stage.add_argument(
+        "--processes",
+        type=process_count,
+        default=os.environ.get(PROCESSES_ENV, "0"),
+        help=f"segmenting processes, 0 = all cores (default: ${PROCESSES_ENV}, else 0); changes no output",
     )
-    parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    params = SegmentParams.from_section(load_params("segment", args.params))
+    return stage
+
+
+def run(args: argparse.Namespace) -> str:
+    """The stage as `python -m pipeline.segment` runs it; its summary line."""
+    params = load_section(SegmentParams, "segment", args.params)
     frames = {name: read_frame(SPLITS_DIR / f"{name}.parquet") for name in SPLITS}
     n_rows = sum(len(frame) for frame in frames.values())
     if n_rows == 0:
         raise UserError(
             f"{SPLITS_DIR} holds no rows in any split: see reports/clean_detail.json for why every record was dropped"
         )
-    processes = resolve_processes(params.processes, n_rows)
+    processes = resolve_processes(args.processes, n_rows)
     segmented, metrics = segment_splits(frames, params, processes, progress=True)
     with atomic_dir(SEGMENTED_DIR) as staging:  # the three files change together or not at all
         for name in SPLITS:
@@ -297,12 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_metrics({"tokens": words["tokens"]}, metrics, METRICS_PATH, DETAIL_PATH)
     sizes = ", ".join(f"{name} {len(frames[name])}" for name in SPLITS)
-    print(
+    return (
         f"segment: {n_rows} rows ({sizes}): {words['words']} words -> {words['tokens']} tokens "
         f"({words['punctuation_removed']} punctuation, {words['stopwords_removed']} stop words removed); "
-        f"{processes} process(es); {time.perf_counter() - started:.1f} s"
+        f"{processes} process(es)"
     )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -10,22 +10,22 @@ seeded, with each split's size and label histogram as close to the ratios as a g
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from common.atomic import atomic_dir
-from common.errors import UserError, cli_entry
+from common.errors import UserError
 from common.metrics import detail_path, write_metrics
-from common.params import DEFAULT_PARAMS, load_params, require
+from common.params import bounded, load_section
+from common.stage import run_stage, stage_parser
 from pipeline.io import read_frame, write_frame
+from pipeline.paths import PAIRS_PATH, SPLITS_DIR
 from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, SPLITS
 
-PAIRS_PATH = Path("data/clean/pairs.parquet")  # written by pipeline.clean
-SPLITS_DIR = Path("data/splits")
 METRICS_PATH = Path("metrics/split.json")  # pairs per split; every count in DETAIL_PATH
 DETAIL_PATH = detail_path("split")
 N_LABELS = 10
@@ -34,27 +34,26 @@ RATIO_TOLERANCE = 1e-6
 
 @dataclass(frozen=True)
 class SplitParams:
-    method: str
-    group_by: str
-    ratios: tuple[float, float, float]  # in SPLITS order
-    seed: int
+    """params.yaml `split`."""
 
-    @classmethod
-    def from_section(cls, section: dict) -> SplitParams:
-        method = require(section, "method", "split", str)
-        if method not in ("random", "predefined"):
-            raise UserError(f"params.yaml: 'split.method' must be random or predefined, got {method!r}")
-        group_by = require(section, "group_by", "split", str)
-        if group_by not in ("review", "product"):
-            raise UserError(f"params.yaml: 'split.group_by' must be review or product, got {group_by!r}")
-        ratios = tuple(float(require(section, name, "split", (int, float))) for name in SPLITS)
-        if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > RATIO_TOLERANCE:
+    method: Literal["random", "predefined"] = "random"  # predefined: keep the split that came with the data
+    group_by: Literal["review", "product"] = "review"
+    train: float = bounded(0.8, 0.0, 1.0)
+    dev: float = bounded(0.1, 0.0, 1.0)
+    test: float = bounded(0.1, 0.0, 1.0)
+    seed: int = 42
+
+    @property
+    def ratios(self) -> tuple[float, float, float]:
+        """The three ratios in SPLITS order."""
+        return self.train, self.dev, self.test
+
+    def check(self) -> None:
+        if abs(sum(self.ratios) - 1.0) > RATIO_TOLERANCE:
             raise UserError(
-                f"params.yaml: split.train + split.dev + split.test must be non-negative and sum to 1, "
-                f"got {' + '.join(map(str, ratios))} = {sum(ratios)}"
+                f"params.yaml: split.train + split.dev + split.test must sum to 1, "
+                f"got {' + '.join(map(str, self.ratios))} = {sum(self.ratios)}"
             )
-        seed = require(section, "seed", "split", int)
-        return cls(method, group_by, ratios, seed)  # type: ignore[arg-type]
 
 
 def group_keys(pairs: pd.DataFrame, group_by: str) -> pd.Series:
@@ -183,15 +182,9 @@ def split_metrics(splits: dict[str, pd.DataFrame], params: SplitParams) -> dict:
     }
 
 
-@cli_entry
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.split", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: params.yaml)")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    params = SplitParams.from_section(load_params("split", args.params))
+def run(args: argparse.Namespace) -> str:
+    """The stage as `python -m pipeline.split` runs it; its summary line."""
+    params = load_section(SplitParams, "split", args.params)
     pairs = read_frame(PAIRS_PATH)
     if pairs.empty:
         raise UserError(
@@ -207,12 +200,14 @@ def main(argv: list[str] | None = None) -> int:
         {f"{name}_pairs": m["pairs"] for name, m in metrics["splits"].items()}, metrics, METRICS_PATH, DETAIL_PATH
     )
     sizes = ", ".join(f"{n} {m['pairs']} pairs/{m['reviews']} reviews" for n, m in metrics["splits"].items())
-    print(
+    return (
         f"split ({params.method}): {len(pairs)} pairs in -> {sizes}; "
-        f"reviews in several splits {metrics['overlap']['reviews_in_several_splits']}; "
-        f"{time.perf_counter() - started:.1f} s"
+        f"reviews in several splits {metrics['overlap']['reviews_in_several_splits']}"
     )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(stage_parser("python -m pipeline.split", __doc__), run, argv)
 
 
 if __name__ == "__main__":

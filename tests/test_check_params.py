@@ -59,7 +59,8 @@ def test_the_shipped_params_are_valid_without_any_input_present(tmp_path, monkey
         ("multizol.format", "xml", "multizol.format"),
         ("data.raw", 7, "data.raw"),
         ("clean.min_text_chars", "five", "clean.min_text_chars"),
-        ("segment.processes", -1, "segment.processes"),
+        ("segment.remove_punctuation", "yes", "segment.remove_punctuation"),
+        ("features.num_workers", 0, "features.num_workers"),  # how to run: a command-line option, no param
         ("features.image_size", 100000, "features.image_size"),
         ("model.hops", 0, "model.hops"),
         ("train.lr", "fast", "train.lr"),

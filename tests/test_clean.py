@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from pipeline import clean
-from pipeline.clean import CleanParams, parse_score, records_to_pairs, round_half_up
+from pipeline.clean import CleanParams, records_to_pairs
+from pipeline.imaging import Preprocessing, read_preprocessing
+from pipeline.records import parse_score, round_half_up
 from pipeline.schema import PAIRS_SCHEMA, REJECTED_SCHEMA
 from pipeline.textnorm import clean_text, join_fields, normalise_width, remove_urls, strip_html
 
@@ -357,28 +359,24 @@ def _truncated_jpeg(path: Path) -> None:
 
 def test_images_features_would_refuse_do_not_make_a_review_multimodal(raw_dir):
     """clean keeps an image exactly when the features stage can decode it (one check: decode_image)."""
-    from pipeline.imaging import Preprocessing, decode_image
+    from pipeline.imaging import decode_image
 
     _truncated_jpeg(raw_dir / "images/full/truncated.jpg")
     Image.new("RGB", (300, 200)).save(raw_dir / "images/full/bomb.png")  # 60,000 px > the limit below
-    params = CleanParams(
-        require_image=True,
-        min_text_chars=5,
-        dedupe_same_text=True,
-        images=Preprocessing(image_size=64, max_image_pixels=50_000),
-    )
+    params = CleanParams(require_image=True, min_text_chars=5, dedupe_same_text=True)
+    images = Preprocessing(image_size=64, max_image_pixels=50_000)
     lines = _lines(
         _record("r1", images=[{"url": "https://i/a.jpg", "path": "full/truncated.jpg"}]),
         _record("r2", title="另一条评论", images=[{"url": "https://i/a.jpg", "path": "full/bomb.png"}]),
         _record("r3", title="第三条评论"),
     )
-    pairs, rejected, metrics = records_to_pairs(lines, raw_dir, params)
+    pairs, rejected, metrics = records_to_pairs(lines, raw_dir, params, images)
     assert list(rejected["reason"]) == ["no_image", "no_image"]
     assert set(pairs["review_id"]) == {"r3"}
     assert metrics["images"] == {"usable": 2, "missing": 0, "undecodable": 2}
     for name in ("truncated.jpg", "bomb.png"):  # and features refuses them too
         with pytest.raises(Exception, match="truncated|too_large"):
-            decode_image(raw_dir / "images/full" / name, params.images)
+            decode_image(raw_dir / "images/full" / name, images)
 
 
 def test_presegmented_flag_is_a_column(raw_dir):
@@ -415,15 +413,14 @@ def test_a_str_line_with_a_lone_surrogate_is_a_rejected_row(raw_dir):
     assert rejected.loc[0, "raw"].encode("utf-8") and set(pairs["review_id"]) == {"r2"}
 
 
-@pytest.mark.parametrize("size", [16, 100_000, True, "224", None])
-def test_image_size_out_of_range_is_one_line(size):
+@pytest.mark.parametrize(
+    "size, wanted", [(16, "in 32..1024"), (100_000, "in 32..1024"), (True, "a whole number"), ("224", "a whole number")]
+)
+def test_image_size_out_of_range_is_one_line(size, wanted):
     """Unbounded, 100000 made clean's image check ask for a 100000 x 100000 array (120 GB) per image."""
     with pytest.raises(clean.UserError) as info:
-        CleanParams.from_sections(
-            {"require_image": True, "min_text_chars": 5, "dedupe_same_text": True},
-            {"image_size": size, "max_image_pixels": 40_000_000},
-        )
-    assert str(info.value) == f"params.yaml: 'features.image_size' must be an integer in 32..1024, got {size!r}"
+        read_preprocessing({"weights": "random", "image_size": size, "max_image_pixels": 40_000_000})
+    assert str(info.value) == f"params.yaml: 'features.image_size' must be {wanted}, got {size!r}"
 
 
 def test_bad_image_size_through_main_writes_nothing(tmp_path, monkeypatch, capsys):
@@ -432,9 +429,7 @@ def test_bad_image_size_through_main_writes_nothing(tmp_path, monkeypatch, capsy
     params = tmp_path / "params.yaml"
     params.write_text(params.read_text().replace("image_size: 224", "image_size: 16"))
     assert clean.main([]) == 2
-    assert (
-        capsys.readouterr().err == "error: params.yaml: 'features.image_size' must be an integer in 32..1024, got 16\n"
-    )
+    assert capsys.readouterr().err == "error: params.yaml: 'features.image_size' must be in 32..1024, got 16\n"
     assert not (tmp_path / "data/clean").exists()
 
 

@@ -16,9 +16,11 @@ import torch
 from PIL import Image
 
 from common.errors import UserError
+from common.params import read_section
 from pipeline import backbone as backbone_module
 from pipeline.backbone import IMAGENET_FILE_NAME, file_backbone, load_backbone, random_backbone
 from pipeline.features import FeatureConfig, features_metadata, load_features, main, read_features, run_features
+from pipeline.features.stage import parser
 from pipeline.imaging import IMAGENET_MEAN, IMAGENET_STD, ImageError, Preprocessing, decode_image
 from pipeline.io import write_frame
 from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, PAIRS_SCHEMA
@@ -28,7 +30,6 @@ CONFIG = FeatureConfig(
     weights="random",
     image_size=64,
     batch_size=4,
-    num_workers=0,
     device="cpu",
     max_image_pixels=5000,
     seed=0,
@@ -102,7 +103,13 @@ def site(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run(root: Path, config: FeatureConfig = CONFIG, out: str = "images.parquet", cache: str = "cache.parquet") -> dict:
+def run(
+    root: Path,
+    config: FeatureConfig = CONFIG,
+    out: str = "images.parquet",
+    cache: str = "cache.parquet",
+    num_workers: int = 0,
+) -> dict:
     features = root / "data" / "features"
     return run_features(
         config,
@@ -114,11 +121,12 @@ def run(root: Path, config: FeatureConfig = CONFIG, out: str = "images.parquet",
         shard_dir=features / "shards",
         log_dir=root / "logs",
         detail_path=root / "reports" / "features_detail.json",
+        num_workers=num_workers,
     )
 
 
 def test_one_row_per_distinct_path_with_errors_and_content_ids(site: Path):
-    metrics = run(site, replace(CONFIG, num_workers=2))
+    metrics = run(site, num_workers=2)
     table = pq.read_table(site / "data/features/images.parquet")
     assert table.schema.remove_metadata() == FEATURES_SCHEMA
     rows = {Path(r["path"]).name: r for r in table.to_pylist()}
@@ -212,7 +220,7 @@ def test_rerun_reuses_cache_and_one_new_image_computes_exactly_one(site: Path):
 def test_features_are_deterministic_without_cache(site: Path):
     """Two cold runs (no cache) write identical bytes: the CPU feature values are deterministic."""
     run(site, out="one.parquet", cache="cache_one.parquet")
-    run(site, replace(CONFIG, num_workers=2, batch_size=3), out="two.parquet", cache="cache_two.parquet")
+    run(site, replace(CONFIG, batch_size=3), out="two.parquet", cache="cache_two.parquet", num_workers=2)
     features = site / "data/features"
     one, two = read_features(features / "one.parquet"), read_features(features / "two.parquet")
     assert one[0] == two[0] and np.array_equal(one[2], two[2])
@@ -318,19 +326,33 @@ def test_cli_help_bad_params_and_missing_splits(tmp_path: Path, capsys):
     assert exc.value.code == 0 and "--params" in capsys.readouterr().out
     params = tmp_path / "params.yaml"
     params.write_text(
-        "features:\n  weights: random\n  image_size: 64\n  batch_size: 2\n  num_workers: 0\n"
+        "features:\n  weights: random\n  image_size: 64\n  batch_size: 2\n"
         "  device: tpu\n  max_image_pixels: 100\n  seed: 0\n  download_timeout_s: 1\n  precision: auto\n"
     )
     assert main(["--params", str(params)]) == 2
-    assert "'features.device' must be auto, cpu or cuda" in capsys.readouterr().err
+    assert "'features.device' must be one of auto, cpu, cuda, got 'tpu'" in capsys.readouterr().err
     params.write_text(params.read_text().replace("tpu", "cpu").replace("precision: auto", "precision: fp16"))
     assert main(["--params", str(params)]) == 2
-    assert "'features.precision' must be auto, fp32 or bf16" in capsys.readouterr().err
+    assert "'features.precision' must be one of auto, fp32, bf16, got 'fp16'" in capsys.readouterr().err
     params.write_text(params.read_text().replace("precision: fp16", "precision: auto"))
     assert main(["--params", str(params), "--shard", "2/2"]) == 2
     assert "--shard must be i/n with 0 <= i < n" in capsys.readouterr().err
     assert main(["--params", str(params), "--splits", str(tmp_path / "nosplits")]) == 2
     assert "nosplits/train.parquet not found" in capsys.readouterr().err
+
+
+def test_decode_workers_come_from_the_command_line_or_the_environment(monkeypatch, capsys):
+    """How many processes decode is no param (it changes no feature): --num-workers, else $ZOL_FEATURES_WORKERS."""
+    monkeypatch.delenv("ZOL_FEATURES_WORKERS", raising=False)
+    assert parser().parse_args([]).num_workers == "auto"
+    assert parser().parse_args(["--num-workers", "3"]).num_workers == 3
+    monkeypatch.setenv("ZOL_FEATURES_WORKERS", "0")
+    assert parser().parse_args([]).num_workers == 0
+    for argv, env in ((["--num-workers", "-1"], "0"), ([], "many")):
+        monkeypatch.setenv("ZOL_FEATURES_WORKERS", env)
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2 and "must be auto or a count >= 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -350,7 +372,7 @@ def test_splits_without_any_image_still_get_every_output(tmp_path: Path, monkeyp
     def no_backbone(*args):
         raise AssertionError("the backbone must not be loaded without images")
 
-    monkeypatch.setattr("pipeline.features.load_backbone", no_backbone)
+    monkeypatch.setattr("pipeline.features.stage.load_backbone", no_backbone)
     metrics = run(tmp_path)
     features = pq.read_table(tmp_path / "data/features/images.parquet")
     assert features.num_rows == 0 and features.schema.remove_metadata() == FEATURES_SCHEMA
@@ -450,10 +472,12 @@ def test_features_file_with_a_null_feature_is_one_line_not_shifted_rows(tmp_path
 @pytest.mark.parametrize(
     "key, value, message",
     [
-        ("image_size", 100_000, "'features.image_size' must be an integer in 32..1024, got 100000"),
-        ("image_size", 16, "'features.image_size' must be an integer in 32..1024, got 16"),
-        ("download_timeout_s", float("nan"), "'features.download_timeout_s' must be a number of seconds > 0, got nan"),
-        ("download_timeout_s", 10**400, "'features.download_timeout_s' must be a number of seconds > 0"),
+        ("image_size", 100_000, "'features.image_size' must be in 32..1024, got 100000"),
+        ("image_size", 16, "'features.image_size' must be in 32..1024, got 16"),
+        ("download_timeout_s", float("nan"), "'features.download_timeout_s' must be a finite number, got nan"),
+        ("download_timeout_s", 10**400, "'features.download_timeout_s' must be a finite number"),
+        ("download_timeout_s", 0, "'features.download_timeout_s' must be a number of seconds > 0, got 0.0"),
+        ("num_workers", 2, "features.num_workers; valid keys:"),
     ],
 )
 def test_out_of_range_params_are_one_line(key, value, message):
@@ -461,7 +485,6 @@ def test_out_of_range_params_are_one_line(key, value, message):
         "weights": "random",
         "image_size": 64,
         "batch_size": 2,
-        "num_workers": 0,
         "device": "cpu",
         "max_image_pixels": 100,
         "seed": 0,
@@ -470,5 +493,5 @@ def test_out_of_range_params_are_one_line(key, value, message):
         key: value,
     }
     with pytest.raises(UserError, match=message.replace(".", r"\.")) as info:
-        FeatureConfig.from_params(section)
+        read_section(FeatureConfig, section, "features")
     assert "\n" not in str(info.value)

@@ -15,16 +15,9 @@ import pytest
 import torch
 from test_features import CONFIG, IMAGES, encoded, write_splits
 
-from pipeline.features import (
-    FeatureConfig,
-    cpu_flags,
-    cpu_has_native_bf16,
-    features_metadata,
-    read_features,
-    resolve_precision,
-    run_features,
-    shard_batches,
-)
+from pipeline.features import FeatureConfig, features_metadata, read_features, resolve_precision, run_features
+from pipeline.features.device import cpu_flags, cpu_has_native_bf16
+from pipeline.features.shards import shard_batches
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,9 +87,9 @@ def test_precision_auto_follows_the_cpu(monkeypatch):
     assert cpu_has_native_bf16({"avx2", "amx_bf16"}) and not cpu_has_native_bf16({"avx2", "avx512f"})
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16-autocast"
-    monkeypatch.setattr("pipeline.features.cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr("pipeline.features.device.cpu_flags", lambda: {"avx2"})
     assert resolve_precision("auto", cpu) == "fp32"
-    monkeypatch.setattr("pipeline.features.cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    monkeypatch.setattr("pipeline.features.device.cpu_flags", lambda: {"avx2", "avx512_bf16"})
     assert resolve_precision("auto", cpu) == "bf16-autocast"
 
 
@@ -111,7 +104,7 @@ def test_two_shard_processes_merge_into_the_single_process_bytes(photos: Path, p
     features = photos / "data/features"
     params = photos / "params.yaml"
     params.write_text(
-        "features:\n  weights: random\n  image_size: 64\n  batch_size: 2\n  num_workers: 0\n"
+        "features:\n  weights: random\n  image_size: 64\n  batch_size: 2\n"
         f"  device: cpu\n  max_image_pixels: 100000\n  seed: 0\n  download_timeout_s: 1\n"
         f"  precision: {precision}\n"
     )
@@ -179,7 +172,7 @@ def test_torchrun_ranks_compute_their_shards_and_rank_0_merges(photos: Path):
     features = photos / "data/features"
     params = photos / "params.yaml"
     params.write_text(
-        "features:\n  weights: random\n  image_size: 64\n  batch_size: 2\n  num_workers: 0\n"
+        "features:\n  weights: random\n  image_size: 64\n  batch_size: 2\n"
         "  device: cpu\n  max_image_pixels: 100000\n  seed: 0\n  download_timeout_s: 1\n"
         "  precision: bf16\n"
     )

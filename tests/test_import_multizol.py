@@ -11,7 +11,8 @@ from PIL import Image
 
 from common.errors import UserError
 from pipeline import clean, import_multizol, segment, split
-from pipeline.import_multizol import image_name, import_release, review_id_of
+from pipeline.import_multizol import import_release
+from pipeline.multizol_release import image_name, review_id_of
 
 REPO = Path(__file__).resolve().parents[1]
 IMG_A = "https___pro-fd.zol-img.com.cn_g5_M00_02_01_aaa.jpg"
@@ -155,7 +156,7 @@ def test_release_through_clean_split_segment(txt_release, tmp_path, monkeypatch)
         "features:\n  image_size: 224\n  max_image_pixels: 40000000\n"
         "split:\n  method: predefined\n  group_by: review\n  train: 0.8\n  dev: 0.1\n  test: 0.1\n  seed: 1\n"
         "segment:\n  user_dict: data/lexicon/user_dict.txt\n  stopwords: data/lexicon/stopwords.txt\n"
-        "  remove_punctuation: true\n  remove_stopwords: true\n  filter_presegmented: false\n  processes: 1\n",
+        "  remove_punctuation: true\n  remove_stopwords: true\n  filter_presegmented: false\n",
         encoding="utf-8",
     )
     assert clean.main([]) == 0 and split.main([]) == 0 and segment.main([]) == 0

@@ -43,7 +43,6 @@ SEGMENT = {
     "stopwords": "data/lexicon/stopwords.txt",
     "remove_punctuation": True,
     "remove_stopwords": True,
-    "processes": 1,
     "filter_presegmented": False,
 }
 # the raw reviews came from a crawl of the generated sample site, as params.yaml says by default (model/provenance.py)
@@ -52,7 +51,7 @@ SAMPLE_SOURCE = {
     "crawl": {"out": "data/raw/zol", "mirror": "data/sample_site"},
     "data": {"raw": "data/raw/zol"},
 }
-FEATURES = FeatureConfig(weights="random", image_size=32, batch_size=8, num_workers=0, device="cpu", seed=0)
+FEATURES = FeatureConfig(weights="random", image_size=32, batch_size=8, device="cpu", seed=0, precision="fp32")
 
 
 class TorchState:

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pipeline import clean
-from pipeline.clean import REASONS, parse_line, read_lines
+from pipeline.clean import read_lines
+from pipeline.records import REASONS, parse_line
 
 PARAMS_YAML = (
     "data:\n  raw: raw\nclean:\n  require_image: false\n  min_text_chars: 2\n  dedupe_same_text: true\n"

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.features import cache_index, feature_matrix, read_cache_table
+from pipeline.features.cache import cache_index, feature_matrix, read_cache_table
 from pipeline.schema import FEATURE_DIM
 
 BAD_VALUES = [float("nan"), float("inf"), float("-inf"), None]

@@ -4,16 +4,19 @@ one line naming the key (UserError); never a traceback (Hypothesis, the project'
 from __future__ import annotations
 
 import math
+import typing
 
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from common.errors import UserError
-from common.params import IMAGE_SIZE_RANGE
+from common.params import IMAGE_SIZE_RANGE, read_section
 from pipeline.clean import CleanParams
-from pipeline.features import PRECISIONS, FeatureConfig
+from pipeline.features import FeatureConfig
+from pipeline.imaging import read_preprocessing
 
+PRECISIONS = typing.get_args(typing.get_type_hints(FeatureConfig)["precision"])
 # what a YAML file can hold, plus the values of the real params file
 yaml_leaf = (
     st.none()
@@ -32,7 +35,6 @@ GOOD_FEATURES = {
     "weights": "random",
     "image_size": 224,
     "batch_size": 16,
-    "num_workers": "auto",
     "device": "cpu",
     "max_image_pixels": 40_000_000,
     "seed": 0,
@@ -59,13 +61,12 @@ def _one_line(error: UserError, section: str) -> None:
 )
 def test_features_section_is_a_valid_config_or_one_line(changes, dropped):
     try:
-        config = FeatureConfig.from_params(_section(GOOD_FEATURES, changes, dropped))
+        config = read_section(FeatureConfig, _section(GOOD_FEATURES, changes, dropped), "features")
     except UserError as error:
         _one_line(error, "features")
         return
     assert IMAGE_SIZE_RANGE[0] <= config.image_size <= IMAGE_SIZE_RANGE[1]
     assert config.batch_size >= 1 and config.max_image_pixels >= 1
-    assert config.num_workers == "auto" or config.num_workers >= 0
     assert config.precision in PRECISIONS and config.device in ("auto", "cpu", "cuda")
     assert math.isfinite(config.download_timeout_s) and config.download_timeout_s > 0
 
@@ -76,13 +77,14 @@ def test_features_section_is_a_valid_config_or_one_line(changes, dropped):
     st.lists(st.sampled_from(sorted(GOOD_CLEAN)), max_size=1),
 )
 def test_clean_section_is_a_valid_config_or_one_line(changes, feature_changes, dropped):
-    features = _section({"image_size": 224, "max_image_pixels": 40_000_000}, feature_changes, [])
+    features = _section({**GOOD_FEATURES, "image_size": 224, "max_image_pixels": 40_000_000}, feature_changes, [])
     try:
-        params = CleanParams.from_sections(_section(GOOD_CLEAN, changes, dropped), features)
+        params = read_section(CleanParams, _section(GOOD_CLEAN, changes, dropped), "clean")
+        images = read_preprocessing(features)
     except UserError as error:
         _one_line(error, "clean" if "clean." in str(error) else "features")
         return
     assert isinstance(params.require_image, bool) and isinstance(params.dedupe_same_text, bool)
     assert isinstance(params.min_text_chars, int)
-    assert IMAGE_SIZE_RANGE[0] <= params.images.image_size <= IMAGE_SIZE_RANGE[1]
-    assert params.images.max_image_pixels >= 1
+    assert IMAGE_SIZE_RANGE[0] <= images.image_size <= IMAGE_SIZE_RANGE[1]
+    assert images.max_image_pixels >= 1

@@ -31,7 +31,6 @@ def params(**overrides) -> SegmentParams:
         stopwords=str(LEXICON / "stopwords.txt"),
         remove_punctuation=True,
         remove_stopwords=True,
-        processes=1,
         filter_presegmented=False,
     )
     values.update(overrides)
@@ -157,7 +156,7 @@ def test_segment_texts_keeps_order_across_chunks():
 
 PARAMS_YAML = (
     "segment:\n  user_dict: data/lexicon/user_dict.txt\n  stopwords: data/lexicon/stopwords.txt\n"
-    "  remove_punctuation: true\n  remove_stopwords: true\n  filter_presegmented: false\n  processes: 0\n"
+    "  remove_punctuation: true\n  remove_stopwords: true\n  filter_presegmented: false\n"
 )
 
 
@@ -201,6 +200,25 @@ def test_main_schema_identical_bytes_and_word_counts(tmp_path, monkeypatch, caps
     assert train["jieba"]["punctuation_removed"] == 5  # ，  ，。  , !
     assert "12 rows" in capsys.readouterr().out
     assert not list(tmp_path.rglob("jieba*.cache"))
+
+
+def test_processes_come_from_the_command_line_or_the_environment(tmp_path, monkeypatch, capsys):
+    """How many processes segment is no param (it changes no output): --processes, else $ZOL_SEGMENT_PROCESSES."""
+    monkeypatch.chdir(tmp_path)
+    _write_splits(tmp_path, _frame(12))
+    outputs = [segment.SEGMENTED_DIR / f"{n}.parquet" for n in SPLITS]
+    assert segment.main(["--processes", "3"]) == 0
+    first = [p.read_bytes() for p in outputs]
+    monkeypatch.setenv("ZOL_SEGMENT_PROCESSES", "2")
+    assert segment.main([]) == 0 and [p.read_bytes() for p in outputs] == first
+    assert segment.parser().parse_args([]).processes == 2
+    assert segment.parser().parse_args(["--processes", "0"]).processes == 0
+    capsys.readouterr()
+    for argv, env in ((["--processes", "-1"], "2"), ([], "many")):
+        monkeypatch.setenv("ZOL_SEGMENT_PROCESSES", env)
+        with pytest.raises(SystemExit) as exc:
+            segment.main(argv)
+        assert exc.value.code == 2 and "must be 0 (all cores) or a positive count" in capsys.readouterr().err
 
 
 def test_an_empty_split_gives_valid_empty_files(tmp_path, monkeypatch):

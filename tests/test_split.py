@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from common.errors import UserError
+from common.params import read_section
 from pipeline import clean, split
 from pipeline.io import write_frame
 from pipeline.schema import PAIRS_SCHEMA, SPLITS
@@ -46,7 +47,7 @@ def realistic_pairs(n_reviews: int = 600, seed: int = 0, products: int = 40) -> 
 
 
 def params(**overrides) -> SplitParams:
-    values = dict(method="random", group_by="review", ratios=(0.8, 0.1, 0.1), seed=42)
+    values = dict(method="random", group_by="review", train=0.8, dev=0.1, test=0.1, seed=42)
     values.update(overrides)
     return SplitParams(**values)
 
@@ -132,12 +133,13 @@ def test_predefined_without_release_split_is_a_clear_error():
         ({"method": "random", "group_by": "review", "train": 0.8, "dev": 0.1, "test": 0.2, "seed": 1}, "sum to 1"),
         ({"method": "kfold", "group_by": "review", "train": 0.8, "dev": 0.1, "test": 0.1, "seed": 1}, "split.method"),
         ({"method": "random", "group_by": "user", "train": 0.8, "dev": 0.1, "test": 0.1, "seed": 1}, "split.group_by"),
-        ({"method": "random", "group_by": "review", "train": 0.8, "dev": 0.1, "seed": 1}, "split.test"),
+        ({"method": "random", "group_by": "review", "train": 0.8, "dev": 0.1, "test": -0.1}, "'split.test' must be in"),
+        ({"method": "random", "group_by": "review", "train": 0.8, "dev": 0.2, "sede": 1}, "unknown key.*split.sede"),
     ],
 )
 def test_bad_params(section, message):
     with pytest.raises(UserError, match=message):
-        SplitParams.from_section(section)
+        read_section(SplitParams, section, "split")
 
 
 def test_main_metrics_and_identical_bytes_on_rerun(tmp_path, monkeypatch):

@@ -1,0 +1,20 @@
+"""Where the data stages read and write (the paths dvc.yaml names as their deps and outs), and params.yaml's `data`
+section: which raw folder the pipeline starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PAIRS_PATH = Path("data/clean/pairs.parquet")  # clean -> split
+REJECTED_PATH = Path("data/clean/rejected.parquet")
+SPLITS_DIR = Path("data/splits")  # split -> segment, features
+SEGMENTED_DIR = Path("data/segmented")  # segment -> train, evaluate
+FEATURES_DIR = Path("data/features")  # features -> train, evaluate
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """params.yaml `data`."""
+
+    raw: str = "data/raw/zol"  # data/raw/zol (sample site + crawl) | data/raw/multizol (the release import)
