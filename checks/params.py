@@ -19,14 +19,14 @@ from collections.abc import Callable
 from common.errors import cli_entry
 from common.params import DEFAULT_PARAMS, load_params, require, section_of
 from crawler.crawl import check_params as check_crawl
-from model.config import Settings
-from model.paper_grid import base_params, plan_from_params
+from model.settings import Settings
 from pipeline.clean import CleanParams
 from pipeline.features import FeatureConfig
 from pipeline.import_multizol import section_settings as check_multizol
 from pipeline.segment import SegmentParams
 from pipeline.split import SplitParams
 from sitegen.mirror import check_sample_params
+from tools.paper_grid import base_params, plan_from_params
 
 
 def _data(params: dict) -> None:
