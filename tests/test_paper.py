@@ -33,8 +33,8 @@ def fixture_base(shown: list) -> dict:
     return grid.base_params(shown[0]["data"]["params"]["params.yaml"]["data"])  # the params the runs share
 
 
-def tiny_plan(shown: list = EXP_SHOW, **overrides) -> grid.Plan:
-    section = {
+def tiny_plan_section(**overrides) -> dict:
+    return {
         **params()["paper"],
         "tables": [2],
         "families": ["lstm", "memnet", "mimn"],
@@ -43,7 +43,10 @@ def tiny_plan(shown: list = EXP_SHOW, **overrides) -> grid.Plan:
         "defaults_row": False,
         **overrides,
     }
-    return grid.plan_from_params(section, {"hops": 3}, fixture_base(shown))
+
+
+def tiny_plan(shown: list = EXP_SHOW, **overrides) -> grid.Plan:
+    return grid.plan_from_params(tiny_plan_section(**overrides), {"hops": 3}, fixture_base(shown))
 
 
 def test_the_default_grid_is_the_papers_three_tables_plus_the_tuned_default_every_row_three_seeds():
@@ -249,6 +252,23 @@ def test_resume_runs_only_what_has_no_results_and_a_finished_grid_runs_nothing()
     ]
     finished = grid.experiment_results(CLAIMS)
     assert grid.missing_runs(tiny_plan(CLAIMS, seeds=[1, 2, 3]), finished) == []
+
+
+def test_run_only_settings_never_make_a_finished_run_run_again():
+    """Experiments of a finished grid ran while params.yaml held train.num_threads (now --threads /
+    ZOL_TORCH_THREADS): a base without it, or with another thread count, still finds every run done; a param that
+    changes results still does not match."""
+    finished = grid.experiment_results(CLAIMS)
+    base = fixture_base(CLAIMS)
+    assert base["train"]["num_threads"] == 1
+    without = {**base, "train": {k: v for k, v in base["train"].items() if k != "num_threads"}}
+    other = {**base, "train": {**base["train"], "num_threads": 8}}
+    for params in (without, other):
+        plan = grid.plan_from_params({**tiny_plan_section(), "seeds": [1, 2, 3]}, {"hops": 3}, params)
+        assert grid.missing_runs(plan, finished) == []
+    changed = {**without, "train": {**without["train"], "patience": 99}}
+    plan = grid.plan_from_params({**tiny_plan_section(), "seeds": [1, 2, 3]}, {"hops": 3}, changed)
+    assert len(grid.missing_runs(plan, finished)) == len(plan.runs)
 
 
 def test_report_puts_ours_beside_the_papers_figures_and_says_what_differs():
