@@ -1,4 +1,4 @@
-"""python -m model.paper: the grid from params, reading `dvc exp show --json` (a fixed copy of a real one), the
+"""python -m tools.paper: the grid from params, reading `dvc exp show --json` (a fixed copy of a real one), the
 mean ± std per row beside the paper's figures; and, slow, a tiny real grid queued and run by DVC on the sample."""
 
 from __future__ import annotations

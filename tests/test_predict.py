@@ -1,4 +1,4 @@
-"""model.predict and model.explain on a tiny model trained here: one review typed in, a batch of raw records and of a
+"""tools.predict and model.explain on a tiny model trained here: one review typed in, a batch of raw records and of a
 segmented split, attention pages (rendered in headless Chromium when it is installed), the evaluate stage's
 pages, and the refusal of image features from other backbone weights."""
 

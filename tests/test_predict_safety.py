@@ -1,4 +1,4 @@
-"""model.predict with every model family and with bad input: tiny linear and LSTM checkpoints trained here score
+"""tools.predict with every model family and with bad input: tiny linear and LSTM checkpoints trained here score
 what the evaluate stage scores; a broken checkpoint, a hostile raw line, a Parquet file of another shape and
 outputs that cannot be written are each one line (or a rejected row with its reason), never a traceback. And the
 checkpoint tells predict what it was trained on: the generated sample, and aspects with few training pairs."""
