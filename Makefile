@@ -44,7 +44,7 @@ bench: install  ## benchmarks: crawl, segmentation, features, training (figures 
 	PATH=$(BIN):$$PATH python -m bench
 
 paper: install  ## the paper's Tables 2-4 as queued DVC experiments -> reports/paper_tables.md (params: paper)
-	PATH=$(BIN):$$PATH python -m model.paper
+	PATH=$(BIN):$$PATH python -m tools.paper
 
 shell: install  ## an interactive bash with .venv activated (dvc, pytest, python on PATH); exit to leave
 	@bash --init-file $(BIN)/activate -i

@@ -48,21 +48,18 @@ def write_inputs(root: Path, pairs: int, epochs: int) -> None:
     params = {
         "model": {},
         "embeddings": {"source": "random"},
-        "train": {"seed": 1, "max_epochs": epochs, "patience": epochs, "device": "cpu", "num_threads": 0},
+        "train": {"seed": 1, "max_epochs": epochs, "patience": epochs, "device": "cpu"},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
 
 
 def run_train(root: Path, processes: int, threads: int) -> dict:
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["train"]["num_threads"] = threads
-    (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     launcher = (
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
         if processes > 1
         else [sys.executable]
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ZOL_TORCH_THREADS": str(threads)}  # 0: cores / processes
     tick = time.perf_counter()
     proc = subprocess.run([*launcher, "-m", "model.train"], cwd=root, env=env, capture_output=True, text=True)
     if proc.returncode:

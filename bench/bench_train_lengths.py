@@ -46,34 +46,39 @@ def real_lengths() -> tuple[list[int], str]:
     return [max(int(k), 1) for k, v in counts.items() for _ in range(v)], str(RECORDED)
 
 
-def run_method(method: str, pairs: int, threads: int) -> dict:
-    """Time one epoch of `pairs` pairs with one method (called in a child process)."""
+def synthetic_pairs(pairs: int, g):
+    """`pairs` random pairs whose text lengths are drawn from the real ones: (lengths, texts, aspects, images,
+    targets)."""
     import torch
 
-    from model.config import MIMNConfig
-    from model.data import batch_inputs
-    from model.mimn import MIMN
-    from model.sampler import LengthBucketSampler
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
     lengths, _ = real_lengths()
-    g = torch.Generator().manual_seed(0)
     picked = [lengths[int(i)] for i in torch.randint(len(lengths), (pairs,), generator=g)]
     texts = [torch.randint(2, VOCAB, (n,), generator=g) for n in picked]
     aspects = [torch.randint(2, VOCAB, (2,), generator=g) for _ in picked]
     images = [torch.randn(int(k), 2048, generator=g) for k in torch.randint(0, IMAGES + 1, (pairs,), generator=g)]
     targets = torch.randint(0, 8, (pairs,), generator=g)
-    config = MIMNConfig(vocab_size=VOCAB, num_classes=8, embed_dim=300, hidden_dim=100)
-    model = MIMN(config)
-    if method == "reference":
-        for module in model.modules():
-            if hasattr(module, "packed"):
-                module.packed = True
-        order = torch.randperm(pairs, generator=g).tolist()
-        batches = [order[i : i + BATCH] for i in range(0, pairs, BATCH)]
-    else:
-        batches = list(LengthBucketSampler(picked, BATCH, seed=0))
+    return picked, texts, aspects, images, targets
+
+
+def method_batches(method: str, model, picked: list[int], g) -> list[list[int]]:
+    """reference: packed LSTMs and plain shuffled batches; else length-bucketed batches."""
+    import torch
+
+    from model.sampler import LengthBucketSampler
+
+    if method != "reference":
+        return list(LengthBucketSampler(picked, BATCH, seed=0))
+    for module in model.modules():
+        if hasattr(module, "packed"):
+            module.packed = True
+    order = torch.randperm(len(picked), generator=g).tolist()
+    return [order[i : i + BATCH] for i in range(0, len(picked), BATCH)]
+
+
+def batch_maker(method: str, texts, aspects, images, targets):
+    import torch
+
+    from model.data import batch_inputs
 
     def make(batch: list[int]):
         text = [texts[i] for i in batch]
@@ -89,6 +94,23 @@ def run_method(method: str, pairs: int, threads: int) -> dict:
             inputs = batch_inputs(text, [aspects[i] for i in batch], [images[i] for i in batch], 2048)
         return inputs, targets[batch]
 
+    return make
+
+
+def run_method(method: str, pairs: int, threads: int) -> dict:
+    """Time one epoch of `pairs` pairs with one method (called in a child process)."""
+    import torch
+
+    from model.config import MIMNConfig
+    from model.mimn import MIMN
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    picked, texts, aspects, images, targets = synthetic_pairs(pairs, g)
+    model = MIMN(MIMNConfig(vocab_size=VOCAB, num_classes=8, embed_dim=300, hidden_dim=100))
+    batches = method_batches(method, model, picked, g)
+    make = batch_maker(method, texts, aspects, images, targets)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()

@@ -19,8 +19,7 @@ from collections.abc import Callable
 from common.errors import cli_entry
 from common.params import DEFAULT_PARAMS, load_params, read_section, section_of
 from crawler.params import read_crawl_params
-from model.config import Settings
-from model.paper_grid import base_params, plan_from_params
+from model.settings import Settings
 from pipeline.clean import CleanParams
 from pipeline.features.config import FeatureConfig
 from pipeline.import_multizol import MultizolParams
@@ -28,6 +27,7 @@ from pipeline.paths import DataParams
 from pipeline.segment import SegmentParams
 from pipeline.split import SplitParams
 from sitegen.mirror import SampleParams
+from tools.paper_grid import base_params, plan_from_params
 
 # (sections it reads, check of the whole params file): each reads its sections the way its stage does
 CHECKS: list[tuple[tuple[str, ...], Callable[[dict], object]]] = [

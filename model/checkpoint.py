@@ -1,4 +1,4 @@
-"""Reading a trained checkpoint (models/mimn.pt) for predict and evaluate.
+"""The trained checkpoint (models/mimn.pt): written by the train stage, read by evaluate and predict.
 
 Every field they use is checked here, once, so that a file that is not a checkpoint of this code (empty, a list,
 without its vocabulary, tensors of other shapes) is one clear error, never a traceback later. A neural model is
@@ -9,17 +9,29 @@ hostile config cannot make it allocate more than the file itself holds. Loaded w
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from common.atomic import atomic_path
 from common.errors import UserError
-from model.families import DEFAULT_FAMILY, FAMILIES, rebuild_model
+from model.families import DEFAULT_FAMILY, FAMILIES, FAMILY_NAMES, LINEAR, rebuild_model
 from model.linear import LinearModel
 
-LINEAR_FAMILY = "linear"
+MODEL_PATH = Path("models/mimn.pt")
+
+
+def save_checkpoint(ckpt: dict, path: Path = MODEL_PATH) -> None:
+    """Write the checkpoint whole (a reader never sees half of it), the same bytes for the same content."""
+    # serialise in memory: torch.save names the zip's root folder after the file, and the temporary file's
+    # name is random, so saving to it directly would make every run's bytes differ
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
 
 
 class BadCheckpoint(ValueError):
@@ -177,11 +189,11 @@ def check_checkpoint(ckpt, for_evaluation: bool = False) -> str:
     _need(isinstance(ckpt, dict), f"it holds a {type(ckpt).__name__}, not a dict")
     family = ckpt.get("family", DEFAULT_FAMILY)
     _need(
-        family == LINEAR_FAMILY or (isinstance(family, str) and family in FAMILIES),
-        f"family {str(family)[:40]!r} is none of {', '.join([*FAMILIES, LINEAR_FAMILY])}",
+        isinstance(family, str) and family in FAMILY_NAMES,
+        f"family {str(family)[:40]!r} is none of {', '.join(FAMILY_NAMES)}",
     )
     num_classes = check_labels(ckpt)
-    if family == LINEAR_FAMILY:
+    if family == LINEAR:
         check_linear(ckpt.get("linear"), num_classes)
     else:
         check_neural(ckpt, family, num_classes)
@@ -210,7 +222,7 @@ def load_checkpoint(path: str | Path, for_evaluation: bool = False) -> tuple[nn.
         raise UserError(f"{path} is not a readable checkpoint ({first_line(exc)}); {retrain}") from None
     try:
         family = check_checkpoint(ckpt, for_evaluation)
-        if family == LINEAR_FAMILY:
+        if family == LINEAR:
             return LinearModel.from_checkpoint(ckpt["linear"]), ckpt
         return rebuild_model(ckpt).eval(), ckpt
     except (BadCheckpoint, RuntimeError, KeyError, TypeError, ValueError) as exc:

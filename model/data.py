@@ -9,14 +9,17 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from common.errors import UserError
 from model.labels import LabelMap
+from model.sampler import LengthBucketSampler, ordered_batches
 from model.vocab import PAD_ID, Vocab
 from pipeline.io import read_frame
 from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, SEGMENTED_SCHEMA
 
+SEGMENTED_DIR = Path("data/segmented")  # the segment stage's splits: train, dev, test .parquet
+FEATURES_PATH = Path("data/features/images.parquet")  # the features stage's image features
 SPLIT_COLUMNS = ["review_id", "aspect", "score", "tokens", "aspect_tokens", "image_paths"]
 FEATURE_COLUMNS = ["path", "ok", "feature"]
 
@@ -189,3 +192,22 @@ def features_record(path: str | Path) -> dict[str, str]:
         return {}
     metadata = pq.read_schema(path).metadata or {}
     return {key: metadata[key.encode()].decode() for key in FEATURES_RECORD_KEYS if key.encode() in metadata}
+
+
+def make_loader(dataset: PairDataset, batch_size: int, shuffle: bool, seed: int, bucket: bool = True) -> DataLoader:
+    """Training (shuffle=True): length-bucketed batches in a seeded order, or plain seeded shuffling.
+    Evaluation (shuffle=False): batches in the data's order (see eval_loader for sorted ones)."""
+    if shuffle and bucket:
+        sampler = LengthBucketSampler([len(t) for t in dataset.text], batch_size, seed)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate, num_workers=0)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=dataset.collate, num_workers=0
+    )
+
+
+def eval_loader(dataset: PairDataset, batch_size: int, bucket: bool = True) -> tuple[DataLoader, list[list[int]]]:
+    """Batches sorted by length when `bucket` (predictions come back in batch order: use sampler.restore_order)."""
+    lengths = [len(t) for t in dataset.text] if bucket else [0] * len(dataset)
+    batches = ordered_batches(lengths, batch_size)
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=dataset.collate, num_workers=0), batches

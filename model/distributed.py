@@ -58,7 +58,8 @@ def is_main() -> bool:
 def setup(device: torch.device, num_threads: int) -> torch.device:
     """Join the process group when started by torchrun with WORLD_SIZE > 1; returns this process's device.
 
-    With `train.num_threads: 0` (all cores) the machine's cores are divided between its processes."""
+    With num_threads 0 (all cores: --threads / ZOL_TORCH_THREADS unset, model/runtime.py) the machine's cores are
+    divided between its processes."""
     if not launched() or int(os.environ["WORLD_SIZE"]) == 1 or dist.is_initialized():
         return device
     local_rank = int(os.environ["LOCAL_RANK"])

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
-from model.config import EmbeddingParams
+from model.settings import EmbeddingParams
 from model.vocab import PAD_ID, Vocab
 
 SPECIAL = 2  # <pad>, <unk>

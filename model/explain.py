@@ -4,7 +4,7 @@
 return its weights); `ReviewView` holds one review's words, images and per-aspect attention; `write_review`
 writes it as data (`<name>.json`) and as one self-contained HTML page (`<name>.html`: words shaded by weight,
 image thumbnails inline as data URIs, the predicted and, when known, the true score). `write_index` adds an
-index.html linking the pages. Used by `python -m model.predict --explain DIR` and by the evaluate stage
+index.html linking the pages. Used by `python -m tools.predict --explain DIR` and by the evaluate stage
 (reports/explain/).
 """
 

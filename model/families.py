@@ -13,16 +13,16 @@ from torch import nn
 
 from common.errors import UserError
 from model.baselines.atae_lstm import ATAELSTM
-from model.baselines.base import BaselineConfig
 from model.baselines.co_memory import CoMemory
 from model.baselines.ian import IAN
 from model.baselines.lstm import LSTMClassifier
 from model.baselines.memnet import MemNet
 from model.baselines.ram import RAM
-from model.config import MIMNConfig
+from model.config import BaselineConfig, MIMNConfig
 from model.mimn import MIMN
 
 DEFAULT_FAMILY = "mimn"
+# the neural families, by name: (config class, model class); every name the project knows is here or LINEAR
 FAMILIES: dict[str, tuple[type, type[nn.Module]]] = {
     "mimn": (MIMNConfig, MIMN),
     "lstm": (BaselineConfig, LSTMClassifier),
@@ -32,6 +32,8 @@ FAMILIES: dict[str, tuple[type, type[nn.Module]]] = {
     "ram": (BaselineConfig, RAM),
     "co_memory": (BaselineConfig, CoMemory),
 }
+LINEAR = "linear"  # the TF-IDF + aspect-conjoined logistic regression baseline (model/linear.py), not a torch model
+FAMILY_NAMES: tuple[str, ...] = (*FAMILIES, LINEAR)
 
 
 def _family_classes(family: str) -> tuple[type, type[nn.Module]]:

@@ -14,6 +14,17 @@ from torch.nn import functional as F
 LOSSES: tuple[str, ...] = ("ce", "ce+ordinal")
 
 
+def class_weights(counts: list[int], kind: str) -> torch.Tensor | None:
+    """none | balanced: n / (C * count) | sqrt: its square root; classes never seen get weight 0."""
+    if kind == "none":
+        return None
+    counts_t = torch.tensor(counts, dtype=torch.float32)
+    present = counts_t > 0
+    weights = torch.zeros_like(counts_t)
+    weights[present] = counts_t.sum() / (int(present.sum()) * counts_t[present])
+    return weights.sqrt() if kind == "sqrt" else weights
+
+
 class OrdinalCrossEntropy(nn.Module):
     def __init__(
         self,

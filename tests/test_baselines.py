@@ -175,7 +175,11 @@ def test_train_and_evaluate_stages_run_a_baseline(tmp_path, monkeypatch):
 
 
 def test_params_check_knows_every_registered_family() -> None:
-    from model.config import NEURAL_FAMILIES
-    from model.families import FAMILIES
+    from common.errors import UserError
+    from common.params import read_section
+    from model.settings import ModelParams
 
-    assert set(NEURAL_FAMILIES) == set(FAMILIES)
+    for family in [*FAMILIES, "linear"]:
+        assert read_section(ModelParams, {"family": family}, "model").family == family
+    with pytest.raises(UserError, match="'model.family' must be one of mimn, lstm, .*, linear"):
+        read_section(ModelParams, {"family": "bert"}, "model")

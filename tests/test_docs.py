@@ -138,7 +138,7 @@ def help_of(module: str) -> tuple[str, int, str]:
 
 def test_every_python_m_module_in_the_docs_answers_help():
     modules = named_modules()
-    assert "model.predict" in modules and "crawler.crawl" in modules, modules
+    assert "tools.predict" in modules and "crawler.crawl" in modules, modules
     with ThreadPoolExecutor(max_workers=4) as pool:  # most import torch: seconds each, so side by side
         results = list(pool.map(help_of, modules))
     failed = [f"python -m {module} --help: exit {code}\n{tail}" for module, code, tail in results if code != 0]

@@ -126,7 +126,7 @@ def test_imports_follow_the_data(package: str, forbidden: set[str]) -> None:
 UNTRACKED_PARAMS = {
     "segment.processes": "the segmentation is identical for any number of processes",
     **{
-        f"paper.{key}": "read by python -m model.paper, which runs experiments; no stage reads it"
+        f"paper.{key}": "read by python -m tools.paper, which runs experiments; no stage reads it"
         for key in ("tables", "families", "hops", "variants", "seeds", "max_epochs", "defaults_row", "out")
     },
 }

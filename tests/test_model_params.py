@@ -13,8 +13,8 @@ from test_model_train import TINY_PARAMS, workdir  # noqa: F401  (fixture)
 
 from common.errors import UserError
 from model import train
-from model.config import EmbeddingParams, ModelParams, Settings, TrainParams
 from model.embeddings import build_word_vectors
+from model.settings import EmbeddingParams, ModelParams, Settings, TrainParams
 from model.vocab import Vocab
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +45,10 @@ def test_shipped_params_parse():
         ("train", "max_epochs", 0, "'train.max_epochs' must be >= 1"),
         ("train", "select_metric", "f1", "'train.select_metric' must be one of loss, accuracy, macro_f1, weighted_f1"),
         ("model", "hopps", 3, "unknown key(s) model.hopps; valid keys: attention_score, dropout, embed_dim, family"),
-        ("model", "hops", 9, "model.hops must be 1..5"),
+        ("model", "hops", 9, "'model.hops' must be in 1..5"),
+        ("model", "dropout", 1.0, "'model.dropout' must be in [0, 1)"),
+        ("train", "wide_folds", 1, "'train.wide_folds' must be 0 (off) or >= 2"),
+        ("train", "num_threads", 1, "unknown key(s) train.num_threads"),  # how to run: --threads, $ZOL_TORCH_THREADS
         ("model", "family", "svm", "'model.family' must be one of mimn, lstm"),
         ("embeddings", "lr_scale", -1, "'embeddings.lr_scale' must be >= 0.0"),
         ("train", "bucket_by_length", "yes", "'train.bucket_by_length' must be true or false"),
@@ -92,6 +95,30 @@ def test_nan_and_inf_vectors_are_skipped_and_counted(tmp_path):
     vectors = build_word_vectors(vocab, str(path), 2, seed=0, train_sentences=[], sgns_params={})
     assert vectors.found == 1 and vectors.skipped_nonfinite == 2
     assert torch.isfinite(vectors.weights).all()
+
+
+def test_torch_threads_come_from_the_option_else_the_environment_else_all_cores(monkeypatch):
+    from model.runtime import THREADS_ENV, torch_threads
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert torch_threads(None) == 0 and torch_threads(3) == 3
+    monkeypatch.setenv(THREADS_ENV, "2")
+    assert torch_threads(None) == 2 and torch_threads(1) == 1
+    for bad, where in (("two", "$ZOL_TORCH_THREADS"), ("-1", "$ZOL_TORCH_THREADS")):
+        monkeypatch.setenv(THREADS_ENV, bad)
+        with pytest.raises(UserError, match=rf"^\{where} must be a whole number of threads >= 0"):
+            torch_threads(None)
+    with pytest.raises(UserError, match="^--threads must be"):
+        torch_threads(-2)
+
+
+def test_every_family_config_shares_the_model_sections_defaults():
+    from model.config import BaselineConfig, ModelShape
+
+    shape = {f.name: f.default for f in dataclasses.fields(ModelShape)}
+    baseline = BaselineConfig(vocab_size=3, num_classes=2)
+    assert {k: getattr(baseline, k) for k in shape} == shape
+    assert {k: getattr(ModelParams(), k) for k in shape} == shape
 
 
 def test_mimn_config_defaults_equal_the_model_params():

@@ -33,7 +33,7 @@ pytestmark = [
 
 
 def _run(args: list[str], cwd: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), ZOL_TORCH_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
@@ -49,7 +49,7 @@ def public_metrics(tmp_path_factory) -> dict:
     params["split"]["method"] = "predefined"
     if EPOCHS:
         params["train"]["max_epochs"] = min(params["train"]["max_epochs"], EPOCHS)
-    params["train"].update(repeats=1, seed=42, num_threads=1)
+    params["train"].update(repeats=1, seed=42)
     (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     _run(["pipeline.import_multizol", "--release", str(PUBLIC), "--out", "data/raw/multizol"], work)
     for stage in ("pipeline.clean", "pipeline.split", "pipeline.segment"):

@@ -14,10 +14,10 @@ import yaml
 from test_model_synthetic import write_dataset
 
 from model import evaluate, train
-from model.config import Settings
 from model.data import read_features
 from model.embeddings import build_word_vectors
 from model.labels import LabelMap
+from model.settings import Settings
 from model.vocab import Vocab
 
 TINY_PARAMS = {
@@ -41,7 +41,6 @@ TINY_PARAMS = {
         "patience": 2,
         "min_word_count": 1,
         "device": "cpu",
-        "num_threads": 1,
     },
 }
 
@@ -61,6 +60,7 @@ def _workdir(tmp_path, monkeypatch):
     write_dataset(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS, allow_unicode=True), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOL_TORCH_THREADS", "1")  # how the stages run torch (model/runtime.py)
     yield tmp_path
 
 

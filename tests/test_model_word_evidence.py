@@ -15,12 +15,13 @@ from test_model_mimn import SMALL, make_batch, one_thread, pad_with_garbage  # n
 from test_model_train import TINY_PARAMS
 
 from common.errors import UserError
-from model.config import MIMNConfig, Settings
+from model.config import MIMNConfig
 from model.data import batch_inputs
 from model.families import rebuild_model
 from model.linear import ABSENT_CLASS_LOGIT, fit_one, out_of_fold_logits
 from model.mimn import MIMN
-from model.train import make_optimizer
+from model.settings import Settings
+from model.training import make_optimizer
 from model.vocab import build_vocab
 from model.word_evidence import WordEvidence, aspect_keys, linear_tables
 

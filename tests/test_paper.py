@@ -1,4 +1,4 @@
-"""python -m model.paper: the grid from params, reading `dvc exp show --json` (a fixed copy of a real one), the
+"""python -m tools.paper: the grid from params, reading `dvc exp show --json` (a fixed copy of a real one), the
 mean ± std per row beside the paper's figures; and, slow, a tiny real grid queued and run by DVC on the sample."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.errors import UserError
-from model import paper
-from model import paper_grid as grid
-from model import paper_report as report
 from model.families import FAMILIES
+from tools import paper
+from tools import paper_grid as grid
+from tools import paper_report as report
 
 REPO = Path(__file__).resolve().parents[1]
 EXP_SHOW = json.loads((REPO / "tests/fixtures/paper/exp_show.json").read_text(encoding="utf-8"))
@@ -33,8 +33,8 @@ def fixture_base(shown: list) -> dict:
     return grid.base_params(shown[0]["data"]["params"]["params.yaml"]["data"])  # the params the runs share
 
 
-def tiny_plan(shown: list = EXP_SHOW, **overrides) -> grid.Plan:
-    section = {
+def tiny_plan_section(**overrides) -> dict:
+    return {
         **params()["paper"],
         "tables": [2],
         "families": ["lstm", "memnet", "mimn"],
@@ -43,7 +43,10 @@ def tiny_plan(shown: list = EXP_SHOW, **overrides) -> grid.Plan:
         "defaults_row": False,
         **overrides,
     }
-    return grid.plan_from_params(section, {"hops": 3}, fixture_base(shown))
+
+
+def tiny_plan(shown: list = EXP_SHOW, **overrides) -> grid.Plan:
+    return grid.plan_from_params(tiny_plan_section(**overrides), {"hops": 3}, fixture_base(shown))
 
 
 def test_the_default_grid_is_the_papers_three_tables_plus_the_tuned_default_every_row_three_seeds():
@@ -117,7 +120,7 @@ def test_a_bad_paper_section_is_a_clear_error(override, message):
 
 @pytest.mark.parametrize("hops", [None, "3", 2.5, True, 0, 6])
 def test_a_bad_model_hops_is_a_clear_error(hops):
-    with pytest.raises(UserError, match=r"'model.hops' \(the hops of Table 2 and 4 rows\) must be an integer in 1..5"):
+    with pytest.raises(UserError, match=r"^params.yaml: 'model.hops' must be (a whole number|in 1..5), got "):
         grid.plan_from_params(params()["paper"], {"hops": hops}, grid.base_params(params()))
 
 
@@ -126,16 +129,14 @@ def test_model_hops_null_is_one_line_from_the_command(tmp_path):
     bad["model"]["hops"] = None
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "model.paper", "--params", str(tmp_path / "params.yaml"), "--dry-run"],
+        [sys.executable, "-m", "tools.paper", "--params", str(tmp_path / "params.yaml"), "--dry-run"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.strip().splitlines() == [
-        "error: params.yaml: 'model.hops' (the hops of Table 2 and 4 rows) must be an integer in 1..5, got None"
-    ]
+    assert done.stderr.strip().splitlines() == ["error: params.yaml: 'model.hops' must be a whole number, got None"]
 
 
 def test_run_command_sets_every_param_of_the_run_in_the_foreground():
@@ -253,6 +254,23 @@ def test_resume_runs_only_what_has_no_results_and_a_finished_grid_runs_nothing()
     assert grid.missing_runs(tiny_plan(CLAIMS, seeds=[1, 2, 3]), finished) == []
 
 
+def test_run_only_settings_never_make_a_finished_run_run_again():
+    """Experiments of a finished grid ran while params.yaml held train.num_threads (now --threads /
+    ZOL_TORCH_THREADS): a base without it, or with another thread count, still finds every run done; a param that
+    changes results still does not match."""
+    finished = grid.experiment_results(CLAIMS)
+    base = fixture_base(CLAIMS)
+    assert base["train"]["num_threads"] == 1
+    without = {**base, "train": {k: v for k, v in base["train"].items() if k != "num_threads"}}
+    other = {**base, "train": {**base["train"], "num_threads": 8}}
+    for params in (without, other):
+        plan = grid.plan_from_params({**tiny_plan_section(), "seeds": [1, 2, 3]}, {"hops": 3}, params)
+        assert grid.missing_runs(plan, finished) == []
+    changed = {**without, "train": {**without["train"], "patience": 99}}
+    plan = grid.plan_from_params({**tiny_plan_section(), "seeds": [1, 2, 3]}, {"hops": 3}, changed)
+    assert len(grid.missing_runs(plan, finished)) == len(plan.runs)
+
+
 def test_report_puts_ours_beside_the_papers_figures_and_says_what_differs():
     plan = tiny_plan(defaults_row=True)
     results = grid.experiment_results(EXP_SHOW)
@@ -327,7 +345,7 @@ def test_the_papers_claims_are_its_rankings():
 
 def test_help_runs():
     proc = subprocess.run(
-        [sys.executable, "-m", "model.paper", "--help"],
+        [sys.executable, "-m", "tools.paper", "--help"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -348,6 +366,7 @@ def _copy_project(dest: Path) -> None:
 def _run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(cwd))
     env.pop("ZOL_CRAWLED_AT", None)
+    env["ZOL_TORCH_THREADS"] = "1"
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc
@@ -365,7 +384,6 @@ def test_make_paper_runs_a_tiny_grid_with_dvc_experiments_and_resumes(tmp_path):
     p["features"].update(weights="random", image_size=64)
     p["model"].update(embed_dim=16, hidden_dim=8)
     p["embeddings"]["epochs"] = 1
-    p["train"]["num_threads"] = 1
     p["paper"].update(tables=[2], families=["mimn"], seeds=[1], max_epochs=1, defaults_row=False)
 
     def write():
@@ -386,12 +404,12 @@ def test_make_paper_runs_a_tiny_grid_with_dvc_experiments_and_resumes(tmp_path):
     ):
         _run(cmd, tmp_path)
 
-    first = _run([sys.executable, "-m", "model.paper"], tmp_path)
+    first = _run([sys.executable, "-m", "tools.paper"], tmp_path)
     assert "1 to run" in first.stdout and "1/1 runs with test metrics" in first.stdout
     assert "Running stage 'features'" not in first.stdout  # restored from DVC's cache in the experiment's copy
     p["paper"]["defaults_row"] = True  # a grid that grew (or one interrupted): only the new run runs
     write()
-    second = _run([sys.executable, "-m", "model.paper"], tmp_path)
+    second = _run([sys.executable, "-m", "tools.paper"], tmp_path)
     assert "1 already done, 1 to run" in second.stdout and "2/2 runs with test metrics" in second.stdout
     report_text = (tmp_path / "reports/paper_tables.md").read_text(encoding="utf-8")
     assert "| MIMN | 61.59 | 60.51 |" in report_text and "| zol-mimn defaults | — | — |" in report_text
@@ -406,7 +424,7 @@ def test_make_paper_runs_a_tiny_grid_with_dvc_experiments_and_resumes(tmp_path):
     )
     assert by_weights["balanced"]["model"]["word_evidence"] is True
 
-    again = _run([sys.executable, "-m", "model.paper"], tmp_path)  # nothing left to run: collects only
+    again = _run([sys.executable, "-m", "tools.paper"], tmp_path)  # nothing left to run: collects only
     assert "2 already done, 0 to run" in again.stdout and "paper: run " not in again.stdout
     assert (tmp_path / "reports/paper_tables.md").read_text(encoding="utf-8") == report_text
 

@@ -170,7 +170,7 @@ def test_model_artefacts_and_metrics(repro_repo: Path) -> None:
 
 def test_readme_predict_example_scores_six_aspects_and_evaluate_wrote_pages(repro_repo: Path) -> None:
     assert README_REVIEW in (REPO / "README.md").read_text(encoding="utf-8")
-    proc = _run([sys.executable, "-m", "model.predict", "--text", README_REVIEW], repro_repo)
+    proc = _run([sys.executable, "-m", "tools.predict", "--text", README_REVIEW], repro_repo)
     result = json.loads(proc.stdout)
     assert sorted(result["aspects"]) == sorted(
         ["price_performance", "performance", "battery", "appearance", "camera", "screen"]

@@ -1,4 +1,4 @@
-"""model.predict and model.explain on a tiny model trained here: one review typed in, a batch of raw records and of a
+"""tools.predict and model.explain on a tiny model trained here: one review typed in, a batch of raw records and of a
 segmented split, attention pages (rendered in headless Chromium when it is installed), the evaluate stage's
 pages, and the refusal of image features from other backbone weights."""
 
@@ -21,7 +21,7 @@ from PIL import Image
 from test_model_synthetic import SENTIMENT_WORDS, write_dataset
 from test_model_train import TINY_PARAMS
 
-from model import evaluate, explain, predict, train
+from model import evaluate, explain, train
 from model.config import MIMNConfig
 from model.data import batch_inputs, features_record
 from model.mimn import MIMN
@@ -31,6 +31,7 @@ from pipeline.features import FeatureConfig, run_features
 from pipeline.io import read_frame, write_frame
 from pipeline.schema import SEGMENTED_SCHEMA
 from pipeline.segment import SegmentParams, aspect_token_column, segment_frame
+from tools import predict
 
 REPO = Path(__file__).resolve().parents[1]
 ASPECTS = ["price_performance", "performance", "battery", "appearance", "camera", "screen"]

@@ -24,12 +24,12 @@ from model.explain import write_review
 from model.families import build_model, checkpoint_fields
 from model.labels import LabelMap
 from model.linear import LinearModel
-from model.predict import LinearScorer, NeuralScorer, Predictor, model_notes
-from model.predict_inputs import Review, reviews_from_jsonl
-from model.provenance import checkpoint_aspect_pairs
+from model.provenance import checkpoint_aspect_pairs, model_notes
 from model.vocab import Vocab
 from pipeline.image_data import Preprocessing
 from pipeline.segment import Segmenter, SegmentParams
+from tools.predict_inputs import Review, reviews_from_jsonl
+from tools.predict_scoring import LinearScorer, NeuralScorer, Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 ASPECTS = ["battery", "screen"]

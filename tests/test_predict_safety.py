@@ -1,4 +1,4 @@
-"""model.predict with every model family and with bad input: tiny linear and LSTM checkpoints trained here score
+"""tools.predict with every model family and with bad input: tiny linear and LSTM checkpoints trained here score
 what the evaluate stage scores; a broken checkpoint, a hostile raw line, a Parquet file of another shape and
 outputs that cannot be written are each one line (or a rejected row with its reason), never a traceback. And the
 checkpoint tells predict what it was trained on: the generated sample, and aspects with few training pairs."""
@@ -24,10 +24,10 @@ from test_predict import ASPECTS, SEGMENT, TorchState, run_predict
 
 from model import evaluate, train
 from model.families import FAMILIES, build_model
-from model.predict import TEXT_ONLY_FAMILIES
 from pipeline.io import read_frame, write_frame
 from pipeline.schema import SEGMENTED_SCHEMA
 from pipeline.segment import SegmentParams, aspect_token_column
+from tools.predict import TEXT_ONLY_FAMILIES
 
 REPO = Path(__file__).resolve().parents[1]
 # where the raw reviews came from, as params.yaml says it for the generated sample (model/provenance.py)

@@ -43,7 +43,6 @@ LEARNABLE_PARAMS = {
         "patience": 2,
         "class_weights": "none",
         "device": "cpu",
-        "num_threads": 1,
     },
 }
 # runs each rank of model.train with an audit hook that records the files it opens for writing or renames
@@ -131,6 +130,7 @@ def _env() -> dict:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         "OMP_NUM_THREADS": "1",
+        "ZOL_TORCH_THREADS": "1",
     }
 
 

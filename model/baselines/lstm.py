@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.baselines.base import BaselineConfig, EmbeddingModel
+from model.baselines.base import EmbeddingModel
+from model.config import BaselineConfig
 from model.layers import LSTMEncoder, length_mask, masked_mean
 
 

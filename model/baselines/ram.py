@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.baselines.base import BaselineConfig, EmbeddingModel
+from model.baselines.base import EmbeddingModel
+from model.config import BaselineConfig
 from model.layers import BiLSTMEncoder, MemoryAttention, aspect_location_weights, length_mask, masked_mean
 from model.vocab import PAD_ID, UNK_ID
 

@@ -1,5 +1,5 @@
 """New images -> the features the model was trained on: the backbone and weights its training features came from,
-the same preprocessing and the checkpoint's standardisation; other weights are refused (used by model.predict)."""
+the same preprocessing and the checkpoint's standardisation; other weights are refused (used by tools.predict)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from model.data import features_record
 from pipeline.backbone import (
     BACKBONE,
     IMAGENET_FILE_NAME,
+    IMAGENET_LABEL,
     Backbone,
     WeightsUnavailable,
     file_backbone,
@@ -60,7 +61,8 @@ def named_weights(value: str) -> str | None:
     if value in ("random", "auto"):
         raise UserError(f"--weights {value}: name the exact weights (imagenet, random:seed=N or a .pth path)")
     if value == "imagenet" or value.startswith("imagenet:"):
-        return f"imagenet:{value.partition(':')[2] or 'IMAGENET1K_V2'}"
+        suffix = value.partition(":")[2]
+        return f"imagenet:{suffix}" if suffix else IMAGENET_LABEL
     return value if value.startswith("random:seed=") else None
 
 

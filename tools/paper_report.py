@@ -14,7 +14,8 @@ import itertools
 import math
 import statistics
 
-from model.paper_grid import (
+from model.provenance import MULTIZOL, SAMPLE, data_source
+from tools.paper_grid import (
     DEFAULTS,
     DEFAULTS_LABEL,
     METRICS,
@@ -26,7 +27,6 @@ from model.paper_grid import (
     Plan,
     latest_by_run,
 )
-from model.provenance import MULTIZOL, SAMPLE, data_source
 
 SUPPORTED, CONTRADICTED, NOT_RESOLVED = "supported", "contradicted", "not resolved"
 CLAIM_METRICS = (("accuracy", "accuracy"), ("weighted_f1", "weighted-F1"))  # the paper's two columns
@@ -146,46 +146,59 @@ def _training_text(params: dict, max_epochs: int) -> str:
     )
 
 
+def _split_text(split: dict) -> str:
+    if split.get("method") == "predefined":
+        return "the split that came with the data (`split.method: predefined`)"
+    return (
+        f"{split.get('train')}/{split.get('dev')}/{split.get('test')} random by "
+        f"{split.get('group_by')} (seed {split.get('seed')})"
+    )
+
+
+def _images_text(features: dict, model: dict, clean: dict) -> str:
+    weights = features.get("weights")
+    return (
+        f"ResNet-50, `features.weights: {weights}`"
+        + (
+            " (random weights when ImageNet's are not at hand: see reports/features_detail.json)"
+            if weights == "auto"
+            else ""
+        )
+        + f", up to {model.get('max_images')} per review; reviews without an image "
+        + ("dropped" if clean.get("require_image") else "kept, their image memory masked")
+    )
+
+
+def _vectors_text(embeddings: dict, model: dict) -> str:
+    lr_scale = embeddings.get("lr_scale")
+    return (
+        f"`embeddings.source: {embeddings.get('source')}`"
+        + (" (skip-gram trained on the training split only)" if embeddings.get("source") == "sgns" else "")
+        + f", {model.get('embed_dim')}-d, "
+        + ("frozen" if not lr_scale else "fine-tuned" + ("" if lr_scale == 1 else f" at {lr_scale} × the lr"))
+    )
+
+
 def differences(params: dict, plan: Plan, sizes: dict) -> list[tuple[str, str, str]]:
     """(what, the paper, the paper's rows here) for every setting that differs or may differ; `params` are the
     paper rows' params (params.yaml with paper.as_paper on top)."""
-    split, features, clean = params.get("split") or {}, params.get("features") or {}, params.get("clean") or {}
-    embeddings, train, model = params.get("embeddings") or {}, params.get("train") or {}, params.get("model") or {}
-    if split.get("method") == "predefined":
-        split_text = "the split that came with the data (`split.method: predefined`)"
-    else:
-        split_text = (
-            f"{split.get('train')}/{split.get('dev')}/{split.get('test')} random by "
-            f"{split.get('group_by')} (seed {split.get('seed')})"
-        )
-    weights = features.get("weights")
-    lr_scale = embeddings.get("lr_scale")
+    model, train = params.get("model") or {}, params.get("train") or {}
     return [
         (
             "data",
             "Multi-ZOL: 5,288 multimodal reviews, 28,469 aspect–review pairs",
             _describe_data(params) + _sizes_text(sizes),
         ),
-        ("split", "random 80/10/10", split_text),
+        ("split", "random 80/10/10", _split_text(params.get("split") or {})),
         (
             "images",
             "ResNet-50 pre-trained on ImageNet, up to 5 per review",
-            f"ResNet-50, `features.weights: {weights}`"
-            + (
-                " (random weights when ImageNet's are not at hand: see reports/features_detail.json)"
-                if weights == "auto"
-                else ""
-            )
-            + f", up to {model.get('max_images')} per review; reviews without an image "
-            + ("dropped" if clean.get("require_image") else "kept, their image memory masked"),
+            _images_text(params.get("features") or {}, model, params.get("clean") or {}),
         ),
         (
             "word vectors",
             "300-d SGNS pre-trained on Baidu Encyclopedia, fine-tuned at the model's learning rate",
-            f"`embeddings.source: {embeddings.get('source')}`"
-            + (" (skip-gram trained on the training split only)" if embeddings.get("source") == "sgns" else "")
-            + f", {model.get('embed_dim')}-d, "
-            + ("frozen" if not lr_scale else "fine-tuned" + ("" if lr_scale == 1 else f" at {lr_scale} × the lr")),
+            _vectors_text(params.get("embeddings") or {}, model),
         ),
         ("LSTM size", "100 hidden units", f"{model.get('hidden_dim')} hidden units (`model.hidden_dim`)"),
         ("classes", "10 (one per score; the public code maps scores to 8)", f"{train.get('classes')}"),
@@ -272,6 +285,23 @@ def _table_lines(plan: Plan, table: list[dict], number: int) -> list[str]:
     return lines
 
 
+def _claims_lines(table: list[dict]) -> list[str]:
+    claims = claim_lines(table)
+    if not claims:
+        return []
+    return [
+        "",
+        "## Claims",
+        "",
+        "Each ranking the paper's tables state, on the paper's two columns. Rule: **supported** when the "
+        "first row's mean exceeds the second's by more than their two standard deviations added "
+        "(|Δ| > std_a + std_b over the seeds), **contradicted** when the second's exceeds the first's by "
+        "that much, **not resolved** otherwise (or with fewer than two seeds in a row).",
+        "",
+        *claims,
+    ]
+
+
 def render(
     plan: Plan,
     table: list[dict],
@@ -285,7 +315,7 @@ def render(
     lines = [
         "# The paper's Tables 2–4, reproduced",
         "",
-        f"Written by `python -m model.paper` from the DVC experiments of commit `{commit}` (`dvc exp show`). "
+        f"Written by `python -m tools.paper` from the DVC experiments of commit `{commit}` (`dvc exp show`). "
         "Test-split figures in percent; ours are the mean ± sample standard deviation over the seeds that ran. "
         "The paper's \"macro-F1\" is a weighted F1 in its public code (sklearn `average='weighted'`): compare it "
         "with the weighted-F1 column; our macro-F1 is the unweighted mean over the classes present.",
@@ -312,24 +342,12 @@ def render(
         ]
     for number in sorted({r["table"] for r in table}):
         lines += _table_lines(plan, table, number)
-    claims = claim_lines(table)
-    if claims:
-        lines += [
-            "",
-            "## Claims",
-            "",
-            "Each ranking the paper's tables state, on the paper's two columns. Rule: **supported** when the "
-            "first row's mean exceeds the second's by more than their two standard deviations added "
-            "(|Δ| > std_a + std_b over the seeds), **contradicted** when the second's exceeds the first's by "
-            "that much, **not resolved** otherwise (or with fewer than two seeds in a row).",
-            "",
-            *claims,
-        ]
+    lines += _claims_lines(table)
     lines += [
         "",
         "Text-only rows (LSTM, ATAE-LSTM, MemNet, IAN, RAM) read no image, as in the paper; model "
         "equations and every choice made: docs/baselines.md. Tables 3–4 of the paper come out of its PDF "
-        "with the two accuracy columns interleaved; the transcription is explained in model/paper_grid.py.",
+        "with the two accuracy columns interleaved; the transcription is explained in tools/paper_grid.py.",
         "",
     ]
     return "\n".join(lines)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from common.errors import UserError
-from common.params import require
-from model.config import MAX_HOPS, VARIANTS
+from common.params import bounded, fail, read_section
+from model.config import MAX_HOPS, Variant
+from model.settings import ModelParams
 
 TEST_METRICS = "metrics/test.json"
 TRAIN_METRICS = "metrics/train.json"
@@ -133,31 +134,11 @@ class Plan:
         return Run(setting, seed, self.max_epochs, profile, self.as_paper if profile == PAPER else ())
 
 
-def _int_list(values, key: str) -> list[int]:
-    if (
-        not isinstance(values, list)
-        or not values
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-    ):
-        raise UserError(f"params.yaml: 'paper.{key}' must be a non-empty list of integers, got {values!r}")
-    return values
-
-
-def _str_list(values, key: str, allowed: Iterable[str]) -> list[str]:
-    allowed = list(allowed)
-    if not isinstance(values, list) or not values or any(v not in allowed for v in values):
-        raise UserError(f"params.yaml: 'paper.{key}' must be a non-empty list of {', '.join(allowed)}; got {values!r}")
-    return values
-
-
 GRID_KEYS = {"model.family", "model.hops", "model.variant", "train.seed", "train.max_epochs"}
 
 
-def paper_overrides(section: dict, base: dict | None) -> tuple:
+def paper_overrides(as_paper: dict, base: dict | None) -> tuple:
     """`paper.as_paper` as sorted (dotted key, value) pairs; each key must name a param of params.yaml."""
-    as_paper = section.get("as_paper") or {}
-    if not isinstance(as_paper, dict):
-        raise UserError(f"params.yaml: 'paper.as_paper' must map dotted params to values, got {as_paper!r}")
     for key, value in as_paper.items():
         section_name, dot, name = str(key).partition(".")
         if not dot or not name or "." in name or key in GRID_KEYS:
@@ -196,37 +177,61 @@ def _rows(
     return rows
 
 
+PaperFamily = Literal[tuple(PAPER_TABLE2)]
+PaperTable = Literal[tuple(TABLE_TITLES)]
+AS_PAPER = {  # params.yaml's paper.as_paper: the paper's training on top of params.yaml
+    "train.class_weights": "none",
+    "train.loss": "ce",
+    "train.label_smoothing": 0.0,
+    "train.select_metric": "loss",
+    "train.lr": 0.005,
+    "train.weight_decay": 0.0,
+    "train.lr_schedule": "constant",
+    "train.batch_size": 128,
+    "model.dropout": 0.5,
+    "model.word_evidence": False,
+}
+
+
+@dataclass(frozen=True)
+class PaperParams:
+    """params.yaml `paper` (read by common.params.read_section): which tables, rows and seeds the grid runs."""
+
+    tables: tuple[PaperTable, ...] = (2, 3, 4)
+    families: tuple[PaperFamily, ...] = ("lstm", "memnet", "atae_lstm", "ian", "ram", "co_memory", "mimn")
+    hops: tuple[int, ...] = bounded((1, 2, 3, 4, 5), 1, MAX_HOPS)  # Table 3's rows
+    variants: tuple[Variant, ...] = ("self", "text2img", "img2text", "mimn")  # Table 4's rows
+    seeds: tuple[int, ...] = (1, 2, 3)  # train.seed of every row's runs
+    max_epochs: int = bounded(20, 1)  # train.max_epochs of every run
+    as_paper: dict = field(default_factory=lambda: dict(AS_PAPER))
+    defaults_row: bool = True  # add "zol-mimn defaults": MIMN with params.yaml as it is
+    out: str = "reports/paper_tables.md"
+
+    def check(self) -> None:
+        for key in ("tables", "families", "hops", "variants", "seeds"):
+            if not getattr(self, key):
+                raise fail("paper", key, "must be a non-empty list")
+
+
 def plan_from_params(paper: dict, model: dict, base: dict | None = None) -> Plan:
     """The grid the `paper` section asks for; Table 2 and 4 rows use the `model` section's hops (the paper: 3)."""
-    tables = _int_list(require(paper, "tables", "paper"), "tables")
-    if any(t not in TABLE_TITLES for t in tables):
-        raise UserError(f"params.yaml: 'paper.tables' may hold 2, 3 and 4, got {tables!r}")
-    families = _str_list(require(paper, "families", "paper"), "families", PAPER_TABLE2)
-    variants = _str_list(require(paper, "variants", "paper"), "variants", VARIANTS)
-    hops = _int_list(require(paper, "hops", "paper"), "hops")
-    if any(not 1 <= h <= MAX_HOPS for h in hops):
-        raise UserError(f"params.yaml: 'paper.hops' must be within 1..{MAX_HOPS}, got {hops!r}")
-    seeds = _int_list(require(paper, "seeds", "paper"), "seeds")
-    max_epochs = require(paper, "max_epochs", "paper", int)
-    if max_epochs < 1:
-        raise UserError("params.yaml: 'paper.max_epochs' must be >= 1")
-    defaults_row = paper.get("defaults_row", True)
-    if not isinstance(defaults_row, bool):
-        raise UserError(f"params.yaml: 'paper.defaults_row' must be true or false, got {defaults_row!r}")
-    base_hops = model.get("hops", 3)
-    if isinstance(base_hops, bool) or not isinstance(base_hops, int) or not 1 <= base_hops <= MAX_HOPS:
-        raise UserError(
-            f"params.yaml: 'model.hops' (the hops of Table 2 and 4 rows) must be an integer in "
-            f"1..{MAX_HOPS}, got {base_hops!r}"
-        )
-    rows = _rows(tables, families, hops, variants, base_hops, defaults_row)
+    section = read_section(PaperParams, paper, "paper")
+    base_hops = read_section(ModelParams, model, "model").hops
+    rows = _rows(
+        list(section.tables),
+        list(section.families),
+        list(section.hops),
+        list(section.variants),
+        base_hops,
+        section.defaults_row,
+    )
     return Plan(
         rows,
-        sorted(set(seeds)),
-        max_epochs,
-        Path(str(paper.get("out", "reports/paper_tables.md"))),
+        sorted(set(section.seeds)),
+        section.max_epochs,
+        Path(section.out),
         base,
-        paper_overrides(paper, base),
+        paper_overrides(section.as_paper, base),
     )
 
 
@@ -302,8 +307,23 @@ def experiment_results(exp_show: list, skipped: list[str] | None = None) -> list
     return results
 
 
+# How a run ran, never what it gives: left out of the comparison, so that an experiment run while params.yaml still
+# held these settings (they moved to the command line and the environment) or with other values is the same run.
+RUN_ONLY = {
+    "train": {"num_threads"},
+    "crawl": {"redis_url", "redis_key", "workers"},
+    "segment": {"processes"},
+    "features": {"num_workers"},
+}
+
+
+def _comparable(section: str, values: object) -> object:
+    drop = RUN_ONLY.get(section, set())
+    return {k: v for k, v in values.items() if k not in drop} if isinstance(values, dict) else values
+
+
 def _sections_equal(found: dict, expected: dict) -> bool:
-    return all(found[s] == expected[s] for s in found.keys() & expected.keys())
+    return all(_comparable(s, found[s]) == _comparable(s, expected[s]) for s in found.keys() & expected.keys())
 
 
 def is_result_of(result: dict, run: Run, plan: Plan) -> bool:

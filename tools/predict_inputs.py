@@ -1,4 +1,4 @@
-"""The reviews `python -m model.predict` scores: one typed in, the crawler's raw JSON Lines, or a Parquet split.
+"""The reviews `python -m tools.predict` scores: one typed in, the crawler's raw JSON Lines, or a Parquet split.
 
 Raw records go through the clean stage's own record functions (parse_line, check_fields, ImageChecker), so a line
 the clean stage would reject becomes a review with an error (the reason) in the output, never a traceback; a

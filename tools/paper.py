@@ -1,16 +1,16 @@
-"""The paper's Tables 2-4 as DVC experiments, run one at a time: python -m model.paper -> reports/paper_tables.md.
+"""The paper's Tables 2-4 as DVC experiments, run one at a time: python -m tools.paper -> reports/paper_tables.md.
 
-    python -m model.paper [--params params.yaml] [--dry-run] [--collect-only] [--out PATH]
+    python -m tools.paper [--params params.yaml] [--dry-run] [--collect-only] [--out PATH]
 
 Reads params.yaml's `paper` section (tables, rows, seeds, epoch budget, `as_paper`: the paper's training settings
 on top of params.yaml for every paper row; `defaults_row`: the project's tuned MIMN as its own row). Each run of
 the grid is one `dvc exp run --temp -S model.family=... -S model.hops=... -S model.variant=... -S train.seed=...
 -S train.max_epochs=... [-S <as_paper>...]`, in the foreground, one after the other. A run that already has an
-experiment with test metrics and exactly its params (model/paper_grid.py) is not run again, so a rerun resumes
+experiment with test metrics and exactly its params (tools/paper_grid.py) is not run again, so a rerun resumes
 where an interrupted grid stopped and a finished grid runs nothing; one that failed, was interrupted or still
 waits in DVC's queue runs again. Then `dvc exp show --json` is read and every row's test accuracy, weighted-F1
 and macro-F1 (the headline keys of metrics/test.json) are averaged over the seeds beside the paper's figures,
-with a verdict on each ranking the paper claims (model/paper_report.py).
+with a verdict on each ranking the paper claims (tools/paper_report.py).
 
 Why not DVC's queue (`dvc exp run --queue` + `--run-all`): its celery worker is a background process whose
 monitor thread asks the worker every 10 s, with a 1 s reply timeout, whether it has tasks, and shuts it down when
@@ -37,9 +37,10 @@ import yaml
 from common.atomic import write_text
 from common.errors import UserError, cli_entry
 from common.params import load_params
-from model.paper_grid import (
+from tools.paper_grid import (
     DEFAULTS,
     PAPER,
+    Plan,
     Run,
     base_params,
     experiment_results,
@@ -47,7 +48,7 @@ from model.paper_grid import (
     missing_runs,
     plan_from_params,
 )
-from model.paper_report import aggregate, render
+from tools.paper_report import aggregate, render
 
 # ---- running DVC ----------------------------------------------------------------------------------------
 
@@ -175,16 +176,45 @@ def _still_queued(results: list[dict]) -> int:
     return sum(r["status"].lower() in ("queued", "running") and r["metrics"] is None for r in results)
 
 
-@cli_entry
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model.paper", description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tools.paper", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="parameter file (sections paper, model, ...)")
     parser.add_argument("--dry-run", action="store_true", help="print the dvc commands the grid needs, run nothing")
     parser.add_argument(
         "--collect-only", action="store_true", help="run nothing: write the tables from the experiments that exist"
     )
     parser.add_argument("--out", default=None, help="the report (default: paper.out)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def copied_outputs() -> list[str]:
+    """The uncached outputs of dvc.yaml that exist here, copied into every experiment (uncached_outputs)."""
+    dvc_yaml = Path("dvc.yaml")
+    if not dvc_yaml.is_file():
+        return []
+    declared = uncached_outputs(yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {})
+    return [p for p in declared if Path(p).exists()]
+
+
+def write_report(plan: Plan, out: Path, commit: str) -> int:
+    """reports/paper_tables.md from the experiments there are now; the number of runs still without metrics."""
+    skipped: list[str] = []
+    results = experiment_results(exp_show(), skipped)
+    for why in skipped:
+        print(f"paper: experiment left out: {why}", file=sys.stderr)
+    missing = len(missing_runs(plan, results))
+    paper_params = next((r.expected_params(plan.base) for r in plan.runs if r.profile == PAPER), plan.base)
+    defaults_params = next((r.expected_params(plan.base) for r in plan.runs if r.profile == DEFAULTS), plan.base)
+    sizes = first_sizes(results, plan)
+    report = render(plan, aggregate(plan, results), paper_params, defaults_params, sizes, commit, missing, skipped)
+    write_text(report, out)
+    print(f"paper: {len(plan.runs) - missing}/{len(plan.runs)} runs with test metrics -> {out}")
+    return missing
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     params = load_params(None, args.params)
     if "paper" not in params:
         raise UserError(f"{args.params} has no 'paper' section; add it (see docs/paper-tables-multizol-public.md)")
@@ -192,13 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_from_params(params["paper"], params.get("model") or {}, base_params(params))
     out = Path(args.out) if args.out else plan.out
     commit = head_commit()
-
-    dvc_yaml = Path("dvc.yaml")
-    copy_paths = (
-        [p for p in uncached_outputs(yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}) if Path(p).exists()]
-        if dvc_yaml.is_file()
-        else []
-    )
+    copy_paths = copied_outputs()
     results = experiment_results(exp_show(), [])
     todo = missing_runs(plan, results)
     print(
@@ -217,26 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             print("dvc " + " ".join(run_args(run, copy_paths, overrides)))
         return 0
     failed_now = run_grid(todo, copy_paths, overrides) if todo and not args.collect_only else []
-
-    skipped: list[str] = []
-    results = experiment_results(exp_show(), skipped)
-    for why in skipped:
-        print(f"paper: experiment left out: {why}", file=sys.stderr)
-    missing = len(missing_runs(plan, results))
-    paper_params = next((r.expected_params(plan.base) for r in plan.runs if r.profile == PAPER), plan.base)
-    defaults_params = next((r.expected_params(plan.base) for r in plan.runs if r.profile == DEFAULTS), plan.base)
-    report = render(
-        plan,
-        aggregate(plan, results),
-        paper_params,
-        defaults_params,
-        first_sizes(results, plan),
-        commit,
-        missing,
-        skipped,
-    )
-    write_text(report, out)
-    print(f"paper: {len(plan.runs) - missing}/{len(plan.runs)} runs with test metrics -> {out}")
+    write_report(plan, out, commit)
     if failed_now:
         raise UserError(f"{len(failed_now)} run(s) failed (their output is above); `make paper` runs them again")
     return 0
