@@ -1,8 +1,8 @@
 """Read params.yaml (DVC's parameter file): one frozen dataclass per section, through one helper.
 
 Each section of params.yaml is read by `read_section(SectionClass, values, "section")` into a frozen dataclass
-whose fields are the section's keys and whose defaults equal the shipped params.yaml (tests/test_params_defaults.py
-checks that). The field's annotation says what a value may be: `bool`, `int`, `float` (YAML's 5e-3, a string, is
+whose fields are the section's keys and whose defaults equal the shipped params.yaml (each area's params tests
+check that). The field's annotation says what a value may be: `bool`, `int`, `float` (YAML's 5e-3, a string, is
 read as a number), `str`, `Literal[...]` (one of the values listed), a tuple of one of those, `dict` (a mapping,
 left as it is), or a union of them (`int | None`). `bounded(default, low, high)` adds a range. Unknown keys are
 refused naming the valid ones; a wrong type or a value out of range is one line naming `section.key`. A
@@ -189,25 +189,3 @@ def _check_range(section: str, f: dataclasses.Field, value: Any, source: str | P
                 else (f">= {low}" if low is not None else f"<= {high}")
             )
             raise fail(section, f.name, f"must be {wanted}, got {value!r}", source)
-
-
-# Transitional: the field-by-field helpers, removed once every section reads through read_section.
-def require(mapping: dict, key: str, section: str, kind: type | tuple[type, ...] | None = None) -> Any:
-    """mapping[key], with a UserError naming `section.key` when it is missing or of the wrong type."""
-    if key not in mapping:
-        raise UserError(f"params.yaml: '{section}.{key}' is missing; add it")
-    value = mapping[key]
-    if kind is not None and not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise UserError(f"params.yaml: '{section}.{key}' must be {names}, got {value!r}")
-    return value
-
-
-def require_int_in(mapping: dict, key: str, section: str, low: int, high: int | None = None) -> int:
-    """mapping[key] as an integer in low..high (no upper bound when high is None), else a UserError naming
-    `section.key` and the range."""
-    value = require(mapping, key, section)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or high is not None and value > high:
-        wanted = f"in {low}..{high}" if high is not None else f">= {low}"
-        raise UserError(f"params.yaml: '{section}.{key}' must be an integer {wanted}, got {value!r}")
-    return value
