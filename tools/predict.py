@@ -27,7 +27,7 @@ import torch
 from common.aspects import CANONICAL_ASPECTS
 from common.device import DEVICES, choose_device
 from common.errors import UserError, cli_entry
-from common.params import DEFAULT_PARAMS, load_section
+from common.params import DEFAULT_PARAMS, load_params, load_section, read_section
 from model.checkpoint import MODEL_PATH, load_checkpoint
 from model.data import FEATURES_PATH
 from model.labels import LabelMap
@@ -217,7 +217,8 @@ def read_reviews(args: argparse.Namespace, segmenter: Segmenter) -> tuple[Iterat
     if args.input.suffix == ".parquet":
         return reviews_from_parquet(args.input, segmenter), None
     # decodability as the clean stage judges it (the target size only picks JPEG draft decoding)
-    image_size = load_section(FeatureConfig, "features", args.params).image_size
+    features = load_params(None, args.params).get("features")  # a params file without it: the defaults
+    image_size = read_section(FeatureConfig, features, "features", args.params).image_size
     return reviews_from_jsonl(args.input, segmenter, Preprocessing(image_size, args.max_image_pixels)), None
 
 
