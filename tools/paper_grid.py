@@ -311,7 +311,7 @@ def experiment_results(exp_show: list, skipped: list[str] | None = None) -> list
 # held these settings (they moved to the command line and the environment) or with other values is the same run.
 RUN_ONLY = {
     "train": {"num_threads"},
-    "crawl": {"redis_url", "redis_key", "workers"},
+    "crawl": {"backend", "redis_url", "redis_key", "workers"},
     "segment": {"processes"},
     "features": {"num_workers"},
 }
