@@ -8,15 +8,20 @@ Reads `<data.raw>/reviews.jsonl`, writes `data/clean/pairs.parquet` (PAIRS_SCHEM
 reason, per aspect, per label, images). Each line goes through pipeline/records.py's checks; an image is usable
 when the features stage could decode it (pipeline/imaging.py, with `features.image_size` and
 `features.max_image_pixels`).
+
+It streams (docs/scaling.md): the lines are read one at a time, rejected rows written as they come, pairs sorted
+through runs of `data.batch_rows` rows (pipeline/stream.py); what it keeps of the whole input is the review ids
+kept, a hash of each kept (product, text) and each image path's verdict.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -29,8 +34,8 @@ from common.errors import UserError
 from common.metrics import detail_path, write_metrics
 from common.params import load_params, read_section, section_of
 from common.stage import run_stage, stage_parser
+from pipeline.clean_metrics import CleanStats, PairTally, clean_metrics
 from pipeline.imaging import MISSING, ImageError, Preprocessing, decode_image, read_preprocessing
-from pipeline.io import write_frame
 from pipeline.paths import PAIRS_PATH, REJECTED_PATH, DataParams
 from pipeline.records import (
     TEXT_FIELDS,
@@ -41,6 +46,7 @@ from pipeline.records import (
     parse_score,
 )
 from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, REJECTED_SCHEMA
+from pipeline.stream import RowSorter, frame_writer
 from pipeline.textnorm import join_fields, visible_length
 
 METRICS_PATH = Path("metrics/clean.json")
@@ -55,17 +61,6 @@ class CleanParams:
     require_image: bool = True  # only multimodal reviews (>= 1 downloaded, decodable image), as the paper
     min_text_chars: int = 5
     dedupe_same_text: bool = True  # same product and same text -> kept once
-
-
-@dataclass
-class CleanStats:
-    records_in: int = 0
-    blank_lines: int = 0
-    images_ok: int = 0
-    images_missing: int = 0
-    images_undecodable: int = 0
-    rejected_records: Counter = field(default_factory=Counter)
-    rejected_pairs: Counter = field(default_factory=Counter)
 
 
 # ---- step 3: the review's images ----------------------------------------------------------------------
@@ -146,8 +141,15 @@ class Review:
         )
 
 
+def text_digest(product_id: str, text: str) -> bytes:
+    """What duplicate detection keeps of a (product, text): 16 bytes, not the text."""
+    return hashlib.blake2b(f"{product_id}\x00{text}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 class Cleaner:
-    """Walks the raw lines in order; remembers what was kept so later copies are duplicates."""
+    """Walks the raw lines in order; remembers what was kept so later copies are duplicates.
+
+    `pairs` and `rejected` collect one line's rows; `take` hands them over and empties them."""
 
     def __init__(self, raw_dir: Path, params: CleanParams, images: Preprocessing):
         self.params = params
@@ -156,7 +158,7 @@ class Cleaner:
         self.pairs: list[dict] = []
         self.rejected: list[dict] = []
         self.seen_ids: set[str] = set()
-        self.seen_texts: set[tuple[str, str]] = set()
+        self.seen_texts: set[bytes] = set()  # text_digest of each kept (product, text)
 
     def reject(self, line_no: int, review_id: str | None, aspect: str | None, why: Rejected, raw: str) -> None:
         self.rejected.append(
@@ -209,9 +211,10 @@ class Cleaner:
             raise Rejected("no_image", "no downloaded, decodable image (clean.require_image)")
         product_id = record.get("product_id")
         if self.params.dedupe_same_text and product_id is not None:
-            if (product_id, text) in self.seen_texts:
+            digest = text_digest(product_id, text)
+            if digest in self.seen_texts:
                 raise Rejected("duplicate_text", f"same text as an earlier review of product {product_id}")
-            self.seen_texts.add((product_id, text))
+            self.seen_texts.add(digest)
         # only a kept record makes later copies duplicates: a copy dropped above (no text, no image) must not
         # cost the review a later, usable copy
         self.seen_ids.add(review_id)
@@ -245,16 +248,35 @@ class Cleaner:
                 why = Rejected(reason, f"score of '{label}' must be a number in 1..10")
             self.reject(line_no, review.review_id, key if key is not None else label, why, raw_value)
 
-    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(pairs sorted by PAIR_SORT_KEY, rejected sorted by line and aspect)."""
-        pairs = pd.DataFrame(self.pairs, columns=PAIRS_SCHEMA.names)
-        if len(pairs):
-            pairs = pairs.sort_values(PAIR_SORT_KEY, kind="stable").reset_index(drop=True)
-        order = sorted(
-            range(len(self.rejected)), key=lambda i: (self.rejected[i]["line_no"], self.rejected[i]["aspect"] or "")
-        )
-        rejected = pd.DataFrame([self.rejected[i] for i in order], columns=REJECTED_SCHEMA.names)
+    def take(self) -> tuple[list[dict], list[dict]]:
+        """(the pairs, the rejected rows sorted by aspect) of the lines added since the last call."""
+        pairs, rejected = self.pairs, sorted(self.rejected, key=lambda row: row["aspect"] or "")
+        self.pairs, self.rejected = [], []
         return pairs, rejected
+
+
+def clean_lines(
+    lines: Iterable[str | bytes],
+    raw_dir: str | Path,
+    params: CleanParams,
+    images: Preprocessing,
+    on_pair: Callable[[dict], None],
+    on_rejected: Callable[[dict], None],
+    progress: bool = False,
+) -> dict:
+    """The streaming core: each line's pairs go to `on_pair` (in line order, unsorted), its rejected rows to
+    `on_rejected` (sorted by line and aspect); returns the metrics."""
+    cleaner = Cleaner(Path(raw_dir), params, images)
+    tally = PairTally()
+    for line_no, raw_line in enumerate(tqdm(lines, desc="clean", unit=" records", disable=not progress), start=1):
+        cleaner.add_line(line_no, raw_line)
+        pairs, rejected = cleaner.take()
+        tally.add_review(pairs)
+        for row in pairs:
+            on_pair(row)
+        for row in rejected:
+            on_rejected(row)
+    return clean_metrics(cleaner.stats, tally)
 
 
 def records_to_pairs(
@@ -264,43 +286,66 @@ def records_to_pairs(
     images: Preprocessing = DEFAULT_IMAGES,
     progress: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """The pure core of the stage: raw JSON lines -> (pairs, rejected, metrics).
+    """The stage in memory: raw JSON lines -> (pairs sorted by PAIR_SORT_KEY, rejected sorted by line and aspect,
+    metrics).
 
     Image paths are `<raw_dir>/images/<path>`, decoded with `images` (the features stage's settings); relative to
     the working directory when raw_dir is.
     """
-    cleaner = Cleaner(Path(raw_dir), params, images)
-    for line_no, raw_line in enumerate(tqdm(lines, desc="clean", unit=" records", disable=not progress), start=1):
-        cleaner.add_line(line_no, raw_line)
-    pairs, rejected = cleaner.frames()
-    return pairs, rejected, _metrics(cleaner.stats, pairs)
+    pairs_rows: list[dict] = []
+    rejected_rows: list[dict] = []
+    metrics = clean_lines(lines, raw_dir, params, images, pairs_rows.append, rejected_rows.append, progress)
+    pairs = pd.DataFrame(pairs_rows, columns=PAIRS_SCHEMA.names)
+    if len(pairs):
+        pairs = pairs.sort_values(PAIR_SORT_KEY, kind="stable").reset_index(drop=True)
+    return pairs, pd.DataFrame(rejected_rows, columns=REJECTED_SCHEMA.names), metrics
 
 
-def _metrics(stats: CleanStats, pairs: pd.DataFrame) -> dict:
-    return {
-        "records_in": stats.records_in,
-        "blank_lines": stats.blank_lines,
-        "pairs_out": int(len(pairs)),
-        "reviews_out": int(pairs["review_id"].nunique()),
-        "text_only_reviews_out": int(pairs.loc[pairs["n_images"] == 0, "review_id"].nunique()),
-        "rejected_records_by_reason": dict(sorted(stats.rejected_records.items())),
-        "rejected_pairs_by_reason": dict(sorted(stats.rejected_pairs.items())),
-        "pairs_by_aspect": {k: int(v) for k, v in sorted(Counter(pairs["aspect"]).items())},
-        "label_histogram": {str(label): int((pairs["label"] == label).sum()) for label in range(10)},
-        "presegmented_reviews_out": int(pairs.loc[pairs["presegmented"].astype(bool), "review_id"].nunique()),
-        "images": {"usable": stats.images_ok, "missing": stats.images_missing, "undecodable": stats.images_undecodable},
-    }
+def pair_key(pair: dict) -> tuple[str, str]:
+    return tuple(pair[column] for column in PAIR_SORT_KEY)
+
+
+def write_outputs(lines: Iterable[bytes], raw_dir: Path, params: CleanParams, images: Preprocessing, batch_rows: int):
+    """Stream the lines into PAIRS_PATH and REJECTED_PATH (each replaced atomically, pairs first); the metrics."""
+    for path in (PAIRS_PATH, REJECTED_PATH):
+        remove_leftovers(path)
+    sorter = RowSorter(PAIRS_SCHEMA, pair_key, batch_rows, PAIRS_PATH)
+    try:
+        with frame_writer(REJECTED_PATH, REJECTED_SCHEMA, batch_rows, _empty(REJECTED_SCHEMA)) as rejected:
+            metrics = clean_lines(lines, raw_dir, params, images, sorter.add, rejected.add_row, progress=True)
+            with frame_writer(PAIRS_PATH, PAIRS_SCHEMA, batch_rows, _empty(PAIRS_SCHEMA)) as pairs:
+                for row in sorter.sorted_rows():
+                    pairs.add_row(row)
+    finally:
+        sorter.close()
+    return metrics
+
+
+def _empty(schema) -> Callable[[], pd.DataFrame]:
+    return lambda: pd.DataFrame([], columns=schema.names)
 
 
 def read_lines(path: Path) -> list[bytes]:
     """The raw file's lines as bytes (decoded per line, so one bad byte costs one record)."""
+    return list(iter_lines(path))
+
+
+def iter_lines(path: Path) -> Iterator[bytes]:
+    """The raw file's lines as bytes, one at a time, split as bytes.splitlines splits the whole file (a missing
+    file fails at once, before anything is written)."""
     if not path.is_file():
         raise UserError(
             f"{path} not found: run the source that writes it (dvc repro sources/zol/dvc.yaml:crawl, or "
             f"dvc repro sources/multizol/dvc.yaml:import), "
             f"or point data.raw in params.yaml at a folder holding {REVIEWS_FILE}"
         )
-    return path.read_bytes().splitlines()
+    return _lines_of(path)
+
+
+def _lines_of(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        for chunk in handle:  # ends at each \n; splitlines also ends a line at a lone \r
+            yield from chunk.splitlines()
 
 
 def run(args: argparse.Namespace) -> str:
@@ -310,20 +355,17 @@ def run(args: argparse.Namespace) -> str:
     params = read_section(CleanParams, section_of(params_file, "clean", args.params), "clean", args.params)
     images = read_preprocessing(section_of(params_file, "features", args.params), args.params)
     raw_dir = Path(data.raw)
-    lines = read_lines(raw_dir / REVIEWS_FILE)
-    pairs, rejected, metrics = records_to_pairs(lines, raw_dir, params, images, progress=True)
-    for path in (PAIRS_PATH, REJECTED_PATH):
-        remove_leftovers(path)
-    write_frame(pairs, PAIRS_PATH, PAIRS_SCHEMA)
-    write_frame(rejected, REJECTED_PATH, REJECTED_SCHEMA)
-    headline = {"reviews": metrics["reviews_out"], "pairs": metrics["pairs_out"], "rejected": len(rejected)}
+    lines = iter_lines(raw_dir / REVIEWS_FILE)
+    metrics = write_outputs(lines, raw_dir, params, images, data.batch_rows)
+    rejected = sum(metrics["rejected_records_by_reason"].values()) + sum(metrics["rejected_pairs_by_reason"].values())
+    headline = {"reviews": metrics["reviews_out"], "pairs": metrics["pairs_out"], "rejected": rejected}
     write_metrics(headline, metrics, METRICS_PATH, DETAIL_PATH)
     rejected_all = Counter(metrics["rejected_records_by_reason"]) + Counter(metrics["rejected_pairs_by_reason"])
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(rejected_all.items())) or "none"
     return (
         f"clean: {metrics['records_in']} records in -> {metrics['pairs_out']} pairs "
         f"of {metrics['reviews_out']} reviews; "
-        f"rejected {len(rejected)} ({reasons}); images usable {metrics['images']['usable']}, "
+        f"rejected {rejected} ({reasons}); images usable {metrics['images']['usable']}, "
         f"missing {metrics['images']['missing']}, undecodable {metrics['images']['undecodable']}"
     )
 

@@ -11,6 +11,8 @@ import pyarrow.parquet as pq
 from common.atomic import atomic_path
 from common.errors import UserError
 
+COMPRESSION = "zstd"
+
 
 def write_table(table: pa.Table, path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Write a Parquet file atomically; `metadata` is added to the schema's key-value metadata."""
@@ -19,7 +21,7 @@ def write_table(table: pa.Table, path: str | Path, metadata: dict[str, str] | No
         merged.update({k.encode(): v.encode() for k, v in metadata.items()})
         table = table.replace_schema_metadata(merged)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression=COMPRESSION)
 
 
 def write_frame(df: pd.DataFrame, path: str | Path, schema: pa.Schema, metadata: dict[str, str] | None = None) -> None:

@@ -1,10 +1,12 @@
 """Where the data stages read and write (the paths dvc.yaml names as their deps and outs), and params.yaml's `data`
-section: which raw folder the pipeline starts from."""
+section: which raw folder the pipeline starts from, and the batch the data stages stream in."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from common.params import bounded
 
 PAIRS_PATH = Path("data/clean/pairs.parquet")  # clean -> split
 REJECTED_PATH = Path("data/clean/rejected.parquet")
@@ -18,3 +20,6 @@ class DataParams:
     """params.yaml `data`."""
 
     raw: str = "data/raw/zol"  # data/raw/zol (sample site + crawl) | data/raw/multizol (the release import)
+    # rows clean, split and segment hold at a time and write per Parquet row group (docs/scaling.md): a file of at
+    # most this many rows is one row group, byte for byte what a whole-frame write gives
+    batch_rows: int = bounded(8192, 1, None)

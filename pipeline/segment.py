@@ -7,7 +7,8 @@ Adds `tokens` (jieba words of `text`, punctuation and stop words removed as para
 (`presegmented`, the Multi-ZOL release) is split on whitespace; its words are kept as they are unless
 `segment.filter_presegmented` is true. `reports/segment_detail.json` counts the words before and after the
 filters per split, `metrics/segment.json` the tokens kept.
-The three output files are replaced together: all new, or (on any failure) all old.
+The three output files are replaced together: all new, or (on any failure) all old. Each split is read, segmented
+and written in batches of `data.batch_rows` rows (docs/scaling.md), every batch through all the processes.
 
 How many processes segment (`--processes`, or the environment's ZOL_SEGMENT_PROCESSES; default 0, all cores)
 changes no output, so it is no param: the words are the same for any count.
@@ -23,6 +24,7 @@ import os
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +35,11 @@ from tqdm import tqdm
 from common.atomic import atomic_dir
 from common.errors import UserError
 from common.metrics import detail_path, write_metrics
-from common.params import load_section
+from common.params import load_params, read_section, section_of
 from common.stage import run_stage, stage_parser
-from pipeline.io import read_frame, write_frame
-from pipeline.paths import SEGMENTED_DIR, SPLITS_DIR
+from pipeline.paths import SEGMENTED_DIR, SPLITS_DIR, DataParams
 from pipeline.schema import SEGMENTED_SCHEMA, SPLITS
+from pipeline.stream import empty_frame, frame_writer, iter_frames, open_parquet
 
 METRICS_PATH = Path("metrics/segment.json")  # tokens kept; every count in DETAIL_PATH
 DETAIL_PATH = detail_path("segment")
@@ -174,20 +176,27 @@ def segment_with_counts(
     progress: bool = False,
 ) -> list[tuple[list[str], Counter]]:
     """(tokens, word counts) of each text, in input order; identical whatever `processes` is."""
+    _init_worker(params)
+    with ExitStack() as stack, tqdm(total=len(texts), desc="segment", unit=" texts", disable=not progress) as bar:
+        pool = stack.enter_context(new_pool(processes, params)) if processes > 1 else None
+        return segment_batch(texts, presegmented, pool, chunk_rows, bar.update)
+
+
+def new_pool(processes: int, params: SegmentParams):
+    return multiprocessing.get_context().Pool(processes, initializer=_init_worker, initargs=(params,))
+
+
+def segment_batch(
+    texts: Sequence[str], presegmented: Sequence[bool], pool, chunk_rows: int = CHUNK_ROWS, done=lambda n: None
+) -> list[tuple[list[str], Counter]]:
+    """(tokens, word counts) of each text in order: in this process (pool None, after _init_worker) or in the
+    pool's, chunk by chunk; `done` is told how many texts each chunk held."""
     items = list(zip(texts, presegmented, strict=False))
     chunks = [items[i : i + chunk_rows] for i in range(0, len(items), chunk_rows)]
     results: list[tuple[list[str], Counter]] = []
-    _init_worker(params)
-    with tqdm(total=len(items), desc="segment", unit=" texts", disable=not progress) as bar:
-        if processes <= 1:
-            for chunk in chunks:
-                results.extend(_segment_chunk(chunk))
-                bar.update(len(chunk))
-        else:
-            with multiprocessing.get_context().Pool(processes, initializer=_init_worker, initargs=(params,)) as pool:
-                for part in pool.imap(_segment_chunk, chunks):  # imap keeps the chunks in order
-                    results.extend(part)
-                    bar.update(len(part))
+    for part in map(_segment_chunk, chunks) if pool is None else pool.imap(_segment_chunk, chunks):  # in order
+        results.extend(part)
+        done(len(part))
     return results
 
 
@@ -229,34 +238,48 @@ def segment_frame(
     return with_tokens(frame, tokens, params)
 
 
-def segment_splits(
-    frames: dict[str, pd.DataFrame], params: SegmentParams, processes: int, progress: bool = False
-) -> tuple[dict[str, pd.DataFrame], dict]:
-    """All splits through one pool (their texts concatenated, then cut back); (segmented frames, metrics)."""
-    texts = [t for name in SPLITS for t in frames[name]["text"]]
-    flags = [bool(f) for name in SPLITS for f in frames[name]["presegmented"]]
-    results = segment_with_counts(texts, flags, params, processes, progress=progress)
-    segmented, metrics, start = {}, {}, 0
-    for name in SPLITS:
-        part = results[start : start + len(frames[name])]
-        part_flags = flags[start : start + len(frames[name])]
-        start += len(part)
-        segmented[name] = with_tokens(frames[name], [tokens for tokens, _ in part], params)
-        metrics[name] = {
-            "rows": len(part),
-            **{
-                kind: count_words(
-                    [c for (_, c), f in zip(part, part_flags, strict=False) if f == (kind == "presegmented")]
-                )
-                for kind in ("jieba", "presegmented")
-            },
-        }
-    return segmented, {"filter_presegmented": params.filter_presegmented, "splits": metrics}
+class WordTotals:
+    """count_words of a split's rows of one kind (jieba or presegmented), summed batch by batch."""
+
+    def __init__(self) -> None:
+        self.rows, self.total = 0, Counter()
+
+    def add(self, counts: Counter) -> None:
+        self.rows += 1
+        self.total.update(counts)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"rows": self.rows, **{key: int(self.total[key]) for key in COUNT_KEYS}}
 
 
-def count_words(counts: list[Counter]) -> dict[str, int]:
-    total = sum(counts, Counter())
-    return {"rows": len(counts), **{key: int(total[key]) for key in COUNT_KEYS}}
+def segment_split_file(source: Path, target: Path, params: SegmentParams, pool, batch_rows: int, bar) -> dict:
+    """One split file segmented batch by batch into `target`; its metrics."""
+    template = with_tokens(empty_frame(source), [], params)
+    totals = {"jieba": WordTotals(), "presegmented": WordTotals()}
+    rows = 0
+    with frame_writer(target, SEGMENTED_SCHEMA, batch_rows, lambda: template) as out:
+        for frame in iter_frames(source, batch_rows):
+            flags = [bool(f) for f in frame["presegmented"]]
+            results = segment_batch(list(frame["text"]), flags, pool, done=bar.update)
+            for (_, counts), flag in zip(results, flags, strict=True):
+                totals["presegmented" if flag else "jieba"].add(counts)
+            out.write(with_tokens(frame, [tokens for tokens, _ in results], params))
+            rows += len(frame)
+    return {"rows": rows, **{kind: total.as_dict() for kind, total in totals.items()}}
+
+
+def segment_split_files(
+    folder: Path, params: SegmentParams, processes: int, batch_rows: int, n_rows: int, progress: bool = False
+) -> dict:
+    """Every split of SPLITS_DIR into `<folder>/<split>.parquet`, all through one pool; the metrics."""
+    _init_worker(params)
+    metrics = {}
+    with ExitStack() as stack, tqdm(total=n_rows, desc="segment", unit=" texts", disable=not progress) as bar:
+        pool = stack.enter_context(new_pool(processes, params)) if processes > 1 else None
+        for name in SPLITS:
+            source, target = SPLITS_DIR / f"{name}.parquet", folder / f"{name}.parquet"
+            metrics[name] = segment_split_file(source, target, params, pool, batch_rows, bar)
+    return {"filter_presegmented": params.filter_presegmented, "splits": metrics}
 
 
 def process_count(text: str) -> int:
@@ -283,24 +306,24 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> str:
     """The stage as `python -m pipeline.segment` runs it; its summary line."""
-    params = load_section(SegmentParams, "segment", args.params)
-    frames = {name: read_frame(SPLITS_DIR / f"{name}.parquet") for name in SPLITS}
-    n_rows = sum(len(frame) for frame in frames.values())
+    params_file = load_params(None, args.params)
+    params = read_section(SegmentParams, section_of(params_file, "segment", args.params), "segment", args.params)
+    data = read_section(DataParams, section_of(params_file, "data", args.params), "data", args.params)
+    sizes_of = {name: open_parquet(SPLITS_DIR / f"{name}.parquet").metadata.num_rows for name in SPLITS}
+    n_rows = sum(sizes_of.values())
     if n_rows == 0:
         raise UserError(
             f"{SPLITS_DIR} holds no rows in any split: see reports/clean_detail.json for why every record was dropped"
         )
     processes = resolve_processes(args.processes, n_rows)
-    segmented, metrics = segment_splits(frames, params, processes, progress=True)
     with atomic_dir(SEGMENTED_DIR) as staging:  # the three files change together or not at all
-        for name in SPLITS:
-            write_frame(segmented[name], staging / f"{name}.parquet", SEGMENTED_SCHEMA)
+        metrics = segment_split_files(staging, params, processes, data.batch_rows, n_rows, progress=True)
     words = {
         key: sum(m[kind][key] for m in metrics["splits"].values() for kind in ("jieba", "presegmented"))
         for key in COUNT_KEYS
     }
     write_metrics({"tokens": words["tokens"]}, metrics, METRICS_PATH, DETAIL_PATH)
-    sizes = ", ".join(f"{name} {len(frames[name])}" for name in SPLITS)
+    sizes = ", ".join(f"{name} {sizes_of[name]}" for name in SPLITS)
     return (
         f"segment: {n_rows} rows ({sizes}): {words['words']} words -> {words['tokens']} tokens "
         f"({words['punctuation_removed']} punctuation, {words['stopwords_removed']} stop words removed); "

@@ -5,11 +5,16 @@
 `split.method: random` assigns whole groups (a review, or a product with `group_by: product`) to one split,
 seeded, with each split's size and label histogram as close to the ratios as a greedy assignment gets.
 `split.method: predefined` keeps the split a release put each pair in (`release_split`, Multi-ZOL).
+
+It streams pairs.parquet twice in batches of `data.batch_rows` rows (docs/scaling.md): the first pass keeps each
+group's key and label counts, the second writes each batch's rows to their split. Input sorted by
+(review_id, aspect), as clean writes it, goes straight through; other input is sorted through runs on disk.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,11 +25,11 @@ import pandas as pd
 from common.atomic import atomic_dir
 from common.errors import UserError
 from common.metrics import detail_path, write_metrics
-from common.params import bounded, load_section
+from common.params import bounded, load_params, read_section, section_of
 from common.stage import run_stage, stage_parser
-from pipeline.io import read_frame, write_frame
-from pipeline.paths import PAIRS_PATH, SPLITS_DIR
-from pipeline.schema import PAIR_SORT_KEY, PAIRS_SCHEMA, SPLITS
+from pipeline.paths import PAIRS_PATH, SPLITS_DIR, DataParams
+from pipeline.schema import PAIR_SORT_KEY, SPLITS
+from pipeline.split_stream import GroupScan, group_keys, write_splits
 
 METRICS_PATH = Path("metrics/split.json")  # pairs per split; every count in DETAIL_PATH
 DETAIL_PATH = detail_path("split")
@@ -54,15 +59,6 @@ class SplitParams:
                 f"params.yaml: split.train + split.dev + split.test must sum to 1, "
                 f"got {' + '.join(map(str, self.ratios))} = {sum(self.ratios)}"
             )
-
-
-def group_keys(pairs: pd.DataFrame, group_by: str) -> pd.Series:
-    """The group of each pair: its review, or its product (a pair without product_id is its review's own group)."""
-    if group_by == "review":
-        return pairs["review_id"].astype(str)
-    return (
-        pairs["product_id"].where(pairs["product_id"].notna(), "review:" + pairs["review_id"].astype(str)).astype(str)
-    )
 
 
 def assign_groups(label_counts: np.ndarray, ratios: tuple[float, ...], seed: int) -> np.ndarray:
@@ -124,20 +120,7 @@ def _fill_empty_splits(assignment: np.ndarray, sizes: np.ndarray, active: list[i
 def split_pairs(pairs: pd.DataFrame, params: SplitParams) -> dict[str, pd.DataFrame]:
     """The pure core: pairs -> {split name: pairs of that split, sorted by (review_id, aspect)}."""
     if params.method == "predefined":
-        missing = pairs["release_split"].isna()
-        if missing.any():
-            first = pairs.loc[missing, "review_id"].iloc[0]
-            raise UserError(
-                f"{PAIRS_PATH}: {int(missing.sum())} pairs have no release_split (first: review {first}); "
-                f"split.method: predefined needs data from the Multi-ZOL importer "
-                f"(python -m pipeline.import_multizol) - or set split.method: random"
-            )
-        unknown = sorted(set(pairs["release_split"]) - set(SPLITS))
-        if unknown:
-            raise UserError(
-                f"{PAIRS_PATH}: release_split values {unknown} are not {'/'.join(SPLITS)}; "
-                f"re-run python -m pipeline.import_multizol"
-            )
+        GroupScan(params).scan([pairs]).check_release_splits()
         split_of_pair = pairs["release_split"].to_numpy()
     else:
         keys = group_keys(pairs, params.group_by)
@@ -156,52 +139,74 @@ def label_histogram(frame: pd.DataFrame) -> dict[str, int]:
     return {str(label): int((frame["label"] == label).sum()) for label in range(N_LABELS)}
 
 
+class SplitTally:
+    """The split metrics' counts, taken batch by batch: pairs and labels per split, the review and product ids of
+    each split (for the reviews and the overlaps)."""
+
+    def __init__(self) -> None:
+        self.pairs = Counter()
+        self.labels = {name: Counter() for name in SPLITS}
+        self.reviews: dict[str, set] = {name: set() for name in SPLITS}
+        self.products: dict[str, set] = {name: set() for name in SPLITS}
+
+    def add(self, name: str, frame: pd.DataFrame) -> None:
+        self.pairs[name] += len(frame)
+        self.labels[name].update(frame["label"].tolist())
+        self.reviews[name].update(frame["review_id"])
+        self.products[name].update(frame["product_id"].dropna())
+
+    def metrics(self, params: SplitParams) -> dict:
+        def in_several(sets: dict[str, set]) -> int:
+            return sum(1 for n in Counter(m for members in sets.values() for m in members).values() if n > 1)
+
+        return {
+            "method": params.method,
+            "group_by": params.group_by if params.method == "random" else None,
+            "seed": params.seed,
+            "splits": {
+                name: {
+                    "pairs": self.pairs[name],
+                    "reviews": len(self.reviews[name]),
+                    "label_histogram": {str(label): self.labels[name][label] for label in range(N_LABELS)},
+                }
+                for name in SPLITS
+            },
+            "overlap": {
+                "reviews_in_several_splits": in_several(self.reviews),
+                "products_in_several_splits": in_several(self.products),
+            },
+        }
+
+
 def split_metrics(splits: dict[str, pd.DataFrame], params: SplitParams) -> dict:
-    reviews = {name: set(frame["review_id"]) for name, frame in splits.items()}
-    products = {name: set(frame["product_id"].dropna()) for name, frame in splits.items()}
-
-    def in_several(sets: dict[str, set]) -> int:
-        seen: dict[str, int] = {}
-        for members in sets.values():
-            for m in members:
-                seen[m] = seen.get(m, 0) + 1
-        return sum(1 for n in seen.values() if n > 1)
-
-    return {
-        "method": params.method,
-        "group_by": params.group_by if params.method == "random" else None,
-        "seed": params.seed,
-        "splits": {
-            name: {"pairs": int(len(frame)), "reviews": len(reviews[name]), "label_histogram": label_histogram(frame)}
-            for name, frame in splits.items()
-        },
-        "overlap": {
-            "reviews_in_several_splits": in_several(reviews),
-            "products_in_several_splits": in_several(products),
-        },
-    }
+    tally = SplitTally()
+    for name, frame in splits.items():
+        tally.add(name, frame)
+    return tally.metrics(params)
 
 
 def run(args: argparse.Namespace) -> str:
     """The stage as `python -m pipeline.split` runs it; its summary line."""
-    params = load_section(SplitParams, "split", args.params)
-    pairs = read_frame(PAIRS_PATH)
-    if pairs.empty:
+    params_file = load_params(None, args.params)
+    params = read_section(SplitParams, section_of(params_file, "split", args.params), "split", args.params)
+    data = read_section(DataParams, section_of(params_file, "data", args.params), "data", args.params)
+    scan = GroupScan(params).scan_file(PAIRS_PATH, data.batch_rows)
+    if not scan.rows:
         raise UserError(
             f"{PAIRS_PATH} holds no pairs: see data/clean/rejected.parquet and reports/clean_detail.json "
             f"for why every record was dropped"
         )
-    splits = split_pairs(pairs, params)
+    split_of_group = scan.split_of_group(assign_groups)
+    tally = SplitTally()
     with atomic_dir(SPLITS_DIR) as staging:  # the three files change together or not at all
-        for name, frame in splits.items():
-            write_frame(frame, staging / f"{name}.parquet", PAIRS_SCHEMA)
-    metrics = split_metrics(splits, params)
+        write_splits(PAIRS_PATH, staging, data.batch_rows, scan, split_of_group, tally.add)
+    metrics = tally.metrics(params)
     write_metrics(
         {f"{name}_pairs": m["pairs"] for name, m in metrics["splits"].items()}, metrics, METRICS_PATH, DETAIL_PATH
     )
     sizes = ", ".join(f"{n} {m['pairs']} pairs/{m['reviews']} reviews" for n, m in metrics["splits"].items())
     return (
-        f"split ({params.method}): {len(pairs)} pairs in -> {sizes}; "
+        f"split ({params.method}): {scan.rows} pairs in -> {sizes}; "
         f"reviews in several splits {metrics['overlap']['reviews_in_several_splits']}"
     )
 

@@ -155,6 +155,7 @@ def test_segment_texts_keeps_order_across_chunks():
 
 
 PARAMS_YAML = (
+    "data:\n  batch_rows: 8192\n"
     "segment:\n  user_dict: data/lexicon/user_dict.txt\n  stopwords: data/lexicon/stopwords.txt\n"
     "  remove_punctuation: true\n  remove_stopwords: true\n  filter_presegmented: false\n"
 )
@@ -240,14 +241,15 @@ def test_a_failure_after_the_first_file_leaves_all_three_old_files(tmp_path, mon
     outputs = [segment.SEGMENTED_DIR / f"{n}.parquet" for n in SPLITS]
     old = [p.read_bytes() for p in outputs]
     _write_splits(tmp_path, _frame(9), sizes=(3, 3, 3))
-    real_write = segment.write_frame
+    real_write = segment.segment_split_file
 
-    def write_then_fail(frame, path, schema):
-        real_write(frame, path, schema)
-        if path.name == "train.parquet":
+    def write_then_fail(source, target, *args):
+        metrics = real_write(source, target, *args)
+        if target.name == "train.parquet":
             raise OSError(28, "No space left on device")
+        return metrics
 
-    monkeypatch.setattr(segment, "write_frame", write_then_fail)
+    monkeypatch.setattr(segment, "segment_split_file", write_then_fail)
     with pytest.raises(OSError):
         segment.main([])
     assert [p.read_bytes() for p in outputs] == old
@@ -258,12 +260,13 @@ KILLED_WRITER = """
 import os, signal, sys
 sys.path.insert(0, sys.argv[1])
 from pipeline import segment
-real_write = segment.write_frame
-def write_then_die(frame, path, schema):
-    real_write(frame, path, schema)
-    if path.name == "dev.parquet":
+real_write = segment.segment_split_file
+def write_then_die(source, target, *args):
+    metrics = real_write(source, target, *args)
+    if target.name == "dev.parquet":
         os.kill(os.getpid(), signal.SIGKILL)
-segment.write_frame = write_then_die
+    return metrics
+segment.segment_split_file = write_then_die
 sys.exit(segment.main([]))
 """
 

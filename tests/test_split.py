@@ -10,7 +10,7 @@ import pytest
 
 from common.errors import UserError
 from common.params import read_section
-from pipeline import clean, split
+from pipeline import clean, split, stream
 from pipeline.io import write_frame
 from pipeline.schema import PAIRS_SCHEMA, SPLITS
 from pipeline.split import SplitParams, assign_groups, split_pairs
@@ -145,6 +145,7 @@ def test_bad_params(section, message):
 def test_main_metrics_and_identical_bytes_on_rerun(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(
+        "data:\n  batch_rows: 8192\n"
         "split:\n  method: random\n  group_by: review\n  train: 0.8\n  dev: 0.1\n  test: 0.1\n  seed: 42\n"
     )
     pairs = realistic_pairs(n_reviews=50)
@@ -169,6 +170,7 @@ def test_a_failed_write_leaves_the_old_split_files(tmp_path, monkeypatch):
     """The three files change together: a failure while writing the second leaves all three old ones."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(
+        "data:\n  batch_rows: 8192\n"
         "split:\n  method: random\n  group_by: review\n  train: 0.8\n  dev: 0.1\n  test: 0.1\n  seed: 42\n"
     )
     write_frame(realistic_pairs(n_reviews=50), split.PAIRS_PATH, PAIRS_SCHEMA)
@@ -176,15 +178,15 @@ def test_a_failed_write_leaves_the_old_split_files(tmp_path, monkeypatch):
     outputs = [split.SPLITS_DIR / f"{n}.parquet" for n in SPLITS]
     old = [p.read_bytes() for p in outputs]
     write_frame(realistic_pairs(n_reviews=50, seed=1), split.PAIRS_PATH, PAIRS_SCHEMA)
-    real_write, written = split.write_frame, []
+    real_finish, written = stream.FrameWriter.finish, []
 
-    def failing_write(frame, path, schema):
+    def failing_finish(writer, empty):
         if written:
             raise OSError(28, "No space left on device")
-        written.append(path)
-        real_write(frame, path, schema)
+        written.append(writer.path)
+        real_finish(writer, empty)
 
-    monkeypatch.setattr(split, "write_frame", failing_write)
+    monkeypatch.setattr(stream.FrameWriter, "finish", failing_finish)
     with pytest.raises(OSError):
         split.main([])
     assert [p.read_bytes() for p in outputs] == old
