@@ -36,3 +36,21 @@ def run_stage(
         return 0
 
     return entry()
+
+
+def count_argument(described: str, words: tuple[str, ...] = ()) -> Callable[[str], int | str]:
+    """An argparse `type` for a run-only count option (processes, workers): a whole number >= 0 or one of
+    `words`; anything else is refused as "must be <described>, got '<text>'"."""
+
+    def parse(text: str) -> int | str:
+        if text in words:
+            return text
+        try:
+            count = int(text)
+        except ValueError:
+            count = -1
+        if count < 0:
+            raise argparse.ArgumentTypeError(f"must be {described}, got {text!r}")
+        return count
+
+    return parse

@@ -36,7 +36,7 @@ from common.atomic import atomic_dir
 from common.errors import UserError
 from common.metrics import detail_path, write_metrics
 from common.params import load_params, read_section, section_of
-from common.stage import run_stage, stage_parser
+from common.stage import count_argument, run_stage, stage_parser
 from pipeline.paths import SEGMENTED_DIR, SPLITS_DIR, DataParams
 from pipeline.schema import SEGMENTED_SCHEMA, SPLITS
 from pipeline.stream import empty_frame, frame_writer, iter_frames, open_parquet
@@ -282,15 +282,8 @@ def segment_split_files(
     return {"filter_presegmented": params.filter_presegmented, "splits": metrics}
 
 
-def process_count(text: str) -> int:
-    """--processes / ZOL_SEGMENT_PROCESSES: 0 (all cores) or a positive count."""
-    try:
-        count = int(text)
-    except ValueError:
-        count = -1
-    if count < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (all cores) or a positive count, got {text!r}")
-    return count
+# --processes / ZOL_SEGMENT_PROCESSES: 0 (all cores) or a positive count
+process_count = count_argument("0 (all cores) or a positive count")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -124,7 +124,6 @@ def test_imports_follow_the_data(package: str, forbidden: set[str]) -> None:
 
 # params that change no output, so that changing them must not re-run a stage
 UNTRACKED_PARAMS = {
-    "segment.processes": "the segmentation is identical for any number of processes",
     **{
         f"paper.{key}": "read by python -m tools.paper, which runs experiments; no stage reads it"
         for key in ("tables", "families", "hops", "variants", "seeds", "max_epochs", "defaults_row", "out")

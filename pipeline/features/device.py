@@ -3,7 +3,6 @@ decode processes (`--num-workers`, or the environment's ZOL_FEATURES_WORKERS; de
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import torch
 
 from common.errors import UserError
+from common.stage import count_argument
 
 # /proc/cpuinfo flags of native bf16 arithmetic: AVX512-BF16 (Cooper Lake, Zen 4+), AMX (Sapphire Rapids+),
 # and Arm's BF16 extension; without one of them bf16 is emulated and slower than fp32
@@ -78,17 +78,8 @@ def local_processes() -> int:
         return 1
 
 
-def worker_count(text: str) -> int | str:
-    """--num-workers / ZOL_FEATURES_WORKERS: auto or a count >= 0."""
-    if text == "auto":
-        return text
-    try:
-        count = int(text)
-    except ValueError:
-        count = -1
-    if count < 0:
-        raise argparse.ArgumentTypeError(f"must be auto or a count >= 0, got {text!r}")
-    return count
+# --num-workers / ZOL_FEATURES_WORKERS: auto or a count >= 0
+worker_count = count_argument("auto or a count >= 0", words=("auto",))
 
 
 def resolve_num_workers(requested: int | str, device: torch.device) -> int:
