@@ -122,10 +122,6 @@ class GroupScan:
         return np.asarray(SPLITS, dtype=object)[[split_of_group[key] for key in keys]]
 
 
-def split_writer(folder: Path, name: str, batch_rows: int, template: pd.DataFrame):
-    return frame_writer(folder / f"{name}.parquet", PAIRS_SCHEMA, batch_rows, lambda: template)
-
-
 def write_splits(
     path: Path,
     folder: Path,

@@ -113,12 +113,6 @@ def cache_index(table: pa.Table, fingerprint: str) -> dict[str, tuple[int, int, 
     }
 
 
-def read_cache(path: Path, fingerprint: str) -> tuple[pa.Table, dict[str, tuple[int, int, int]]]:
-    """The whole cache table, and image_id -> (row, width, height) for this configuration."""
-    table, _ = read_cache_table(path)
-    return table, cache_index(table, fingerprint)
-
-
 def reuse_cached(
     plan: ImagePlan, cache_table: pa.Table, cached: dict[str, tuple[int, int, int]], prep: Preprocessing
 ) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
