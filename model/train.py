@@ -22,7 +22,7 @@ from common.atomic import atomic_path
 from common.device import choose_device
 from common.errors import UserError
 from common.metrics import detail_path, write_metrics
-from common.params import load_params
+from common.params import load_params, section_of
 from common.runlog import write_run_log
 from common.stage import run_stage, stage_parser
 from model import distributed
@@ -224,8 +224,8 @@ def summary(metrics: dict) -> str:
 
 
 def run_args(args: argparse.Namespace) -> str:
-    params = {s: load_params(s, args.params) for s in SECTIONS}
-    whole = load_params(None, args.params)  # where the raw reviews came from (model.provenance.data_source)
+    whole = load_params(None, args.params)  # read once: the sections and where the raw reviews came from
+    params = {s: section_of(whole, s, args.params) for s in SECTIONS}
     params.update({s: whole[s] for s in ("data", "crawl", "sample") if isinstance(whole.get(s), dict)})
     threads = torch_threads(args.threads)
     nproc = Settings.from_params(params, args.params).train.nproc
