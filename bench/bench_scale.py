@@ -7,9 +7,10 @@ own text: a copy marker starts every review), runs `import` on it, removes the s
 text (so that `segment` runs jieba, as on crawled text) and runs `clean`, `split` and `segment`, each stage alone
 in its own process, in a scratch folder. Per stage and scale: wall seconds, µs per pair and the peak resident
 memory of the stage's process tree (sampled every 20 ms, the sum over the stage and its worker processes).
-The load average is recorded before and after each scale; a scale measured with a 1-minute load above
---max-load (default: half the cores) is flagged `loaded`. The release defaults to $MULTIZOL_PUBLIC, else
-../shared/data/multizol-public beside the repository; without it the benchmark says so and exits 0.
+The 1-minute load average is recorded before and after each stage; a stage measured with a load above
+--max-load (default: half the cores) is flagged `loaded`, and so are its ratios: its times mean nothing. The
+release defaults to $MULTIZOL_PUBLIC, else ../shared/data/multizol-public beside the repository; without it the
+benchmark says so and exits 0.
 """
 
 from __future__ import annotations
@@ -124,41 +125,55 @@ def run_measured(stage: str, work: Path) -> dict:
     return {"seconds": round(seconds, 3), "peak_rss_mb": round(peak / 2**20, 1), "summary": output.strip()[-300:]}
 
 
-def measure_scale(pairs: dict[str, list[list[str]]], copies: int, scratch: Path) -> dict:
-    """Every stage on `copies` copies of the release, in a fresh folder under `scratch`."""
+def measure_scale(
+    pairs: dict[str, list[list[str]]], copies: int, scratch: Path, measured: tuple[str, ...], max_load: float
+) -> dict:
+    """The stages on `copies` copies of the release, in a fresh folder under `scratch`: each stage runs (its
+    input needs the ones before it), those in `measured` are reported, each with the 1-minute load average before
+    and after it and `loaded` when either is above `max_load`."""
     work = scratch / f"x{copies}"
     write_params(work)
     count = write_scaled_release(pairs, copies, work / "release")
     load_before = os.getloadavg()[0]
     stages = {}
-    for stage in STAGES:
-        stages[stage] = run_measured(stage, work)
-        stages[stage]["us_per_pair"] = round(stages[stage]["seconds"] / count * 1e6, 1)
+    for stage in STAGES[: max(STAGES.index(s) for s in measured) + 1]:
+        before = os.getloadavg()[0]
+        result = run_measured(stage, work)
+        after = os.getloadavg()[0]
         if stage == "import":
             unsegment(work / "data" / "raw" / "multizol")
+        if stage in measured:
+            result["us_per_pair"] = round(result["seconds"] / count * 1e6, 1)
+            result.update(load_before=before, load_after=after, loaded=max(before, after) > max_load)
+            stages[stage] = result
     shutil.rmtree(work)
     return {"copies": copies, "pairs": count, "load_before": load_before, "load_after": os.getloadavg()[0], **stages}
 
 
-def ratios(results: list[dict], low: int, high: int) -> dict:
-    """Per stage: peak RSS and µs per pair at `high` copies over those at `low` (the issue's linearity marks)."""
-    by_copies = {r["copies"]: r for r in results}
-    if low not in by_copies or high not in by_copies:
+def ratios(results: list[dict]) -> dict:
+    """Per stage: peak RSS and µs per pair at the largest scale over those at the one before it (8× and 32× by
+    default: memory and time per pair that stay put as the input grows); {} for fewer than two scales."""
+    if len(results) < 2:
         return {}
-    a, b = by_copies[low], by_copies[high]
+    a, b = sorted(results, key=lambda r: r["copies"])[-2:]
     return {
-        stage: {
-            "rss": round(b[stage]["peak_rss_mb"] / a[stage]["peak_rss_mb"], 2),
-            "time_per_pair": round(b[stage]["us_per_pair"] / a[stage]["us_per_pair"], 2),
-        }
-        for stage in STAGES
+        "of": [a["copies"], b["copies"]],
+        **{
+            stage: {
+                "rss": round(b[stage]["peak_rss_mb"] / a[stage]["peak_rss_mb"], 2),
+                "time_per_pair": round(b[stage]["us_per_pair"] / a[stage]["us_per_pair"], 2),
+                "loaded": a[stage]["loaded"] or b[stage]["loaded"],
+            }
+            for stage in STAGES
+            if stage in a and stage in b
+        },
     }
 
 
 def table(results: list[dict]) -> str:
     scales = " / ".join(f"{r['copies']}×" for r in results)
     lines = [f"| stage | µs per pair at {scales} | peak RSS (MB) at {scales} |", "|---|---|---|"]
-    for stage in STAGES:
+    for stage in (s for s in STAGES if s in results[0]):
         times = " / ".join(f"{r[stage]['us_per_pair']:.0f}" for r in results)
         memory = " / ".join(f"{r[stage]['peak_rss_mb']:.0f}" for r in results)
         lines.append(f"| {stage} | {times} | {memory} |")
@@ -172,17 +187,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default="1,8,32", help="copies of the public text (default: %(default)s)")
     parser.add_argument("--release", type=Path, default=DEFAULT_RELEASE, help="the public Multi-ZOL text")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "scale.json")
-    parser.add_argument("--max-load", type=float, default=(os.cpu_count() or 2) / 2, help="flag scales above it")
+    parser.add_argument(
+        "--stages", default=",".join(STAGES), help="stages to report, of %(default)s (the earlier ones run too)"
+    )
+    parser.add_argument(
+        "--max-load", type=float, default=(os.cpu_count() or 2) / 2, help="flag stages measured above this load"
+    )
     args = parser.parse_args(argv)
     if not all((args.release / name).is_file() for name in SPLIT_FILES):
         print(f"bench scale: skipped, no Multi-ZOL text at {args.release} (set MULTIZOL_PUBLIC)")
         return 0
+    measured = tuple(s for s in args.stages.split(",") if s)
+    if not measured or set(measured) - set(STAGES):
+        parser.error(f"--stages takes some of {','.join(STAGES)}, got {args.stages!r}")
     pairs = read_pairs(args.release)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
         for copies in (int(s) for s in args.scales.split(",")):
-            result = measure_scale(pairs, copies, Path(scratch))
-            result["loaded"] = max(result["load_before"], result["load_after"]) > args.max_load
+            result = measure_scale(pairs, copies, Path(scratch), measured, args.max_load)
+            result["loaded"] = any(result[stage]["loaded"] for stage in measured)
             results.append(result)
             print(f"{copies}×: {result['pairs']} pairs, load {result['load_before']:.2f} -> {result['load_after']:.2f}")
     report = {
@@ -191,12 +214,12 @@ def main(argv: list[str] | None = None) -> int:
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
         ).stdout.strip(),
         "results": results,
-        "ratios_32_over_8": ratios(results, 8, 32),
+        "ratios": ratios(results),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(table(results))
-    print(json.dumps(report["ratios_32_over_8"]))
+    print(json.dumps(report["ratios"]))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Import the published Multi-ZOL release as raw records of our contract, so the pipeline can run on it.
 
     python -m pipeline.import_multizol --release DIR [--out data/raw/multizol] [--format auto|txt|json]
-                                       [--keep-duplicate-pairs]
+                                       [--keep-duplicate-pairs] [--batch-rows N]
     python -m pipeline.import_multizol [--params params.yaml]     # settings from its `multizol` section (DVC)
 
 Reads `zol_{Train,Dev,Test}_jieba.txt` (4 lines per (review, aspect) pair: segmented text, a Python list of
@@ -16,9 +16,11 @@ inside the release (or holds the working folder). A release file that is not UTF
 of GBK), counted.
 
 The txt files hold a review once per scored aspect: lines with identical text and image list are one review,
-whose review_id is a hash of both. `--format auto` reads the txt files when any exist (they carry the release's
-split), else the json files. The original image URLs cannot be recovered from the file names (`:`, `/`, `.`
-all became `_`), so `image_urls` holds `img/<name>`, the name in the release.
+whose review_id is a hash of both. It streams: the files are read line by line and the pairs grouped into reviews
+through sorted runs of `data.batch_rows` pairs on disk (docs/scaling.md), so memory does not grow with the release.
+`--format auto` reads the txt files when any exist (they carry the release's split), else the json files. The
+original image URLs cannot be recovered from the file names (`:`, `/`, `.` all became `_`), so `image_urls` holds
+`img/<name>`, the name in the release.
 """
 
 from __future__ import annotations
@@ -40,7 +42,17 @@ from common.contract import IMAGES_DIR, RAW_FIELDS, RELEASE_SPLIT_FIELD, REVIEWS
 from common.errors import UserError
 from common.params import load_section
 from common.stage import run_stage, stage_parser
-from pipeline.multizol_release import IMG_DIR, JSON_DIR, TXT_FILES, read_json_release, read_txt_release
+from pipeline.multizol_release import (
+    IMG_DIR,
+    JSON_DIR,
+    PAIR_SCHEMA,
+    TXT_FILES,
+    pair_order,
+    read_json_release,
+    read_txt_release,
+)
+from pipeline.paths import DataParams
+from pipeline.stream import RowSorter
 
 DEFAULT_OUT = "data/raw/multizol"
 COUNTS_PATH = "reports/import.json"
@@ -107,9 +119,16 @@ def build_record(partial: dict, release: Path, out: Path, stats: Counter) -> dic
     return record
 
 
-def import_release(release: str | Path, out: str | Path, fmt: str = "auto", keep_duplicates: bool = False) -> dict:
+def import_release(
+    release: str | Path,
+    out: str | Path,
+    fmt: str = "auto",
+    keep_duplicates: bool = False,
+    batch_rows: int = DataParams.batch_rows,
+) -> dict:
     """Write `<out>/reviews.jsonl` (sorted by review_id) and `<out>/images/`, the folder replaced whole; return the
-    counts (metrics)."""
+    counts (metrics). It streams: the release is read a line (json: a file) at a time, and the txt format's pairs
+    are grouped into reviews through sorted runs of `batch_rows` pairs on disk."""
     release, out = Path(release), Path(out)
     if not release.is_dir():
         raise UserError(
@@ -127,14 +146,31 @@ def import_release(release: str | Path, out: str | Path, fmt: str = "auto", keep
         )
     check_out_folder(release, out)
     stats: Counter = Counter()
-    partials = read_txt_release(release, stats, keep_duplicates) if fmt == "txt" else read_json_release(release, stats)
     with atomic_dir(out) as staging:
         (staging / IMAGES_DIR).mkdir()
-        records = [build_record(partials[rid], release, staging, stats) for rid in sorted(partials)]
-        with open(staging / REVIEWS_FILE, "w", encoding="utf-8", newline="\n") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return import_metrics(fmt, records, stats, keep_duplicates)
+        sorter = RowSorter(PAIR_SCHEMA, pair_order, batch_rows, staging / REVIEWS_FILE)
+        try:
+            partials = (
+                read_txt_release(release, stats, keep_duplicates, sorter)
+                if fmt == "txt"
+                else read_json_release(release, stats)
+            )
+            with open(staging / REVIEWS_FILE, "w", encoding="utf-8", newline="\n") as handle:
+                for partial in partials:
+                    record = build_record(partial, release, staging, stats)
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    count_record(record, stats)
+        finally:
+            sorter.close()
+    return import_metrics(fmt, stats, keep_duplicates)
+
+
+def count_record(record: dict, stats: Counter) -> None:
+    """What the metrics say of the records written, counted as they go (none is kept)."""
+    stats["records"] += 1
+    stats["records_pairs"] += len(record["scores"])
+    stats["records_with_image"] += bool(record["images"])
+    stats["records_extra_copies"] += bool(COPY_SUFFIX.search(record["review_id"]))
 
 
 def check_out_folder(release: Path, out: Path) -> None:
@@ -151,7 +187,7 @@ def check_out_folder(release: Path, out: Path) -> None:
     check_output_folder(out, OUTPUT_ENTRIES, "--out")
 
 
-def import_metrics(fmt: str, records: list[dict], stats: Counter, keep_duplicates: bool) -> dict:
+def import_metrics(fmt: str, stats: Counter, keep_duplicates: bool) -> dict:
     def take(prefix: str) -> dict[str, int]:
         return {k[len(prefix) :]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
 
@@ -163,13 +199,13 @@ def import_metrics(fmt: str, records: list[dict], stats: Counter, keep_duplicate
         **take("duplicate_pairs_"),
     }
     if keep_duplicates:
-        duplicates["extra_copies_kept"] = sum(1 for r in records if COPY_SUFFIX.search(r["review_id"]))
+        duplicates["extra_copies_kept"] = stats["records_extra_copies"]
     return {
         "format": fmt,
-        "reviews": len(records),
-        "pairs": sum(len(r["scores"]) for r in records),
+        "reviews": stats["records"],
+        "pairs": stats["records_pairs"],
         "pairs_by_split": take("pairs_"),
-        "reviews_with_image": sum(1 for r in records if r["images"]),
+        "reviews_with_image": stats["records_with_image"],
         "images": {kind: stats[f"images_{kind}"] for kind in ("linked", "missing", "undefined")},
         "json_files_unreadable": stats["json_files_unreadable"],
         "json_files_rejected": stats["json_files_rejected"],
@@ -196,6 +232,22 @@ def settings(args: argparse.Namespace) -> tuple[str, str, str, bool]:
     return params.release, DEFAULT_OUT, params.format, params.keep_duplicate_pairs
 
 
+def batch_size(text: str) -> int:
+    """argparse type of --batch-rows: a whole number >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def batch_rows(args: argparse.Namespace) -> int:
+    """--batch-rows, else data.batch_rows of the params file (when there is one: --release needs none)."""
+    if args.batch_rows is not None:
+        return args.batch_rows
+    if args.release and not Path(args.params).is_file():
+        return DataParams.batch_rows
+    return load_section(DataParams, "data", args.params).batch_rows
+
+
 def parser() -> argparse.ArgumentParser:
     stage = stage_parser("python -m pipeline.import_multizol", __doc__)
     stage.add_argument(
@@ -214,6 +266,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep every copy of a (review, aspect) pair the release holds twice (default: the first)",
     )
+    stage.add_argument(
+        "--batch-rows",
+        type=batch_size,
+        help="pairs held in memory at a time while grouping them into reviews (default: data.batch_rows of the "
+        "params file)",
+    )
     stage.add_argument("--counts", default=COUNTS_PATH, help="counts JSON (default: %(default)s)")
     return stage
 
@@ -221,7 +279,7 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> str:
     """The import as `python -m pipeline.import_multizol` runs it; its summary line."""
     release, out, fmt, keep_duplicates = settings(args)
-    counts = import_release(release, out, fmt, keep_duplicates)
+    counts = import_release(release, out, fmt, keep_duplicates, batch_rows(args))
     remove_leftovers(args.counts)
     write_json(counts, args.counts)
     dropped = counts["duplicate_pairs"]["dropped"]

@@ -20,6 +20,6 @@ class DataParams:
     """params.yaml `data`."""
 
     raw: str = "data/raw/zol"  # data/raw/zol (sample site + crawl) | data/raw/multizol (the release import)
-    # rows clean, split and segment hold at a time and write per Parquet row group (docs/scaling.md): a file of at
-    # most this many rows is one row group, byte for byte what a whole-frame write gives
+    # rows the import, clean, split and segment hold at a time, and clean, split and segment write per Parquet row
+    # group (docs/scaling.md): a file of at most this many rows is one row group, byte for byte a whole-frame write
     batch_rows: int = bounded(8192, 1, None)

@@ -219,7 +219,9 @@ def test_duplicate_pairs_are_counted_and_can_be_kept(tmp_path):
 def test_settings_from_params_and_output_replaced_whole(txt_release, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(
-        f"multizol:\n  release: {txt_release}\n  format: txt\n  keep_duplicate_pairs: false\n", encoding="utf-8"
+        f"multizol:\n  release: {txt_release}\n  format: txt\n  keep_duplicate_pairs: false\n"
+        "data:\n  batch_rows: 2\n",  # runs of 2 pairs spilled to disk and merged: no leftover either
+        encoding="utf-8",
     )
     stale = tmp_path / "data/raw/multizol/images/stale.jpg"
     stale.parent.mkdir(parents=True)

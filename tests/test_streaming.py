@@ -1,5 +1,6 @@
 """Streaming (issue 21): clean, split and segment in batches of data.batch_rows give the same rows, metrics and
-reports whatever the batch; a batch larger than a file gives write_frame's bytes; no stage reads a whole file."""
+reports whatever the batch; a batch larger than a file gives write_frame's bytes; no stage reads a whole file.
+The Multi-ZOL import groups the release's pairs into reviews through sorted runs with the bytes of one batch."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import math
 import pathlib
 import random
 import shutil
+import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -206,3 +209,63 @@ def test_split_sorts_pairs_that_come_unsorted(tmp_path, monkeypatch):
     for name in SPLITS:
         assert outputs[3][name].equals(outputs[10_000][name])
         assert outputs[3][name].to_pandas()[["review_id", "aspect"]].equals(expected[name][["review_id", "aspect"]])
+
+
+# ---- import: the release's pair lines grouped into reviews through sorted runs -------------------------------
+
+release_pair = st.tuples(
+    st.sampled_from(["好 手机", "屏幕 大", "a\u2028b", " 续航 \x0c久 "]),  # review text: 4 reviews at most
+    st.sampled_from(["[]", "['..\\\\img\\\\a.jpg']", "['http_undefined']"]),
+    st.sampled_from(["外观手感", "拍照效果", "电池续航", "未知"]),
+    st.sampled_from(["10.0", "8", "2.0", "n/a"]),
+    st.sampled_from(["zol_Train_jieba.txt", "zol_Dev_jieba.txt", "zol_Test_jieba.txt"]),
+)
+
+
+def _write_release(root: Path, pairs: list[tuple], blank_tail: str) -> Path:
+    release = root / "release"
+    (release / "img").mkdir(parents=True)
+    (release / "img/a.jpg").write_bytes(b"an image")
+    files: dict[str, list[str]] = {}
+    for text, images, aspect, score, name in pairs:
+        files.setdefault(name, []).append(f"{text}\n{images}\n{aspect}\n{score}\n")
+    for name, groups in files.items():
+        (release / name).write_text("".join(groups) + blank_tail, encoding="utf-8", newline="\n")
+    return release
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(release_pair, min_size=1, max_size=14),
+    st.integers(1, 3),
+    st.booleans(),
+    st.sampled_from(["", "\n", " \n\n"]),
+)
+def test_import_in_runs_gives_the_bytes_and_counts_of_one_batch(pairs, batch_rows, keep_duplicates, blank_tail):
+    from pipeline.import_multizol import import_release
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        release = _write_release(root, pairs, blank_tail)
+        counts_whole = import_release(release, root / "whole", "txt", keep_duplicates, batch_rows=10_000)
+        counts_runs = import_release(release, root / "runs", "txt", keep_duplicates, batch_rows=batch_rows)
+        assert counts_runs == counts_whole
+        lines = (root / "runs/reviews.jsonl").read_text(encoding="utf-8").split("\n")[:-1]  # not at U+2028
+        assert (root / "runs/reviews.jsonl").read_bytes() == (root / "whole/reviews.jsonl").read_bytes()
+        records = [json.loads(line) for line in lines]
+        assert [r["review_id"] for r in records] == sorted(r["review_id"] for r in records)
+        kept = counts_runs["pairs"] + counts_runs["duplicate_pairs"]["dropped"]
+        assert kept == len(pairs) and sum(counts_runs["pairs_by_split"].values()) == counts_runs["pairs"]
+        assert not [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_import_reads_a_release_line_by_line(tmp_path, monkeypatch):
+    """No whole-file read of a txt file: the 4-line samples come from the open file as it is read; a text with
+    U+2028 or a form feed stays one line (only '\n' ends a line)."""
+    from pipeline import multizol_release
+
+    release = _write_release(tmp_path, [("好\u2028手机\x0c", "[]", "外观手感", "8", "zol_Train_jieba.txt")] * 3, "\n\n")
+    _forbid_whole_file_reads(monkeypatch)
+    monkeypatch.setattr(pathlib.Path, "read_text", pathlib.Path.read_bytes)  # refused as well
+    samples = list(multizol_release.read_txt_file(release / "zol_Train_jieba.txt", Counter()))
+    assert samples == [("好\u2028手机", "[]", "外观手感", "8")] * 3
