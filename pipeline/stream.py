@@ -136,6 +136,9 @@ class RowSorter:
 
     def __init__(self, schema: pa.Schema, key: Callable[[dict], tuple], run_rows: int, near: str | Path):
         self.schema, self.key, self.run_rows, self.near = schema, key, run_rows, Path(near)
+        # the merge reads each run a row group at a time (a Parquet reader decodes whole row groups): small groups
+        # keep all runs' read buffers together near one run's rows until there are more than 64 runs
+        self.merge_rows = max(16, run_rows // 64)
         self._run: list[dict] = []
         self._folder: Path | None = None
         self.runs: list[Path] = []
@@ -151,7 +154,8 @@ class RowSorter:
             prefix = f".{self.near.name}.runs."
             self._folder = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=self.near.parent))
         run = self._folder / f"{len(self.runs):06d}.parquet"
-        pq.write_table(pa.Table.from_pylist(sorted(self._run, key=self.key), schema=self.schema), run)
+        table = pa.Table.from_pylist(sorted(self._run, key=self.key), schema=self.schema)
+        pq.write_table(table, run, row_group_size=self.merge_rows)
         self.runs.append(run)
         self._run = []
 
@@ -167,8 +171,7 @@ class RowSorter:
         if self._run:
             self._spill()
         try:
-            per_run = max(1, self.run_rows // len(self.runs))  # all runs' read buffers together: about one run
-            yield from heapq.merge(*(self._read_run(run, per_run) for run in self.runs), key=self.key)
+            yield from heapq.merge(*(self._read_run(run, self.merge_rows) for run in self.runs), key=self.key)
         finally:
             self.close()
 
