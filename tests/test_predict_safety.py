@@ -231,6 +231,21 @@ def test_a_parquet_input_of_another_shape_is_one_line(family_dir, capsys, tmp_pa
         assert not (tmp_path / "x.jsonl").exists()
 
 
+def test_a_split_whose_image_lists_are_all_empty_is_read(family_dir, capsys, tmp_path):
+    """pandas writes list<null> for a list column with no value at all (text-only reviews): still a split."""
+    frame = read_frame("data/segmented/test.parquet").head(6)
+    frame["image_paths"] = [[] for _ in range(len(frame))]
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    assert table.schema.field("image_paths").type == pa.list_(pa.null())
+    pq.write_table(table, tmp_path / "text_only.parquet")
+    code, _, err = run_predict(
+        capsys, "--input", str(tmp_path / "text_only.parquet"), "--out", str(tmp_path / "p.jsonl")
+    )
+    assert code == 0 and ", 0 not predictable" in err
+    results = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(results) == frame["review_id"].nunique() and all("aspects" in r for r in results)
+
+
 def test_outputs_that_cannot_be_written_are_refused_before_any_work(family_dir, capsys, tmp_path):
     folder = tmp_path / "taken"
     folder.mkdir()

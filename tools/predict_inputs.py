@@ -134,7 +134,10 @@ def _is_string(kind: pa.DataType) -> bool:
 
 
 def _is_string_list(kind: pa.DataType) -> bool:
-    return (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and _is_string(kind.value_type)
+    """A list of strings; also list<null>, what pandas writes for a column whose lists are all empty (a split of
+    text-only reviews has no image path at all)."""
+    is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+    return is_list and (_is_string(kind.value_type) or pa.types.is_null(kind.value_type))
 
 
 COLUMN_TYPES = {  # column -> (type check, what it must be)
