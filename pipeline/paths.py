@@ -21,5 +21,6 @@ class DataParams:
 
     raw: str = "data/raw/zol"  # data/raw/zol (sample site + crawl) | data/raw/multizol (the release import)
     # rows clean, split and segment hold at a time and write per Parquet row group (docs/scaling.md): a file of at
-    # most this many rows is one row group, byte for byte what a whole-frame write gives
+    # most this many rows is one row group, byte for byte what a whole-frame write gives. features, train and
+    # evaluate read their Parquet inputs in batches of this many rows (it changes none of their outputs)
     batch_rows: int = bounded(8192, 1, None)
