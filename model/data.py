@@ -27,6 +27,7 @@ from pipeline.stream import iter_batches, open_parquet
 SEGMENTED_DIR = Path("data/segmented")  # the segment stage's splits: train, dev, test .parquet
 FEATURES_PATH = Path("data/features/images.parquet")  # the features stage's image features
 FEATURE_COLUMNS = ["path", "ok", "feature"]
+NORM_ROWS = 1024  # feature rows the standardisation statistics take at a time
 
 
 @dataclass
@@ -54,7 +55,8 @@ def read_features(
     keep: set[str] | None = None,
 ) -> ImageFeatures:
     """The features file read `batch_rows` rows at a time: every row, or only those of the `wanted` paths; the
-    features of the usable ones among `keep` (default: all of them) in `matrix`, in file order."""
+    features of the usable ones among `keep` (default: all of them) in `matrix`, in file order. Two passes: the
+    paths first, then the features straight into a matrix of the rows kept (no copy of the whole)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found: run the features stage first (dvc repro features)")
@@ -63,20 +65,12 @@ def read_features(
         raise UserError(f"{path} lacks columns {missing} (expected {FEATURES_SCHEMA.names}); re-run dvc repro features")
     keep = wanted if keep is None else keep
     index: dict[str, int] = {}
-    parts: list[np.ndarray] = []
+    kept: list[int] = []  # file rows of the index's paths
     unusable, unread = set(), set()
-    dim = FEATURE_DIM
-    for batch in iter_batches(path, batch_rows, FEATURE_COLUMNS):
-        column = batch.column("feature")
-        if column.null_count:
-            raise UserError(f"{path} has a null feature; the file is damaged: delete it and re-run dvc repro features")
-        values = np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
-        rows = values.reshape(batch.num_rows, -1) if batch.num_rows else values.reshape(0, dim)
-        dim = rows.shape[1]
-        kept = []
-        for row, (image, ok) in enumerate(
-            zip(batch.column("path").to_pylist(), batch.column("ok").to_pylist(), strict=True)
-        ):
+    start = 0
+    for batch in iter_batches(path, batch_rows, ["path", "ok"]):
+        images, usable = batch.column("path").to_pylist(), batch.column("ok").to_pylist()
+        for row, (image, ok) in enumerate(zip(images, usable, strict=True), start=start):
             if wanted is not None and image not in wanted:
                 continue
             if not ok:
@@ -86,9 +80,34 @@ def read_features(
                 kept.append(row)
             else:
                 unread.add(image)
-        parts.append(rows[kept])
-    matrix = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+        start += batch.num_rows
+    matrix = feature_rows(path, batch_rows, np.asarray(kept, dtype=np.int64))
     return ImageFeatures(index, matrix, frozenset(unusable), frozenset(unread))
+
+
+def feature_rows(path: Path, batch_rows: int, rows: np.ndarray) -> np.ndarray:
+    """float32 [len(rows), width]: the features of these file rows (ascending), batch by batch."""
+    matrix, start, filled = None, 0, 0
+    for batch in iter_batches(path, batch_rows, ["feature"]):
+        column = batch.column("feature")
+        if not batch.num_rows:
+            continue
+        if column.null_count:
+            raise UserError(f"{path} has a null feature; the file is damaged: delete it and re-run dvc repro features")
+        values = np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+        width = len(values) // batch.num_rows
+        if matrix is None:
+            matrix = np.empty((len(rows), width), np.float32)
+        low, high = np.searchsorted(rows, [start, start + batch.num_rows])
+        np.take(
+            values.reshape(batch.num_rows, width),
+            rows[low:high] - start,
+            axis=0,
+            out=matrix[filled : filled + high - low],
+        )
+        filled += high - low
+        start += batch.num_rows
+    return matrix if matrix is not None else np.zeros((0, FEATURE_DIM), np.float32)
 
 
 def check_feature_coverage(referenced: set[str], features: ImageFeatures, split_path: str | Path) -> None:
@@ -103,13 +122,27 @@ def check_feature_coverage(referenced: set[str], features: ImageFeatures, split_
 
 def feature_norm(referenced: set[str], features: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension mean/std of the usable images the training split references (std 1 where constant)."""
-    rows = sorted({features.index[p] for p in referenced if p in features.index})
-    if not rows:
+    rows = np.asarray(sorted({features.index[p] for p in referenced if p in features.index}), dtype=np.int64)
+    if not len(rows):
         return np.zeros(features.dim, np.float32), np.ones(features.dim, np.float32)
-    sample = features.matrix[rows].astype(np.float64)
-    std = sample.std(axis=0)
+    mean = column_sum(features.matrix, rows) / len(rows)
+    std = np.sqrt(column_sum(features.matrix, rows, centre=mean) / len(rows))[0]
     std[std < 1e-6] = 1.0
-    return sample.mean(axis=0).astype(np.float32), std.astype(np.float32)
+    return mean[0].astype(np.float32), std.astype(np.float32)
+
+
+def column_sum(matrix: np.ndarray, rows: np.ndarray, centre: np.ndarray | None = None) -> np.ndarray:
+    """(1, width) float64: the sum of matrix[rows] (minus `centre`, squared, when given), NORM_ROWS rows at a time.
+    NumPy sums a whole float64 copy over axis 0 row after row; prepending the running sum to each block keeps that
+    order, so mean and std are those of the whole copy, bit for bit, without the copy."""
+    total = None
+    for start in range(0, len(rows), NORM_ROWS):
+        block = matrix[rows[start : start + NORM_ROWS]].astype(np.float64)
+        if centre is not None:
+            block -= centre
+            block *= block
+        total = np.add.reduce(block if total is None else np.concatenate([total, block]), axis=0, keepdims=True)
+    return total
 
 
 def standardised(features: ImageFeatures, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -77,8 +78,12 @@ class LinearModel:
     num_classes: int
     c: float
 
+    @cached_property
+    def _feature_index(self) -> dict[str, int]:
+        return {f: i for i, f in enumerate(self.features)}
+
     def transform(self, frame: pd.DataFrame) -> sparse.csr_matrix:
-        index = {f: i for i, f in enumerate(self.features)}
+        index = self._feature_index  # built once, not once per batch
         rows, cols, vals = [], [], []
         for r, doc in enumerate(_documents(frame)):
             counts: dict[int, int] = {}

@@ -21,8 +21,9 @@ from test_model_synthetic import write_dataset
 from test_model_train import TINY_PARAMS
 
 from common.errors import UserError
+from model import data as data_module
 from model import evaluate, train
-from model.data import read_features
+from model.data import ImageFeatures, read_features
 from model.linear import fit_linear
 from model.prepare import PAIR_TEXT, fit_linear_baseline, prepare
 from model.settings import Settings
@@ -210,6 +211,9 @@ def test_training_data_in_batches_of_three_is_the_whole_read(data, monkeypatch):
             expected = (features.matrix[[features.index[p] for p in usable]] - whole.mean) / whole.std
             assert torch.equal(three.images[three.image_rows[i]], torch.from_numpy(expected.astype(np.float32)))
     assert [list(t) for t in batched.corpus] == [list(t) for t in corpus]
+    used = sorted({features.index[p] for paths in frames["train"]["image_paths"] for p in paths if p in features.index})
+    expected_mean, expected_std = _numpy_norm(features.matrix[used])
+    assert np.array_equal(whole.mean, expected_mean) and np.array_equal(whole.std, expected_std)
     y = {s: batched.datasets[s].targets.numpy() for s in ("train", "dev")}
     grid, metric, seed = settings_.model.linear_c, settings_.train.select_metric, settings_.train.seed
     linear, rows = fit_linear(frames["train"], y["train"], frames["dev"], y["dev"], 10, grid, metric, seed)
@@ -217,6 +221,28 @@ def test_training_data_in_batches_of_three_is_the_whole_read(data, monkeypatch):
     assert np.array_equal(linear.coef, batched_linear.coef)
     test_probs = batched_linear.predict_proba(batched.splits["test"].reader(PAIR_TEXT))
     assert len(test_probs) == len(frames["test"]) and np.array_equal(linear.predict_proba(frames["test"]), test_probs)
+
+
+def _numpy_norm(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std as a whole float64 copy gives them (std 1 where constant)."""
+    sample = matrix.astype(np.float64)
+    std = sample.std(axis=0)
+    std[std < 1e-6] = 1.0
+    return sample.mean(axis=0).astype(np.float32), std.astype(np.float32)
+
+
+@pytest.mark.parametrize("rows, block", [(1, 1), (7, 3), (50, 1), (50, 7), (2000, 1024)])
+def test_feature_norm_in_blocks_is_numpys_whole_mean_and_std(rows, block, monkeypatch):
+    """The standardisation statistics, taken a block of rows at a time, are bit for bit those of one float64 copy."""
+    rng = np.random.default_rng(rows)
+    matrix = (rng.normal(3, 50, (rows + 3, 64)) * rng.uniform(0.01, 100, 64)).astype(np.float32)
+    matrix[:, 5] = 2.5  # a constant dimension: std 1
+    paths = [f"{i}.jpg" for i in range(rows + 3)]
+    features = ImageFeatures({p: i for i, p in enumerate(paths)}, matrix, frozenset())
+    monkeypatch.setattr(data_module, "NORM_ROWS", block)
+    mean, std = data_module.feature_norm(set(paths[2:-1]), features)
+    expected_mean, expected_std = _numpy_norm(matrix[2:-1])
+    assert np.array_equal(mean, expected_mean) and np.array_equal(std, expected_std) and std[5] == 1.0
 
 
 def _run_stages(batch_rows: int) -> dict[str, str]:
