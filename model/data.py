@@ -1,54 +1,33 @@
-"""Segmented splits + image features -> padded tensor batches for MIMN."""
+"""Segmented splits + image features -> padded tensor batches for MIMN.
+
+The image features file is read in batches, the rows of the images the stage's splits reference only; a dataset
+holds the pairs' ids (model/pairs.py) and the standardised features of the images they read.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from common.errors import UserError
 from model.labels import LabelMap
+from model.pairs import EncodedPairs
 from model.sampler import LengthBucketSampler, ordered_batches
-from model.vocab import PAD_ID, Vocab
-from pipeline.io import read_frame
-from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA, SEGMENTED_SCHEMA
+from model.vocab import PAD_ID
+from pipeline.paths import DataParams
+from pipeline.schema import FEATURE_DIM, FEATURES_SCHEMA
+from pipeline.stream import iter_batches, open_parquet
 
 SEGMENTED_DIR = Path("data/segmented")  # the segment stage's splits: train, dev, test .parquet
 FEATURES_PATH = Path("data/features/images.parquet")  # the features stage's image features
-SPLIT_COLUMNS = ["review_id", "aspect", "score", "tokens", "aspect_tokens", "image_paths"]
 FEATURE_COLUMNS = ["path", "ok", "feature"]
-
-
-def read_split(path: str | Path) -> pd.DataFrame:
-    """A segmented split with the columns the model uses, scores checked, sorted by (review_id, aspect)."""
-    path = Path(path)
-    if path.is_file():
-        names = pq.read_schema(path).names
-        missing = [c for c in SPLIT_COLUMNS if c not in names]
-        if missing:
-            raise UserError(
-                f"{path} lacks columns {missing} (expected {SEGMENTED_SCHEMA.names}); re-run dvc repro segment"
-            )
-    frame = read_frame(path, columns=SPLIT_COLUMNS)
-    for column in ("tokens", "aspect_tokens", "image_paths"):
-        if frame[column].isna().any():
-            first = frame.loc[frame[column].isna(), "review_id"].iloc[0]
-            raise UserError(
-                f"{path}: column {column} is null in {int(frame[column].isna().sum())} rows "
-                f"(first: review {first}); re-run dvc repro segment"
-            )
-    bad = frame[~frame["score"].between(1, 10)]
-    if len(bad):
-        raise UserError(
-            f"{path}: {len(bad)} rows have a score outside 1..10 (first: review {bad.iloc[0]['review_id']}); "
-            "re-run dvc repro clean"
-        )
-    return frame.sort_values(["review_id", "aspect"], kind="stable").reset_index(drop=True)
+NORM_ROWS = 1024  # feature rows the standardisation statistics take at a time
 
 
 @dataclass
@@ -58,41 +37,82 @@ class ImageFeatures:
     index: dict[str, int]
     matrix: np.ndarray  # (n_ok, 2048) float32
     unusable: frozenset[str]  # paths the features stage could not read
+    unread: frozenset[str] = frozenset()  # usable paths asked for whose features were not kept (not `keep`)
 
     @property
     def dim(self) -> int:
         return self.matrix.shape[1]
 
+    def without_features(self, dim: int) -> ImageFeatures:
+        """The same paths with no feature rows (text-only data: every visual memory is masked)."""
+        return dataclasses.replace(self, matrix=np.zeros((0, dim), np.float32))
 
-def read_features(path: str | Path) -> ImageFeatures:
+
+def read_features(
+    path: str | Path,
+    batch_rows: int = DataParams.batch_rows,
+    wanted: set[str] | None = None,
+    keep: set[str] | None = None,
+) -> ImageFeatures:
+    """The features file read `batch_rows` rows at a time: every row, or only those of the `wanted` paths; the
+    features of the usable ones among `keep` (default: all of them) in `matrix`, in file order. Two passes: the
+    paths first, then the features straight into a matrix of the rows kept (no copy of the whole)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found: run the features stage first (dvc repro features)")
-    names = pq.read_schema(path).names
-    missing = [c for c in FEATURE_COLUMNS if c not in names]
+    missing = [c for c in FEATURE_COLUMNS if c not in open_parquet(path).schema_arrow.names]
     if missing:
         raise UserError(f"{path} lacks columns {missing} (expected {FEATURES_SCHEMA.names}); re-run dvc repro features")
-    table = pq.read_table(path, columns=FEATURE_COLUMNS)
-    paths = table.column("path").to_pylist()
-    ok = np.asarray(table.column("ok").to_pylist(), dtype=bool)
-    flat = table.column("feature").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    matrix = (
-        np.asarray(flat, dtype=np.float32).reshape(len(paths), -1)
-        if len(paths)
-        else np.zeros((0, FEATURE_DIM), np.float32)
-    )
-    ok_paths = [p for p, good in zip(paths, ok, strict=False) if good]
-    return ImageFeatures(
-        index={p: i for i, p in enumerate(ok_paths)},
-        matrix=matrix[ok],
-        unusable=frozenset(p for p, good in zip(paths, ok, strict=False) if not good),
-    )
+    keep = wanted if keep is None else keep
+    index: dict[str, int] = {}
+    kept: list[int] = []  # file rows of the index's paths
+    unusable, unread = set(), set()
+    start = 0
+    for batch in iter_batches(path, batch_rows, ["path", "ok"]):
+        images, usable = batch.column("path").to_pylist(), batch.column("ok").to_pylist()
+        for row, (image, ok) in enumerate(zip(images, usable, strict=True), start=start):
+            if wanted is not None and image not in wanted:
+                continue
+            if not ok:
+                unusable.add(image)
+            elif keep is None or image in keep:
+                index[image] = len(index)
+                kept.append(row)
+            else:
+                unread.add(image)
+        start += batch.num_rows
+    matrix = feature_rows(path, batch_rows, np.asarray(kept, dtype=np.int64))
+    return ImageFeatures(index, matrix, frozenset(unusable), frozenset(unread))
 
 
-def check_feature_coverage(frame: pd.DataFrame, features: ImageFeatures, split_path: str | Path) -> None:
+def feature_rows(path: Path, batch_rows: int, rows: np.ndarray) -> np.ndarray:
+    """float32 [len(rows), width]: the features of these file rows (ascending), batch by batch."""
+    matrix, start, filled = None, 0, 0
+    for batch in iter_batches(path, batch_rows, ["feature"]):
+        column = batch.column("feature")
+        if not batch.num_rows:
+            continue
+        if column.null_count:
+            raise UserError(f"{path} has a null feature; the file is damaged: delete it and re-run dvc repro features")
+        values = np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+        width = len(values) // batch.num_rows
+        if matrix is None:
+            matrix = np.empty((len(rows), width), np.float32)
+        low, high = np.searchsorted(rows, [start, start + batch.num_rows])
+        np.take(
+            values.reshape(batch.num_rows, width),
+            rows[low:high] - start,
+            axis=0,
+            out=matrix[filled : filled + high - low],
+        )
+        filled += high - low
+        start += batch.num_rows
+    return matrix if matrix is not None else np.zeros((0, FEATURE_DIM), np.float32)
+
+
+def check_feature_coverage(referenced: set[str], features: ImageFeatures, split_path: str | Path) -> None:
     """Every referenced image must have a row in the features file (ok or not): else the features are stale."""
-    referenced = {p for paths in frame["image_paths"] for p in paths}
-    absent = sorted(referenced - features.index.keys() - features.unusable)
+    absent = sorted(referenced - features.index.keys() - features.unusable - features.unread)
     if absent:
         raise UserError(
             f"data/features/images.parquet has no row for {len(absent)} image(s) of {split_path} "
@@ -100,40 +120,47 @@ def check_feature_coverage(frame: pd.DataFrame, features: ImageFeatures, split_p
         )
 
 
-def feature_norm(frame: pd.DataFrame, features: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
+def feature_norm(referenced: set[str], features: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension mean/std of the usable images the training split references (std 1 where constant)."""
-    rows = sorted({features.index[p] for paths in frame["image_paths"] for p in paths if p in features.index})
-    if not rows:
+    rows = np.asarray(sorted({features.index[p] for p in referenced if p in features.index}), dtype=np.int64)
+    if not len(rows):
         return np.zeros(features.dim, np.float32), np.ones(features.dim, np.float32)
-    sample = features.matrix[rows].astype(np.float64)
-    std = sample.std(axis=0)
+    mean = column_sum(features.matrix, rows) / len(rows)
+    std = np.sqrt(column_sum(features.matrix, rows, centre=mean) / len(rows))[0]
     std[std < 1e-6] = 1.0
-    return sample.mean(axis=0).astype(np.float32), std.astype(np.float32)
+    return mean[0].astype(np.float32), std.astype(np.float32)
+
+
+def column_sum(matrix: np.ndarray, rows: np.ndarray, centre: np.ndarray | None = None) -> np.ndarray:
+    """(1, width) float64: the sum of matrix[rows] (minus `centre`, squared, when given), NORM_ROWS rows at a time.
+    NumPy sums a whole float64 copy over axis 0 row after row; prepending the running sum to each block keeps that
+    order, so mean and std are those of the whole copy, bit for bit, without the copy."""
+    total = None
+    for start in range(0, len(rows), NORM_ROWS):
+        block = matrix[rows[start : start + NORM_ROWS]].astype(np.float64)
+        if centre is not None:
+            block -= centre
+            block *= block
+        total = np.add.reduce(block if total is None else np.concatenate([total, block]), axis=0, keepdims=True)
+    return total
+
+
+def standardised(features: ImageFeatures, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+    """(matrix - mean) / std as float32, the datasets' image table (the matrix is standardised in place)."""
+    matrix = features.matrix
+    np.subtract(matrix, mean, out=matrix)
+    np.divide(matrix, std, out=matrix)
+    return torch.from_numpy(matrix).float()
 
 
 class PairDataset(Dataset):
     """One (review, aspect) pair per item: token ids, aspect ids, image rows (page order, ok only), class."""
 
-    def __init__(
-        self,
-        frame: pd.DataFrame,
-        vocab: Vocab,
-        labels: LabelMap,
-        features: ImageFeatures,
-        mean: np.ndarray,
-        std: np.ndarray,
-        max_text_len: int,
-        max_aspect_len: int,
-        max_images: int,
-    ) -> None:
-        self.text = [torch.from_numpy(vocab.encode(t, max_text_len)) for t in frame["tokens"]]
-        self.aspect = [torch.from_numpy(vocab.encode(t, max_aspect_len)) for t in frame["aspect_tokens"]]
-        self.image_rows = [
-            torch.tensor([features.index[p] for p in paths if p in features.index][:max_images], dtype=torch.long)
-            for paths in frame["image_paths"]
-        ]
-        self.images = torch.from_numpy((features.matrix - mean) / std).float()
-        self.targets = torch.from_numpy(labels.scores_to_classes(frame["score"]))
+    def __init__(self, pairs: EncodedPairs, labels: LabelMap, images: torch.Tensor) -> None:
+        self.keys = pairs.keys
+        self.text, self.aspect, self.image_rows = pairs.text, pairs.aspect, pairs.image_rows
+        self.images = images  # standardised features; image_rows index its rows
+        self.targets = torch.from_numpy(labels.scores_to_classes(pairs.keys.scores))
         self.wide_logits: torch.Tensor | None = None  # (N, classes): passed to the model as wide_logits when set
 
     def __len__(self) -> int:
@@ -198,7 +225,7 @@ def make_loader(dataset: PairDataset, batch_size: int, shuffle: bool, seed: int,
     """Training (shuffle=True): length-bucketed batches in a seeded order, or plain seeded shuffling.
     Evaluation (shuffle=False): batches in the data's order (see eval_loader for sorted ones)."""
     if shuffle and bucket:
-        sampler = LengthBucketSampler([len(t) for t in dataset.text], batch_size, seed)
+        sampler = LengthBucketSampler(dataset.text.lengths(), batch_size, seed)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate, num_workers=0)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
@@ -208,6 +235,6 @@ def make_loader(dataset: PairDataset, batch_size: int, shuffle: bool, seed: int,
 
 def eval_loader(dataset: PairDataset, batch_size: int, bucket: bool = True) -> tuple[DataLoader, list[list[int]]]:
     """Batches sorted by length when `bucket` (predictions come back in batch order: use sampler.restore_order)."""
-    lengths = [len(t) for t in dataset.text] if bucket else [0] * len(dataset)
+    lengths = dataset.text.lengths() if bucket else [0] * len(dataset)
     batches = ordered_batches(lengths, batch_size)
     return DataLoader(dataset, batch_sampler=batches, collate_fn=dataset.collate, num_workers=0), batches

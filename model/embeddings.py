@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,13 +41,26 @@ def random_vectors(vocab_size: int, dim: int, seed: int) -> np.ndarray:
     return weights
 
 
+class Sentences:
+    """The non-empty sentences of a corpus as lists of str, read again from the corpus on every pass (gensim makes
+    one to count words, then one per epoch), so that it needs not be held in memory."""
+
+    def __init__(self, corpus: Iterable[Iterable[str]]) -> None:
+        self.corpus = corpus
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return ([str(t) for t in s] for s in self.corpus if len(s))
+
+
 def train_sgns(
-    sentences: list[list[str]], dim: int, seed: int, window: int, negative: int, min_count: int, epochs: int
+    sentences: Iterable[Iterable[str]], dim: int, seed: int, window: int, negative: int, min_count: int, epochs: int
 ) -> dict[str, np.ndarray]:
+    """Skip-gram vectors of every word of `sentences`, an iterable read once per pass (a list, or a corpus that
+    reads its file again)."""
     from gensim.models import Word2Vec  # imported here: slow to import and needed only for sgns
 
-    sentences = [[str(t) for t in s] for s in sentences if len(s)]
-    if not sentences:
+    sentences = Sentences(sentences)
+    if next(iter(sentences), None) is None:
         return {}
     model = Word2Vec(
         sentences=sentences,
@@ -98,7 +111,8 @@ def read_word2vec_text(path: str | Path, wanted: set[str], dim: int) -> tuple[di
 def build_word_vectors(
     vocab: Vocab, source: str, dim: int, seed: int, train_sentences: Iterable[list[str]], sgns_params: dict
 ) -> WordVectors:
-    """Word vectors for the vocabulary; words without a trained/loaded vector keep a seeded random one."""
+    """Word vectors for the vocabulary; words without a trained/loaded vector keep a seeded random one.
+    `train_sentences` is read once per pass of the skip-gram training: a list, or an iterable that reads again."""
     sgns_params = {**dataclasses.asdict(EmbeddingParams()), **sgns_params}  # params.yaml's defaults
     weights = random_vectors(len(vocab), dim, seed)
     skipped = 0
@@ -106,7 +120,7 @@ def build_word_vectors(
         found: dict[str, np.ndarray] = {}
     elif source == "sgns":
         found = train_sgns(
-            list(train_sentences),
+            train_sentences,
             dim,
             seed,
             window=int(sgns_params["window"]),

@@ -4,7 +4,8 @@
 
 metrics/test.json holds the headline (accuracy, weighted_f1, macro_f1, pairs, pairs_without_usable_image);
 reports/test_detail.json everything: per aspect, per class, over seeds, the baselines and the no-image ablation.
-Reads params.yaml's `train` section (device, batch_size).
+Reads params.yaml's `train` section (device, batch_size) and `data.batch_rows`: the test split and the image
+features are read that many rows at a time (model/splits.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch.utils.data import DataLoader
 from common.device import choose_device
 from common.errors import UserError
 from common.metrics import detail_path, write_metrics
-from common.params import load_section
+from common.params import load_params, read_section, section_of
 from common.runlog import write_run_log
 from common.stage import run_stage, stage_parser
 from model.checkpoint import MODEL_PATH, load_checkpoint
@@ -33,22 +34,34 @@ from model.data import (
     PairDataset,
     check_feature_coverage,
     read_features,
-    read_split,
+    standardised,
 )
 from model.labels import LabelMap
 from model.linear import LinearModel, fit_linear
 from model.loop import predict
 from model.metrics import PAPER_F1_NOTE, classification_metrics, per_class_report
-from model.reports import EXPLAIN_DIR, REPORTS_DIR, write_explain_pages, write_no_explain_pages, write_reports
+from model.pairs import PairKeys, encode_pairs, read_keys
+from model.reports import (
+    EXPLAIN_DIR,
+    REPORTS_DIR,
+    ExplainInputs,
+    explain_selection,
+    write_explain_pages,
+    write_no_explain_pages,
+    write_reports,
+)
 from model.runtime import add_threads_option, configure_torch, torch_threads
 from model.sampler import ordered_batches, restore_order
 from model.settings import TrainParams
+from model.splits import SplitFile
 from model.vocab import Vocab
+from pipeline.paths import DataParams
 
 TEST_PATH = SEGMENTED_DIR / "test.parquet"
 METRICS_PATH = Path("metrics/test.json")
 DETAIL_PATH = detail_path("test")
 HEADLINE = ("accuracy", "weighted_f1", "macro_f1", "pairs", "pairs_without_usable_image")
+PAIR_TEXT = ["tokens", "aspect"]  # what the linear baseline reads of a pair
 
 
 def without_images(batch):
@@ -65,7 +78,7 @@ def mimn_probabilities(
     model: torch.nn.Module, dataset: PairDataset, batch_size: int, device: torch.device, images: bool = True
 ) -> np.ndarray:
     """(n, C) probabilities in the dataset's order; batches sorted by length (little padding)."""
-    batches = ordered_batches([len(t) for t in dataset.text], batch_size)
+    batches = ordered_batches(dataset.text.lengths(), batch_size)
     collate = dataset.collate if images else (lambda idx: without_images(dataset.collate(idx)))
     loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate)
     model.to(device)
@@ -82,31 +95,32 @@ def summary(values: list[dict]) -> dict:
     return out
 
 
-def linear_baseline(labels: LabelMap, test: pd.DataFrame, y_test: np.ndarray, params: dict, ckpt: dict) -> dict:
+def linear_baseline(labels: LabelMap, test: SplitFile, y_test: np.ndarray, params: dict, ckpt: dict) -> dict:
     """The linear baseline, fitted on train with its C chosen on dev: always reported. The train stage already
     fitted it with the same params when the model is the baseline or starts its wide path from it; else fit here."""
     fitted = ckpt.get("linear") if ckpt.get("family") == "linear" else ckpt.get("linear_baseline")
     if fitted is not None:
         model = LinearModel.from_checkpoint(fitted)
     else:
-        train, dev = read_split(SEGMENTED_DIR / "train.parquet"), read_split(SEGMENTED_DIR / "dev.parquet")
+        train, dev = (SplitFile(SEGMENTED_DIR / f"{s}.parquet", test.batch_rows) for s in ("train", "dev"))
         model, _ = fit_linear(
-            train,
-            labels.scores_to_classes(train["score"]),
-            dev,
-            labels.scores_to_classes(dev["score"]),
+            train.reader(PAIR_TEXT),
+            labels.scores_to_classes(train.scores()),
+            dev.reader(PAIR_TEXT),
+            labels.scores_to_classes(dev.scores()),
             labels.num_classes,
             params["model"]["linear_c"],
             params["train"]["select_metric"],
             int(params["train"]["seed"]),
         )
-    return {"c": model.c, **classification_metrics(y_test, model.predict_proba(test).argmax(1))}
+    return {"c": model.c, **classification_metrics(y_test, model.predict_proba(test.reader(PAIR_TEXT)).argmax(1))}
 
 
 @dataclass
 class Scored:
     """The test pairs' class probabilities, with and without images, and what the attention pages need."""
 
+    keys: PairKeys  # which pair each row is, and its score
     probs: np.ndarray
     ablation_probs: np.ndarray
     n_images: np.ndarray
@@ -116,29 +130,22 @@ class Scored:
     vocab: Vocab | None = None
 
 
-def score_neural(model, ckpt: dict, labels: LabelMap, frame: pd.DataFrame, batch_size: int, device) -> Scored:
+def score_neural(model, ckpt: dict, labels: LabelMap, test: SplitFile, batch_size: int, device) -> Scored:
     """A neural model's probabilities on the test pairs, without images (the ablation), and each seed's scores."""
     config, vocab = model.config, Vocab(tuple(ckpt["vocab"]))
-    features = read_features(FEATURES_PATH)
-    check_feature_coverage(frame, features, TEST_PATH)
+    referenced = test.image_paths()
+    features = read_features(FEATURES_PATH, test.batch_rows, referenced)
+    check_feature_coverage(referenced, features, TEST_PATH)
     if not len(features.matrix):  # text-only data
-        features = ImageFeatures(features.index, np.zeros((0, config.image_dim), np.float32), features.unusable)
+        features = features.without_features(config.image_dim)
     norm = ckpt["feature_norm"]
-    dataset = PairDataset(
-        frame,
-        vocab,
-        labels,
-        features,
-        norm["mean"].numpy(),
-        norm["std"].numpy(),
-        config.max_text_len,
-        config.max_aspect_len,
-        config.max_images,
-    )
+    sizes = (config.max_text_len, config.max_aspect_len, config.max_images)
+    images = standardised(features, norm["mean"].numpy(), norm["std"].numpy())
+    dataset = PairDataset(encode_pairs(test, vocab, features.index, *sizes), labels, images)
     probs = mimn_probabilities(model, dataset, batch_size, device)
     ablation = mimn_probabilities(model, dataset, batch_size, device, images=False)
-    n_images = np.array([len(r) for r in dataset.image_rows])
-    targets = labels.scores_to_classes(frame["score"])
+    n_images = dataset.image_rows.lengths()
+    targets = dataset.targets.numpy()
     seeds_metrics = []
     for repeat in ckpt.get("repeats", []):
         model.load_state_dict(repeat["model"])
@@ -146,10 +153,12 @@ def score_neural(model, ckpt: dict, labels: LabelMap, frame: pd.DataFrame, batch
             classification_metrics(targets, mimn_probabilities(model, dataset, batch_size, device).argmax(1))
         )
     model.load_state_dict(ckpt["model"])  # the reported seed's weights again, for the attention pages
-    return Scored(probs, ablation, n_images, seeds_metrics, dataset, features, vocab)
+    return Scored(dataset.keys, probs, ablation, n_images, seeds_metrics, dataset, features, vocab)
 
 
-def test_metrics(frame: pd.DataFrame, labels: LabelMap, scored: Scored, ckpt: dict, majority: int) -> dict:
+def test_metrics(
+    frame: pd.DataFrame, test: SplitFile, labels: LabelMap, scored: Scored, ckpt: dict, majority: int
+) -> dict:
     """Everything reports/test_detail.json holds (metrics/test.json: the HEADLINE keys of it)."""
     overall = classification_metrics(frame["label"], frame["predicted_label"])
     no_image = classification_metrics(frame["label"], frame["no_image_label"])
@@ -174,7 +183,7 @@ def test_metrics(frame: pd.DataFrame, labels: LabelMap, scored: Scored, ckpt: di
             "score": labels.class_scores[majority],
             **classification_metrics(frame["label"], frame["majority_label"]),
         },
-        "linear_baseline": linear_baseline(labels, frame, frame["label"].to_numpy(), params, ckpt),
+        "linear_baseline": linear_baseline(labels, test, frame["label"].to_numpy(), params, ckpt),
         "ablation_no_images": {
             **{k: no_image[k] for k in ("accuracy", "macro_f1")},
             "per_aspect": {a: {k: m[k] for k in ("accuracy", "macro_f1")} for a, m in per_aspect_no_image.items()},
@@ -182,39 +191,40 @@ def test_metrics(frame: pd.DataFrame, labels: LabelMap, scored: Scored, ckpt: di
     }
 
 
-def run(train: TrainParams, threads: int = 0) -> dict:
-    """Score the test split, write the metrics, reports and attention pages; returns reports/test_detail.json's
-    content (plus the seconds)."""
+def run(train: TrainParams, threads: int = 0, batch_rows: int = DataParams.batch_rows) -> dict:
+    """Score the test split (read `batch_rows` rows at a time), write the metrics, reports and attention pages;
+    returns reports/test_detail.json's content (plus the seconds)."""
     started = time.perf_counter()
     device = choose_device(train.device, "params.yaml: 'train.device'")
     configure_torch(device, threads)
     model, ckpt = load_checkpoint(MODEL_PATH, for_evaluation=True)
     labels = LabelMap.from_dict(ckpt["labels"])
-    frame = read_split(TEST_PATH)
-    if frame.empty:
+    test = SplitFile(TEST_PATH, batch_rows)
+    if not test.rows:
         raise UserError(f"{TEST_PATH} has no rows; check the split stage's output")
-    targets = labels.scores_to_classes(frame["score"])
     if isinstance(model, LinearModel):
-        probs = model.predict_proba(frame)
-        scored = Scored(probs, probs, np.zeros(len(frame), dtype=np.int64))
+        probs, keys = model.predict_proba(test.reader(PAIR_TEXT)), read_keys(test)
+        scored = Scored(keys, probs, probs, np.zeros(len(keys), dtype=np.int64))
     else:
-        scored = score_neural(model, ckpt, labels, frame, train.batch_size, device)
+        scored = score_neural(model, ckpt, labels, test, train.batch_size, device)
     majority = int(np.argmax(ckpt["train_class_counts"]))
-    frame = frame.assign(
-        label=targets.astype(np.int8),
+    frame = scored.keys.frame().assign(
+        label=labels.scores_to_classes(scored.keys.scores).astype(np.int8),
         predicted_label=scored.probs.argmax(-1).astype(np.int8),
         no_image_label=scored.ablation_probs.argmax(-1),
         majority_label=majority,
         n_usable_images=scored.n_images,
     )
     frame["predicted_score"] = labels.classes_to_scores(frame["predicted_label"]).astype(np.int8)
-    metrics = test_metrics(frame, labels, scored, ckpt, majority)
+    metrics = test_metrics(frame, test, labels, scored, ckpt, majority)
     write_metrics({key: metrics[key] for key in HEADLINE}, metrics, METRICS_PATH, DETAIL_PATH)
     per_aspect_no_image = group_metrics(frame, "label", "no_image_label")
     per_aspect_majority = group_metrics(frame, "label", "majority_label")
     write_reports(frame, scored.probs, metrics, per_aspect_no_image, per_aspect_majority, ckpt, labels)
     if metrics["family"] == "mimn":
-        write_explain_pages(frame, scored.dataset, scored.features, model, scored.vocab, labels, device, EXPLAIN_DIR)
+        texts = test.first_pairs(set(explain_selection(frame)), ["tokens", "image_paths"])
+        pages = ExplainInputs(texts, scored.dataset, scored.features, scored.vocab)
+        write_explain_pages(frame, pages, model, labels, device, EXPLAIN_DIR)
     else:
         write_no_explain_pages(metrics["family"])
     metrics["seconds"] = round(time.perf_counter() - started, 2)  # printed and in logs/, not in metrics/ nor reports/
@@ -223,7 +233,10 @@ def run(train: TrainParams, threads: int = 0) -> dict:
 
 
 def run_args(args: argparse.Namespace) -> str:
-    metrics = run(load_section(TrainParams, "train", args.params), torch_threads(args.threads))
+    params = load_params(None, args.params)
+    train = read_section(TrainParams, section_of(params, "train", args.params), "train", args.params)
+    batch_rows = read_section(DataParams, params.get("data"), "data", args.params).batch_rows
+    metrics = run(train, torch_threads(args.threads), batch_rows)
     return (
         f"evaluate: {metrics['pairs']} test pairs ({metrics['pairs_without_usable_image']} without a usable image): "
         f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, weighted-F1 "

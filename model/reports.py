@@ -3,6 +3,7 @@ confusion and learning-curve plots, plots/confusion.csv (DVC's plot) and the att
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -102,30 +103,38 @@ def explain_selection(frame: pd.DataFrame) -> list[str]:
     return sorted(chosen)
 
 
+@dataclass
+class ExplainInputs:
+    """What the attention pages need beside the scored pairs: the chosen reviews' words and image paths (their first
+    pair's: model/splits.py first_pairs), the test dataset, the features' usable paths and the vocabulary."""
+
+    texts: dict[str, dict]  # review id -> {"tokens": ..., "image_paths": ...}
+    dataset: PairDataset
+    features: ImageFeatures
+    vocab: Vocab
+
+
 def write_explain_pages(
     frame: pd.DataFrame,
-    dataset: PairDataset,
-    features: ImageFeatures,
+    pages: ExplainInputs,
     model: torch.nn.Module,
-    vocab: Vocab,
     labels: LabelMap,
     device: torch.device,
     out_dir: Path,
 ) -> None:
     """reports/explain/: attention pages (model.explain) of a few test reviews, right and wrong, and index.html."""
-    config = model.config
+    config, usable_index, vocab = model.config, pages.features.index, pages.vocab
     staging = new_staging_dir(out_dir)
     entries = []
     for review_id in explain_selection(frame):
         rows = frame.index[frame["review_id"] == review_id].tolist()  # frame rows = dataset items
-        probs, text_att, image_att = forward_with_attention(model, dataset.collate(rows)[0], device)
-        tokens = list(frame.at[rows[0], "tokens"])
+        probs, text_att, image_att = forward_with_attention(model, pages.dataset.collate(rows)[0], device)
+        tokens = list(pages.texts[review_id]["tokens"])
+        paths = pages.texts[review_id]["image_paths"]
         words = tokens[: config.max_text_len]
-        usable = [p for p in frame.at[rows[0], "image_paths"] if p in features.index]
+        usable = [p for p in paths if p in usable_index]
         read = usable[: config.max_images]
-        not_read = [
-            (p, "unusable (features stage)") for p in frame.at[rows[0], "image_paths"] if p not in features.index
-        ]
+        not_read = [(p, "unusable (features stage)") for p in paths if p not in usable_index]
         not_read += [(p, f"past the model's {config.max_images} images") for p in usable[config.max_images :]]
         aspects = [
             AspectView(

@@ -3,7 +3,8 @@ models/mimn.pt.
 
 python -m model.train [--params params.yaml] [--threads N]
 
-Reads params.yaml's model, embeddings and train sections (model/settings.py). With train.nproc > 1 the command
+Reads params.yaml's model, embeddings and train sections (model/settings.py), and the splits and image features
+`data.batch_rows` rows at a time (model/splits.py, model/pairs.py). With train.nproc > 1 the command
 runs itself again as that many processes under torchrun (model/distributed.py); rank 0 writes the outputs.
 """
 
@@ -22,7 +23,7 @@ from common.atomic import atomic_path
 from common.device import choose_device
 from common.errors import UserError
 from common.metrics import detail_path, write_metrics
-from common.params import load_params, section_of
+from common.params import load_params, read_section, section_of
 from common.runlog import write_run_log
 from common.stage import run_stage, stage_parser
 from model import distributed
@@ -34,6 +35,7 @@ from model.provenance import data_source
 from model.runtime import add_threads_option, configure_torch, seed_everything, torch_threads
 from model.settings import Settings
 from model.training import train_seed
+from pipeline.paths import DataParams
 
 METRICS_PATH = Path("metrics/train.json")  # the headline (write_train_metrics); every figure in DETAIL_PATH
 DETAIL_PATH = detail_path("train")
@@ -86,7 +88,7 @@ def write_train_metrics(metrics: dict) -> None:
 
 
 def run_linear(prepared: Prepared, settings: Settings, params: dict, started: float) -> dict:
-    frames, labels = prepared.frames, prepared.labels
+    labels = prepared.labels
     model, rows = fit_linear_baseline(prepared, settings)
     best = next(r for r in rows if r["c"] == model.c)
     save_checkpoint(
@@ -109,8 +111,8 @@ def run_linear(prepared: Prepared, settings: Settings, params: dict, started: fl
         "c": model.c,
         "dev": {k: v for k, v in best.items() if k != "c"},
         "dev_by_c": rows,
-        "train_pairs": len(frames["train"]),
-        "dev_pairs": len(frames["dev"]),
+        "train_pairs": len(prepared.datasets["train"]),
+        "dev_pairs": len(prepared.datasets["dev"]),
         "features": len(model.features),
         "num_classes": labels.num_classes,
     }
@@ -182,6 +184,7 @@ def write_neural(prepared: Prepared, settings: Settings, params: dict, runs: lis
 def run(params: dict, verbose: bool = True, threads: int = 0) -> dict:
     """Train and write the model, curve and metrics; returns metrics/train.json's content (plus the timing)."""
     settings = Settings.from_params(params)  # every param checked before anything is read or written
+    batch_rows = read_section(DataParams, params.get("data"), "data").batch_rows  # rows read at a time
     source = data_source(params)
     record = {section: dataclasses.asdict(getattr(settings, section)) for section in SECTIONS}
     record["model"]["linear_c"] = list(settings.model.linear_c)
@@ -191,7 +194,7 @@ def run(params: dict, verbose: bool = True, threads: int = 0) -> dict:
     device = distributed.setup(device, threads)  # [ddp] joins torchrun's group, if any
     verbose = verbose and distributed.is_main()
     seed_everything(settings.train.seed)
-    prepared = prepare(settings)
+    prepared = prepare(settings, batch_rows)
     prepared.data_source = source
     if settings.model.family == LINEAR:  # [ddp] nothing to share: rank 0 fits it alone
         return run_linear(prepared, settings, record, started) if distributed.is_main() else {"family": LINEAR}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,10 +28,19 @@ class Vocab:
     def id(self, token: str) -> int:
         return self._index.get(token, UNK_ID)
 
-    def encode(self, tokens: Iterable[str], max_len: int) -> np.ndarray:
+    def same_strings(self, strings: Iterable[str]) -> list[str]:
+        """The strings, each equal to a vocabulary word replaced by the vocabulary's own string object."""
+        own = {t: t for t in self.tokens}
+        return [own.get(s, s) for s in strings]
+
+    def ids(self, tokens: Sequence[str], max_len: int) -> list[int]:
         """Ids of the first `max_len` tokens (unknown words -> <unk>)."""
-        ids = [self.id(t) for t in tokens]
-        return np.array(ids[:max_len], dtype=np.int64)
+        index = self._index
+        return [index.get(t, UNK_ID) for t in tokens[:max_len]]
+
+    def encode(self, tokens: Iterable[str], max_len: int) -> np.ndarray:
+        """Ids of the first `max_len` tokens as an int64 array."""
+        return np.array(self.ids(list(tokens), max_len), dtype=np.int64)
 
 
 def build_vocab(

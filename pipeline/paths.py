@@ -21,5 +21,6 @@ class DataParams:
 
     raw: str = "data/raw/zol"  # data/raw/zol (sample site + crawl) | data/raw/multizol (the release import)
     # rows the import, clean, split and segment hold at a time, and clean, split and segment write per Parquet row
-    # group (docs/scaling.md): a file of at most this many rows is one row group, byte for byte a whole-frame write
+    # group (docs/scaling.md): a file of at most this many rows is one row group, byte for byte a whole-frame write.
+    # features, train and evaluate read their Parquet inputs in batches of this many rows (no output changes)
     batch_rows: int = bounded(8192, 1, None)

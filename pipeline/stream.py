@@ -34,16 +34,25 @@ def open_parquet(path: str | Path) -> pq.ParquetFile:
         raise UserError(f"{path} is not a readable Parquet file ({exc}); delete it and re-run dvc repro") from exc
 
 
-def iter_frames(path: str | Path, batch_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-    """The file's rows as DataFrames of at most `batch_rows` rows, in file order (none for an empty file)."""
+def iter_batches(path: str | Path, batch_rows: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The file's rows as Arrow record batches of at most `batch_rows` rows, in file order (none for an empty
+    file); `columns` only, when given (a column the file lacks is a one-line error)."""
     source = open_parquet(path)
     try:
-        for batch in source.iter_batches(batch_size=batch_rows, columns=columns):
-            yield pa.Table.from_batches([batch]).to_pandas()
+        missing = [c for c in columns or [] if c not in source.schema_arrow.names]
+        if missing:
+            raise UserError(f"{path} lacks columns {missing}; re-run the stage that writes it (dvc repro)")
+        yield from source.iter_batches(batch_size=batch_rows, columns=columns)
     except (pa.ArrowInvalid, OSError) as exc:
         raise UserError(f"{path} is not a readable Parquet file ({exc}); delete it and re-run dvc repro") from exc
     finally:
         source.close()
+
+
+def iter_frames(path: str | Path, batch_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """The file's rows as DataFrames of at most `batch_rows` rows, in file order (none for an empty file)."""
+    for batch in iter_batches(path, batch_rows, columns):
+        yield pa.Table.from_batches([batch]).to_pandas()
 
 
 def empty_frame(path: str | Path) -> pd.DataFrame:

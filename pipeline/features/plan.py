@@ -11,24 +11,26 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.imaging import MISSING, UNREADABLE, sha256_file
-from pipeline.io import read_frame
+from pipeline.paths import DataParams
 from pipeline.schema import SPLITS
+from pipeline.stream import iter_batches
 
 
-def collect_image_paths(splits_dir: Path) -> tuple[list[str], int]:
-    """Sorted distinct image paths referenced by the splits, and how many entries were null or empty."""
+def collect_image_paths(splits_dir: Path, batch_rows: int = DataParams.batch_rows) -> tuple[list[str], int]:
+    """Sorted distinct image paths referenced by the splits, and how many entries were null or empty. The splits
+    are read `batch_rows` rows at a time, their image paths only: what stays is the set of distinct paths."""
     paths: set[str] = set()
     empty = 0
     for split in SPLITS:
-        frame = read_frame(splits_dir / f"{split}.parquet", columns=["image_paths"])
-        for entry in frame["image_paths"]:
-            if entry is None:
-                continue
-            for path in entry:
-                if path:
-                    paths.add(str(path))
-                else:
-                    empty += 1
+        for batch in iter_batches(splits_dir / f"{split}.parquet", batch_rows, columns=["image_paths"]):
+            for entry in batch.column("image_paths").to_pylist():
+                if entry is None:
+                    continue
+                for path in entry:
+                    if path:
+                        paths.add(path)
+                    else:
+                        empty += 1
     return sorted(paths), empty
 
 
@@ -57,8 +59,8 @@ class ImagePlan:
     empty_entries: int  # null or empty strings among the splits' image paths
 
 
-def plan_images(splits_dir: Path, root: Path) -> ImagePlan:
-    paths, empty_entries = collect_image_paths(splits_dir)
+def plan_images(splits_dir: Path, root: Path, batch_rows: int = DataParams.batch_rows) -> ImagePlan:
+    paths, empty_entries = collect_image_paths(splits_dir, batch_rows)
     ids, errors = hash_images(paths, root)
     representative: dict[str, str] = {}
     for path in paths:

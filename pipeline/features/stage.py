@@ -2,7 +2,8 @@
 
 Each distinct file content (sha256) is computed once; features already computed with the same
 backbone, weights, preprocessing and precision are reused from a keyed cache, so a re-run after
-adding a few reviews computes only their new images.
+adding a few reviews computes only their new images. The splits are read in batches of `data.batch_rows` rows,
+their image paths only (what stays in memory: docs/scaling.md).
 
     python -m pipeline.features [--params params.yaml] [--splits data/splits] [--out ...] [--cache ...]
                                 [--num-workers auto|N]
@@ -31,7 +32,7 @@ from common.atomic import remove_leftovers
 from common.device import choose_device
 from common.errors import UserError
 from common.metrics import detail_path, write_metrics
-from common.params import load_section
+from common.params import load_params, read_section, section_of
 from common.runlog import DEFAULT_LOG_DIR, write_run_log
 from common.stage import run_stage, stage_parser
 from pipeline.backbone import Backbone, load_backbone
@@ -50,7 +51,7 @@ from pipeline.features.output import build_features_table, features_metrics, out
 from pipeline.features.plan import Computed, ImagePlan, plan_images
 from pipeline.features.shards import merge_shards, parse_shard, shard_path
 from pipeline.io import write_table
-from pipeline.paths import FEATURES_DIR, SPLITS_DIR
+from pipeline.paths import FEATURES_DIR, SPLITS_DIR, DataParams
 
 DEFAULT_SPLITS = SPLITS_DIR
 DEFAULT_OUT = FEATURES_DIR / "images.parquet"
@@ -108,22 +109,28 @@ def run_features(
     log_dir: Path = DEFAULT_LOG_DIR,
     detail_path: Path = DEFAULT_DETAIL,
     num_workers: int | str = "auto",
+    batch_rows: int = DataParams.batch_rows,
 ) -> dict:
     """The whole stage; returns the counts it writes (detail_path; their headline to metrics_path). Splits
     without any image still get all three outputs.
 
     With `shard` (i, n) only the i-th part of the images still to compute is computed, into a shard file
     under shard_dir, and nothing else is written; without it, shard files found there are merged first.
-    Timings go to the run log (log_dir/features.json), never to the DVC-tracked metrics."""
+    Timings go to the run log (log_dir/features.json), never to the DVC-tracked metrics. The splits are read
+    `batch_rows` rows at a time (params.yaml `data.batch_rows`)."""
     paths = FeaturePaths(splits_dir, out, cache_path, metrics_path, detail_path, root, shard_dir, log_dir)
-    return featurise(config, paths, shard, num_workers).counts
+    return featurise(config, paths, shard, num_workers, batch_rows).counts
 
 
 def featurise(
-    config: FeatureConfig, paths: FeaturePaths, shard: tuple[int, int] | None = None, num_workers: int | str = "auto"
+    config: FeatureConfig,
+    paths: FeaturePaths,
+    shard: tuple[int, int] | None = None,
+    num_workers: int | str = "auto",
+    batch_rows: int = DataParams.batch_rows,
 ) -> FeaturesRun:
     """run_features, with the summary line."""
-    setup = set_up(config, paths)
+    setup = set_up(config, paths, batch_rows)
     if shard is not None:
         return run_shard(setup, config, paths, shard, num_workers)
     plan = setup.plan
@@ -156,11 +163,11 @@ def featurise(
     return FeaturesRun(metrics, summary_line(metrics, timing, len(shard_files)))
 
 
-def set_up(config: FeatureConfig, paths: FeaturePaths) -> Setup:
+def set_up(config: FeatureConfig, paths: FeaturePaths, batch_rows: int) -> Setup:
     started = time.perf_counter()
     device = choose_device(config.device, "params.yaml: 'features.device'")
     precision = resolve_precision(config.precision, device)
-    plan = plan_images(paths.splits, paths.root)
+    plan = plan_images(paths.splits, paths.root, batch_rows)
     # without any image to featurise no backbone is loaded (nor its weights downloaded)
     backbone = load_backbone(config.weights, config.seed, config.download_timeout_s) if plan.representative else None
     weights = backbone.weights if backbone else NO_BACKBONE
@@ -261,7 +268,7 @@ def paths_of(args: argparse.Namespace) -> FeaturePaths:
     )
 
 
-def run_under_torchrun(config: FeatureConfig, args: argparse.Namespace) -> str:
+def run_under_torchrun(config: FeatureConfig, args: argparse.Namespace, batch_rows: int) -> str:
     """torchrun: every rank computes its shard; once all succeeded, rank 0 merges and writes the outputs.
 
     gloo (CPU sockets) is only used to agree that every shard was written, so it works with GPUs too."""
@@ -270,7 +277,7 @@ def run_under_torchrun(config: FeatureConfig, args: argparse.Namespace) -> str:
     try:
         failed = torch.zeros(1)
         try:
-            done = featurise(config, paths_of(args), (rank, world), args.num_workers)
+            done = featurise(config, paths_of(args), (rank, world), args.num_workers, batch_rows)
         except BaseException:
             failed += 1
             dist.all_reduce(failed)
@@ -282,7 +289,7 @@ def run_under_torchrun(config: FeatureConfig, args: argparse.Namespace) -> str:
                 "nothing merged, the shards written are kept for the next run"
             )
         if rank == 0:
-            done = featurise(config, paths_of(args), None, args.num_workers)
+            done = featurise(config, paths_of(args), None, args.num_workers, batch_rows)
         return done.summary
     finally:
         dist.destroy_process_group()
@@ -290,10 +297,12 @@ def run_under_torchrun(config: FeatureConfig, args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> str:
     """The stage as `python -m pipeline.features` runs it; its summary line."""
-    config = load_section(FeatureConfig, "features", args.params)
+    params = load_params(None, args.params)
+    config = read_section(FeatureConfig, section_of(params, "features", args.params), "features", args.params)
+    batch_rows = read_section(DataParams, params.get("data"), "data", args.params).batch_rows
     if args.shard is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return run_under_torchrun(config, args)
-    return featurise(config, paths_of(args), args.shard, args.num_workers).summary
+        return run_under_torchrun(config, args, batch_rows)
+    return featurise(config, paths_of(args), args.shard, args.num_workers, batch_rows).summary
 
 
 def main(argv: list[str] | None = None) -> int:
