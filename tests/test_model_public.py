@@ -14,9 +14,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from multizol_support import RELEASE, release_present
+from multizol_support import PUBLIC_RUN_TIMEOUT_S, RELEASE, release_present
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not release_present(), reason=f"{RELEASE} not present")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(PUBLIC_RUN_TIMEOUT_S),
+    pytest.mark.skipif(not release_present(), reason=f"{RELEASE} not present"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from multizol_support import PUBLIC_RUN_TIMEOUT_S
 from test_pipeline_e2e import _run
 
 from pipeline.schema import FEATURES_SCHEMA, SEGMENTED_SCHEMA, SPLITS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(PUBLIC_RUN_TIMEOUT_S)]
 
 
 def _metrics(root: Path, name: str) -> dict:
