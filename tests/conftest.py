@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from crawl_support import MirrorServer, RedisServer, build_fixture_mirror
 from hypothesis import HealthCheck, settings
+from multizol_support import RELEASE, release_present, run_release
 
 # Property-based tests at the boundaries where outside data comes in: deterministic (same examples every run),
 # at least 50 examples each, no per-example deadline (a loaded CI machine is slow, not wrong).
@@ -51,3 +52,13 @@ def redis_server(tmp_path_factory):
         pytest.skip(str(exc))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def public_release_run(tmp_path_factory) -> tuple[Path, str]:
+    """(repository copy, `dvc repro` output) of the public Multi-ZOL part through the whole pipeline with the default
+    model and training (tests/multizol_support.py): one run for test_multizol_e2e.py and test_model_public.py."""
+    if not release_present():
+        pytest.skip(f"no Multi-ZOL public part at {RELEASE} (set MULTIZOL_PUBLIC)")
+    root = tmp_path_factory.mktemp("multizol-repo")
+    return root, run_release(root)

@@ -1,52 +1,21 @@
 """End to end on real data: the public part of the Multi-ZOL release (text only) through `dvc repro` in a temporary
-copy of the repository, with a small training budget. Skipped where the data folder is absent (env var
-MULTIZOL_PUBLIC, default <repo>/../shared/data/multizol-public)."""
+copy of the repository, with the default model and training (the run test_model_public.py scores, shared through
+the session fixture `public_release_run` of conftest.py, tests/multizol_support.py). Skipped where the data folder
+is absent (env var MULTIZOL_PUBLIC, default <repo>/../shared/data/multizol-public)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
-from test_pipeline_e2e import REPO, _copy_project, _run
+from multizol_support import PUBLIC_RUN_TIMEOUT_S
+from test_pipeline_e2e import _run
 
 from pipeline.schema import FEATURES_SCHEMA, SEGMENTED_SCHEMA, SPLITS
 
-pytestmark = pytest.mark.slow
-
-RELEASE = Path(os.environ.get("MULTIZOL_PUBLIC", REPO.parent / "shared" / "data" / "multizol-public"))
-SMALL_BUDGET = {  # about a minute of training on 2 CPU cores: enough to show the whole chain works and learns
-    "model": {"embed_dim": 32, "hidden_dim": 16, "max_text_len": 160, "hops": 2},
-    "embeddings": {"source": "random"},
-    "train": {"max_epochs": 2, "patience": 2, "batch_size": 64},
-}
-
-
-def multizol_params(path: Path, release: Path) -> None:
-    """The recipe of docs/multizol.md for the release, plus the small training budget."""
-    params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    params["data"]["raw"] = "data/raw/multizol"
-    params["multizol"]["release"] = str(release.resolve())
-    params["split"]["method"] = "predefined"
-    params["clean"]["require_image"] = False
-    params["features"]["weights"] = "random"
-    for section, values in SMALL_BUDGET.items():
-        params[section].update(values)
-    path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def release_run(tmp_path_factory) -> tuple[Path, str]:
-    if not (RELEASE / "zol_Train_jieba.txt").is_file():
-        pytest.skip(f"no Multi-ZOL public part at {RELEASE} (set MULTIZOL_PUBLIC)")
-    root = tmp_path_factory.mktemp("repo")
-    _copy_project(root)
-    multizol_params(root / "params.yaml", RELEASE)
-    _run(["git", "init", "-q"], root)
-    return root, _run(["dvc", "repro"], root).stdout
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(PUBLIC_RUN_TIMEOUT_S)]
 
 
 def _metrics(root: Path, name: str) -> dict:
@@ -55,16 +24,16 @@ def _metrics(root: Path, name: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_the_release_runs_without_the_sample_site_or_the_crawl(release_run):
-    root, log = release_run
+def test_the_release_runs_without_the_sample_site_or_the_crawl(public_release_run):
+    root, log = public_release_run
     ran = [line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")]
     assert ran == ["sources/multizol/dvc.yaml:import", "clean", "split", "segment", "features", "train", "evaluate"]
     assert not (root / "data/sample_site").exists() and not (root / "data/raw/zol").exists()
     assert "Running stage" not in _run(["dvc", "repro"], root).stdout
 
 
-def test_every_pair_accounted_for(release_run):
-    root, _ = release_run
+def test_every_pair_accounted_for(public_release_run):
+    root, _ = public_release_run
     imported, cleaned, split = _metrics(root, "import"), _metrics(root, "clean"), _metrics(root, "split")
     duplicates = imported["duplicate_pairs"]
     assert duplicates["dropped"] > 0 and duplicates["dropped"] == duplicates["dropped_same_score"]
@@ -79,8 +48,8 @@ def test_every_pair_accounted_for(release_run):
     assert split["overlap"]["reviews_in_several_splits"] == 0  # the public part is split by review
 
 
-def test_presegmented_words_kept_and_counted(release_run):
-    root, _ = release_run
+def test_presegmented_words_kept_and_counted(public_release_run):
+    root, _ = public_release_run
     segmented = _metrics(root, "segment")
     for name in SPLITS:
         counts = segmented["splits"][name]
@@ -91,14 +60,13 @@ def test_presegmented_words_kept_and_counted(release_run):
     assert all(train.column("presegmented").to_pylist())
 
 
-def test_text_only_features_and_a_model_that_learns(release_run):
-    root, _ = release_run
+def test_text_only_features_and_a_model_that_learns(public_release_run):
+    root, _ = public_release_run
     features = pq.read_table(root / "data/features/images.parquet")
     assert features.num_rows == 0 and features.schema.remove_metadata() == FEATURES_SCHEMA
     assert (root / "data/features/cache.parquet").is_file()
     test = _metrics(root, "test")
     assert test["pairs_without_usable_image"] == test["pairs"]
-    # two small epochs show the chain learns: above the majority class in macro-F1. Accuracy is not asserted: the
-    # defaults' balanced class weights trade it for macro-F1, and with 2 epochs it sat 2.4 points below the
-    # majority's (tests/test_model_public.py checks the default budget)
+    # the chain learns: above the majority class in macro-F1 (tests/test_model_public.py holds the default model to
+    # its measured margins over the majority class and the linear baseline on the same run)
     assert test["macro_f1"] > test["majority_baseline"]["macro_f1"] + 0.01

@@ -384,6 +384,7 @@ def test_make_paper_runs_a_tiny_grid_with_dvc_experiments_and_resumes(tmp_path):
     p["features"].update(weights="random", image_size=64)
     p["model"].update(embed_dim=16, hidden_dim=8)
     p["embeddings"]["epochs"] = 1
+    p["train"]["max_epochs"] = 1  # the base run only has to exist: every run of the grid sets its own epochs
     p["paper"].update(tables=[2], families=["mimn"], seeds=[1], max_epochs=1, defaults_row=False)
 
     def write():
