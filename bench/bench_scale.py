@@ -7,8 +7,9 @@ own text: a copy marker starts every review), runs `import` on it, removes the s
 text (so that `segment` runs jieba, as on crawled text) and runs `clean`, `split` and `segment`, each stage alone
 in its own process, in a scratch folder. Per stage and scale: wall seconds, µs per pair and the peak resident
 memory of the stage's process tree (sampled every 20 ms, the sum over the stage and its worker processes).
-The 1-minute load average is recorded before and after each stage; a stage measured with a load above
---max-load (default: half the cores) is flagged `loaded`, and so are its ratios: its times mean nothing. The
+Per stage, the 1-minute load average before and after it and the cores other processes kept busy meanwhile
+(bench/quiet.py: the machine's busy CPU less the stage's own); a stage during which others took more than
+--max-other-cpu cores is flagged `loaded`, and so are its ratios: its times mean nothing. The
 release defaults to $MULTIZOL_PUBLIC, else ../shared/data/multizol-public beside the repository; without it the
 benchmark says so and exits 0.
 """
@@ -29,6 +30,9 @@ import psutil
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench.quiet import MAX_OTHER_CORES, OtherLoad  # noqa: E402
+
 DEFAULT_RELEASE = Path(os.environ.get("MULTIZOL_PUBLIC", REPO.parent / "shared" / "data" / "multizol-public"))
 SPLIT_FILES = ("zol_Train_jieba.txt", "zol_Dev_jieba.txt", "zol_Test_jieba.txt")
 STAGES = ("import", "clean", "split", "segment")
@@ -126,28 +130,26 @@ def run_measured(stage: str, work: Path) -> dict:
 
 
 def measure_scale(
-    pairs: dict[str, list[list[str]]], copies: int, scratch: Path, measured: tuple[str, ...], max_load: float
+    pairs: dict[str, list[list[str]]], copies: int, scratch: Path, measured: tuple[str, ...], max_other_cpu: float
 ) -> dict:
     """The stages on `copies` copies of the release, in a fresh folder under `scratch`: each stage runs (its
-    input needs the ones before it), those in `measured` are reported, each with the 1-minute load average before
-    and after it and `loaded` when either is above `max_load`."""
+    input needs the ones before it), those in `measured` are reported, each with the load it ran under
+    (bench/quiet.py) and `loaded` when other processes kept more than `max_other_cpu` cores busy."""
     work = scratch / f"x{copies}"
     write_params(work)
     count = write_scaled_release(pairs, copies, work / "release")
-    load_before = os.getloadavg()[0]
     stages = {}
     for stage in STAGES[: max(STAGES.index(s) for s in measured) + 1]:
-        before = os.getloadavg()[0]
-        result = run_measured(stage, work)
-        after = os.getloadavg()[0]
+        with OtherLoad(max_other_cpu) as load:
+            result = run_measured(stage, work)
         if stage == "import":
             unsegment(work / "data" / "raw" / "multizol")
         if stage in measured:
             result["us_per_pair"] = round(result["seconds"] / count * 1e6, 1)
-            result.update(load_before=before, load_after=after, loaded=max(before, after) > max_load)
+            result.update(load.record())
             stages[stage] = result
     shutil.rmtree(work)
-    return {"copies": copies, "pairs": count, "load_before": load_before, "load_after": os.getloadavg()[0], **stages}
+    return {"copies": copies, "pairs": count, **stages}
 
 
 def ratios(results: list[dict]) -> dict:
@@ -191,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         "--stages", default=",".join(STAGES), help="stages to report, of %(default)s (the earlier ones run too)"
     )
     parser.add_argument(
-        "--max-load", type=float, default=(os.cpu_count() or 2) / 2, help="flag stages measured above this load"
+        "--max-other-cpu",
+        type=float,
+        default=MAX_OTHER_CORES,
+        help="flag a stage when other processes kept more cores than this busy meanwhile (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     if not all((args.release / name).is_file() for name in SPLIT_FILES):
@@ -204,10 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
         for copies in (int(s) for s in args.scales.split(",")):
-            result = measure_scale(pairs, copies, Path(scratch), measured, args.max_load)
+            result = measure_scale(pairs, copies, Path(scratch), measured, args.max_other_cpu)
             result["loaded"] = any(result[stage]["loaded"] for stage in measured)
             results.append(result)
-            print(f"{copies}×: {result['pairs']} pairs, load {result['load_before']:.2f} -> {result['load_after']:.2f}")
+            others = max(result[stage]["other_cpu_cores"] for stage in measured)
+            print(f"{copies}×: {result['pairs']} pairs, other processes up to {others:.2f} cores", flush=True)
     report = {
         "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
         "commit": subprocess.run(

@@ -33,13 +33,16 @@ def _release(folder: Path) -> Path:
 def test_every_stage_measured_on_the_copies(tmp_path, capsys):
     release = _release(tmp_path / "release")
     out = tmp_path / "scale.json"
-    assert bench_scale.main(["--scales", "2", "--release", str(release), "--out", str(out), "--max-load", "1e9"]) == 0
+    assert (
+        bench_scale.main(["--scales", "2", "--release", str(release), "--out", str(out), "--max-other-cpu", "1e9"]) == 0
+    )
     report = json.loads(out.read_text(encoding="utf-8"))
     (result,) = report["results"]
     assert result["copies"] == 2 and result["pairs"] == 2 * (len(PAIRS) + 2 + 2)
     for stage in bench_scale.STAGES:
         measured = result[stage]
         assert measured["peak_rss_mb"] > 20 and measured["seconds"] > 0 and measured["loaded"] is False
+        assert measured["other_cpu_cores"] >= 0 and measured["load_1min_before"] >= 0
         assert measured["us_per_pair"] == round(measured["seconds"] / result["pairs"] * 1e6, 1)
     assert "2 reviews" not in result["import"]["summary"] and "6 reviews" in result["import"]["summary"]
     assert report["ratios"] == {} and "| segment |" in capsys.readouterr().out
