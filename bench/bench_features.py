@@ -31,7 +31,9 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.quiet import OtherLoad  # noqa: E402
 from common.atomic import write_json  # noqa: E402
+from pipeline.features.extraction import DECODE_THREADS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "features.json"
 SIZE = 224
@@ -101,6 +103,9 @@ def measure(args: argparse.Namespace) -> dict:
             seconds = _timed_twice(lambda: [decode_image(p, config.preprocessing) for p in paths])
         else:
             seconds = _timed_twice(lambda: decode_torchvision(paths))
+    elif args.measure == "model_only":
+        seconds, extra = _model_only(args, len(paths))
+        record.update(extra)
     elif args.measure == "one_fp32":
         model = random_backbone(0).model
         one_at_a_time_fp32(model, paths[:2])  # warm-up: first-call allocations count in neither figure
@@ -118,13 +123,64 @@ def measure(args: argparse.Namespace) -> dict:
         warm = (paths * config.batch_size)[: config.batch_size]
         extract(model, warm, config.preprocessing, config.batch_size, 0, device, precision)
         started = time.perf_counter()
-        _, errors, _ = extract(model, paths, config.preprocessing, config.batch_size, workers, device, precision)
+        _, errors, _ = extract(
+            model,
+            paths,
+            config.preprocessing,
+            config.batch_size,
+            workers,
+            device,
+            precision,
+            decode_threads=args.decode_threads,
+        )
         seconds = time.perf_counter() - started
         assert not errors, errors
         record.update(
-            precision=precision, batch_size=config.batch_size, num_workers=workers, threads=torch.get_num_threads()
+            precision=precision,
+            batch_size=config.batch_size,
+            num_workers=workers,
+            decode_threads=DECODE_THREADS if args.decode_threads is None else args.decode_threads,
+            threads=torch.get_num_threads(),
         )
     return {**record, **_speed_and_memory(seconds, len(paths))}
+
+
+def _model_only(args: argparse.Namespace, count: int) -> tuple[float, dict]:
+    """The backbone alone as the stage runs it (its precision, channels-last, its batch) on tensors already
+    prepared: the rate the stage would reach if decoding, resizing and normalising cost nothing."""
+    import torch
+
+    from common.params import load_section
+    from pipeline.backbone import random_backbone
+    from pipeline.features import FeatureConfig, prepare_model, resolve_precision
+
+    config = replace(
+        load_section(FeatureConfig, "features", REPO / "params.yaml"), device="cpu", **_stage_overrides(args)
+    )
+    device = torch.device("cpu")
+    precision = resolve_precision(config.precision, device)
+    autocast_dtype = torch.bfloat16 if precision == "bf16-autocast" else None
+    model = prepare_model(random_backbone(0).model, device)
+    generator = torch.Generator().manual_seed(0)
+    sizes = [min(config.batch_size, count - start) for start in range(0, count, config.batch_size)]
+    batches = [
+        torch.randn(size, 3, SIZE, SIZE, generator=generator).contiguous(memory_format=torch.channels_last)
+        for size in sizes
+    ]
+
+    def forward_all(tensors: list) -> None:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            for batch in tensors:
+                model(batch).float()
+
+    forward_all(batches[:1])  # warm-up, as the stage's measurement has
+    started = time.perf_counter()
+    forward_all(batches)
+    return time.perf_counter() - started, {
+        "precision": precision,
+        "batch_size": config.batch_size,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _timed_twice(run: Callable[[], object]) -> float:
@@ -157,10 +213,11 @@ def spawn(files: Path, method: str, count: int, **options) -> dict:
     command = [sys.executable, __file__, "--measure", method, "--files", str(files), "--count", str(count)]
     for key, value in options.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
+    with OtherLoad() as load:
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
     if done.returncode:
         raise SystemExit(f"{method} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "load": load.record()}
 
 
 def median_of(records: list[dict], key: str = "images_per_s") -> float:
@@ -177,6 +234,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
+    parser.add_argument("--decode-threads", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args)))
@@ -193,6 +251,9 @@ def main() -> int:
         "bf16_native": cpu_has_native_bf16(flags),
         "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile", "bf16"}),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
     }
     results = summarise(machine, n, args.rounds, runs)
     write_json(results, RESULTS)
@@ -205,7 +266,9 @@ def measure_all(files: Path, n: int, rounds: int, cores: int) -> dict:
     (one at a time fp32, the stage), growth to 2n and 4n, decode libraries, decode workers, variants."""
     generate_images(files, 4 * n)
     return {
-        "rounds": [(spawn(files, "one_fp32", n), spawn(files, "stage", n)) for _ in range(rounds)],
+        "rounds": [
+            {method: spawn(files, method, n) for method in ("one_fp32", "stage", "model_only")} for _ in range(rounds)
+        ],
         "growth": {
             f"x{factor}": {
                 "images": factor * n,
@@ -221,33 +284,61 @@ def measure_all(files: Path, n: int, rounds: int, cores: int) -> dict:
         "variants": {
             "batch_1": spawn(files, "stage", n, batch_size=1),
             "fp32_channels_last_batched": spawn(files, "stage", n, precision="fp32"),
+            **{f"decode_threads_{t}": spawn(files, "stage", n, decode_threads=t) for t in (1, 2)},
         },
+        "model_only_fp32": spawn(files, "model_only", n, precision="fp32"),
+    }
+
+
+def round_figures(measured: dict) -> dict:
+    """One round's speed-up over one at a time fp32, the stage's share of the model-only rate, and its load."""
+    return {
+        "speedup": round(measured["stage"]["images_per_s"] / measured["one_fp32"]["images_per_s"], 2),
+        "share_of_model_only": round(measured["stage"]["images_per_s"] / measured["model_only"]["images_per_s"], 3),
+        "loaded": any(m["load"]["loaded"] for m in measured.values()),
+        "other_cpu_cores": max(m["load"]["other_cpu_cores"] for m in measured.values()),
     }
 
 
 def summarise(machine: dict, n: int, rounds: int, runs: dict) -> dict:
-    """bench/results/features.json: medians, the speed-up per round and its median, growth, decode and variants."""
-    stage, one = [s for _, s in runs["rounds"]], [o for o, _ in runs["rounds"]]
-    ratios = [round(s["images_per_s"] / o["images_per_s"], 2) for o, s in runs["rounds"]]
+    """bench/results/features.json: per round the three rates, the stage's speed-up over one at a time fp32 and
+    its share of the model-only rate, and whether the round was loaded; medians over the quiet rounds (over all
+    rounds, flagged, when none was quiet); growth, decode and variants."""
+    quiet = [r for r in runs["rounds"] if not any(m["load"]["loaded"] for m in r.values())]
+    counted = quiet or runs["rounds"]
+    per_round = [round_figures(r) for r in runs["rounds"]]
+    counted_rounds = [p for p, r in zip(per_round, runs["rounds"], strict=True) if r in counted]
+    stage = [r["stage"] for r in counted]
+    one = [r["one_fp32"] for r in counted]
+    model = [r["model_only"] for r in counted]
     growth = {"x1": {"images": n, "stage": stage[0], "one_fp32": one[0]}, **runs["growth"]}
     return {
         "machine": machine,
         "images": n,
         "image_size": SIZE,
         "rounds": rounds,
+        "quiet_rounds": len(quiet),
+        "loaded": not quiet,
+        "per_round": per_round,
+        "speedup": statistics.median(p["speedup"] for p in counted_rounds),
+        "share_of_model_only": statistics.median(p["share_of_model_only"] for p in counted_rounds),
         "stage": {
             "images_per_s_median": median_of(stage),
             "peak_rss_mb_median": median_of(stage, "peak_rss_mb"),
-            "config": {k: stage[0][k] for k in ("precision", "batch_size", "num_workers", "threads")},
-            "runs": stage,
+            "config": {k: stage[0][k] for k in ("precision", "batch_size", "num_workers", "decode_threads", "threads")},
+            "runs": [r["stage"] for r in runs["rounds"]],
+        },
+        "model_only": {
+            "images_per_s_median": median_of(model),
+            "config": {k: model[0][k] for k in ("precision", "batch_size", "threads")},
+            "runs": [r["model_only"] for r in runs["rounds"]],
         },
         "one_at_a_time_fp32": {
             "images_per_s_median": median_of(one),
             "peak_rss_mb_median": median_of(one, "peak_rss_mb"),
-            "runs": one,
+            "runs": [r["one_fp32"] for r in runs["rounds"]],
         },
-        "speedup_per_round": ratios,
-        "speedup": statistics.median(ratios),
+        "model_only_fp32_images_per_s": runs["model_only_fp32"]["images_per_s"],
         "growth": {
             label: {
                 "images": g["images"],
@@ -266,14 +357,18 @@ def summarise(machine: dict, n: int, rounds: int, runs: dict) -> dict:
 
 
 def summary_line(results: dict) -> str:
+    quiet = f"{results['quiet_rounds']}/{results['rounds']} rounds quiet" + (
+        " (LOADED: figures mean nothing)" if results["loaded"] else ""
+    )
     return (
         f"features on CPU ({results['machine']['cores']} cores, bf16 native: {results['machine']['bf16_native']}; "
-        f"{results['images']} images at {SIZE}, decode included): stage {results['stage']['images_per_s_median']} "
-        f"img/s ({results['stage']['config']}) vs one at a time fp32 "
-        f"{results['one_at_a_time_fp32']['images_per_s_median']} img/s: x{results['speedup']} (median of "
-        f"rounds {results['speedup_per_round']}); decode PIL vs torchvision "
-        f"{results['decode_one_thread_images_per_s']}; workers {results['decode_workers_images_per_s']}; "
-        f"written to {RESULTS}"
+        f"{results['images']} images at {SIZE}, decode included; {quiet}): stage "
+        f"{results['stage']['images_per_s_median']} img/s ({results['stage']['config']}), "
+        f"{results['share_of_model_only']:.0%} of the model alone ({results['model_only']['images_per_s_median']} "
+        f"img/s), x{results['speedup']} one at a time fp32 ({results['one_at_a_time_fp32']['images_per_s_median']} "
+        f"img/s); per round {[(r['speedup'], r['share_of_model_only']) for r in results['per_round']]}; decode PIL "
+        f"vs torchvision {results['decode_one_thread_images_per_s']}; workers "
+        f"{results['decode_workers_images_per_s']}; variants {results['variants_images_per_s']}; written to {RESULTS}"
     )
 
 

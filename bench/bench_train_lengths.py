@@ -29,6 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.quiet import OtherLoad  # noqa: E402
+
 RESULTS = REPO / "bench" / "results" / "train_lengths.json"
 RECORDED = REPO / "bench" / "data" / "multizol_train_lengths.json"
 VOCAB, BATCH, CAP, IMAGES = 20_000, 128, 320, 5
@@ -151,13 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for scale in (1, 2, 4):
         for method in ("reference", "ours"):
-            out = subprocess.run(
-                [sys.executable, __file__, "--threads", str(threads), "--child", method, str(args.pairs * scale)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            runs.append(json.loads(out.strip().splitlines()[-1]))
+            with OtherLoad() as load:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--threads", str(threads), "--child", method, str(args.pairs * scale)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            runs.append({**json.loads(out.strip().splitlines()[-1]), "load": load.record()})
             print(runs[-1], flush=True)
     ratios = {
         str(s): round(
@@ -177,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": BATCH,
         "runs": runs,
         "speedup_ours_over_reference": ratios,
+        "loaded": any(r["load"]["loaded"] for r in runs),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
     }
     print("speed-up (ours / reference) at N, 2N, 4N pairs:", ratios)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ from common.metrics import detail_path, write_metrics
 from common.params import load_params, read_section, section_of
 from common.stage import run_stage, stage_parser
 from pipeline.clean_metrics import CleanStats, PairTally, clean_metrics
-from pipeline.imaging import MISSING, ImageError, Preprocessing, decode_image, read_preprocessing
+from pipeline.imaging import MISSING, ImageError, Preprocessing, decode_pixels, read_preprocessing
 from pipeline.paths import PAIRS_PATH, REJECTED_PATH, DataParams
 from pipeline.records import (
     TEXT_FIELDS,
@@ -78,7 +78,7 @@ class ImageChecker:
     def _check(self, path: str) -> str:
         if path not in self._verdict:
             try:
-                decode_image(Path(path), self.prep)
+                decode_pixels(Path(path), self.prep)
                 self._verdict[path] = "ok"
             except ImageError as exc:
                 self._verdict[path] = exc.kind

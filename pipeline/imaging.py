@@ -99,41 +99,63 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert("RGB")
 
 
-def image_to_array(img: Image.Image, image_size: int) -> np.ndarray:
-    """A decoded PIL image -> float32 CHW array, resized to image_size² and ImageNet-normalised."""
-    rgb = to_rgb(img).resize((image_size, image_size), Image.Resampling.BILINEAR)
-    pixels = np.asarray(rgb, dtype=np.float32) / np.float32(255.0)
-    normalised = (pixels - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+def image_to_pixels(img: Image.Image, image_size: int) -> np.ndarray:
+    """A decoded PIL image -> uint8 HWC RGB array resized to image_size² (PIL's antialiased bilinear)."""
+    return np.array(to_rgb(img).resize((image_size, image_size), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def normalise(pixels: np.ndarray) -> np.ndarray:
+    """uint8 HWC RGB pixels -> float32 CHW, scaled to [0, 1] and ImageNet-normalised (one image; the features
+    stage normalises whole batches in torch: pipeline/image_data.py)."""
+    scaled = pixels.astype(np.float32) / np.float32(255.0)
+    normalised = (scaled - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
     return np.ascontiguousarray(normalised.transpose(2, 0, 1))
 
 
-def decode_image(path: Path, prep: Preprocessing) -> tuple[np.ndarray, tuple[int, int]]:
-    """Read, check and preprocess one image file; raises ImageError naming the kind of failure.
+def image_to_array(img: Image.Image, image_size: int) -> np.ndarray:
+    """A decoded PIL image -> float32 CHW array, resized to image_size² and ImageNet-normalised."""
+    return normalise(image_to_pixels(img, image_size))
 
-    This is the one usability check of the project: `clean` keeps an image exactly when this succeeds.
-    """
-    # PIL's bomb limit is a module global: set it for this call only (workers may be spawned), then restore it
-    previous_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = prep.max_image_pixels
-    try:
-        return _decode_checked(path, prep)
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous_limit
+
+def decode_pixels(path: Path, prep: Preprocessing) -> tuple[np.ndarray, tuple[int, int]]:
+    """Read, check and resize one image file: uint8 HWC pixels and the file's (width, height); raises ImageError
+    naming the kind of failure.
+
+    This is the one usability check of the project: `clean` keeps an image exactly when this succeeds. Safe to
+    call from several threads at once (PIL releases the GIL while it decodes and resizes)."""
+    # PIL refuses images over twice its module-wide limit as it opens them; a larger max_image_pixels raises that
+    # limit (only ever up, so threads decoding at once agree); a smaller one is applied below, per call
+    if prep.max_image_pixels > (Image.MAX_IMAGE_PIXELS or 0):
+        Image.MAX_IMAGE_PIXELS = prep.max_image_pixels
+    return _decode_checked(path, prep)
+
+
+def decode_image(path: Path, prep: Preprocessing) -> tuple[np.ndarray, tuple[int, int]]:
+    """decode_pixels, normalised: float32 CHW, as the backbone reads one image."""
+    pixels, size = decode_pixels(path, prep)
+    return normalise(pixels), size
 
 
 def _decode_checked(path: Path, prep: Preprocessing) -> tuple[np.ndarray, tuple[int, int]]:
     try:
         with warnings.catch_warnings():
-            # PIL warns above MAX_IMAGE_PIXELS (the check below refuses those) and raises above twice that
+            # PIL warns above its limit; the check below refuses what max_image_pixels does not allow
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 width, height = img.size  # from the header: nothing decoded yet
                 if width * height > prep.max_image_pixels:
-                    raise ImageError(TOO_LARGE, f"{width}x{height} pixels > max_image_pixels {prep.max_image_pixels}")
+                    bomb = (
+                        " (over twice: a likely decompression bomb)"
+                        if width * height > 2 * prep.max_image_pixels
+                        else ""
+                    )
+                    raise ImageError(
+                        TOO_LARGE, f"{width}x{height} pixels > max_image_pixels {prep.max_image_pixels}{bomb}"
+                    )
                 if img.format == "JPEG":
                     img.draft("RGB", (prep.image_size, prep.image_size))
                 img.load()
-                return image_to_array(ImageOps.exif_transpose(img), prep.image_size), (width, height)
+                return image_to_pixels(ImageOps.exif_transpose(img), prep.image_size), (width, height)
     except ImageError:
         raise
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:

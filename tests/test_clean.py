@@ -358,7 +358,7 @@ def _truncated_jpeg(path: Path) -> None:
 
 
 def test_images_features_would_refuse_do_not_make_a_review_multimodal(raw_dir):
-    """clean keeps an image exactly when the features stage can decode it (one check: decode_image)."""
+    """clean keeps an image exactly when the features stage can decode it (one check: decode_pixels)."""
     from pipeline.imaging import decode_image
 
     _truncated_jpeg(raw_dir / "images/full/truncated.jpg")

@@ -16,9 +16,12 @@ from pipeline.features.config import FeatureConfig
 from pipeline.features.device import available_cores, local_processes, resolve_num_workers
 from pipeline.features.plan import Computed, ImagePlan
 from pipeline.features.shards import shard_batches
-from pipeline.image_data import fixed_batches, make_loader
+from pipeline.image_data import fixed_batches, make_loader, model_input
 from pipeline.imaging import NON_FINITE, Preprocessing
 from pipeline.schema import FEATURE_DIM
+
+# decode threads beside the backbone when decoding in this process (num_workers 0, the CPU default)
+DECODE_THREADS = 1
 
 
 def extract(
@@ -30,11 +33,13 @@ def extract(
     device: torch.device,
     precision: str,
     batches: list[list[int]] | None = None,
+    decode_threads: int | None = None,
 ) -> tuple[np.ndarray, dict[int, str], dict[int, tuple[int, int]]]:
     """Features [len(files), 2048] (zeros where decoding failed), errors by index, (w, h) by index.
 
-    `batches` (index lists) replaces the plain cut into batch_size; files in no batch stay zero. The model
-    should come from prepare_model (channels-last, like the input)."""
+    `batches` (index lists) replaces the plain cut into batch_size; files in no batch stay zero. With
+    num_workers 0 the images decode in `decode_threads` threads (default DECODE_THREADS) while the backbone
+    computes the batch before. The model should come from prepare_model (channels-last, like the input)."""
     out = np.zeros((len(files), FEATURE_DIM), dtype=np.float32)
     errors: dict[int, str] = {}
     sizes: dict[int, tuple[int, int]] = {}
@@ -42,7 +47,8 @@ def extract(
     if not batches:
         return out, errors, sizes
     autocast_dtype = {"bf16-autocast": torch.bfloat16, "fp16-autocast": torch.float16}.get(precision)
-    loader = make_loader(files, prep, batches, num_workers, pin_memory=device.type == "cuda")
+    threads = DECODE_THREADS if decode_threads is None else decode_threads
+    loader = make_loader(files, prep, batches, num_workers, device.type == "cuda", threads)
     total = sum(map(len, batches))
     with (
         torch.inference_mode(),
@@ -53,7 +59,7 @@ def extract(
             sizes.update(batch.sizes)
             if batch.ok_indices:
                 # channels-last on CPU too: oneDNN's convolutions run on NHWC without reordering each layer
-                pixels = batch.pixels.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                pixels = model_input(batch.pixels, device)
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                     feats = model(pixels)
                 feats = feats.float().cpu().numpy()
