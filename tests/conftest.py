@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from crawl_support import MirrorServer, RedisServer, build_fixture_mirror
 from hypothesis import HealthCheck, settings
-from multizol_support import RELEASE, release_present, run_release
+from multizol_support import RELEASE, ReleaseRun, release_present
 
 # Property-based tests at the boundaries where outside data comes in: deterministic (same examples every run),
 # at least 50 examples each, no per-example deadline (a loaded CI machine is slow, not wrong).
@@ -54,11 +54,23 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _public_release_started(request, tmp_path_factory):
+    """The shared run of the public Multi-ZOL part (tests/multizol_support.py), started in the background as the
+    session begins when a selected test needs it and the release is present; stopped at the end if still going."""
+    needed = any("public_release_run" in item.fixturenames for item in request.session.items)
+    if not (needed and release_present()):
+        yield None
+        return
+    run = ReleaseRun(tmp_path_factory.mktemp("multizol-repo"), tmp_path_factory.mktemp("multizol-logs"))
+    yield run
+    run.stop()
+
+
 @pytest.fixture(scope="session")
-def public_release_run(tmp_path_factory) -> tuple[Path, str]:
+def public_release_run(_public_release_started) -> tuple[Path, str]:
     """(repository copy, `dvc repro` output) of the public Multi-ZOL part through the whole pipeline with the default
-    model and training (tests/multizol_support.py): one run for test_multizol_e2e.py and test_model_public.py."""
-    if not release_present():
+    model and training: one run for test_multizol_e2e.py and test_model_public.py."""
+    if _public_release_started is None:
         pytest.skip(f"no Multi-ZOL public part at {RELEASE} (set MULTIZOL_PUBLIC)")
-    root = tmp_path_factory.mktemp("multizol-repo")
-    return root, run_release(root)
+    return _public_release_started.root, _public_release_started.result()

@@ -2,22 +2,27 @@
 `dvc repro` in a temporary copy of the repository with the recipe of docs/multizol.md and otherwise params.yaml's
 values (8 epochs of the default MIMN), seed 42 and one torch thread, as docs/model-tuning.md measured it. One
 training serves both files: the chain checks and the quality claims read the same outputs.
-`MULTIZOL_TEST_EPOCHS=N` caps the epochs for a quicker look (the quality claims need the default budget)."""
+`MULTIZOL_TEST_EPOCHS=N` caps the epochs for a quicker look (the quality claims need the default budget).
+
+The run starts in the background when the session begins (conftest.py): it trains on one thread, so on a 2-core
+machine the tests collected before its two files run beside it on the other core instead of waiting for it."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import yaml
-from test_pipeline_e2e import REPO, _copy_project, _run
+from test_pipeline_e2e import REPO, _copy_project, _env, _run
 
 RELEASE = Path(os.environ.get("MULTIZOL_PUBLIC", REPO.parent / "shared" / "data" / "multizol-public"))
 EPOCHS = int(os.environ.get("MULTIZOL_TEST_EPOCHS", "0"))  # 0: params.yaml's train.max_epochs
 # the number of threads changes the speed, not the numbers (model/runtime.py); one, as the figures were measured
 TORCH_THREADS = "1"
-# pytest-timeout's limit for the tests of the two files: the first one's set-up holds the whole run (about 5 minutes
-# on 2 free cores; close to the suite's 900 s on a machine shared with other jobs)
+# pytest-timeout's limit for the tests of the two files: the first one's set-up waits for the run (about 5 minutes
+# alone on 2 free cores; it neared the suite's 900 s on a machine shared with other jobs)
 PUBLIC_RUN_TIMEOUT_S = 1800
 
 
@@ -39,11 +44,34 @@ def multizol_params(path: Path, release: Path) -> None:
     path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
-def run_release(root: Path) -> str:
-    """Copy the project into `root`, point it at the release and run `dvc repro`; its output."""
-    _copy_project(root)
-    multizol_params(root / "params.yaml", RELEASE)
-    _run(["git", "init", "-q"], root)
-    return _run(
-        ["dvc", "repro"], root, extra_env={"ZOL_TORCH_THREADS": TORCH_THREADS}, timeout=PUBLIC_RUN_TIMEOUT_S
-    ).stdout
+class ReleaseRun:
+    """`dvc repro` of the release in a copy of the project at `root`, started at once; `result()` waits for it."""
+
+    def __init__(self, root: Path, logs: Path) -> None:
+        self.root, self.logs = root, logs
+        _copy_project(root)
+        multizol_params(root / "params.yaml", RELEASE)
+        _run(["git", "init", "-q"], root)
+        with open(logs / "stdout.txt", "w") as out, open(logs / "stderr.txt", "w") as err:
+            self.proc = subprocess.Popen(
+                ["dvc", "repro"],
+                cwd=root,
+                env=_env(root, {"ZOL_TORCH_THREADS": TORCH_THREADS}),
+                stdout=out,
+                stderr=err,
+                start_new_session=True,  # its own process group: stop() ends dvc and the stage it runs
+            )
+
+    def result(self) -> str:
+        """The run's output once it has ended; it must have succeeded."""
+        code = self.proc.wait(timeout=PUBLIC_RUN_TIMEOUT_S)
+        out = (self.logs / "stdout.txt").read_text(encoding="utf-8")
+        err = (self.logs / "stderr.txt").read_text(encoding="utf-8")
+        assert code == 0, f"dvc repro of the release failed (exit {code}):\n{out[-4000:]}\n{err[-4000:]}"
+        return out
+
+    def stop(self) -> None:
+        """End the run if it still goes (a session that stopped before its tests)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=60)

@@ -83,12 +83,17 @@ def _offline_params(path: Path) -> None:
     path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
-def _run(cmd: list[str], cwd: Path, extra_env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    """`cmd` in `cwd` with this interpreter's folder first on PATH (and `extra_env` set); it must succeed."""
+def _env(cwd: Path, extra_env: dict | None = None) -> dict:
+    """The environment of a command run in the copy `cwd`: this interpreter's folder first on PATH, the copy's
+    code imported, no pinned crawl date, and `extra_env`."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(cwd))
     env.pop("ZOL_CRAWLED_AT", None)
-    env.update(extra_env or {})
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return {**env, **(extra_env or {})}
+
+
+def _run(cmd: list[str], cwd: Path, extra_env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`cmd` in `cwd` (environment: _env); it must succeed."""
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(cwd, extra_env), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc
 
