@@ -38,9 +38,9 @@ def run_stage(
     return entry()
 
 
-def count_argument(described: str, words: tuple[str, ...] = ()) -> Callable[[str], int | str]:
-    """An argparse `type` for a run-only count option (processes, workers): a whole number >= 0 or one of
-    `words`; anything else is refused as "must be <described>, got '<text>'"."""
+def count_argument(described: str, words: tuple[str, ...] = (), minimum: int = 0) -> Callable[[str], int | str]:
+    """An argparse `type` for a run-only count option (processes, workers, batch rows): a whole number >= `minimum`
+    or one of `words`; anything else is refused as "must be <described>, got '<text>'"."""
 
     def parse(text: str) -> int | str:
         if text in words:
@@ -48,8 +48,8 @@ def count_argument(described: str, words: tuple[str, ...] = ()) -> Callable[[str
         try:
             count = int(text)
         except ValueError:
-            count = -1
-        if count < 0:
+            count = minimum - 1
+        if count < minimum:
             raise argparse.ArgumentTypeError(f"must be {described}, got {text!r}")
         return count
 

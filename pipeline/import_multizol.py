@@ -41,7 +41,7 @@ from common.atomic import atomic_dir, check_output_folder, remove_leftovers, wri
 from common.contract import IMAGES_DIR, RAW_FIELDS, RELEASE_SPLIT_FIELD, REVIEWS_FILE, SEGMENTED_FIELD
 from common.errors import UserError
 from common.params import load_section
-from common.stage import run_stage, stage_parser
+from common.stage import count_argument, run_stage, stage_parser
 from pipeline.multizol_release import (
     IMG_DIR,
     JSON_DIR,
@@ -232,11 +232,8 @@ def settings(args: argparse.Namespace) -> tuple[str, str, str, bool]:
     return params.release, DEFAULT_OUT, params.format, params.keep_duplicate_pairs
 
 
-def batch_size(text: str) -> int:
-    """argparse type of --batch-rows: a whole number >= 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return int(text)
+# argparse type of --batch-rows
+batch_size = count_argument("a whole number >= 1", minimum=1)
 
 
 def batch_rows(args: argparse.Namespace) -> int:

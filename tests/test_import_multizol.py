@@ -354,3 +354,16 @@ def test_json_release_odd_files_are_skipped_with_a_reason(json_release, tmp_path
     assert "2001.json: img_path must be a string or a list of strings, got int; skipped" in out
     assert "2003.json is not readable JSON" in out
     assert {r["review_id"] for r in _read(tmp_path / "raw")} == {"mz-1001", "mz-1002", "mz-2004"}
+
+
+@pytest.mark.parametrize("text", ["0", "-3", "many", "1.5", ""])
+def test_batch_rows_below_one_or_not_a_number_is_refused_by_the_parser(text: str, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        import_multizol.parser().parse_args(["--batch-rows", text])
+    assert exit_info.value.code == 2
+    assert f"must be a whole number >= 1, got {text!r}" in capsys.readouterr().err
+
+
+def test_batch_rows_of_one_or_more_is_taken():
+    assert import_multizol.parser().parse_args(["--batch-rows", "1"]).batch_rows == 1
+    assert import_multizol.parser().parse_args(["--batch-rows", "100000"]).batch_rows == 100_000
