@@ -31,7 +31,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench.quiet import OtherLoad  # noqa: E402
+from bench.quiet import OtherLoad, run_commit  # noqa: E402
 from common.atomic import write_json  # noqa: E402
 from pipeline.features.extraction import DECODE_THREADS  # noqa: E402
 
@@ -89,7 +89,7 @@ def measure(args: argparse.Namespace) -> dict:
 
     from common.params import load_section
     from pipeline.backbone import random_backbone
-    from pipeline.features import FeatureConfig, extract, prepare_model, resolve_precision
+    from pipeline.features import FeatureConfig, extract
     from pipeline.features.device import available_cores, resolve_num_workers
     from pipeline.imaging import decode_image
 
@@ -113,12 +113,8 @@ def measure(args: argparse.Namespace) -> dict:
         one_at_a_time_fp32(model, paths)
         seconds = time.perf_counter() - started
     else:
-        config = load_section(FeatureConfig, "features", REPO / "params.yaml")
-        config = replace(config, device="cpu", **_stage_overrides(args))
-        device = torch.device("cpu")
-        precision = resolve_precision(config.precision, device)
+        config, device, precision, model = _stage_setup(args)
         workers = resolve_num_workers("auto" if args.workers is None else args.workers, device)
-        model = prepare_model(random_backbone(0).model, device)
         # warm-up on one full batch: oneDNN builds its kernels per input shape, once per run
         warm = (paths * config.batch_size)[: config.batch_size]
         extract(model, warm, config.preprocessing, config.batch_size, 0, device, precision)
@@ -145,22 +141,28 @@ def measure(args: argparse.Namespace) -> dict:
     return {**record, **_speed_and_memory(seconds, len(paths))}
 
 
-def _model_only(args: argparse.Namespace, count: int) -> tuple[float, dict]:
-    """The backbone alone as the stage runs it (its precision, channels-last, its batch) on tensors already
-    prepared: the rate the stage would reach if decoding, resizing and normalising cost nothing."""
+def _stage_setup(args: argparse.Namespace) -> tuple:
+    """(config, device, precision, model) as the stage runs on CPU: params.yaml's features section with this
+    measurement's overrides, its precision, the random-init backbone prepared (channels-last, threads)."""
     import torch
 
     from common.params import load_section
     from pipeline.backbone import random_backbone
     from pipeline.features import FeatureConfig, prepare_model, resolve_precision
 
-    config = replace(
-        load_section(FeatureConfig, "features", REPO / "params.yaml"), device="cpu", **_stage_overrides(args)
-    )
+    config = load_section(FeatureConfig, "features", REPO / "params.yaml")
+    config = replace(config, device="cpu", **_stage_overrides(args))
     device = torch.device("cpu")
-    precision = resolve_precision(config.precision, device)
+    return config, device, resolve_precision(config.precision, device), prepare_model(random_backbone(0).model, device)
+
+
+def _model_only(args: argparse.Namespace, count: int) -> tuple[float, dict]:
+    """The backbone alone as the stage runs it (its precision, channels-last, its batch) on tensors already
+    prepared: the rate the stage would reach if decoding, resizing and normalising cost nothing."""
+    import torch
+
+    config, _, precision, model = _stage_setup(args)
     autocast_dtype = torch.bfloat16 if precision == "bf16-autocast" else None
-    model = prepare_model(random_backbone(0).model, device)
     generator = torch.Generator().manual_seed(0)
     sizes = [min(config.batch_size, count - start) for start in range(0, count, config.batch_size)]
     batches = [
@@ -251,9 +253,7 @@ def main() -> int:
         "bf16_native": cpu_has_native_bf16(flags),
         "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile", "bf16"}),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": run_commit(),
     }
     results = summarise(machine, n, args.rounds, runs)
     write_json(results, RESULTS)

@@ -31,7 +31,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench.quiet import MAX_OTHER_CORES, OtherLoad  # noqa: E402
+from bench.quiet import MAX_OTHER_CORES, OtherLoad, run_commit  # noqa: E402
 
 DEFAULT_RELEASE = Path(os.environ.get("MULTIZOL_PUBLIC", REPO.parent / "shared" / "data" / "multizol-public"))
 SPLIT_FILES = ("zol_Train_jieba.txt", "zol_Dev_jieba.txt", "zol_Test_jieba.txt")
@@ -216,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{copies}×: {result['pairs']} pairs, other processes up to {others:.2f} cores", flush=True)
     report = {
         "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": run_commit(),
         "results": results,
         "ratios": ratios(results),
     }

@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench.quiet import OtherLoad  # noqa: E402
+from bench.quiet import OtherLoad, run_commit  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "train_lengths.json"
 RECORDED = REPO / "bench" / "data" / "multizol_train_lengths.json"
@@ -181,9 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "speedup_ours_over_reference": ratios,
         "loaded": any(r["load"]["loaded"] for r in runs),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": run_commit(),
     }
     print("speed-up (ours / reference) at N, 2N, 4N pairs:", ratios)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
 import time
+from pathlib import Path
 
 import psutil
 
@@ -63,3 +65,11 @@ class OtherLoad:
         if self._record is None:
             raise RuntimeError("OtherLoad.record() before the measured block ended")
         return dict(self._record)
+
+
+def run_commit() -> str:
+    """The short hash of the commit a benchmark measured (recorded beside its figures); empty outside git."""
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip()
