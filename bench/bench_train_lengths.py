@@ -2,13 +2,16 @@
 
 Text lengths are drawn from the Multi-ZOL public part's training file (`../shared/data/multizol-public`, or
 `$MULTIZOL_PUBLIC`) when present, else from the histogram recorded from it in `bench/data/`. Both methods train
-the same MIMN (the paper's sizes: 300-d words, 100 units, 3 hops, K = 5 image slots, batch 128) on the same pairs;
-only the data path differs:
+the same MIMN (the paper's sizes: 300-d words, 100 units, 3 hops, K = 5 image slots, batch 128, Adam) on the same
+pairs, with the same parameters; they differ in the data path and in how the same functions are computed:
 
-- reference: as the public reference code feeds its model: random batches, every text padded to L = 320, packed
-  (length-aware) LSTMs;
+- reference: as the public reference code feeds and computes its model: random batches, every text padded to
+  L = 320, packed (length-aware) LSTMs, every attention score computed on the concatenation [m_i; q] (the query
+  copied to every position), torch's Bernoulli dropout, Adam's step parameter by parameter;
 - ours: `train.bucket_by_length` batches (similar lengths together, batch order shuffled, model/sampler.py),
-  each batch padded only to its longest text, the LSTMs unpacked on CPU (they never see padding either way).
+  each batch padded only to its longest text, the LSTMs unpacked on CPU (they never see padding either way), the
+  attention's memory term computed once per memory for all hops (layers.memory_keys), the dropout mask drawn from
+  uniform floats (layers.Dropout), the fused optimizer step (as model/training.py).
 
 Each method runs in its own process (its peak RSS is its own) over N, 2N and 4N pairs, one epoch each after a
 warm-up step. Results: bench/results/train_lengths.json.
@@ -62,17 +65,45 @@ def synthetic_pairs(pairs: int, g):
     return picked, texts, aspects, images, targets
 
 
+def concatenated_scores(attention, memory, query, keys=None):
+    """MemoryAttention.scores as the reference code computes it: the joint layer on [m_i; q] at every position."""
+    import torch
+
+    joint = torch.cat([memory, query.unsqueeze(1).expand(-1, memory.size(1), -1)], dim=-1)
+    if attention.score_kind == "linear":
+        return torch.tanh(attention.score(joint)).squeeze(-1)
+    return attention.score(torch.tanh(attention.hidden(joint))).squeeze(-1)
+
+
+def reference_form(network) -> None:
+    """Make `network` (a MIMN) compute as the reference code does, with the same parameters and the same
+    function: packed LSTMs, each attention's score on the concatenation, torch's own dropout."""
+    import collections
+    import types
+
+    import torch
+
+    from model.layers import Dropout, MemoryAttention
+
+    network._keys = lambda *memory: collections.defaultdict(type(None))  # no shared memory term: each from scratch
+    for module in network.modules():
+        if hasattr(module, "packed"):
+            module.packed = True
+        if isinstance(module, MemoryAttention):
+            module.scores = types.MethodType(concatenated_scores, module)
+        if isinstance(module, Dropout):
+            module.forward = types.MethodType(torch.nn.Dropout.forward, module)
+
+
 def method_batches(method: str, model, picked: list[int], g) -> list[list[int]]:
-    """reference: packed LSTMs and plain shuffled batches; else length-bucketed batches."""
+    """reference: the model in its reference form and plain shuffled batches; else length-bucketed batches."""
     import torch
 
     from model.sampler import LengthBucketSampler
 
     if method != "reference":
         return list(LengthBucketSampler(picked, BATCH, seed=0))
-    for module in model.modules():
-        if hasattr(module, "packed"):
-            module.packed = True
+    reference_form(model)
     order = torch.randperm(len(picked), generator=g).tolist()
     return [order[i : i + BATCH] for i in range(0, len(picked), BATCH)]
 
@@ -113,7 +144,7 @@ def run_method(method: str, pairs: int, threads: int) -> dict:
     model = MIMN(MIMNConfig(vocab_size=VOCAB, num_classes=8, embed_dim=300, hidden_dim=100))
     batches = method_batches(method, model, picked, g)
     make = batch_maker(method, texts, aspects, images, targets)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=method != "reference")
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
 

@@ -67,9 +67,12 @@ class OtherLoad:
         return dict(self._record)
 
 
-def run_commit() -> str:
-    """The short hash of the commit a benchmark measured (recorded beside its figures); empty outside git."""
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=False
-    )
-    return done.stdout.strip()
+def run_commit(repo: Path | None = None) -> str:
+    """The short hash of the commit a benchmark measured (recorded beside its figures), with "+changes" when tracked
+    files differ from it (the figures are then of code no commit holds); empty outside git."""
+    cwd = repo or Path(__file__).parent
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, check=False)
+    if head.returncode != 0:
+        return ""
+    changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=cwd, capture_output=True, check=False)
+    return head.stdout.strip() + ("+changes" if changed.returncode == 1 else "")

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from model.config import MIMNConfig
-from model.layers import BiLSTMEncoder, MemoryAttention, length_mask, masked_mean
+from model.layers import BiLSTMEncoder, Dropout, MemoryAttention, length_mask, masked_mean, memory_keys
 from model.vocab import PAD_ID
 from model.word_evidence import WordEvidence
 
@@ -27,7 +27,7 @@ class MIMN(nn.Module):
         self.config = config
         memory_dim = 2 * config.hidden_dim
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.text_encoder = BiLSTMEncoder(config.embed_dim, config.hidden_dim)
         self.aspect_encoder = BiLSTMEncoder(config.embed_dim, config.hidden_dim)
         self.image_encoder = BiLSTMEncoder(config.image_dim, config.hidden_dim)
@@ -93,21 +93,9 @@ class MIMN(nn.Module):
         aspect_vector = masked_mean(aspect_states, aspect_mask)
         image_memory = self.image_encoder(self.dropout(images), image_lengths)
 
-        v_text, text_weights = self.text_aspect_attention.attend(text_memory, aspect_vector, text_mask)
-        v_img, image_weights = self.image_aspect_attention.attend(image_memory, aspect_vector, image_mask)
-        text_hops, image_hops = [text_weights], [image_weights]
-        for text_att, image_att in zip(self.text_hops, self.image_hops, strict=False):
-            queries = {"text": v_text, "img": v_img}
-            text_read, text_weights = mean_read(
-                [att.attend(text_memory, queries[q], text_mask) for q, att in text_att.items()]
-            )
-            image_read, image_weights = mean_read(
-                [att.attend(image_memory, queries[q], image_mask) for q, att in image_att.items()]
-            )
-            text_hops.append(text_weights)
-            image_hops.append(image_weights)
-            v_text = self.text_gru(text_read, v_text)
-            v_img = self.image_gru(image_read, v_img)
+        v_text, v_img, text_hops, image_hops = self._hops(
+            text_memory, text_mask, image_memory, image_mask, aspect_vector
+        )
         logits = self.classifier(self.dropout(torch.cat([v_text, v_img], dim=-1)))
         if self.word_evidence is not None:
             logits = logits + (
@@ -118,6 +106,46 @@ class MIMN(nn.Module):
         if not return_attention:
             return logits
         return logits, {"text": torch.stack(text_hops, dim=1), "image": torch.stack(image_hops, dim=1)}
+
+    def _hops(
+        self,
+        text_memory: torch.Tensor,
+        text_mask: torch.Tensor,
+        image_memory: torch.Tensor,
+        image_mask: torch.Tensor,
+        aspect_vector: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """Hop 1 (aspect-guided) and hops 2..H (multi-interactive, GRU-combined): the final text and image vectors
+        and each hop's attention weights on either memory."""
+        # every attention's memory term up front, one product per memory (layers.memory_keys)
+        text_keys = self._keys(self.text_aspect_attention, self.text_hops, text_memory)
+        image_keys = self._keys(self.image_aspect_attention, self.image_hops, image_memory)
+        v_text, text_weights = self.text_aspect_attention.attend(
+            text_memory, aspect_vector, text_mask, text_keys[id(self.text_aspect_attention)]
+        )
+        v_img, image_weights = self.image_aspect_attention.attend(
+            image_memory, aspect_vector, image_mask, image_keys[id(self.image_aspect_attention)]
+        )
+        text_hops, image_hops = [text_weights], [image_weights]
+        for text_att, image_att in zip(self.text_hops, self.image_hops, strict=False):
+            queries = {"text": v_text, "img": v_img}
+            text_read, text_weights = mean_read(
+                [att.attend(text_memory, queries[q], text_mask, text_keys[id(att)]) for q, att in text_att.items()]
+            )
+            image_read, image_weights = mean_read(
+                [att.attend(image_memory, queries[q], image_mask, image_keys[id(att)]) for q, att in image_att.items()]
+            )
+            text_hops.append(text_weights)
+            image_hops.append(image_weights)
+            v_text = self.text_gru(text_read, v_text)
+            v_img = self.image_gru(image_read, v_img)
+        return v_text, v_img, text_hops, image_hops
+
+    @staticmethod
+    def _keys(first: MemoryAttention, hops: nn.ModuleList, memory: torch.Tensor) -> dict[int, torch.Tensor]:
+        """{id(attention): its keys of `memory`} for the first hop's attention and every later hop's."""
+        attentions = [first, *(att for hop in hops for att in hop.values())]
+        return {id(att): keys for att, keys in zip(attentions, memory_keys(attentions, memory), strict=True)}
 
 
 def mean_read(reads: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:

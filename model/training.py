@@ -21,8 +21,8 @@ from model.settings import Settings
 
 
 def make_optimizer(model: nn.Module, settings: Settings) -> torch.optim.Optimizer:
-    """AdamW; the word vectors move at train.lr * embeddings.lr_scale (0: frozen) and are never decayed; the wide
-    path (model.word_evidence) has its own weight decay, train.wide_weight_decay."""
+    """AdamW (fused); the word vectors move at train.lr * embeddings.lr_scale (0: frozen) and are never decayed; the
+    wide path (model.word_evidence) has its own weight decay, train.wide_weight_decay."""
     lr, scale, wide_scale = settings.train.lr, settings.embeddings.lr_scale, settings.train.wide_lr_scale
     if settings.train.wide_folds and settings.model.wide_init == "linear":
         wide_scale = 0.0  # stacking: the wide path stays the fitted linear baseline
@@ -36,7 +36,8 @@ def make_optimizer(model: nn.Module, settings: Settings) -> torch.optim.Optimize
         groups.append({"params": wide, "lr": lr * wide_scale, "weight_decay": settings.train.wide_weight_decay})
     if scale > 0:
         groups.append({"params": [model.embedding.weight], "lr": lr * scale, "weight_decay": 0.0})
-    return torch.optim.AdamW(groups, lr=lr)
+    # fused: one kernel per step instead of several per parameter (on CPU the step took 4 % of MIMN's training)
+    return torch.optim.AdamW(groups, lr=lr, fused=True)
 
 
 def model_section(prepared: Prepared, settings: Settings) -> dict:

@@ -49,3 +49,20 @@ def test_a_process_running_beside_the_measurement_is_load():
 def test_record_before_the_block_ends_is_an_error():
     with pytest.raises(RuntimeError, match="before the measured block ended"):
         OtherLoad().record()
+
+
+def test_the_commit_recorded_says_when_the_measured_code_is_not_the_commits(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    assert quiet.run_commit(tmp_path) == ""  # not a repository
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    head = quiet.run_commit(tmp_path)
+    assert len(head) >= 7 and "+" not in head
+    (tmp_path / "notes.txt").write_text("untracked files are not the measured code\n")
+    assert quiet.run_commit(tmp_path) == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert quiet.run_commit(tmp_path) == head + "+changes"

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from model.config import BaselineConfig
+from model.layers import Dropout
 from model.vocab import PAD_ID
 
 
@@ -16,7 +17,7 @@ class EmbeddingModel(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     @torch.no_grad()
     def load_embeddings(self, weights: torch.Tensor) -> None:
