@@ -37,7 +37,8 @@ class Dropout(nn.Dropout):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p in (0.0, 1.0) or inputs.is_cuda or self.inplace:
             return super().forward(inputs)
-        keep = torch.rand(inputs.shape, dtype=inputs.dtype, device=inputs.device).ge_(self.p)
+        # drawn in float32 whatever the input's dtype: a bf16 draw would round p to a multiple of 1/256
+        keep = torch.rand(inputs.shape, device=inputs.device).ge_(self.p).to(inputs.dtype)
         return inputs * keep.mul_(1.0 / (1.0 - self.p))
 
 
@@ -82,10 +83,10 @@ class MemoryAttention(nn.Module):
         if keys is None:
             keys = self.keys(memory)
         query_term = F.linear(query, self.joint.weight[:, self.memory_dim :], self.joint.bias)
-        joint = (keys + query_term.unsqueeze(1)).tanh_()
+        activations = (keys + query_term.unsqueeze(1)).tanh_()
         if self.score_kind == "linear":
-            return joint.squeeze(-1)
-        return self.score(joint).squeeze(-1)
+            return activations.squeeze(-1)
+        return self.score(activations).squeeze(-1)
 
     def attend(
         self, memory: torch.Tensor, query: torch.Tensor, mask: torch.Tensor, keys: torch.Tensor | None = None

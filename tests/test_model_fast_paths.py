@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_model_mimn import SMALL, make_batch
+from test_model_mimn import SMALL, make_batch, one_thread  # noqa: F401  (one_thread: autouse, tiny tensors)
 
 from model.config import MIMNConfig
 from model.layers import Dropout, MemoryAttention, memory_keys
@@ -22,14 +22,6 @@ _spec = importlib.util.spec_from_file_location(
 )
 bench_train_lengths = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_train_lengths)  # bench/ is scripts, not an installed package
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @settings(max_examples=30, deadline=None)
@@ -76,6 +68,13 @@ def test_dropout_keeps_one_minus_p_of_the_elements_scaled_and_routes_the_gradien
     out.sum().backward()
     torch.testing.assert_close(x.grad, kept.float() / (1 - p))
     assert layer(x).ne(0).ne(kept).any()  # a fresh mask each call
+
+
+def test_dropout_keeps_a_bf16_inputs_dtype_and_its_keep_probability():
+    torch.manual_seed(0)
+    out = Dropout(0.3).train()(torch.ones(200_000, dtype=torch.bfloat16))
+    assert out.dtype == torch.bfloat16
+    assert abs(out.ne(0).float().mean().item() - 0.7) < 0.005
 
 
 def test_dropout_is_the_identity_in_evaluation_and_at_p_zero_and_zero_at_p_one():
