@@ -13,10 +13,12 @@ pairs, with the same parameters; they differ in the data path and in how the sam
   attention's memory term computed once per memory for all hops (layers.memory_keys), the dropout mask drawn from
   uniform floats (layers.Dropout), the fused optimizer step (as model/training.py).
 
-Each method runs in its own process (its peak RSS is its own) over N, 2N and 4N pairs, one epoch each after a
-warm-up step. Results: bench/results/train_lengths.json.
+Each method runs in its own process (its peak RSS is its own) over N, 2N and 4N pairs (`--scales`), one epoch each
+after a warm-up step, `--rounds` times per size with the methods alternating; the speed-up reported is the median of
+the rounds' ratios (this kind of machine's speed drifts by ±15 % between runs). Results:
+bench/results/train_lengths.json.
 
-    .venv/bin/python bench/bench_train_lengths.py [--pairs 384] [--threads 0]
+    .venv/bin/python bench/bench_train_lengths.py [--pairs 384] [--scales 1,2,4] [--rounds 1] [--threads 0]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -170,9 +173,35 @@ def run_method(method: str, pairs: int, threads: int) -> dict:
     }
 
 
+def measure(method: str, pairs: int, threads: int) -> dict:
+    """One epoch of `pairs` pairs with `method` in a child process (its peak RSS its own), with the others' load."""
+    with OtherLoad() as load:
+        out = subprocess.run(
+            [sys.executable, __file__, "--threads", str(threads), "--child", method, str(pairs)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    return {**json.loads(out.strip().splitlines()[-1]), "load": load.record()}
+
+
+def speedups(runs: list[dict]) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """(median, per round) of ours / reference pairs/s at each epoch size; a round is one run of each method."""
+    per_round: dict[str, list[float]] = {}
+    for pairs in sorted({r["pairs"] for r in runs}):
+        rounds = sorted({r["round"] for r in runs if r["pairs"] == pairs})
+        rate = {(r["method"], r["round"]): r["pairs_per_second"] for r in runs if r["pairs"] == pairs}
+        per_round[str(pairs)] = [round(rate["ours", i] / rate["reference", i], 2) for i in rounds]
+    return {k: round(statistics.median(v), 2) for k, v in per_round.items()}, per_round
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=384, help="N: pairs of the smallest epoch (2N and 4N follow)")
+    parser.add_argument("--pairs", type=int, default=384, help="N: pairs of the smallest epoch")
+    parser.add_argument("--scales", default="1,2,4", help="epochs of N times these pairs (default 1,2,4)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of each method per epoch size, alternating (median reported)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "PAIRS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -182,25 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     lengths, source = real_lengths()
     runs = []
-    for scale in (1, 2, 4):
-        for method in ("reference", "ours"):
-            with OtherLoad() as load:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--threads", str(threads), "--child", method, str(args.pairs * scale)],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-            runs.append({**json.loads(out.strip().splitlines()[-1]), "load": load.record()})
-            print(runs[-1], flush=True)
-    ratios = {
-        str(s): round(
-            next(r for r in runs if r["method"] == "ours" and r["pairs"] == args.pairs * s)["pairs_per_second"]
-            / next(r for r in runs if r["method"] == "reference" and r["pairs"] == args.pairs * s)["pairs_per_second"],
-            2,
-        )
-        for s in (1, 2, 4)
-    }
+    for scale in (int(s) for s in args.scales.split(",")):
+        for round_ in range(args.rounds):
+            for method in ("reference", "ours"):
+                runs.append({**measure(method, args.pairs * scale, threads), "round": round_})
+                print(runs[-1], flush=True)
+    medians, per_round = speedups(runs)
     sorted_lengths = sorted(lengths)
     results = {
         "lengths_from": source,
@@ -210,11 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         "threads": threads,
         "batch_size": BATCH,
         "runs": runs,
-        "speedup_ours_over_reference": ratios,
+        "speedup_ours_over_reference": medians,
+        "speedup_per_round": per_round,
         "loaded": any(r["load"]["loaded"] for r in runs),
         "commit": run_commit(),
     }
-    print("speed-up (ours / reference) at N, 2N, 4N pairs:", ratios)
+    print("speed-up (ours / reference), median over rounds, by pairs per epoch:", medians)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0

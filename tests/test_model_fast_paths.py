@@ -105,3 +105,22 @@ def test_the_benchmarks_reference_form_computes_the_same_function(variant):
             torch.testing.assert_close(mine.grad, theirs.grad, atol=1e-5, rtol=1e-4, msg=name)
     # the patch is the copy's own: a fresh model and the original still take the shared path
     assert "scores" not in vars(ours.text_aspect_attention) and "_keys" not in vars(MIMN(ours.config))
+
+
+def test_the_benchmarks_speed_up_is_the_median_of_each_rounds_own_ratio():
+    def run(method, pairs, round_, rate):
+        return {"method": method, "pairs": pairs, "round": round_, "pairs_per_second": rate}
+
+    runs = [
+        run("reference", 100, 0, 20.0),
+        run("ours", 100, 0, 100.0),  # x5
+        run("reference", 100, 1, 25.0),
+        run("ours", 100, 1, 100.0),  # x4: a round where the machine ran the reference faster
+        run("reference", 100, 2, 20.0),
+        run("ours", 100, 2, 140.0),  # x7
+        run("reference", 400, 0, 10.0),
+        run("ours", 400, 0, 61.0),
+    ]
+    medians, per_round = bench_train_lengths.speedups(runs)
+    assert per_round == {"100": [5.0, 4.0, 7.0], "400": [6.1]}
+    assert medians == {"100": 5.0, "400": 6.1}
