@@ -88,7 +88,7 @@ def reference_form(network) -> None:
 
     from model.layers import Dropout, MemoryAttention
 
-    network._keys = lambda *memory: collections.defaultdict(type(None))  # no shared memory term: each from scratch
+    network._keys = lambda *_: collections.defaultdict(type(None))  # no shared memory term: each from scratch
     for module in network.modules():
         if hasattr(module, "packed"):
             module.packed = True
