@@ -18,7 +18,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench.quiet import OtherLoad, run_commit  # noqa: E402
+from bench.quiet import measured_child, run_commit  # noqa: E402
 from common.atomic import write_json  # noqa: E402
 from pipeline.features.extraction import DECODE_THREADS  # noqa: E402
 
@@ -215,11 +214,7 @@ def spawn(files: Path, method: str, count: int, **options) -> dict:
     command = [sys.executable, __file__, "--measure", method, "--files", str(files), "--count", str(count)]
     for key, value in options.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
-    with OtherLoad() as load:
-        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
-    if done.returncode:
-        raise SystemExit(f"{method} failed:\n{done.stderr}")
-    return {**json.loads(done.stdout.strip().splitlines()[-1]), "load": load.record()}
+    return measured_child(command, cwd=REPO)
 
 
 def median_of(records: list[dict], key: str = "images_per_s") -> float:

@@ -28,14 +28,13 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench.quiet import OtherLoad, run_commit  # noqa: E402
+from bench.quiet import measured_child, run_commit  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "train_lengths.json"
 RECORDED = REPO / "bench" / "data" / "multizol_train_lengths.json"
@@ -175,14 +174,7 @@ def run_method(method: str, pairs: int, threads: int) -> dict:
 
 def measure(method: str, pairs: int, threads: int) -> dict:
     """One epoch of `pairs` pairs with `method` in a child process (its peak RSS its own), with the others' load."""
-    with OtherLoad() as load:
-        out = subprocess.run(
-            [sys.executable, __file__, "--threads", str(threads), "--child", method, str(pairs)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    return {**json.loads(out.strip().splitlines()[-1]), "load": load.record()}
+    return measured_child([sys.executable, __file__, "--threads", str(threads), "--child", method, str(pairs)])
 
 
 def speedups(runs: list[dict]) -> tuple[dict[str, float], dict[str, list[float]]]:

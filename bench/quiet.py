@@ -9,6 +9,7 @@ Both are recorded; `loaded` is decided by the other processes' share.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -76,3 +77,13 @@ def run_commit(repo: Path | None = None) -> str:
         return ""
     changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=cwd, capture_output=True, check=False)
     return head.stdout.strip() + ("+changes" if changed.returncode == 1 else "")
+
+
+def measured_child(command: list[str], cwd: Path | None = None) -> dict:
+    """Run a benchmark's child process (its peak RSS its own), whose last stdout line is its JSON record; that
+    record with the others' load while it ran. A failed child ends the benchmark with its stderr."""
+    with OtherLoad() as load:
+        done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command[1:])} failed:\n{done.stderr}")
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "load": load.record()}

@@ -70,10 +70,15 @@ class MemoryAttention(nn.Module):
         """The layer applied to [m_i, q]: its first memory_dim input columns read m_i, the rest q."""
         return self.score if self.score_kind == "linear" else self.hidden
 
+    @property
+    def memory_weight(self) -> torch.Tensor:
+        """W_m: the joint layer's columns that read m_i (the rest, W_q, read q)."""
+        return self.joint.weight[:, : self.memory_dim]
+
     def keys(self, memory: torch.Tensor) -> torch.Tensor:
         """The memory's share of the joint layer, W_m m_i for every position (B, T, units): the same for every
         query, so a caller attending to one memory several times computes it once (`memory_keys`)."""
-        return F.linear(memory, self.joint.weight[:, : self.memory_dim])
+        return F.linear(memory, self.memory_weight)
 
     def scores(self, memory: torch.Tensor, query: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
         """Unnormalised attention scores h_i, (B, T).
@@ -103,7 +108,7 @@ class MemoryAttention(nn.Module):
 def memory_keys(attentions: list[MemoryAttention], memory: torch.Tensor) -> list[torch.Tensor]:
     """Every attention's `keys(memory)` from one matrix product: on long texts these products are most of an
     attention's work, and one wide product runs faster than several narrow ones."""
-    weights = [attention.joint.weight[:, : attention.memory_dim] for attention in attentions]
+    weights = [attention.memory_weight for attention in attentions]
     keys = F.linear(memory, torch.cat(weights))
     return list(keys.split([w.size(0) for w in weights], dim=-1))
 

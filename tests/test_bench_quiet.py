@@ -66,3 +66,10 @@ def test_the_commit_recorded_says_when_the_measured_code_is_not_the_commits(tmp_
     assert quiet.run_commit(tmp_path) == head
     (tmp_path / "code.py").write_text("x = 2\n")
     assert quiet.run_commit(tmp_path) == head + "+changes"
+
+
+def test_a_measured_child_gives_its_json_record_with_the_load_and_a_failure_its_stderr():
+    record = quiet.measured_child([sys.executable, "-c", "print('warming up'); print('{\"rate\": 2.5}')"])
+    assert record["rate"] == 2.5 and set(record["load"]) >= {"other_cpu_cores", "loaded"}
+    with pytest.raises(SystemExit, match="no such measurement"):
+        quiet.measured_child([sys.executable, "-c", "import sys; sys.exit('no such measurement')"])
